@@ -1,0 +1,33 @@
+# Two commands: `make demo` (the main job) and `make test` (the whole suite). Both set up
+# their own virtualenv in .venv first; set-up is idempotent and re-runs only when
+# pyproject.toml or constraints.txt change.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test demo lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@echo "== set-up: virtualenv in $(VENV) (first time: a few minutes, torch is large) =="
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
+	$(PIP) install -q -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+test: setup
+	$(VENV)/bin/ruff check --quiet .
+	$(PY) -m pytest -q -p no:cacheprovider
+
+demo: setup
+	$(VENV)/bin/echoink demo
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

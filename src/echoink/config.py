@@ -1,0 +1,361 @@
+"""Configuration: nested dataclasses, one per concern, loaded from a YAML recipe plus dotted overrides.
+
+Each field is documented once, here, by the string under it. Validation lives in ``__post_init__``
+and names the offending field, so a bad recipe fails before any model is loaded.
+
+>>> cfg = load_config(None, ["algo.beta=0.04", "rollout.num_generations=4"])
+>>> cfg.algo.beta, cfg.rollout.num_generations
+(0.04, 4)
+>>> load_config(None, ["algo.bogus=1"])
+Traceback (most recent call last):
+...
+echoink.config.ConfigError: unknown field 'algo.bogus'; valid fields of algo: ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A recipe or override is invalid; the message names the field."""
+
+
+def _check(cond: bool, name: str, msg: str) -> None:
+    if not cond:
+        raise ConfigError(f"{name}: {msg}")
+
+
+@dataclass
+class DataConfig:
+    train_path: str = ""
+    """Training split in the AVQA-R1-6K schema (a JSON list or JSONL file); media paths are relative to its folder."""
+    val_path: str = ""
+    """Optional validation split, same schema; evaluated every ``train.eval_every`` steps when set."""
+    template: str = "reasoning"
+    """Prompt template name (see ``echoink.data.prompts.TEMPLATES``)."""
+    on_error: str = "strict"
+    """What a bad row does: ``strict`` stops at the first, ``skip`` skips it and reports every skip."""
+    max_audio_seconds: float | None = None
+    """Cut audio to this many seconds (EchoInk cut at 10 s); ``None`` keeps the whole clip."""
+    max_pixels: int = 224 * 224
+    """Images larger than this many pixels are downscaled (aspect kept) before the processor sees them."""
+    max_samples: int | None = None
+    """Use only the first N rows (after validation); ``None`` uses all."""
+
+    def __post_init__(self) -> None:
+        _check(
+            self.on_error in ("strict", "skip"),
+            "data.on_error",
+            f"must be 'strict' or 'skip', got {self.on_error!r}",
+        )
+        _check(
+            self.max_audio_seconds is None or self.max_audio_seconds > 0,
+            "data.max_audio_seconds",
+            "must be > 0 or null",
+        )
+        _check(self.max_pixels >= 28 * 28, "data.max_pixels", "must be at least 784 (one 28x28 patch group)")
+        _check(self.max_samples is None or self.max_samples > 0, "data.max_samples", "must be > 0 or null")
+
+
+@dataclass
+class ModelConfig:
+    path: str = ""
+    """Local directory of a Qwen2.5-Omni checkpoint (full or thinker-only); hubs are never contacted."""
+    dtype: str = "float32"
+    """Parameter dtype: float32, bfloat16 or float16."""
+    attn_implementation: str = "sdpa"
+    """Attention kernel: sdpa, eager or flash_attention_2."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass to save memory."""
+    freeze_audio_tower: bool = False
+    """Keep the audio encoder's weights fixed (EchoInk trains everything)."""
+    freeze_vision_tower: bool = False
+    """Keep the vision encoder's weights fixed."""
+    freeze_llm: bool = False
+    """Keep the language model's weights fixed."""
+    lora_rank: int = 0
+    """LoRA rank; 0 trains full weights. With LoRA the reference policy is the base with adapters disabled."""
+    lora_alpha: int = 32
+    """LoRA scaling numerator."""
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA branch."""
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    """Module names LoRA wraps (default: the LLM's attention and MLP projections)."""
+
+    def __post_init__(self) -> None:
+        _check(
+            self.dtype in ("float32", "bfloat16", "float16"), "model.dtype", f"unknown dtype {self.dtype!r}"
+        )
+        _check(
+            self.attn_implementation in ("sdpa", "eager", "flash_attention_2"),
+            "model.attn_implementation",
+            f"unknown kernel {self.attn_implementation!r}",
+        )
+        _check(self.lora_rank >= 0, "model.lora_rank", "must be >= 0")
+        _check(0.0 <= self.lora_dropout < 1.0, "model.lora_dropout", "must be in [0, 1)")
+
+
+@dataclass
+class RolloutConfig:
+    num_generations: int = 8
+    """G: completions sampled per prompt."""
+    max_new_tokens: int = 128
+    """Longest completion; longer ones are truncated (see ``algo.mask_truncated_completions``)."""
+    temperature: float = 1.0
+    """Sampling temperature (the logprob passes divide logits by the same value)."""
+    top_p: float = 1.0
+    """Nucleus sampling mass."""
+    top_k: int = 0
+    """Top-k sampling; 0 disables."""
+    share_prefix: bool = True
+    """Encode each prompt's audio/image and prefill its prompt once per group (False: repeat G times, as the anchors do)."""
+
+    def __post_init__(self) -> None:
+        _check(
+            self.num_generations >= 2,
+            "rollout.num_generations",
+            "must be >= 2 (advantages are relative within a group)",
+        )
+        _check(self.max_new_tokens >= 1, "rollout.max_new_tokens", "must be >= 1")
+        _check(self.temperature > 0, "rollout.temperature", "must be > 0")
+        _check(0 < self.top_p <= 1, "rollout.top_p", "must be in (0, 1]")
+        _check(self.top_k >= 0, "rollout.top_k", "must be >= 0")
+
+
+@dataclass
+class AlgoConfig:
+    rewards: dict[str, float] = field(default_factory=lambda: {"accuracy": 1.0, "format": 1.0})
+    """Reward name -> weight (paper: accuracy 1, format 1)."""
+    beta: float = 0.0
+    """KL penalty weight to the frozen reference (paper: 0.001); 0 loads no reference model."""
+    kl_estimator: str = "k3"
+    """KL estimator: k1, k3 or abs."""
+    epsilon_low: float = 0.2
+    """Lower clip range of the importance ratio."""
+    epsilon_high: float = 0.2
+    """Upper clip range (DAPO raises it, e.g. 0.28)."""
+    num_iterations: int = 1
+    """μ: optimisation passes per rollout batch (1 = the paper; ratio is then exactly 1)."""
+    scale_rewards: str = "group"
+    """Advantage scaling: group (GRPO), batch, or none (Dr. GRPO)."""
+    loss_agg: str = "seq-mean-token-mean"
+    """Loss aggregation: seq-mean-token-mean (GRPO), token-mean (DAPO/BNPO), seq-mean-token-sum-norm (Dr. GRPO)."""
+    drop_zero_std_groups: bool = False
+    """Dynamic sampling: resample prompts whose G rewards are all equal (they carry no signal)."""
+    max_resample_rounds: int = 2
+    """Cap on resampling rounds when ``drop_zero_std_groups`` is on."""
+    mask_truncated_completions: bool = False
+    """Exclude completions that hit ``rollout.max_new_tokens`` from the loss."""
+
+    def __post_init__(self) -> None:
+        _check(bool(self.rewards), "algo.rewards", "needs at least one reward")
+        _check(self.beta >= 0, "algo.beta", "must be >= 0")
+        _check(
+            self.kl_estimator in ("k1", "k3", "abs"),
+            "algo.kl_estimator",
+            f"unknown estimator {self.kl_estimator!r}",
+        )
+        _check(self.epsilon_low >= 0 and self.epsilon_high >= 0, "algo.epsilon_low/high", "must be >= 0")
+        _check(self.num_iterations >= 1, "algo.num_iterations", "must be >= 1")
+        _check(
+            self.scale_rewards in ("group", "batch", "none"),
+            "algo.scale_rewards",
+            f"unknown scaling {self.scale_rewards!r}",
+        )
+        _check(self.max_resample_rounds >= 0, "algo.max_resample_rounds", "must be >= 0")
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = "runs/train"
+    """Run directory: checkpoints/, metrics.jsonl, rollouts.jsonl, config.yaml."""
+    seed: int = 0
+    """Seeds python, numpy and torch; data order and sampling follow from it."""
+    max_steps: int = 100
+    """Optimiser steps (one step = one rollout batch of ``prompts_per_step`` x G completions)."""
+    prompts_per_step: int = 8
+    """B: prompts per step on each process."""
+    mini_batch_prompts: int = 0
+    """Prompts per backward pass inside a step (gradient accumulation); 0 = all at once."""
+    lr: float = 1e-6
+    """Peak learning rate of AdamW."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    warmup_steps: int = 0
+    """Linear warm-up steps before the cosine decay."""
+    lr_schedule: str = "cosine"
+    """cosine or constant."""
+    max_grad_norm: float = 5.0
+    """Gradient-norm clip."""
+    mixed_precision: str = "no"
+    """accelerate mixed precision: no, bf16 or fp16."""
+    log_every: int = 1
+    """Write metrics every N steps."""
+    rollouts_every: int = 1
+    """Write a sample of rollouts to rollouts.jsonl every N steps."""
+    rollouts_per_log: int = 8
+    """How many completions each rollouts.jsonl write keeps."""
+    save_every: int = 50
+    """Checkpoint every N steps (and at the end)."""
+    keep_checkpoints: int = 2
+    """How many checkpoints to keep on disk."""
+    max_bad_steps: int = 5
+    """Abort after this many consecutive non-finite losses or gradient norms."""
+    threads: int = 0
+    """torch intra-op threads on CPU; 0 keeps torch's default."""
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_steps",
+            "prompts_per_step",
+            "log_every",
+            "rollouts_every",
+            "save_every",
+            "keep_checkpoints",
+            "max_bad_steps",
+        ):
+            _check(getattr(self, name) >= 1, f"train.{name}", "must be >= 1")
+        _check(self.mini_batch_prompts >= 0, "train.mini_batch_prompts", "must be >= 0")
+        _check(self.lr > 0, "train.lr", "must be > 0")
+        _check(
+            self.lr_schedule in ("cosine", "constant"),
+            "train.lr_schedule",
+            f"unknown schedule {self.lr_schedule!r}",
+        )
+        _check(
+            self.mixed_precision in ("no", "bf16", "fp16"),
+            "train.mixed_precision",
+            "must be no, bf16 or fp16",
+        )
+        _check(self.max_grad_norm > 0, "train.max_grad_norm", "must be > 0")
+
+
+@dataclass
+class EvalConfig:
+    template: str = "reasoning"
+    """Prompt template for evaluation (the same for every model compared)."""
+    decoding: str = "greedy"
+    """greedy or sample."""
+    samples: int = 1
+    """Samples per item when decoding=sample."""
+    batch_size: int = 16
+    """Prompts per generation batch (left padded)."""
+    max_new_tokens: int = 128
+    """Longest completion at evaluation."""
+
+    def __post_init__(self) -> None:
+        _check(
+            self.decoding in ("greedy", "sample"),
+            "eval.decoding",
+            f"must be greedy or sample, got {self.decoding!r}",
+        )
+        _check(
+            self.samples >= 1 and self.batch_size >= 1 and self.max_new_tokens >= 1,
+            "eval",
+            "samples, batch_size, max_new_tokens must be >= 1",
+        )
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, tp: Any, name: str) -> Any:
+    """Turn a YAML value (or an override string parsed by YAML) into the field's declared type."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], name)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}: expected a mapping, got {type(value).__name__}")
+        return _build(tp, value, name)
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):
+        # YAML 1.1 reads "2e-6" (no dot) as a string; users mean a number.
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+    if tp is str and isinstance(value, int | float):
+        return str(value)
+    check = origin or tp
+    if check in (list, dict) and isinstance(value, check):
+        return value
+    if isinstance(check, type) and not isinstance(value, check):
+        raise ConfigError(f"{name}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
+    return value
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
+    hints = _field_types(cls)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        where = prefix or "the recipe"
+        raise ConfigError(
+            f"unknown field '{_join(prefix, unknown[0])}'; valid fields of {where}: {', '.join(hints)}"
+        )
+    kwargs = {k: _coerce(v, hints[k], _join(prefix, k)) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def apply_override(tree: dict[str, Any], override: str) -> None:
+    """Apply one ``section.field=value`` override to a nested dict; the value is parsed as YAML."""
+    if "=" not in override:
+        raise ConfigError(f"override {override!r} must look like section.field=value")
+    key, raw = override.split("=", 1)
+    parts = key.strip().split(".")
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {override!r}: {part} is not a section")
+    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML recipe (or defaults when ``path`` is None), apply dotted overrides, validate."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        text = Path(path).read_text()
+        loaded = yaml.safe_load(text) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: a recipe must be a mapping of sections")
+        tree = loaded
+    for item in overrides or []:
+        apply_override(tree, item)
+    return _build(Config, tree, "")
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,169 @@
+"""Read AVQA-R1-6K-schema splits (JSON list or JSONL) into validated ``Sample``s.
+
+A row looks like::
+
+    {"problem_id": 7, "problem": "Which ...?", "data_type": "image_audio",
+     "problem_type": "multiple choice", "options": ["A. ...", "B. ..."],
+     "solution": "<answer>B</answer>",
+     "path": {"image": "images/sample_7.jpg", "audio": "audios/sample_7.wav"},
+     "data_source": "..."}
+
+Media paths are relative to the split file's folder (the dataset root). Every problem with a row is
+a ``RowError`` naming file, row index and reason; ``on_error="strict"`` raises the first one,
+``"skip"`` keeps going and returns them all, so nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .media import MediaError, audio_info, verify_image
+from .schema import DATA_TYPES, OPTION_RE, RowError, Sample, parse_answer_letters
+
+# Row keys that become typed fields; everything else lands in Sample.metadata.
+_CORE_KEYS = {"problem_id", "problem", "data_type", "problem_type", "options", "solution", "path"}
+_NEEDS_MEDIA = {"image_audio": ("image", "audio"), "audio": ("audio",), "image": ("image",)}
+
+
+@dataclass
+class LoadResult:
+    samples: list[Sample]
+    skipped: list[RowError] = field(default_factory=list)
+    rows: int = 0
+
+
+def read_rows(path: str | Path) -> list[Any]:
+    """The raw rows of a split: a JSON list, or JSON Lines (one object per line)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise RowError(path, -1, f"cannot read file ({err.strerror})") from err
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise RowError(
+                path, -1, f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"
+            ) from err
+        return rows
+    rows = []
+    for lineno, line in enumerate(text.splitlines()):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise RowError(path, len(rows), f"invalid JSON on line {lineno + 1}: {err.msg}") from err
+    return rows
+
+
+def _media_path(root: Path, rel: Any, kind: str) -> Path:
+    if not isinstance(rel, str) or not rel:
+        raise ValueError(f"path.{kind} must be a non-empty string")
+    if Path(rel).is_absolute():
+        raise ValueError(f"path.{kind} {rel!r} is absolute; media paths must be relative to the dataset root")
+    full = (root / rel).resolve()
+    if not full.is_relative_to(root.resolve()):
+        raise ValueError(f"path.{kind} {rel!r} escapes the dataset root {root}")
+    if not full.is_file():
+        raise ValueError(f"{kind} file not found: {full}")
+    return full
+
+
+def _options(raw: Any) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("options must be a non-empty list")
+    for i, opt in enumerate(raw):
+        want = chr(ord("A") + i)
+        m = OPTION_RE.match(opt) if isinstance(opt, str) else None
+        if m is None or m.group(1) != want:
+            raise ValueError(
+                f"option {i} must start with '{want}.' (options lettered A.. in order), got {opt!r}"
+            )
+        if not m.group(2).strip():
+            raise ValueError(f"option {want} has no text")
+    return tuple(raw)
+
+
+def parse_row(row: Any, root: Path, check_media: bool = True) -> Sample:
+    """Validate one raw row; raises ValueError with the reason (the caller adds file and row)."""
+    if not isinstance(row, dict):
+        raise ValueError(f"row must be an object, got {type(row).__name__}")
+    for key in ("problem_id", "problem", "options", "solution"):
+        if key not in row:
+            raise ValueError(f"missing field {key!r}")
+    data_type = row.get("data_type", "image_audio")
+    if data_type not in DATA_TYPES:
+        raise ValueError(f"data_type {data_type!r} not supported (supported: {', '.join(DATA_TYPES)})")
+    if not isinstance(row["problem"], str) or not row["problem"].strip():
+        raise ValueError("problem must be a non-empty string")
+    options = _options(row["options"])
+    letters = parse_answer_letters(str(row["solution"]))
+    if not letters:
+        raise ValueError(f"solution {row['solution']!r} names no option letter")
+    for letter in letters:
+        if ord(letter) - ord("A") >= len(options):
+            raise ValueError(f"answer letter {letter} is out of range for {len(options)} options")
+    paths = row.get("path") or {}
+    if not isinstance(paths, dict):
+        raise ValueError("path must be an object with image/audio keys")
+    media: dict[str, Path | None] = {"image": None, "audio": None}
+    for kind in _NEEDS_MEDIA[data_type]:
+        if kind not in paths:
+            raise ValueError(f"data_type {data_type} needs path.{kind}")
+        media[kind] = _media_path(root, paths[kind], kind)
+        if check_media:
+            if kind == "audio":
+                audio_info(media[kind])
+            else:
+                verify_image(media[kind])
+    metadata = {k: v for k, v in row.items() if k not in _CORE_KEYS}
+    return Sample(
+        id=str(row["problem_id"]),
+        question=row["problem"].strip(),
+        options=options,
+        answer=",".join(letters),
+        image=media["image"],
+        audio=media["audio"],
+        data_type=data_type,
+        metadata=metadata,
+    )
+
+
+def load_split(
+    path: str | Path,
+    on_error: str = "strict",
+    check_media: bool = True,
+    max_samples: int | None = None,
+) -> LoadResult:
+    """Load and validate a split. ``on_error``: "strict" raises the first RowError, "skip" collects them."""
+    if on_error not in ("strict", "skip"):
+        raise ValueError(f"on_error must be 'strict' or 'skip', got {on_error!r}")
+    path = Path(path)
+    rows = read_rows(path)
+    if not isinstance(rows, list):
+        raise RowError(path, -1, "a split must be a JSON list of rows (or JSON Lines)")
+    root = path.parent
+    result = LoadResult(samples=[], rows=len(rows))
+    seen: dict[str, int] = {}
+    for index, row in enumerate(rows):
+        try:
+            sample = parse_row(row, root, check_media=check_media)
+            if sample.id in seen:
+                raise ValueError(f"duplicate problem_id {sample.id!r} (first at row {seen[sample.id]})")
+            seen[sample.id] = index
+        except (ValueError, MediaError) as err:
+            error = RowError(path, index, str(err))
+            if on_error == "strict":
+                raise error from err
+            result.skipped.append(error)
+            continue
+        result.samples.append(sample)
+        if max_samples is not None and len(result.samples) >= max_samples:
+            break
+    return result

@@ -1,0 +1,77 @@
+"""Dataset report for ``echoink data check``: counts, modality mix, answer balance, media stats, problems."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .avqa import load_split
+from .media import audio_info, verify_image
+from .schema import RowError
+
+
+@dataclass
+class SplitReport:
+    path: str
+    rows: int
+    good: int
+    problems: list[RowError]
+    data_types: Counter = field(default_factory=Counter)
+    answers: Counter = field(default_factory=Counter)
+    option_counts: Counter = field(default_factory=Counter)
+    needs: Counter = field(default_factory=Counter)
+    audio_seconds: list[float] = field(default_factory=list)
+    image_sizes: list[tuple[int, int]] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"{self.path}: {self.rows} rows, {self.good} good, {len(self.problems)} bad"]
+        out.append("  modality mix: " + _fmt(self.data_types))
+        out.append("  answer letters: " + _fmt(self.answers, percent=True))
+        out.append("  options per question: " + _fmt(self.option_counts))
+        if self.needs:
+            out.append("  needs: " + _fmt(self.needs))
+        if self.audio_seconds:
+            a = np.array(self.audio_seconds)
+            out.append(
+                f"  audio seconds: min {a.min():.2f}, mean {a.mean():.2f}, max {a.max():.2f} ({len(a)} clips)"
+            )
+        if self.image_sizes:
+            w = np.array([s[0] for s in self.image_sizes])
+            h = np.array([s[1] for s in self.image_sizes])
+            out.append(
+                f"  image size: width {w.min()}-{w.max()}, height {h.min()}-{h.max()} ({len(w)} images)"
+            )
+        if self.problems:
+            out.append(f"  problems ({len(self.problems)}):")
+            out.extend(f"    row {p.row}: {p.reason}" for p in self.problems)
+        else:
+            out.append("  problems: none")
+        return out
+
+
+def _fmt(counter: Counter, percent: bool = False) -> str:
+    total = sum(counter.values()) or 1
+    items = sorted(counter.items(), key=lambda kv: str(kv[0]))
+    if percent:
+        return ", ".join(f"{k} {v} ({100 * v / total:.1f}%)" for k, v in items)
+    return ", ".join(f"{k} {v}" for k, v in items)
+
+
+def check_split(path: str | Path) -> SplitReport:
+    """Validate every row (skip mode, so all problems are listed) and gather statistics of the good ones."""
+    result = load_split(path, on_error="skip")
+    report = SplitReport(path=str(path), rows=result.rows, good=len(result.samples), problems=result.skipped)
+    for s in result.samples:
+        report.data_types[s.data_type] += 1
+        report.answers[s.answer] += 1
+        report.option_counts[len(s.options)] += 1
+        if "needs" in s.metadata:
+            report.needs[s.metadata["needs"]] += 1
+        if s.audio is not None:
+            report.audio_seconds.append(audio_info(s.audio)[0])
+        if s.image is not None:
+            report.image_sizes.append(verify_image(s.image))
+    return report

@@ -1,0 +1,55 @@
+"""The typed row every stage shares: one multiple-choice question over an audio clip and/or an image."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DATA_TYPES = ("image_audio", "audio", "image")
+OPTION_RE = re.compile(r"^\s*([A-Z])\s*[.)]\s*(.*)$", re.S)
+SOLUTION_RE = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.S | re.I)
+
+
+class RowError(ValueError):
+    """A dataset row is invalid. The message names the file, the row index and the reason."""
+
+    def __init__(self, file: str | Path, row: int, reason: str) -> None:
+        self.file, self.row, self.reason = str(file), row, reason
+        super().__init__(f"{file}: row {row}: {reason}")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One validated item. ``options`` keep their letters ("A. a dog"); ``answer`` is "C" or "A,C"."""
+
+    id: str
+    question: str
+    options: tuple[str, ...]
+    answer: str
+    image: Path | None
+    audio: Path | None
+    data_type: str
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def letters(self) -> str:
+        """The option letters in order, e.g. "ABCD"."""
+        return "".join(chr(ord("A") + i) for i in range(len(self.options)))
+
+    @property
+    def solution(self) -> str:
+        """The answer in the dataset's form, as rewards expect it."""
+        return f"<answer>{self.answer}</answer>"
+
+
+def parse_answer_letters(solution: str) -> list[str]:
+    """Letters named by a solution: "<answer>C</answer>" -> ["C"], "A, C" -> ["A", "C"].
+
+    >>> parse_answer_letters("<answer>C</answer>"), parse_answer_letters("B"), parse_answer_letters("<answer>A,C</answer>")
+    (['C'], ['B'], ['A', 'C'])
+    """
+    m = SOLUTION_RE.search(solution)
+    body = m.group(1) if m else solution
+    return re.findall(r"\b([A-Za-z])\b", body.upper())

@@ -1,0 +1,19 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from media_helpers import make_row, write_image, write_split, write_tone
+
+
+@pytest.fixture
+def good_split(tmp_path: Path) -> Path:
+    rows = []
+    for i in range(4):
+        write_image(tmp_path / f"images/sample_{i}.png")
+        write_tone(tmp_path / f"audios/sample_{i}.wav", freq=300 + 100 * i)
+        rows.append(make_row(i, answer="ABC"[i % 3]))
+    return write_split(tmp_path, rows)

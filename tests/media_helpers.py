@@ -1,0 +1,54 @@
+"""Small real media files and rows that tests write themselves (numpy tones, Pillow images)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from PIL import Image
+
+
+def write_tone(
+    path: Path, seconds: float = 1.0, rate: int = 16_000, freq: float = 440.0, channels: int = 1
+) -> Path:
+    t = np.arange(int(seconds * rate)) / rate
+    wave = 0.3 * np.sin(2 * np.pi * freq * t).astype(np.float32)
+    data = np.stack([wave] * channels, axis=1) if channels > 1 else wave
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, data, rate)
+    return path
+
+
+def write_image(
+    path: Path, size: tuple[int, int] = (56, 56), color: tuple[int, int, int] = (200, 30, 30)
+) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).save(path)
+    return path
+
+
+def make_row(
+    i: int,
+    answer: str = "B",
+    options: list[str] | None = None,
+    image: str | None = None,
+    audio: str | None = None,
+) -> dict:
+    return {
+        "problem_id": i,
+        "problem": f"Which object makes the sound {i}?",
+        "data_type": "image_audio",
+        "problem_type": "multiple choice",
+        "options": options or ["A. the red circle", "B. the blue square", "C. none of them"],
+        "solution": f"<answer>{answer}</answer>",
+        "path": {"image": image or f"images/sample_{i}.png", "audio": audio or f"audios/sample_{i}.wav"},
+        "data_source": "test",
+    }
+
+
+def write_split(root: Path, rows: list[dict], name: str = "train.json") -> Path:
+    path = root / name
+    path.write_text(json.dumps(rows, indent=1))
+    return path

@@ -1,0 +1,40 @@
+from pathlib import Path
+
+import pytest
+
+from echoink.config import ConfigError, load_config, save_config
+
+
+def test_yaml_plus_overrides(tmp_path: Path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("train:\n  lr: 1.0e-5\n  max_steps: 3\nrollout:\n  num_generations: 4\n")
+    cfg = load_config(recipe, ["train.lr=2e-6", "algo.rewards={accuracy: 1.0}"])
+    assert cfg.train.lr == 2e-6 and cfg.train.max_steps == 3
+    assert cfg.rollout.num_generations == 4
+    assert cfg.algo.rewards == {"accuracy": 1.0}
+
+
+def test_round_trip(tmp_path: Path):
+    cfg = load_config(None, ["algo.beta=0.001"])
+    save_config(cfg, tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml") == cfg
+
+
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("rollout.num_generations=1", "rollout.num_generations"),
+        ("algo.scale_rewards=weird", "algo.scale_rewards"),
+        ("train.lr=-1", "train.lr"),
+        ("data.on_error=maybe", "data.on_error"),
+        ("train.max_steps=abc", "train.max_steps"),
+        ("nosuch.x=1", "nosuch"),
+    ],
+)
+def test_errors_name_the_field(override: str, field: str):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_config(None, [override])
+
+
+def test_int_accepted_for_float():
+    assert load_config(None, ["algo.beta=0"]).algo.beta == 0.0
