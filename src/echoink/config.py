@@ -117,8 +117,10 @@ class RolloutConfig:
     """Nucleus sampling mass."""
     top_k: int = 0
     """Top-k sampling; 0 disables."""
-    share_prefix: bool = True
-    """Encode each prompt's audio/image and prefill its prompt once per group (False: repeat G times, as the anchors do)."""
+    sharing: str = "prefix"
+    """What the G completions of a prompt share: ``prefix`` (towers + prompt prefill once per prompt),
+    ``towers`` (towers once; used automatically with gradient checkpointing) or ``repeat`` (everything
+    G times, as EchoInk/TRL do; for equivalence tests and benchmarks)."""
 
     def __post_init__(self) -> None:
         _check(
@@ -130,6 +132,11 @@ class RolloutConfig:
         _check(self.temperature > 0, "rollout.temperature", "must be > 0")
         _check(0 < self.top_p <= 1, "rollout.top_p", "must be in (0, 1]")
         _check(self.top_k >= 0, "rollout.top_k", "must be >= 0")
+        _check(
+            self.sharing in ("prefix", "towers", "repeat"),
+            "rollout.sharing",
+            f"unknown mode {self.sharing!r}",
+        )
 
 
 @dataclass

@@ -1,0 +1,153 @@
+"""Rollouts: G sampled completions per prompt, with each prompt's towers and prefill run once.
+
+Generation uses transformers' own ``generate`` (sampling, top-p/top-k, token suppression, stopping)
+on a precomputed KV cache: the prompt minus its last token is prefilled once per prompt with the
+audio/image features in place, the cache is expanded to G rows, and ``generate`` continues from
+there with explicit 3-D positions. (Facts found on transformers 5.23: the cache must hold
+prompt[:-1] — a full-prompt cache gives wrong tokens with no error — and with B > 1 positions must
+be passed explicitly; plain ``generate(num_return_sequences=G)`` would re-encode the audio G times.)
+
+Shapes: B prompts, G completions per prompt, N = B·G, L prompt tokens, T completion tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+import torch
+from torch import nn
+from transformers import GenerationConfig
+
+from .scoring import embed_prompts, repeat_mm, thinker_of
+
+
+@dataclass
+class Experience:
+    """One rollout batch, the typed hand-off between rollout, scoring and the loss."""
+
+    input_ids: torch.Tensor  # [B, L] left-padded prompts
+    attention_mask: torch.Tensor  # [B, L]
+    mm: dict[str, torch.Tensor]  # the processor's multimodal tensors for the B prompts
+    completion_ids: torch.Tensor  # [N, T], pad after the end token
+    completion_mask: torch.Tensor  # [N, T], 1 on real tokens incl. the end token
+    truncated: torch.Tensor  # [N] bool: no end token within max_new_tokens
+    group_size: int  # G
+    old_logprobs: torch.Tensor | None = None  # [N, T] when μ > 1
+    ref_logprobs: torch.Tensor | None = None  # [N, T] when β > 0
+    advantages: torch.Tensor | None = None  # [N]
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def num_prompts(self) -> int:
+        return self.input_ids.shape[0]
+
+    def to(self, device: torch.device | str) -> Experience:
+        moved = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, torch.Tensor):
+                moved[f.name] = value.to(device)
+            elif f.name == "mm":
+                moved[f.name] = {
+                    k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in value.items()
+                }
+        return replace(self, **moved)
+
+    def prompt_slice(self, start: int, stop: int) -> Experience:
+        """The experience of prompts [start, stop) and their G completions each (a mini-batch)."""
+        g = self.group_size
+        rows = slice(start * g, stop * g)
+        per_completion = {}
+        for name in (
+            "completion_ids",
+            "completion_mask",
+            "truncated",
+            "old_logprobs",
+            "ref_logprobs",
+            "advantages",
+        ):
+            value = getattr(self, name)
+            per_completion[name] = None if value is None else value[rows]
+        return replace(
+            self,
+            input_ids=self.input_ids[start:stop],
+            attention_mask=self.attention_mask[start:stop],
+            mm=slice_mm(self.mm, start, stop),
+            **per_completion,
+        )
+
+
+def slice_mm(mm: dict, start: int, stop: int) -> dict:
+    """Multimodal tensors of prompts [start, stop) (needs the owners from ``attach_owners``)."""
+    out = dict(mm)
+    if mm.get("input_features") is not None:
+        keep = (mm["_audio_owner"] >= start) & (mm["_audio_owner"] < stop)
+        out["input_features"] = mm["input_features"][keep]
+        out["feature_attention_mask"] = mm["feature_attention_mask"][keep]
+        out["_audio_owner"] = mm["_audio_owner"][keep] - start
+    if mm.get("pixel_values") is not None:
+        owners = mm["_image_owner"]
+        chunks = torch.split(mm["pixel_values"], mm["image_grid_thw"].prod(-1).tolist())
+        keep = [i for i, o in enumerate(owners.tolist()) if start <= o < stop]
+        out["pixel_values"] = torch.cat([chunks[i] for i in keep]) if keep else None
+        out["image_grid_thw"] = mm["image_grid_thw"][keep] if keep else None
+        out["_image_owner"] = owners[keep] - start
+    return out
+
+
+def completion_mask_from(
+    completion_ids: torch.Tensor, end_ids: list[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """([N, T] mask up to and including the first end token, [N] truncated flags)."""
+    is_end = torch.isin(completion_ids, torch.tensor(end_ids, device=completion_ids.device))  # [N, T]
+    seen_before = is_end.long().cumsum(1) - is_end.long()  # ends strictly before t
+    mask = (seen_before == 0).long()
+    truncated = ~is_end.any(1)
+    return mask, truncated
+
+
+@torch.no_grad()
+def sample_completions(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    mm: dict,
+    group_size: int,
+    config: GenerationConfig,
+    shared: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sample G completions per prompt: ([N, T] ids, [N, T] mask, [N] truncated).
+
+    ``config`` comes from ``echoink.model.inputs.generation_config`` (stop ids, pad id, suppressed
+    placeholder ids, sampling settings) and must have num_return_sequences 1: groups come from the cache.
+    """
+    thinker = thinker_of(model)
+    g = group_size
+    ids = input_ids.repeat_interleave(g, 0)
+    mask = attention_mask.repeat_interleave(g, 0)
+    if shared:
+        enc = embed_prompts(thinker, input_ids, attention_mask, mm)
+        prefill = thinker.model.language_model(
+            inputs_embeds=enc.embeds[:, :-1],
+            attention_mask=attention_mask[:, :-1],
+            position_ids=enc.position_ids[:, :, :-1],
+            use_cache=True,
+        )
+        cache = prefill.past_key_values
+        cache.batch_repeat_interleave(g)
+        out = thinker.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            past_key_values=cache,
+            position_ids=enc.position_ids.repeat_interleave(g, 1),
+            generation_config=config,
+        )
+    else:
+        rep = repeat_mm(mm, g)
+        thinker.model.rope_deltas = None
+        out = thinker.generate(input_ids=ids, attention_mask=mask, generation_config=config, **rep)
+    completion = out[:, input_ids.shape[1] :]
+    end_ids = config.eos_token_id if isinstance(config.eos_token_id, list) else [config.eos_token_id]
+    cmask, truncated = completion_mask_from(completion, end_ids)
+    completion = completion.masked_fill(cmask == 0, config.pad_token_id)
+    return completion, cmask, truncated

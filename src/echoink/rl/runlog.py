@@ -1,0 +1,65 @@
+"""The run directory's per-step files: metrics.jsonl and rollouts.jsonl (one JSON object a line).
+
+Every line carries ``step``. On resume, lines of steps after the checkpoint are cut, so a run killed
+between logging and checkpointing does not end up with two lines for one step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else str(value)
+    return value
+
+
+class RunLog:
+    def __init__(self, run_dir: Path, enabled: bool = True) -> None:
+        self.run_dir = run_dir
+        self.enabled = enabled  # only the main process writes
+        self.metrics_path = run_dir / "metrics.jsonl"
+        self.rollouts_path = run_dir / "rollouts.jsonl"
+
+    def _append(self, path: Path, rows: list[dict[str, Any]]) -> None:
+        if not self.enabled or not rows:
+            return
+        with open(path, "a", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        self._append(self.metrics_path, [{"step": step, **values}])
+
+    def rollouts(self, rows: list[dict[str, Any]]) -> None:
+        self._append(self.rollouts_path, rows)
+
+    def truncate_after(self, step: int) -> None:
+        """Drop lines of steps > ``step`` (called on resume from checkpoint ``step``)."""
+        if not self.enabled:
+            return
+        for path in (self.metrics_path, self.rollouts_path):
+            if path.exists():
+                kept = [
+                    line
+                    for line in path.read_text().splitlines()
+                    if line and json.loads(line)["step"] <= step
+                ]
+                path.write_text("".join(line + "\n" for line in kept))
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Read a JSONL file; a bad line raises with the file and line number."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path}: line {lineno}: {err.msg}") from err
+    return rows

@@ -1,0 +1,349 @@
+"""The GRPO training loop on accelerate (the only module here, with sft.py, that knows accelerate).
+
+    for step:  rollout -> rewards -> advantages -> μ optimisation passes -> log -> checkpoint
+
+Shapes: B prompts per process per step, G completions each, N = B·G, T completion tokens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
+
+from ..config import Config, save_config
+from ..data import load_split
+from . import algos
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .experience import RolloutBatch, collect_experience
+from .metrics import step_metrics
+from .rollout import Experience
+from .runlog import RunLog
+from .sampling import PromptSampler
+from .scoring import CompletionScorer
+
+log = logging.getLogger(__name__)
+
+
+class TrainingAborted(RuntimeError):
+    """Too many consecutive non-finite steps."""
+
+
+@dataclass
+class Run:
+    """Everything the loop touches, built once by ``setup_run``."""
+
+    cfg: Config
+    accelerator: Accelerator
+    scorer: torch.nn.Module  # CompletionScorer(policy), prepared by accelerate
+    policy: torch.nn.Module
+    reference: torch.nn.Module | None
+    processor: object
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    sampler: PromptSampler
+    samples: list
+    gen_config: object  # transformers GenerationConfig for rollouts
+    log: RunLog
+    run_dir: Path
+    step: int = 0
+    bad_steps: int = 0
+    skipped_updates: int = 0
+
+
+def train(cfg: Config, resume: bool = False) -> Path:
+    """Train with GRPO as ``cfg`` says; returns the run directory."""
+    run = setup_run(cfg, resume)
+    bar = tqdm(
+        total=cfg.train.max_steps, initial=run.step, desc="GRPO", disable=not run.accelerator.is_main_process
+    )
+    while run.step < cfg.train.max_steps:
+        t_start = time.perf_counter()
+        batch = next_rollout_batch(run)
+        update = optimise(run, batch.experience)
+        run.step += 1
+        metrics = step_metrics(batch, update, run, time.perf_counter() - t_start)
+        if run.step % cfg.train.log_every == 0:
+            run.log.metrics(run.step, metrics)
+        if run.step % cfg.train.rollouts_every == 0:
+            run.log.rollouts(rollout_rows(run.step, batch, cfg.train.rollouts_per_log))
+        if run.step % cfg.train.save_every == 0 or run.step == cfg.train.max_steps:
+            checkpoint(run)
+        bar.set_postfix(
+            reward=f"{metrics['reward']:.3f}", acc=f"{metrics.get('rewards/accuracy/mean', math.nan):.2f}"
+        )
+        bar.update(1)
+    bar.close()
+    export_final(run)
+    return run.run_dir
+
+
+def setup_run(cfg: Config, resume: bool) -> Run:
+    from ..model.inputs import generation_config
+    from ..model.loading import load_policy, load_processor, load_reference
+
+    accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    set_seed(cfg.train.seed)
+    run_dir = Path(cfg.train.output_dir)
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    loaded = load_split(cfg.data.train_path, on_error=cfg.data.on_error, max_samples=cfg.data.max_samples)
+    for skipped in loaded.skipped:
+        log.warning("skipped %s", skipped)
+    policy = load_policy(cfg.model, device=accelerator.device)
+    reference = None
+    if cfg.algo.beta > 0 and cfg.model.lora_rank == 0:
+        reference = load_reference(cfg.model, device=accelerator.device)
+    processor = load_processor(cfg.model.path)
+    sharing = (
+        "towers"
+        if cfg.model.gradient_checkpointing and cfg.rollout.sharing == "prefix"
+        else cfg.rollout.sharing
+    )
+    trainable = [p for p in policy.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    if cfg.train.lr_schedule == "cosine":
+        scheduler = get_cosine_schedule_with_warmup(optimizer, cfg.train.warmup_steps, cfg.train.max_steps)
+    else:
+        scheduler = get_constant_schedule_with_warmup(optimizer, cfg.train.warmup_steps)
+    # The scheduler is not prepared: accelerate would step it once per process per call.
+    scorer, optimizer = accelerator.prepare(CompletionScorer(policy, sharing), optimizer)
+    sampler = PromptSampler(
+        len(loaded.samples),
+        cfg.train.prompts_per_step,
+        cfg.train.seed,
+        accelerator.process_index,
+        accelerator.num_processes,
+    )
+    r = cfg.rollout
+    vocab = policy.get_output_embeddings().weight.shape[0]
+    gen_config = generation_config(
+        processor,
+        vocab,
+        max_new_tokens=r.max_new_tokens,
+        do_sample=True,
+        temperature=r.temperature,
+        top_p=r.top_p,
+        top_k=r.top_k,
+    )
+    run = Run(
+        cfg=cfg,
+        accelerator=accelerator,
+        scorer=scorer,
+        policy=policy,
+        reference=reference,
+        processor=processor,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        sampler=sampler,
+        samples=loaded.samples,
+        gen_config=gen_config,
+        log=RunLog(run_dir, enabled=accelerator.is_main_process),
+        run_dir=run_dir,
+    )
+    if resume:
+        restore(run)
+    return run
+
+
+def next_rollout_batch(run: Run) -> RolloutBatch:
+    """Sample prompts and roll out; with dynamic sampling, replace zero-signal groups (capped rounds)."""
+    cfg = run.cfg
+    run.policy.eval()  # no dropout while sampling
+    batch = collect_experience(run.scorer, run.reference, run.processor, _draw(run), run.gen_config, cfg)
+    rounds = 0
+    while cfg.algo.drop_zero_std_groups and batch.zero_std.any() and rounds < cfg.algo.max_resample_rounds:
+        extra = collect_experience(run.scorer, run.reference, run.processor, _draw(run), run.gen_config, cfg)
+        batch = merge_signal_groups(batch, extra, cfg.train.prompts_per_step)
+        rounds += 1
+    run.policy.train()
+    return batch
+
+
+def _draw(run: Run) -> list:
+    return [run.samples[i] for i in run.sampler.next_indices()]
+
+
+def merge_signal_groups(first: RolloutBatch, extra: RolloutBatch, size: int) -> RolloutBatch:
+    """Keep groups with reward variance from ``first``, fill up from ``extra``'s, then zero-variance ones."""
+    keep = [(first, b) for b in range(first.experience.num_prompts) if not first.zero_std[b]]
+    keep += [(extra, b) for b in range(extra.experience.num_prompts) if not extra.zero_std[b]]
+    keep += [(first, b) for b in range(first.experience.num_prompts) if first.zero_std[b]]
+    from .batching import concat_rollout_batches
+
+    return concat_rollout_batches(keep[:size])
+
+
+def optimise(run: Run, exp: Experience) -> dict[str, float]:
+    """μ passes over the batch in mini-batches of prompts; one optimiser step per pass."""
+    cfg, acc = run.cfg, run.accelerator
+    b = exp.num_prompts
+    mb = cfg.train.mini_batch_prompts or b
+    chunks = [(s, min(s + mb, b)) for s in range(0, b, mb)]
+    loss_mask = exp.completion_mask.float()
+    if cfg.algo.mask_truncated_completions:
+        loss_mask = loss_mask * (~exp.truncated).float()[:, None]
+    totals: dict[str, float] = {}
+    for _ in range(cfg.algo.num_iterations):
+        t0 = time.perf_counter()
+        for i, (start, stop) in enumerate(chunks):
+            part = exp.prompt_slice(start, stop)
+            rows = slice(start * exp.group_size, stop * exp.group_size)
+            sync = acc.no_sync(run.scorer) if i < len(chunks) - 1 else contextlib.nullcontext()
+            with sync:
+                logp = run.scorer(
+                    part.input_ids,
+                    part.attention_mask,
+                    part.mm,
+                    part.completion_ids,
+                    exp.group_size,
+                    cfg.rollout.temperature,
+                )
+                old = part.old_logprobs if part.old_logprobs is not None else logp.detach()
+                loss, m = algos.policy_loss(
+                    logp, old, part.advantages, loss_mask[rows], cfg.algo.epsilon_low, cfg.algo.epsilon_high,
+                    ref_logp=part.ref_logprobs, beta=cfg.algo.beta, kl_kind=cfg.algo.kl_estimator,
+                    agg=cfg.algo.loss_agg, max_len=cfg.rollout.max_new_tokens,
+                )  # fmt: skip
+                acc.backward(loss * _share(loss_mask, rows, cfg.algo.loss_agg, len(chunks)))
+            _accumulate(totals, m, logp.detach(), loss_mask[rows], loss.detach())
+        totals["time/policy_forward_backward"] = (
+            totals.get("time/policy_forward_backward", 0) + time.perf_counter() - t0
+        )
+        t0 = time.perf_counter()
+        _step(run, totals)
+        totals["time/optimizer"] = totals.get("time/optimizer", 0) + time.perf_counter() - t0
+    n_passes = cfg.algo.num_iterations * len(chunks)
+    return {
+        k: (v / n_passes if not k.startswith(("time/", "grad_norm", "skipped")) else v)
+        for k, v in totals.items()
+    }
+
+
+def _share(mask: torch.Tensor, rows: slice, agg: str, n_chunks: int) -> float:
+    """Weight of one mini-batch's loss so the accumulated gradient equals the full batch's."""
+    if n_chunks == 1:
+        return 1.0
+    if agg == "token-mean":
+        return float(mask[rows].sum() / mask.sum().clamp(min=1))
+    return (rows.stop - rows.start) / mask.shape[0]
+
+
+def _accumulate(
+    totals: dict, metrics: dict, logp: torch.Tensor, mask: torch.Tensor, loss: torch.Tensor
+) -> None:
+    denom = mask.sum().clamp(min=1)
+    values = {
+        f"clip_ratio/{k.removeprefix('clip_frac_')}": v
+        for k, v in metrics.items()
+        if k.startswith("clip_frac")
+    }
+    values["kl"] = metrics.get("kl", torch.tensor(0.0))
+    values["ratio_mean"] = metrics["ratio_mean"]
+    values["entropy"] = -(logp * mask).sum() / denom  # Monte-Carlo estimate over the sampled tokens
+    values["loss"] = loss
+    for k, v in values.items():
+        totals[k] = totals.get(k, 0.0) + float(v)
+
+
+def _step(run: Run, totals: dict) -> None:
+    """Clip, check finiteness, step; a non-finite loss or grad norm skips the update (K in a row aborts)."""
+    acc = run.accelerator
+    params = [p for p in run.policy.parameters() if p.requires_grad]
+    grad_norm = acc.clip_grad_norm_(params, run.cfg.train.max_grad_norm)
+    grad_norm = float(grad_norm)
+    finite = math.isfinite(grad_norm) and math.isfinite(totals.get("loss", 0.0))
+    totals["grad_norm"] = grad_norm
+    if finite:
+        run.optimizer.step()
+        run.bad_steps = 0
+    else:
+        run.bad_steps += 1
+        run.skipped_updates += 1
+        log.warning("step %d: non-finite loss or grad norm (%s); update skipped", run.step + 1, grad_norm)
+        if run.bad_steps >= run.cfg.train.max_bad_steps:
+            raise TrainingAborted(
+                f"{run.bad_steps} consecutive non-finite updates at step {run.step + 1}; "
+                "lower train.lr or check the data (see metrics.jsonl)"
+            )
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    totals["skipped_updates"] = float(run.skipped_updates)
+
+
+def rollout_rows(step: int, batch: RolloutBatch, limit: int) -> list[dict]:
+    """A sample of this step's completions for rollouts.jsonl: the first ``limit``, whole groups first."""
+    g = batch.experience.group_size
+    rows = []
+    for i, text in enumerate(batch.texts[:limit]):
+        sample = batch.samples[i // g]
+        rows.append(
+            {
+                "step": step,
+                "id": sample.id,
+                "answer": sample.answer,
+                "completion": text,
+                "reward": float(batch.rewards[i]),
+                "advantage": float(batch.experience.advantages[i]),
+                "truncated": bool(batch.experience.truncated[i]),
+                **{
+                    f"rewards/{n}": float(batch.reward_matrix[i, k]) for k, n in enumerate(batch.reward_names)
+                },
+                **{k: v for k, v in sample.metadata.items() if isinstance(v, str | int | float)},
+            }
+        )
+    return rows
+
+
+def checkpoint(run: Run) -> None:
+    run.accelerator.wait_for_everyone()
+    if run.accelerator.is_main_process:
+        state = {
+            "sampler": run.sampler.state_dict(),
+            "skipped_updates": run.skipped_updates,
+            "bad_steps": run.bad_steps,
+        }
+        save_checkpoint(
+            run.run_dir,
+            run.step,
+            run.policy,
+            run.optimizer,
+            run.scheduler,
+            state,
+            keep=run.cfg.train.keep_checkpoints,
+        )
+    run.accelerator.wait_for_everyone()
+
+
+def restore(run: Run) -> None:
+    path = latest_checkpoint(run.run_dir)
+    if path is None:
+        log.warning("--resume: no checkpoint in %s; starting from step 0", run.run_dir)
+        return
+    state = load_checkpoint(path, run.policy, run.optimizer, run.scheduler)
+    run.step = int(state["step"])
+    run.sampler.load_state_dict(state["sampler"])
+    run.skipped_updates, run.bad_steps = int(state["skipped_updates"]), int(state["bad_steps"])
+    run.log.truncate_after(run.step)
+    log.info("resumed from %s (step %d)", path, run.step)
+
+
+def export_final(run: Run) -> None:
+    """Save the trained thinker (or adapter) + processor to run_dir/final for eval and plain transformers."""
+    from ..model.loading import save_model
+
+    run.accelerator.wait_for_everyone()
+    if run.accelerator.is_main_process:
+        save_model(run.accelerator.unwrap_model(run.scorer).model, run.processor, run.run_dir / "final")
