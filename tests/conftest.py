@@ -17,3 +17,11 @@ def good_split(tmp_path: Path) -> Path:
         write_tone(tmp_path / f"audios/sample_{i}.wav", freq=300 + 100 * i)
         rows.append(make_row(i, answer="ABC"[i % 3]))
     return write_split(tmp_path, rows)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A default tiny Qwen2.5-Omni thinker + tokenizer + processor, built once per test session (read-only)."""
+    from echoink.model.tiny import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("tiny_model"), seed=0)

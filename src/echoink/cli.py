@@ -13,6 +13,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Inspect and generate datasets in the AVQA-R1-6K schema.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+model_app = typer.Typer(help="Build and inspect models.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
 
 
 def _version(value: bool) -> None:
@@ -76,6 +78,29 @@ def data_show(
     typer.echo(TEMPLATES.get(template)(s))
     if s.metadata:
         typer.echo(f"metadata: {s.metadata}")
+
+
+@model_app.command("tiny")
+def model_tiny(
+    out: Path = typer.Option(
+        ..., "--out", help="Directory to write the model, tokenizer and processor into."
+    ),
+    hidden: int = typer.Option(64, min=16, max=512, help="Text hidden size (a multiple of 16)."),
+    layers: int = typer.Option(2, min=1, help="Text decoder layers."),
+    vocab: int = typer.Option(
+        1024, min=1024, max=8192, help="Embedding rows (tokenizer size is at most this)."
+    ),
+    seed: int = typer.Option(0, help="Weight initialisation seed."),
+    corpus: list[Path] = typer.Option(
+        [], "--corpus", help="Extra text file(s) to train the tokenizer on, one line per example."
+    ),
+) -> None:
+    """Build a tiny random Qwen2.5-Omni thinker + locally trained tokenizer + real processor (seconds, offline)."""
+    from .model.tiny import build_tiny
+
+    extra = [line for path in corpus for line in path.read_text().splitlines() if line.strip()]
+    path = build_tiny(out, hidden=hidden, layers=layers, vocab=vocab, seed=seed, extra_corpus=extra)
+    typer.echo(f"tiny thinker written to {path}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,189 @@
+"""A tiny, randomly initialised Qwen2.5-Omni thinker + tokenizer + the real processor, built locally in seconds.
+
+Same classes and the same input geometry as Qwen2.5-Omni-7B (14-px patches merged 2x2, so a 28-px
+cell is one image token; Whisper 128-mel features, 25 audio tokens per second), only every width and
+depth shrunk. Tests, the CPU demo and anyone without the real weights use it.
+
+>>> cfg = tiny_thinker_config(hidden=64, layers=2, vocab=1024, token_ids=_example_ids())
+>>> cfg.text_config.rope_parameters["mrope_section"], cfg.vision_config.patch_size
+([2, 3, 3], 14)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from transformers import (
+    GenerationConfig,
+    PreTrainedTokenizerBase,
+    Qwen2_5OmniProcessor,
+    Qwen2_5OmniThinkerConfig,
+    Qwen2_5OmniThinkerForConditionalGeneration,
+    Qwen2VLImageProcessor,
+    Qwen2VLVideoProcessor,
+    WhisperFeatureExtractor,
+)
+
+from .tokenizer import train_tokenizer
+
+log = logging.getLogger(__name__)
+
+HEAD_DIM = 16
+"""Text attention head width of the tiny model (heads = hidden / HEAD_DIM)."""
+
+
+def _mrope_section(head_dim: int) -> list[int]:
+    """Split head_dim/2 rotary frequencies over (time, height, width) in the 7B's 16:24:24 proportion."""
+    half = head_dim // 2
+    t = max(1, half // 4)
+    h = (half - t) // 2
+    return [t, h, half - t - h]
+
+
+def _example_ids() -> dict[str, int]:
+    names = ("audio", "image", "video", "audio_bos", "audio_eos", "vision_bos", "vision_eos", "user", "pad")
+    return {name: 100 + i for i, name in enumerate(names)}
+
+
+def token_ids_for_config(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
+    """The ids the thinker config must agree on with the tokenizer."""
+    ids = tokenizer.convert_tokens_to_ids
+    user = tokenizer.encode("user", add_special_tokens=False)
+    return {
+        "audio": tokenizer.audio_token_id,
+        "image": tokenizer.image_token_id,
+        "video": tokenizer.video_token_id,
+        "audio_bos": ids("<|audio_bos|>"),
+        "audio_eos": ids("<|audio_eos|>"),
+        "vision_bos": ids("<|vision_bos|>"),
+        "vision_eos": ids("<|vision_eos|>"),
+        "user": user[0],
+        "pad": tokenizer.pad_token_id,
+    }
+
+
+def tiny_thinker_config(
+    hidden: int, layers: int, vocab: int, token_ids: dict[str, int]
+) -> Qwen2_5OmniThinkerConfig:
+    """Thinker config with tiny text/audio/vision towers and the 7B's input geometry."""
+    if hidden % HEAD_DIM or hidden < HEAD_DIM:
+        raise ValueError(f"hidden must be a positive multiple of {HEAD_DIM}, got {hidden}")
+    heads = hidden // HEAD_DIM
+    text = {
+        "vocab_size": vocab,
+        "hidden_size": hidden,
+        "intermediate_size": 2 * hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": max(1, heads // 2),
+        "max_position_embeddings": 32768,
+        # mrope_section must sum to head_dim/2 or the rotary split fails.
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 1e6,
+            "mrope_section": _mrope_section(HEAD_DIM),
+        },
+        "pad_token_id": token_ids["pad"],
+        "tie_word_embeddings": False,
+    }
+    audio = {
+        "num_mel_bins": 128,
+        "encoder_layers": 2,
+        "encoder_attention_heads": 2,
+        "encoder_ffn_dim": 64,
+        "d_model": 32,
+        "output_dim": hidden,
+        "n_window": 100,
+        "max_source_positions": 1500,
+    }
+    vision = {
+        "depth": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_heads": 2,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "window_size": 112,
+        "out_hidden_size": hidden,
+        "fullatt_block_indexes": [1],
+    }
+    cfg = Qwen2_5OmniThinkerConfig(
+        text_config=text,
+        audio_config=audio,
+        vision_config=vision,
+        audio_token_index=token_ids["audio"],
+        image_token_index=token_ids["image"],
+        video_token_index=token_ids["video"],
+        audio_start_token_id=token_ids["audio_bos"],
+        audio_end_token_id=token_ids["audio_eos"],
+        user_token_id=token_ids["user"],
+    )
+    # Not a declared field of the thinker config, but get_rope_index reads it: without it image inputs fail.
+    cfg.vision_start_token_id = token_ids["vision_bos"]
+    cfg.vision_end_token_id = token_ids["vision_eos"]
+    return cfg
+
+
+def build_processor(tokenizer: PreTrainedTokenizerBase) -> Qwen2_5OmniProcessor:
+    """The real Qwen2.5-Omni processor with the 7B's feature extractor and image/video processor settings."""
+    features = WhisperFeatureExtractor(
+        feature_size=128,
+        sampling_rate=16_000,
+        hop_length=160,
+        chunk_length=30,
+        n_fft=400,
+        return_attention_mask=True,
+    )
+    image = Qwen2VLImageProcessor(
+        min_pixels=3136, max_pixels=12_845_056, patch_size=14, temporal_patch_size=2, merge_size=2
+    )
+    video = Qwen2VLVideoProcessor(
+        min_pixels=3136, max_pixels=12_845_056, patch_size=14, temporal_patch_size=2, merge_size=2
+    )
+    return Qwen2_5OmniProcessor(
+        image_processor=image,
+        video_processor=video,
+        feature_extractor=features,
+        tokenizer=tokenizer,
+        chat_template=tokenizer.chat_template,
+    )
+
+
+def make_tiny(
+    hidden: int = 64, layers: int = 2, vocab: int = 1024, seed: int = 0, extra_corpus: Iterable[str] = ()
+) -> tuple[Qwen2_5OmniThinkerForConditionalGeneration, Qwen2_5OmniProcessor]:
+    """The tiny thinker and its processor, in memory. Deterministic for given arguments."""
+    tokenizer = train_tokenizer(vocab, extra_corpus)
+    cfg = tiny_thinker_config(hidden, layers, vocab, token_ids_for_config(tokenizer))
+    torch.manual_seed(seed)
+    model = Qwen2_5OmniThinkerForConditionalGeneration(cfg)
+    model.generation_config = GenerationConfig(
+        eos_token_id=[tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id],
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return model.eval(), build_processor(tokenizer)
+
+
+def build_tiny(
+    out_dir: str | Path,
+    hidden: int = 64,
+    layers: int = 2,
+    vocab: int = 1024,
+    seed: int = 0,
+    extra_corpus: Iterable[str] = (),
+) -> Path:
+    """Write a tiny thinker + tokenizer + processor to ``out_dir``; loadable offline by plain transformers.
+
+    Deterministic for a given (hidden, layers, vocab, seed, extra_corpus).
+    """
+    out = Path(out_dir)
+    model, processor = make_tiny(hidden, layers, vocab, seed, extra_corpus)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("tiny thinker: %d parameters, %d tokens, written to %s", n_params, len(processor.tokenizer), out)
+    return out

@@ -1,0 +1,83 @@
+"""The tiny Omni builder: deterministic, loadable offline by plain transformers with identical logits."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from echoink.model.inputs import encode_prompts
+from echoink.model.tiny import build_tiny, make_tiny
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(path / "model.safetensors")
+
+
+def test_build_is_deterministic_per_seed(tmp_path: Path, tiny_model_dir: Path):
+    again = build_tiny(tmp_path / "again", seed=0)
+    other = build_tiny(tmp_path / "other", seed=1)
+    assert (again / "tokenizer.json").read_text() == (tiny_model_dir / "tokenizer.json").read_text()
+    a, b, c = _weights(tiny_model_dir), _weights(again), _weights(other)
+    assert a.keys() == b.keys() == c.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_directory_has_the_real_layout(tiny_model_dir: Path):
+    cfg = json.loads((tiny_model_dir / "config.json").read_text())
+    proc = json.loads((tiny_model_dir / "processor_config.json").read_text())
+    assert cfg["architectures"] == ["Qwen2_5OmniThinkerForConditionalGeneration"]
+    assert proc["processor_class"] == "Qwen2_5OmniProcessor"
+    assert proc["feature_extractor"]["feature_size"] == 128
+    assert proc["image_processor"]["patch_size"] == 14 and proc["image_processor"]["merge_size"] == 2
+    text = cfg["text_config"]
+    head_dim = text["hidden_size"] // text["num_attention_heads"]
+    assert sum(text["rope_parameters"]["mrope_section"]) == head_dim // 2
+    assert cfg["vision_start_token_id"] is not None
+
+
+def test_extra_corpus_shapes_the_tokenizer():
+    plain = make_tiny(extra_corpus=())[1].tokenizer
+    extra = make_tiny(extra_corpus=["xylophonequartz " * 20])[1].tokenizer
+    word = "xylophonequartz"
+    assert len(extra.tokenize(word)) < len(plain.tokenize(word))
+    for name in ("image_token", "audio_token", "video_token", "vision_bos_token", "audio_eos_token"):
+        token = getattr(extra, name)
+        assert extra.tokenize(token) == [token], "special tokens must not be byte-split"
+
+
+_RELOAD = """
+import sys, torch
+from transformers import AutoProcessor, Qwen2_5OmniThinkerForConditionalGeneration
+from echoink.data.prompts import build_messages
+sys.path.insert(0, sys.argv[3])
+from conftest import SAMPLE, tone
+from PIL import Image
+from echoink.model.inputs import encode_prompts
+proc = AutoProcessor.from_pretrained(sys.argv[1])
+model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(sys.argv[1]).eval()
+msgs = build_messages(SAMPLE, audio=tone(1.0), image=Image.new("RGB", (56, 56), (200, 30, 30)))
+with torch.no_grad():
+    torch.save(model(**encode_prompts(proc, [msgs]).as_kwargs()).logits, sys.argv[2])
+"""
+
+
+def test_offline_reload_gives_identical_logits(tmp_path: Path, tiny_model_dir: Path, make_messages):
+    model, processor = make_tiny(seed=0)
+    with torch.no_grad():
+        expected = model(**encode_prompts(processor, [make_messages()]).as_kwargs()).logits
+    out = tmp_path / "logits.pt"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    subprocess.run(
+        [sys.executable, "-c", _RELOAD, str(tiny_model_dir), str(out), str(Path(__file__).parent)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    assert torch.equal(torch.load(out), expected)
