@@ -274,6 +274,34 @@ class EvalConfig:
 
 
 @dataclass
+class SFTConfig:
+    output_dir: str = "runs/sft"
+    """Where the fine-tuned model (final/), metrics.jsonl and config.yaml go."""
+    trace_field: str = "reasoning"
+    """Row field holding the target completion ("<think>...</think><answer>X</answer>")."""
+    max_steps: int = 200
+    """Optimiser steps."""
+    batch_size: int = 16
+    """Prompts per step."""
+    lr: float = 1e-3
+    """AdamW learning rate (constant after warm-up)."""
+    warmup_steps: int = 10
+    """Linear warm-up steps."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Gradient-norm clip."""
+    seed: int = 0
+    """Seeds data order and initialisation of anything random."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "batch_size"):
+            _check(getattr(self, name) >= 1, f"sft.{name}", "must be >= 1")
+        _check(self.lr > 0, "sft.lr", "must be > 0")
+        _check(self.warmup_steps >= 0, "sft.warmup_steps", "must be >= 0")
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -281,6 +309,7 @@ class Config:
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

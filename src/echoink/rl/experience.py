@@ -58,6 +58,22 @@ class RolloutBatch:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def register_rewards(weights: dict[str, float]) -> None:
+    """Check every reward name; ``"package.module:function"`` names import and register a user's reward."""
+    import importlib
+
+    from .rewards import REWARDS
+
+    for name in weights:
+        if name in REWARDS:
+            continue
+        if ":" in name:
+            module, _, attr = name.partition(":")
+            REWARDS.register(name)(getattr(importlib.import_module(module), attr))
+        else:
+            REWARDS.get(name)  # raises with the list of valid names
+
+
 def reward_fields(samples: Sequence[Sample], group_size: int) -> dict[str, list]:
     """Per-completion row fields for the reward functions: ``solution`` plus metadata shared by all rows."""
     fields: dict[str, list] = {"solution": [s.solution for s in samples for _ in range(group_size)]}
@@ -69,19 +85,14 @@ def reward_fields(samples: Sequence[Sample], group_size: int) -> dict[str, list]
 
 @contextlib.contextmanager
 def reference_mode(policy: nn.Module, ref: nn.Module | None):
-    """Yield the module that gives reference log-probs: the frozen copy, or the policy with LoRA disabled."""
+    """Yield the module that gives reference log-probs: the frozen copy, or the LoRA policy with adapters off."""
     if ref is not None:
         yield ref
         return
-    peft_model = policy
-    while hasattr(peft_model, "module"):
-        peft_model = peft_model.module
-    if hasattr(peft_model, "model") and hasattr(peft_model.model, "disable_adapter"):
-        peft_model = peft_model.model  # CompletionScorer -> PeftModel
-    if not hasattr(peft_model, "disable_adapter"):
-        raise ValueError("beta > 0 needs a reference model or a LoRA policy (reference = adapters disabled)")
-    with peft_model.disable_adapter():
-        yield peft_model
+    from ..model.loading import adapters_disabled
+
+    with adapters_disabled(policy) as base:
+        yield base
 
 
 def collect_experience(

@@ -31,6 +31,8 @@ def thinker_of(model: nn.Module) -> nn.Module:
     """The Qwen2.5-Omni thinker inside DDP / accelerate / peft wrappers (LoRA layers stay active)."""
     while hasattr(model, "module") and isinstance(model.module, nn.Module):
         model = model.module  # DDP, DeepSpeed engine
+    if isinstance(model, CompletionScorer):
+        model = model.model
     if hasattr(model, "get_base_model"):
         model = model.get_base_model()  # peft: adapters are injected in place, so they stay in use
     return model

@@ -24,7 +24,7 @@ from ..config import Config, save_config
 from ..data import load_split
 from . import algos
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .experience import RolloutBatch, collect_experience
+from .experience import RolloutBatch, collect_experience, register_rewards
 from .metrics import step_metrics
 from .rollout import Experience
 from .runlog import RunLog
@@ -91,6 +91,7 @@ def setup_run(cfg: Config, resume: bool) -> Run:
     from ..model.inputs import generation_config
     from ..model.loading import load_policy, load_processor, load_reference
 
+    register_rewards(cfg.algo.rewards)  # fail on an unknown reward before loading anything
     accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
@@ -162,10 +163,10 @@ def next_rollout_batch(run: Run) -> RolloutBatch:
     """Sample prompts and roll out; with dynamic sampling, replace zero-signal groups (capped rounds)."""
     cfg = run.cfg
     run.policy.eval()  # no dropout while sampling
-    batch = collect_experience(run.scorer, run.reference, run.processor, _draw(run), run.gen_config, cfg)
+    batch = collect_experience(run.policy, run.reference, run.processor, _draw(run), run.gen_config, cfg)
     rounds = 0
     while cfg.algo.drop_zero_std_groups and batch.zero_std.any() and rounds < cfg.algo.max_resample_rounds:
-        extra = collect_experience(run.scorer, run.reference, run.processor, _draw(run), run.gen_config, cfg)
+        extra = collect_experience(run.policy, run.reference, run.processor, _draw(run), run.gen_config, cfg)
         batch = merge_signal_groups(batch, extra, cfg.train.prompts_per_step)
         rounds += 1
     run.policy.train()

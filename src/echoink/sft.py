@@ -1,0 +1,108 @@
+"""Cold-start supervised fine-tuning on reference reasoning traces (loss on completion tokens only).
+
+Same data, processor, model loading and checkpoint format as GRPO; the log-prob pass is the same
+shared-prefix scorer with G = 1. It exists to give GRPO a base that emits the format and is partly
+right (as R1-Omni's SFT cold start does).
+
+Shapes: B prompts, T target tokens, L prompt tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+from transformers import get_constant_schedule_with_warmup
+
+from .config import Config, save_config
+from .data import Sample, load_split
+from .rl.experience import prompt_inputs
+from .rl.runlog import RunLog
+from .rl.scoring import CompletionScorer, attach_owners
+
+log = logging.getLogger(__name__)
+
+
+def target_ids(processor, samples: list[Sample], field: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """([B, T] trace tokens + <|im_end|>, right padded; [B, T] mask). A row without the field is an error."""
+    tok = processor.tokenizer
+    end = tok.convert_tokens_to_ids("<|im_end|>")
+    rows = []
+    for s in samples:
+        if not isinstance(s.metadata.get(field), str):
+            raise ValueError(f"sample {s.id}: no {field!r} text to fine-tune on")
+        rows.append(tok(s.metadata[field], add_special_tokens=False)["input_ids"] + [end])
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1
+    return ids, mask
+
+
+def sft(cfg: Config) -> Path:
+    """Fine-tune ``cfg.model.path`` on ``cfg.data.train_path``'s traces; returns the output directory."""
+    from .model.loading import load_policy, load_processor, save_model
+
+    s = cfg.sft
+    accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision)
+    set_seed(s.seed)
+    out = Path(s.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    samples = load_split(
+        cfg.data.train_path, on_error=cfg.data.on_error, max_samples=cfg.data.max_samples
+    ).samples
+    policy = load_policy(cfg.model, device=accelerator.device)
+    processor = load_processor(cfg.model.path)
+    params = [p for p in policy.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
+    scheduler = get_constant_schedule_with_warmup(optimizer, s.warmup_steps)
+    scorer, optimizer = accelerator.prepare(CompletionScorer(policy, "prefix"), optimizer)
+    runlog = RunLog(out, enabled=accelerator.is_main_process)
+    rng = np.random.default_rng(s.seed)
+    order = rng.permutation(len(samples))
+    cursor = 0
+    policy.train()
+    bar = tqdm(range(1, s.max_steps + 1), desc="SFT", disable=not accelerator.is_main_process)
+    for step in bar:
+        t0 = time.perf_counter()
+        if cursor + s.batch_size > len(order):
+            order, cursor = rng.permutation(len(samples)), 0
+        batch = [samples[i] for i in order[cursor : cursor + s.batch_size]]
+        cursor += s.batch_size
+        loss, accuracy = sft_step(scorer, processor, batch, cfg, accelerator.device)
+        accelerator.backward(loss)
+        grad_norm = float(accelerator.clip_grad_norm_(params, s.max_grad_norm))
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        metrics = {"loss": float(loss), "token_accuracy": accuracy, "grad_norm": grad_norm}
+        metrics.update(lr=scheduler.get_last_lr()[0], step_time=time.perf_counter() - t0)
+        runlog.metrics(step, metrics)
+        bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_acc=f"{accuracy:.2f}")
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        save_model(accelerator.unwrap_model(scorer).model, processor, out / "final")
+    return out
+
+
+def sft_step(scorer, processor, batch: list[Sample], cfg: Config, device) -> tuple[torch.Tensor, float]:
+    """Mean negative log-likelihood of the traces' tokens, and greedy token accuracy (approximate: exp(logp) > 0.5)."""
+    d = cfg.data
+    inputs = prompt_inputs(processor, batch, d.template, d.max_audio_seconds, d.max_pixels)
+    thinker_cfg = scorer.module.model.config if hasattr(scorer, "module") else scorer.model.config
+    mm = {k: v.to(device) for k, v in attach_owners(inputs.mm, inputs.input_ids, thinker_cfg).items()}
+    ids, mask = target_ids(processor, batch, cfg.sft.trace_field)
+    ids, mask = ids.to(device), mask.to(device).float()
+    logp = scorer(inputs.input_ids.to(device), inputs.attention_mask.to(device), mm, ids, 1, 1.0)  # [B, T]
+    loss = -(logp * mask).sum() / mask.sum()
+    accuracy = float(((logp.detach().exp() > 0.5).float() * mask).sum() / mask.sum())
+    return loss, accuracy

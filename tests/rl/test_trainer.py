@@ -1,0 +1,186 @@
+"""GRPO trainer on the tiny model: parameters move, metrics are complete, variants run, resume is exact."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from echoink.config import load_config
+from echoink.rl.checkpoint import latest_checkpoint, list_checkpoints
+from echoink.rl.runlog import read_jsonl
+from echoink.rl.trainer import setup_run, train
+from media_helpers import make_row, write_image, write_split, write_tone
+
+METRICS = [
+    "reward", "reward_std", "rewards/accuracy/mean", "rewards/format/mean", "completions/mean_length",
+    "completions/clipped_ratio", "kl", "clip_ratio/low", "clip_ratio/high", "frac_reward_zero_std", "entropy",
+    "grad_norm", "lr", "step_time", "tokens_per_second", "time/rollout", "time/reference",
+    "time/policy_forward_backward", "time/optimizer", "time/rewards",
+]  # fmt: skip
+
+
+SIGNAL = "media_helpers:parity_reward"  # an untrained model never earns accuracy/format: give GRPO a signal
+# Defined by transformers' audio encoder but never used in its forward, so no gradient can reach it.
+UNUSED_PARAMETERS = {"model.audio_tower.audio_bos_eos_token.weight"}
+
+
+@pytest.fixture(scope="module")
+def train_split(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("trainset")
+    rows = []
+    for i in range(8):
+        write_image(root / f"images/sample_{i}.png", size=(56, 56), color=(40 * i, 100, 200 - 20 * i))
+        write_tone(root / f"audios/sample_{i}.wav", seconds=0.5, freq=300 + 50 * i)
+        rows.append(make_row(i, answer="ABC"[i % 3]))
+    return write_split(root, rows)
+
+
+def recipe(model_dir: Path, split: Path, out: Path, *extra: str):
+    overrides = [
+        f"model.path={model_dir}", f"data.train_path={split}", f"train.output_dir={out}",
+        "train.max_steps=3", "train.prompts_per_step=2", "rollout.num_generations=2",
+        "rollout.max_new_tokens=8", "train.lr=1e-3", "train.save_every=100", "train.seed=3",
+        "train.weight_decay=0", f"algo.rewards={{accuracy: 1.0, format: 1.0, '{SIGNAL}': 1.0}}",
+    ]  # fmt: skip
+    return load_config(None, overrides + list(extra))
+
+
+def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_three_steps_move_every_parameter_and_log_every_metric(tiny_model_dir, train_split, tmp_path):
+    cfg = recipe(tiny_model_dir, train_split, tmp_path / "run", "algo.beta=0.04")
+    run = setup_run(cfg, resume=False)
+    before = _weights(run.policy)
+    assert run.reference is not None  # beta > 0 without LoRA: a frozen copy
+    del run
+    out = train(cfg)
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    for row in rows:
+        missing = [m for m in METRICS if m not in row]
+        assert not missing, missing
+        assert all(v is None or isinstance(v, int | float) for v in row.values())
+    assert read_jsonl(out / "rollouts.jsonl")[0]["completion"] is not None
+    final = load_file(str(latest_checkpoint(out) / "trainable.safetensors"))
+    unchanged = [n for n, p in before.items() if torch.equal(final[n], p) and n not in UNUSED_PARAMETERS]
+    assert not unchanged, f"{len(unchanged)} trainable tensors never changed, e.g. {unchanged[:3]}"
+    assert (out / "final" / "config.json").exists()
+
+
+def test_beta_zero_loads_no_reference(tiny_model_dir, train_split, tmp_path):
+    cfg = recipe(tiny_model_dir, train_split, tmp_path / "run", "algo.beta=0", "train.max_steps=1")
+    run = setup_run(cfg, resume=False)
+    assert run.reference is None
+    train(cfg)
+    row = read_jsonl(Path(cfg.train.output_dir) / "metrics.jsonl")[0]
+    assert row["kl"] == 0.0 and row["time/reference"] < 0.05
+
+
+def test_lora_trains_only_adapters_with_disabled_adapter_reference(tiny_model_dir, train_split, tmp_path):
+    cfg = recipe(
+        tiny_model_dir,
+        train_split,
+        tmp_path / "run",
+        "model.lora_rank=4",
+        "algo.beta=0.1",
+        "train.max_steps=2",
+    )
+    run = setup_run(cfg, resume=False)
+    assert run.reference is None  # the base with adapters disabled is the reference
+    names = [n for n, p in run.policy.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in n for n in names)
+    del run
+    out = train(cfg)
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert rows[-1]["kl"] > 0  # adapters moved the policy away from the base
+
+
+def test_zero_variance_groups_give_zero_advantage_and_no_nan(tiny_model_dir, train_split, tmp_path):
+    # An untrained model never closes <think>…<answer>, so the format reward is 0 for every completion.
+    cfg = recipe(
+        tiny_model_dir, train_split, tmp_path / "run", "algo.rewards={format: 1.0}", "train.max_steps=2"
+    )
+    out = train(cfg)
+    for row in read_jsonl(out / "metrics.jsonl"):
+        assert row["frac_reward_zero_std"] == 1.0
+        assert row["grad_norm"] == 0.0 and row["loss"] == 0.0
+    assert all(r["advantage"] == 0.0 for r in read_jsonl(out / "rollouts.jsonl"))
+
+
+def _train_cmd(cfg_path: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "echoink", "train", str(cfg_path), *extra]
+
+
+def test_kill_and_resume_is_bitwise_exact(tiny_model_dir, train_split, tmp_path):
+    tests_dir = str(Path(__file__).parents[1])  # the subprocess imports the test reward from media_helpers
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": tests_dir}
+    base = recipe(tiny_model_dir, train_split, tmp_path / "unused", "train.max_steps=4", "train.save_every=1")
+    from echoink.config import save_config
+
+    save_config(base, tmp_path / "recipe.yaml")
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    subprocess.run(
+        _train_cmd(tmp_path / "recipe.yaml", "--set", f"train.output_dir={straight}"), env=env, check=True
+    )
+    proc = subprocess.Popen(
+        _train_cmd(tmp_path / "recipe.yaml", "--set", f"train.output_dir={killed}"), env=env
+    )
+    deadline = time.time() + 300
+    while not (killed / "checkpoints" / "step-000002").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resumed_from = latest_checkpoint(killed)
+    assert resumed_from is not None and resumed_from.name in ("step-000002", "step-000003")
+    subprocess.run(
+        _train_cmd(tmp_path / "recipe.yaml", "--set", f"train.output_dir={killed}", "--resume"),
+        env=env,
+        check=True,
+    )
+    a = load_file(str(straight / "checkpoints" / "step-000004" / "trainable.safetensors"))
+    b = load_file(str(killed / "checkpoints" / "step-000004" / "trainable.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    steps = [r["step"] for r in read_jsonl(killed / "metrics.jsonl")]
+    assert steps == [1, 2, 3, 4]
+
+
+WRITER = """
+import sys, torch
+from pathlib import Path
+from echoink.rl.checkpoint import save_checkpoint
+model = torch.nn.Sequential(*[torch.nn.Linear(1024, 1024) for _ in range(8)])
+opt = torch.optim.AdamW(model.parameters())
+sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+step = 0
+while True:
+    step += 1
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(step)
+    save_checkpoint(Path(sys.argv[1]), step, model, opt, sched, {"marker": step}, keep=2)
+"""
+
+
+def test_checkpoint_write_is_atomic_under_sigkill(tmp_path):
+    for delay in (0.9, 1.7, 2.6):
+        run_dir = tmp_path / f"d{delay}"
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(run_dir)])
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        for ckpt in list_checkpoints(run_dir):  # every visible checkpoint is complete and self-consistent
+            state = json.loads((ckpt / "trainer_state.json").read_text())
+            weights = load_file(str(ckpt / "trainable.safetensors"))
+            assert all(float(w.flatten()[0]) == state["marker"] for w in weights.values())
+            assert (ckpt / "optimizer.pt").exists() and (ckpt / "rng.pt").exists()
