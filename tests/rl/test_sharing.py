@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from media_helpers import make_row, write_image, write_split, write_tone
 
 from echoink.data import load_split
 from echoink.model.inputs import generation_config
@@ -12,6 +11,7 @@ from echoink.model.tiny import make_tiny
 from echoink.rl.experience import prompt_inputs
 from echoink.rl.rollout import completion_mask_from, sample_completions
 from echoink.rl.scoring import attach_owners, completion_logprobs
+from media_helpers import make_row, write_image, write_split, write_tone
 
 G = 3
 
