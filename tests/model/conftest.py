@@ -29,7 +29,7 @@ def tone(seconds: float, freq: float = 440.0) -> np.ndarray:
     return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_messages() -> Callable[..., list[dict[str, Any]]]:
     """messages(seconds=1.0, size=(56, 56)); None drops that modality."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -53,16 +54,12 @@ def test_extra_corpus_shapes_the_tokenizer():
 
 
 _RELOAD = """
-import sys, torch
+import pickle, sys, torch
 from transformers import AutoProcessor, Qwen2_5OmniThinkerForConditionalGeneration
-from echoink.data.prompts import build_messages
-sys.path.insert(0, sys.argv[3])
-from conftest import SAMPLE, tone
-from PIL import Image
 from echoink.model.inputs import encode_prompts
 proc = AutoProcessor.from_pretrained(sys.argv[1])
 model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(sys.argv[1]).eval()
-msgs = build_messages(SAMPLE, audio=tone(1.0), image=Image.new("RGB", (56, 56), (200, 30, 30)))
+msgs = pickle.loads(open(sys.argv[3], "rb").read())
 with torch.no_grad():
     torch.save(model(**encode_prompts(proc, [msgs]).as_kwargs()).logits, sys.argv[2])
 """
@@ -73,11 +70,24 @@ def test_offline_reload_gives_identical_logits(tmp_path: Path, tiny_model_dir: P
     with torch.no_grad():
         expected = model(**encode_prompts(processor, [make_messages()]).as_kwargs()).logits
     out = tmp_path / "logits.pt"
+    (tmp_path / "msgs.pkl").write_bytes(pickle.dumps(make_messages()))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     subprocess.run(
-        [sys.executable, "-c", _RELOAD, str(tiny_model_dir), str(out), str(Path(__file__).parent)],
+        [sys.executable, "-c", _RELOAD, str(tiny_model_dir), str(out), str(tmp_path / "msgs.pkl")],
         env=env,
         check=True,
         capture_output=True,
     )
     assert torch.equal(torch.load(out), expected)
+
+
+def test_cli_builds_a_loadable_model(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from echoink.cli import app
+
+    out = tmp_path / "cli_tiny"
+    result = CliRunner().invoke(app, ["model", "tiny", "--out", str(out), "--hidden", "32", "--layers", "1"])
+    assert result.exit_code == 0, result.output
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["text_config"]["hidden_size"] == 32 and cfg["text_config"]["num_hidden_layers"] == 1

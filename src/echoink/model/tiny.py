@@ -19,6 +19,8 @@ import torch
 from transformers import (
     GenerationConfig,
     PreTrainedTokenizerBase,
+    Qwen2_5OmniConfig,
+    Qwen2_5OmniForConditionalGeneration,
     Qwen2_5OmniProcessor,
     Qwen2_5OmniThinkerConfig,
     Qwen2_5OmniThinkerForConditionalGeneration,
@@ -186,4 +188,85 @@ def build_tiny(
     processor.save_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("tiny thinker: %d parameters, %d tokens, written to %s", n_params, len(processor.tokenizer), out)
+    return out
+
+
+def _tiny_talker_config(thinker: Qwen2_5OmniThinkerConfig) -> dict:
+    """A tiny talker sharing the thinker's media token ids; codec ids sit inside its small vocabulary."""
+    ids = {k: getattr(thinker, k) for k in ("audio_token_index", "image_token_index", "video_token_index")}
+    ids |= {k: getattr(thinker, k) for k in ("audio_start_token_id", "audio_end_token_id")}
+    ids |= {
+        "vision_start_token_id": thinker.vision_start_token_id,
+        "vision_end_token_id": thinker.vision_end_token_id,
+    }
+    vocab = thinker.text_config.vocab_size
+    return {
+        **ids,
+        "vocab_size": vocab,
+        "tts_text_start_token_id": vocab - 3,
+        "tts_text_end_token_id": vocab - 2,
+        "tts_text_pad_token_id": vocab - 1,
+        "tts_codec_pad_token_id": vocab - 8,
+        "tts_codec_start_token_id": vocab - 7,
+        "tts_codec_end_token_id": vocab - 6,
+        "tts_codec_mask_token_id": vocab - 4,
+        "embedding_size": thinker.text_config.hidden_size,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "head_dim": HEAD_DIM,
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 1e6,
+            "mrope_section": _mrope_section(HEAD_DIM),
+        },
+    }
+
+
+_TINY_TOKEN2WAV = {
+    "dit_config": {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "head_dim": 16,
+        "ff_mult": 1,
+        "emb_dim": 16,
+        "num_embeds": 320,
+        "enc_emb_dim": 16,
+        "enc_dim": 16,
+        "enc_channels": [16, 16, 16, 16, 48],
+        "enc_attention_channels": 8,
+        "enc_se_channels": 8,
+        "look_ahead_layers": [1],
+        "look_backward_layers": [0],
+    },
+    "bigvgan_config": {
+        "upsample_initial_channel": 16,
+        "resblock_kernel_sizes": [3],
+        "resblock_dilation_sizes": [[1, 3, 5]],
+        "upsample_rates": [2, 2],
+        "upsample_kernel_sizes": [4, 4],
+    },
+}
+
+
+def build_tiny_full(out_dir: str | Path, seed: int = 0, max_shard_size: str = "200KB", **tiny: int) -> Path:
+    """A tiny directory laid out like the Qwen2.5-Omni-7B repo: thinker + talker + token2wav, sharded.
+
+    The thinker inside equals ``make_tiny(seed=seed, **tiny)``'s; loaders must read only ``thinker.*``.
+    """
+    out = Path(out_dir)
+    thinker, processor = make_tiny(seed=seed, **tiny)
+    cfg = Qwen2_5OmniConfig(
+        thinker_config=thinker.config.to_dict(),
+        talker_config=_tiny_talker_config(thinker.config),
+        token2wav_config=_TINY_TOKEN2WAV,
+    )
+    torch.manual_seed(seed + 1)
+    full = Qwen2_5OmniForConditionalGeneration(cfg)
+    full.thinker.load_state_dict(thinker.state_dict())
+    full.save_pretrained(out, max_shard_size=max_shard_size)
+    processor.save_pretrained(out)
     return out

@@ -1,0 +1,33 @@
+"""Save a trained thinker (or its LoRA adapter) with its processor, for ``echoink eval`` and plain transformers.
+
+A full thinker directory loads with ``Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained``; an
+adapter directory holds ``adapter_config.json`` (pointing at the base directory) + adapter weights, and
+loads with :func:`echoink.model.loading.load_policy`, peft, or transformers' own peft integration.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from torch import nn
+from transformers import ProcessorMixin
+
+log = logging.getLogger(__name__)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    while hasattr(model, "module") and isinstance(model.module, nn.Module):
+        model = model.module  # DDP / DeepSpeed / accelerate wrappers
+    return model
+
+
+def save_model(model: nn.Module, processor: ProcessorMixin, out_dir: str | Path) -> Path:
+    """Write safetensors weights (the thinker, or only the adapter of a peft model) + config + processor."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = _unwrap(model)
+    model.save_pretrained(out)  # safetensors
+    processor.save_pretrained(out)
+    log.info("saved %s to %s", type(model).__name__, out)
+    return out
