@@ -165,5 +165,43 @@ def train_cmd(
     typer.echo(f"run directory: {run_dir}")
 
 
+@app.command("eval")
+def eval_cmd(
+    model: Path = typer.Option(..., "--model", help="Model directory (thinker, full Omni checkpoint or LoRA adapter)."),
+    data: Path = typer.Option(..., "--data", help="Split file in the AVQA-R1-6K schema."),
+    out: Path = typer.Option(..., "--out", help="Output folder (predictions.jsonl, summary.json); re-run to resume."),
+    prompt: str = typer.Option("reasoning", "--prompt", help="Prompt template: reasoning or direct."),
+    decoding: str = typer.Option("greedy", "--decoding", help="greedy or sample."),
+    samples: int = typer.Option(1, "--samples", min=1, help="Completions per item (sample decoding)."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature."),
+    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass."),
+    seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per generation batch."),
+    max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Longest completion."),
+    ablate: str = typer.Option("none", "--ablate", help="Comma list of none, audio (silence), image (blank)."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate only the first N items."),
+    max_audio_seconds: float | None = typer.Option(None, "--max-audio-seconds", help="Cut audio to this length."),
+    max_pixels: int = typer.Option(224 * 224, "--max-pixels", help="Downscale larger images to this many pixels."),
+) -> None:
+    """Evaluate a model fairly: strict parsing, Wilson/bootstrap CIs, majority vote, pass@k, ablations."""
+    from .data import TEMPLATES
+    from .eval.evaluate import Decoding, evaluate, format_summary
+
+    if prompt not in TEMPLATES:
+        raise typer.BadParameter(f"unknown template {prompt!r}; valid: {', '.join(TEMPLATES.names())}")
+    try:
+        dec = Decoding(decoding, samples, temperature, top_p, seed)
+        summary = evaluate(
+            model, data, out, template=prompt, decoding=dec, ablate=[a.strip() for a in ablate.split(",")],
+            batch_size=batch_size, max_new_tokens=max_new_tokens, limit=limit,
+            max_audio_seconds=max_audio_seconds, max_pixels=max_pixels,
+        )  # fmt: skip
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(format_summary(summary))
+    typer.echo(f"written: {out / 'summary.json'}, {out / 'predictions.jsonl'}")
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,382 @@
+"""Evaluate a model on a split: batched generation, strict parsing, predictions.jsonl and summary.json.
+
+Every model is measured the same way (one prompt template, one decoding, the rewards' strict parser);
+an unparseable answer counts as wrong and is also counted separately. With K samples per item the
+summary gives the mean accuracy over samples (item-bootstrap CI), majority-vote accuracy and pass@k.
+Ablations replace the audio with silence of equal length or the image with a blank of equal size
+(the data layer's ``load_media``) and report the accuracy drop against no ablation.
+
+Output folder:
+  eval_config.json   the settings; re-running into the folder with other settings is refused
+  predictions.jsonl  one row per (condition, item, sample): id, condition, sample, prompt, decoding,
+                     completion, pred (parsed letters or null), answer, correct, format_ok, length
+                     (completion tokens before the stop token), truncated, and the item's short metadata
+  summary.json       see :func:`summarize`
+Re-running with the same folder skips the (condition, item) pairs already in predictions.jsonl.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data import Sample, load_split
+from ..rl.rewards import accuracy_reward, format_reward, parse_answer
+from .stats import majority_vote, mcnemar, mean_and_interval, pass_at_k
+
+log = logging.getLogger(__name__)
+
+CONDITIONS = ("none", "audio", "image")
+"""Ablation conditions: nothing replaced, audio -> silence, image -> blank."""
+PREDICTIONS, SUMMARY, SETTINGS = "predictions.jsonl", "summary.json", "eval_config.json"
+_ROW_KEYS = frozenset(
+    [
+        "id",
+        "condition",
+        "sample",
+        "prompt",
+        "decoding",
+        "completion",
+        "pred",
+        "answer",
+        "correct",
+        "format_ok",
+        "length",
+        "truncated",
+    ]
+)
+_NOT_GROUPS = frozenset({"reasoning"})  # the synthetic benchmark's reference trace
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How completions are drawn: ``greedy`` (one per item) or ``sample`` (``samples`` per item)."""
+
+    mode: str = "greedy"
+    samples: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int = 0
+    """Sampling seed; each batch reseeds from it and its item ids, so a resumed run draws the same."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("greedy", "sample"):
+            raise ValueError(f"decoding must be greedy or sample, got {self.mode!r}")
+        if self.samples < 1 or (self.mode == "greedy" and self.samples != 1):
+            raise ValueError(f"samples must be 1 for greedy and >= 1 for sample, got {self.samples}")
+        if self.temperature <= 0 or not 0 < self.top_p <= 1:
+            raise ValueError("temperature must be > 0 and top_p in (0, 1]")
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        if self.mode == "greedy":
+            return {"do_sample": False, "num_return_sequences": 1}
+        return {
+            "do_sample": True,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": 0,
+            "num_return_sequences": self.samples,
+        }
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Everything that decides a prediction; stored in eval_config.json and checked on resume."""
+
+    template: str = "reasoning"
+    decoding: Decoding = field(default_factory=Decoding)
+    max_new_tokens: int = 256
+    max_audio_seconds: float | None = None
+    max_pixels: int | None = 224 * 224
+
+
+def load_model(model_dir: str | Path, device: str | None = None) -> tuple[torch.nn.Module, Any]:
+    """(model in eval mode, processor) through the model layer's loader: a thinker, a full Omni
+    checkpoint or a LoRA adapter directory. bf16 on a GPU, fp32 on the CPU."""
+    from ..model.loading import load_policy, load_processor
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    model = load_policy(str(model_dir), device, dtype=dtype, gradient_checkpointing=False)
+    return model.requires_grad_(False).eval(), load_processor(model_dir)
+
+
+def evaluate(
+    model_dir: str | Path,
+    data_path: str | Path,
+    out_dir: str | Path,
+    *,
+    template: str = "reasoning",
+    decoding: str | Decoding = "greedy",
+    ablate: Sequence[str] = ("none",),
+    batch_size: int = 8,
+    max_new_tokens: int = 256,
+    limit: int | None = None,
+    max_audio_seconds: float | None = None,
+    max_pixels: int | None = 224 * 224,
+) -> dict[str, Any]:
+    """Evaluate ``model_dir`` on ``data_path`` under each condition in ``ablate``; write and return the summary.
+
+    ``decoding``: "greedy", "sample" (one sample at temperature 1) or a :class:`Decoding`. ``limit``
+    keeps the first N valid items. "none" is always evaluated (the ablation drops need it).
+    """
+    decoding = decoding if isinstance(decoding, Decoding) else Decoding(mode=decoding)
+    settings = EvalSettings(template, decoding, max_new_tokens, max_audio_seconds, max_pixels)
+    conditions = ["none", *[c for c in dict.fromkeys(ablate) if c != "none"]]
+    if bad := [c for c in conditions if c not in CONDITIONS]:
+        raise ValueError(f"unknown ablation(s) {bad}; valid: {', '.join(CONDITIONS)}")
+    loaded = load_split(data_path, on_error="skip")
+    for skipped in loaded.skipped:
+        log.warning("skipped row: %s", skipped)
+    samples = loaded.samples[:limit] if limit is not None else loaded.samples
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_settings(out, {"model": str(model_dir), "data": str(data_path), **asdict(settings)})
+    rows = _complete_rows(out / PREDICTIONS, decoding.samples)
+    done = {(r["condition"], r["id"]) for r in rows}
+    todo = {c: [s for s in samples if (c, s.id) not in done] for c in conditions}
+    if any(todo.values()):
+        model, processor = load_model(model_dir)
+        for condition, pending in todo.items():
+            for start in range(0, len(pending), batch_size):
+                new = predict_batch(
+                    model, processor, pending[start : start + batch_size], condition, settings
+                )
+                _append(out / PREDICTIONS, new)
+                rows += new
+            log.info("%s: %d items evaluated", condition, len(pending))
+    summary = summarize(rows, samples, conditions)
+    summary.update(model=str(model_dir), data=str(data_path), settings=asdict(settings))
+    summary["skipped_rows"] = len(loaded.skipped)
+    (out / SUMMARY).write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _check_settings(out: Path, settings: dict[str, Any]) -> None:
+    path = out / SETTINGS
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != settings:
+            diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
+            raise ValueError(f"{out} holds predictions made with other settings (old, new): {diff}")
+    else:
+        path.write_text(json.dumps(settings, indent=1))
+
+
+def read_predictions(path: Path) -> list[dict[str, Any]]:
+    """Rows of a predictions file; a last line cut short by a kill is dropped (and removed from the file)."""
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i != len(lines) - 1:
+                raise ValueError(f"{path}: line {i + 1} is not JSON") from None
+            log.warning("%s: dropping a truncated last line", path)
+            path.write_text("".join(lines[:-1]), encoding="utf-8")
+    return rows
+
+
+def _complete_rows(path: Path, k: int) -> list[dict[str, Any]]:
+    """Rows of (condition, id) pairs with all K samples; a pair cut short by a kill is removed from the file."""
+    rows = read_predictions(path)
+    counts = Counter((r["condition"], r["id"]) for r in rows)
+    kept = [r for r in rows if counts[r["condition"], r["id"]] >= k]
+    if len(kept) < len(rows):
+        path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+    return kept
+
+
+def _append(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write("".join(json.dumps(r) + "\n" for r in rows))
+        fh.flush()
+
+
+def short_metadata(sample: Sample) -> dict[str, Any]:
+    """The sample's scalar metadata that can group results (strings of at most 40 characters, ints, bools)."""
+    return {
+        k: v
+        for k, v in sample.metadata.items()
+        if k not in _ROW_KEYS | _NOT_GROUPS
+        and (isinstance(v, bool | int) or (isinstance(v, str) and len(v) <= 40))
+    }
+
+
+@torch.no_grad()
+def predict_batch(
+    model: torch.nn.Module, processor: Any, samples: Sequence[Sample], condition: str, settings: EvalSettings
+) -> list[dict[str, Any]]:
+    """Generate K completions for each of the B samples under ``condition``; B*K prediction rows."""
+    from ..model.inputs import ModelInputs, generate, stop_token_ids
+    from ..rl.experience import prompt_inputs
+
+    dec = settings.decoding
+    batch = prompt_inputs(
+        processor,
+        samples,
+        settings.template,
+        settings.max_audio_seconds,
+        settings.max_pixels,
+        ablate=condition,
+    )
+    param = next(model.parameters())
+    inputs = ModelInputs(batch.input_ids, batch.attention_mask, batch.mm).to(param.device, param.dtype)
+    if dec.mode == "sample":
+        torch.manual_seed(dec.seed + zlib.crc32("\n".join([condition, *(s.id for s in samples)]).encode()))
+    ids = generate(model, inputs, processor, max_new_tokens=settings.max_new_tokens, **dec.generate_kwargs())
+    ids = ids.cpu()  # [B*K, T], sample-major: rows i*K .. i*K+K-1 belong to sample i
+    texts = processor.batch_decode(ids, skip_special_tokens=True)
+    is_stop = torch.isin(ids, torch.tensor(stop_token_ids(processor)))  # [B*K, T]
+    stopped = is_stop.any(dim=1)
+    lengths = torch.where(stopped, is_stop.int().argmax(dim=1), ids.shape[1])
+    k = dec.samples
+    solutions = [s.solution for s in samples for _ in range(k)]
+    correct = accuracy_reward(texts, solutions)
+    format_ok = format_reward(texts)
+    rows = []
+    for n, text in enumerate(texts):
+        s = samples[n // k]
+        row = {
+            "id": s.id,
+            "condition": condition,
+            "sample": n % k,
+            "prompt": settings.template,
+            "decoding": dec.mode,
+            "completion": text,
+            "pred": parse_answer(text),
+            "answer": s.answer,
+            "correct": correct[n] == 1.0,
+            "format_ok": format_ok[n] == 1.0,
+            "length": int(lengths[n]),
+            "truncated": not bool(stopped[n]),
+        }
+        rows.append({**short_metadata(s), **row})
+    return rows
+
+
+def _group_fields(samples: Sequence[Sample]) -> list[str]:
+    """Metadata fields worth grouping by: present on every item, 2 to 20 values, fewer than the items."""
+    if not samples:
+        return []
+    keys = set.intersection(*(set(short_metadata(s)) for s in samples))
+    cap = min(20, len(samples) - 1)
+    return sorted(k for k in keys if 2 <= len({s.metadata[k] for s in samples}) <= cap)
+
+
+def _accuracy_block(scores: list[list[float]]) -> dict[str, Any]:
+    acc, ci, method = mean_and_interval(scores)
+    return {"n": len(scores), "accuracy": acc, "ci95": list(ci), "ci_method": method}
+
+
+def summarize(
+    rows: Sequence[dict[str, Any]], samples: Sequence[Sample], conditions: Sequence[str]
+) -> dict[str, Any]:
+    """Summary of the rows that belong to ``samples``.
+
+    Per condition: n, accuracy, ci95 + ci_method (Wilson for one sample per item, item bootstrap for K),
+    for K > 1 majority_accuracy and pass@k, format_rate, unparseable_rate, mean_length,
+    truncated_rate, ``by`` (accuracy per value of each grouping metadata field) and, for ablations,
+    ``drop`` (accuracy with nothing ablated minus this one), ``drop_by`` and ``drop_p`` (McNemar on the
+    per-item correctness: the single decode, or the majority vote for K > 1).
+    """
+    by_key: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        by_key.setdefault((r["condition"], r["id"]), []).append(r)
+    gold = {s.id: parse_answer(s.solution) for s in samples}
+    fields = _group_fields(samples)
+    result: dict[str, Any] = {"n_items": len(samples), "group_fields": fields, "conditions": {}}
+    per_item: dict[str, dict[str, bool]] = {}
+    for condition in conditions:
+        groups = [sorted(by_key.get((condition, s.id), []), key=lambda r: r["sample"]) for s in samples]
+        pairs = [(s, g) for s, g in zip(samples, groups, strict=True) if g]
+        flat = [r for _, g in pairs for r in g]
+        block = _accuracy_block([[float(r["correct"]) for r in g] for _, g in pairs])
+        k = max((len(g) for _, g in pairs), default=1)
+        votes = {s.id: majority_vote([r["pred"] for r in g]) == gold[s.id] for s, g in pairs}
+        per_item[condition] = votes if k > 1 else {s.id: g[0]["correct"] for s, g in pairs}
+        if k > 1:
+            block["samples"] = k
+            block["majority_accuracy"] = sum(votes.values()) / max(len(votes), 1)
+            ks = sorted({1, k, *(2**i for i in range(1, k.bit_length()) if 2**i < k)})
+            block["pass@k"] = {
+                str(j): sum(pass_at_k(len(g), sum(r["correct"] for r in g), j) for _, g in pairs) / len(pairs)
+                for j in ks
+            }
+        n = max(len(flat), 1)
+        block["format_rate"] = sum(r["format_ok"] for r in flat) / n
+        block["unparseable_rate"] = sum(r["pred"] is None for r in flat) / n
+        block["mean_length"] = sum(r["length"] for r in flat) / n
+        block["truncated_rate"] = sum(r["truncated"] for r in flat) / n
+        block["by"] = {
+            f: {
+                str(value): _accuracy_block(
+                    [[float(r["correct"]) for r in g] for s, g in pairs if s.metadata[f] == value]
+                )
+                for value in sorted({s.metadata[f] for s, _ in pairs}, key=str)
+            }
+            for f in fields
+        }
+        result["conditions"][condition] = block
+    _add_drops(result, per_item)
+    base = result["conditions"].get("none", {})
+    result.update(accuracy=base.get("accuracy"), ci95=base.get("ci95"))
+    return result
+
+
+def _add_drops(result: dict[str, Any], per_item: dict[str, dict[str, bool]]) -> None:
+    base = result["conditions"].get("none")
+    if base is None:
+        return
+    for condition, block in result["conditions"].items():
+        if condition == "none":
+            continue
+        block["drop"] = base["accuracy"] - block["accuracy"]
+        block["drop_by"] = {
+            f: {
+                v: base["by"][f][v]["accuracy"] - b["accuracy"]
+                for v, b in values.items()
+                if v in base["by"][f]
+            }
+            for f, values in block["by"].items()
+        }
+        shared = per_item["none"].keys() & per_item[condition].keys()
+        b = sum(per_item["none"][i] and not per_item[condition][i] for i in shared)
+        c = sum(not per_item["none"][i] and per_item[condition][i] for i in shared)
+        block["drop_p"] = mcnemar(b, c, exact=b + c < 25)
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A plain-text table of a summary, one line per condition and per metadata group."""
+    lines = [f"model {summary['model']}  data {summary['data']}  items {summary['n_items']}"]
+    head = (
+        f"{'condition':<12}{'acc':>8}{'95% CI':>18}{'drop':>8}{'p':>8}{'format':>8}{'unparsed':>9}{'len':>7}"
+    )
+    lines.append(head)
+    for name, b in summary["conditions"].items():
+        lo, hi = b["ci95"]
+        drop = f"{b['drop']:+.3f}" if "drop" in b else ""
+        p = f"{b['drop_p']:.3f}" if "drop_p" in b else ""
+        lines.append(
+            f"{name:<12}{b['accuracy']:>8.3f}{f'[{lo:.3f}, {hi:.3f}]':>18}{drop:>8}{p:>8}"
+            f"{b['format_rate']:>8.2f}{b['unparseable_rate']:>9.2f}{b['mean_length']:>7.1f}"
+        )
+        if "majority_accuracy" in b:
+            passk = "  ".join(f"pass@{j} {v:.3f}" for j, v in b["pass@k"].items())
+            lines.append(f"{'':<12}majority {b['majority_accuracy']:.3f}  {passk}")
+        for f, values in b["by"].items():
+            for v, g in values.items():
+                lo, hi = g["ci95"]
+                lines.append(f"  {f'{f}={v}':<30}{g['accuracy']:>6.3f}  [{lo:.3f}, {hi:.3f}]  n={g['n']}")
+    return "\n".join(lines)

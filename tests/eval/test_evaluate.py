@@ -1,0 +1,128 @@
+"""evaluate(): strict parsing, ablation plumbing, resume, k-sample aggregates, and a real tiny-model run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from echoink.eval.evaluate import Decoding, evaluate, format_summary, read_predictions
+
+
+def _rows(out: Path) -> list[dict]:
+    return read_predictions(out / "predictions.jsonl")
+
+
+def test_answers_are_parsed_strictly(scripted, eval_split, tmp_path):
+    # answers: 0 -> A, 1 -> B, 2 -> C, 3 -> A
+    scripted.script = {
+        0: ["<think>It is a dog, so a.</think><answer>a dog</answer>"],  # the article "a" is not option A
+        1: ["<think>either</think><answer>A or B</answer>"],  # two options named: unparseable
+        2: ["<think>the red one</think>\n<answer>c</answer>"],  # lower case is fine
+        3: ["<answer>B</answer> no, <answer>A</answer>"],  # the last block counts; format is broken
+    }
+    summary = evaluate("tiny", eval_split, tmp_path / "out", max_new_tokens=64)
+    rows = {r["id"]: r for r in _rows(tmp_path / "out")}
+    assert [rows[i]["pred"] for i in "0123"] == [None, None, "C", "A"]
+    assert [rows[i]["correct"] for i in "0123"] == [False, False, True, True]
+    assert [rows[i]["format_ok"] for i in "0123"] == [True, True, True, False]  # format ignores the content
+    assert rows["0"]["needs"] == "audio" and "reasoning" not in rows["0"]  # long metadata stays out
+    block = summary["conditions"]["none"]
+    assert block["accuracy"] == summary["accuracy"] == 0.5
+    assert block["unparseable_rate"] == 0.5 and block["format_rate"] == 0.75
+    assert block["ci_method"] == "wilson" and block["ci95"] == pytest.approx([0.1500, 0.8500], abs=1e-4)
+    assert block["by"]["needs"]["audio"]["accuracy"] == 0.5 and block["by"]["needs"]["both"]["n"] == 1
+    assert json.loads((tmp_path / "out/summary.json").read_text()) == summary
+    assert "needs=audio" in format_summary(summary)
+
+
+def test_lengths_and_truncation(scripted, eval_split, tmp_path):
+    scripted.script = {0: ["<answer>A</answer>"], 1: ["<think>" + "very long thinking " * 40]}
+    evaluate("tiny", eval_split, tmp_path / "out", max_new_tokens=12, limit=2)
+    rows = {r["id"]: r for r in _rows(tmp_path / "out")}
+    assert not rows["0"]["truncated"] and 0 < rows["0"]["length"] < 12
+    assert rows["1"]["truncated"] and rows["1"]["length"] == 12
+
+
+def _valid_features(mm: dict, i: int) -> torch.Tensor:
+    return mm["input_features"][i][:, mm["feature_attention_mask"][i].bool()]
+
+
+def test_ablations_give_the_model_silence_and_a_blank_image(scripted, eval_split, tmp_path):
+    scripted.script = {i: ["<answer>A</answer>"] for i in range(4)}  # right for 0 and 3 only
+    summary = evaluate("tiny", eval_split, tmp_path / "out", ablate=["audio", "image"], batch_size=4)
+    none, audio, image = (c.mm_inputs for c in scripted.calls)
+    for ablated in (audio, image):  # same lengths and sizes: only the content changes
+        assert torch.equal(ablated["feature_attention_mask"], none["feature_attention_mask"])
+        assert torch.equal(ablated["image_grid_thw"], none["image_grid_thw"])
+    for i in range(4):
+        assert _valid_features(none, i).std() > 0.1 and _valid_features(audio, i).std() == 0  # silence
+        assert _valid_features(image, i).std() > 0.1
+    patches = image["pixel_values"].reshape(-1, 3, 2 * 14 * 14)  # temporal 2 x 14 x 14 patch per channel
+    assert torch.allclose(patches, patches[:1, :, :1].expand_as(patches))  # one grey, everywhere
+    assert none["pixel_values"].std() > 0.1 and torch.equal(audio["pixel_values"], none["pixel_values"])
+    assert list(summary["conditions"]) == ["none", "audio", "image"]
+    assert summary["conditions"]["audio"]["drop"] == 0.0  # a scripted model ignores its inputs
+    assert summary["conditions"]["audio"]["drop_p"] == 1.0
+    assert summary["conditions"]["image"]["drop_by"]["needs"] == {"audio": 0.0, "both": 0.0, "image": 0.0}
+
+
+def test_resume_skips_finished_items_and_refuses_other_settings(scripted, eval_split, tmp_path):
+    out = tmp_path / "out"
+    scripted.script = {i: ["<answer>A</answer>"] for i in range(4)}
+    evaluate("tiny", eval_split, out, limit=2, batch_size=1)
+    assert len(scripted.calls) == 2
+    with open(out / "predictions.jsonl", "a") as fh:
+        fh.write('{"id": "2", "condit')  # a kill mid-write leaves a cut line
+    summary = evaluate("tiny", eval_split, out, batch_size=1)
+    assert len(scripted.calls) == 4  # only items 2 and 3 were generated
+    assert [r["id"] for r in _rows(out)] == ["0", "1", "2", "3"]
+    assert summary["accuracy"] == 0.5 and summary["n_items"] == 4
+    evaluate("tiny", eval_split, out, batch_size=1)
+    assert len(scripted.calls) == 4  # everything done: nothing generated
+    with pytest.raises(ValueError, match="other settings"):
+        evaluate("tiny", eval_split, out, template="direct")
+
+
+def test_k_samples_give_bootstrap_ci_majority_and_pass_at_k(scripted, eval_split, tmp_path):
+    scripted.script = {
+        0: ["<answer>A</answer>", "<answer>B</answer>", "<answer>A</answer>", "oops"],  # 2/4, vote A (right)
+        1: ["<answer>A</answer>", "<answer>B</answer>", "<answer>A</answer>", "<answer>A</answer>"],  # 1/4
+        2: ["<answer>C</answer>"],  # 4/4
+    }
+    decoding = Decoding(mode="sample", samples=4, temperature=0.7, top_p=0.9)
+    summary = evaluate("tiny", eval_split, tmp_path / "out", decoding=decoding, batch_size=2)
+    block = summary["conditions"]["none"]
+    assert block["samples"] == 4 and len(_rows(tmp_path / "out")) == 16
+    assert block["accuracy"] == pytest.approx((2 + 1 + 4 + 0) / 16)
+    assert block["ci_method"] == "bootstrap" and block["ci95"][0] < block["accuracy"] < block["ci95"][1]
+    assert block["majority_accuracy"] == 0.5  # items 0 and 2
+    # pass@1 = mean accuracy; pass@2 = 1 - C(4-c, 2)/C(4, 2) averaged: (5/6 + 1/2 + 1 + 0) / 4
+    assert block["pass@k"] == pytest.approx({"1": 7 / 16, "2": (5 / 6 + 1 / 2 + 1) / 4, "4": 3 / 4})
+    assert block["unparseable_rate"] == pytest.approx(1 / 16)
+
+
+def test_settings_are_validated(eval_split, tmp_path):
+    with pytest.raises(ValueError, match="samples must be 1"):
+        Decoding(mode="greedy", samples=2)
+    with pytest.raises(ValueError, match="unknown ablation"):
+        evaluate("tiny", eval_split, tmp_path, ablate=["video"])
+
+
+def test_real_tiny_model_end_to_end(tiny_model_dir, eval_split, tmp_path):
+    summary = evaluate(
+        tiny_model_dir,
+        eval_split,
+        tmp_path / "out",
+        ablate=["audio"],
+        batch_size=2,
+        max_new_tokens=6,
+        limit=2,
+    )
+    rows = _rows(tmp_path / "out")
+    assert len(rows) == 4 and {r["condition"] for r in rows} == {"none", "audio"}
+    assert all(r["length"] <= 6 and isinstance(r["completion"], str) for r in rows)
+    assert summary["n_items"] == 2 and 0 <= summary["accuracy"] <= 1
+    assert summary["settings"]["decoding"]["mode"] == "greedy"
