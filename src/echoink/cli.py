@@ -203,5 +203,27 @@ def eval_cmd(
     typer.echo(f"written: {out / 'summary.json'}, {out / 'predictions.jsonl'}")
 
 
+@app.command("compare")
+def compare_cmd(
+    summary_a: Path = typer.Argument(..., help="A's summary.json (its predictions.jsonl beside it)."),
+    summary_b: Path = typer.Argument(..., help="B's summary.json."),
+    condition: str = typer.Option("none", "--condition", help="Which condition to compare: none, audio, image."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the comparison as JSON here."),
+) -> None:
+    """Side-by-side metrics with CIs, and McNemar's paired test on the items both evaluated."""
+    import json
+
+    from .eval.compare import compare, format_comparison
+
+    try:
+        result = compare(summary_a, summary_b, condition)
+    except (OSError, ValueError, KeyError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(format_comparison(result))
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=1))
+
+
 if __name__ == "__main__":
     app()

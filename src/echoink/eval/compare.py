@@ -1,0 +1,134 @@
+"""Compare two evaluations: side-by-side metrics with CIs, and McNemar's paired test on the shared items.
+
+Each summary.json is read with the predictions.jsonl beside it (written by :mod:`echoink.eval.evaluate`).
+The paired test uses one correct/wrong outcome per item: the single decode, or the majority vote when
+an evaluation drew K > 1 samples.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from ..rl.rewards import parse_answer
+from .evaluate import PREDICTIONS, read_predictions
+from .stats import majority_vote, mcnemar
+
+METRICS = (
+    "accuracy",
+    "majority_accuracy",
+    "format_rate",
+    "unparseable_rate",
+    "mean_length",
+    "truncated_rate",
+)
+EXACT_BELOW = 25
+"""Discordant pairs below which McNemar's exact binomial test is the headline p-value (chi-squared above)."""
+
+
+def item_outcomes(rows: list[dict[str, Any]], condition: str = "none") -> dict[str, bool]:
+    """id -> correct for one condition: the single decode, or the majority vote of K samples."""
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["condition"] == condition:
+            by_id.setdefault(r["id"], []).append(r)
+    outcomes = {}
+    for item, group in by_id.items():
+        if len(group) == 1:
+            outcomes[item] = bool(group[0]["correct"])
+        else:
+            gold = parse_answer(f"<answer>{group[0]['answer']}</answer>")
+            group.sort(key=lambda r: r["sample"])
+            outcomes[item] = majority_vote([r["pred"] for r in group]) == gold
+    return outcomes
+
+
+def paired_table(a: dict[str, bool], b: dict[str, bool]) -> dict[str, int]:
+    """2x2 counts on the ids both have: both right, only A right (b), only B right (c), both wrong."""
+    shared = a.keys() & b.keys()
+    return {
+        "shared": len(shared),
+        "both_right": sum(a[i] and b[i] for i in shared),
+        "only_a": sum(a[i] and not b[i] for i in shared),
+        "only_b": sum(b[i] and not a[i] for i in shared),
+        "both_wrong": sum(not a[i] and not b[i] for i in shared),
+    }
+
+
+def _overlap(ci_a: list[float] | None, ci_b: list[float] | None) -> bool | None:
+    if not ci_a or not ci_b or any(x is None or math.isnan(x) for x in [*ci_a, *ci_b]):
+        return None
+    return ci_a[0] <= ci_b[1] and ci_b[0] <= ci_a[1]
+
+
+def compare(summary_a: str | Path, summary_b: str | Path, condition: str = "none") -> dict[str, Any]:
+    """Compare two summaries under one condition; returns metrics, CI overlap and the paired test."""
+    paths = [Path(summary_a), Path(summary_b)]
+    summaries = [json.loads(p.read_text()) for p in paths]
+    blocks = []
+    for path, summary in zip(paths, summaries, strict=True):
+        if condition not in summary["conditions"]:
+            raise ValueError(f"{path}: no condition {condition!r} (has {', '.join(summary['conditions'])})")
+        blocks.append(summary["conditions"][condition])
+    a, b = blocks
+    metrics = {m: (a.get(m), b.get(m)) for m in METRICS if m in a or m in b}
+    result: dict[str, Any] = {
+        "a": str(paths[0]),
+        "b": str(paths[1]),
+        "labels": [summaries[0]["model"], summaries[1]["model"]],
+        "condition": condition,
+        "metrics": metrics,
+        "ci95": (a["ci95"], b["ci95"]),
+        "ci_overlap": _overlap(a["ci95"], b["ci95"]),
+    }
+    predictions = [p.parent / PREDICTIONS for p in paths]
+    if all(p.exists() for p in predictions):
+        outcomes = [item_outcomes(read_predictions(p), condition) for p in predictions]
+        table = paired_table(*outcomes)
+        n = table["shared"]
+        result["paired"] = {
+            **table,
+            "accuracy_a": (table["both_right"] + table["only_a"]) / n if n else math.nan,
+            "accuracy_b": (table["both_right"] + table["only_b"]) / n if n else math.nan,
+            "p_exact": mcnemar(table["only_a"], table["only_b"], exact=True),
+            "p_chi2": mcnemar(table["only_a"], table["only_b"], exact=False),
+            "test": "exact" if table["only_a"] + table["only_b"] < EXACT_BELOW else "chi2",
+        }
+    return result
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if isinstance(value, float) and abs(value) >= 10 else f"{value:.3f}"
+
+
+def format_comparison(result: dict[str, Any]) -> str:
+    """A plain-text side-by-side table."""
+    label_a, label_b = result["labels"]
+    lines = [
+        f"A: {label_a}  ({result['a']})",
+        f"B: {label_b}  ({result['b']})",
+        f"condition: {result['condition']}",
+    ]
+    lines.append(f"{'metric':<20}{'A':>10}{'B':>10}{'B - A':>10}")
+    for name, (va, vb) in result["metrics"].items():
+        diff = f"{vb - va:+.3f}" if va is not None and vb is not None else "-"
+        lines.append(f"{name:<20}{_fmt(va):>10}{_fmt(vb):>10}{diff:>10}")
+    (la, ha), (lb, hb) = result["ci95"]
+    overlap = {True: "overlap", False: "do not overlap", None: "n/a"}[result["ci_overlap"]]
+    lines.append(f"95% CI: A [{la:.3f}, {ha:.3f}]  B [{lb:.3f}, {hb:.3f}]  ({overlap})")
+    paired = result.get("paired")
+    if paired is None:
+        lines.append("paired test: skipped (predictions.jsonl missing next to a summary)")
+        return "\n".join(lines)
+    lines += [
+        f"paired on {paired['shared']} shared items:    B right   B wrong",
+        f"                          A right {paired['both_right']:>8} {paired['only_a']:>9}",
+        f"                          A wrong {paired['only_b']:>8} {paired['both_wrong']:>9}",
+        f"McNemar: exact p = {paired['p_exact']:.4g}, chi2 (continuity-corrected) p = {paired['p_chi2']:.4g}"
+        f"  [headline: {paired['test']}]",
+    ]
+    return "\n".join(lines)
