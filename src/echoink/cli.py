@@ -165,11 +165,35 @@ def train_cmd(
     typer.echo(f"run directory: {run_dir}")
 
 
+@app.command("sft")
+def sft_cmd(
+    recipe: Path = typer.Argument(..., help="YAML recipe; uses the data, model and sft sections."),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Dotted override, e.g. --set sft.max_steps=100 (repeatable)."
+    ),
+) -> None:
+    """Supervised fine-tuning on the rows' reference reasoning traces (the cold start before GRPO)."""
+    from .config import ConfigError, load_config
+    from .sft import sft
+
+    try:
+        cfg = load_config(recipe, overrides)
+    except (ConfigError, OSError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    out = sft(cfg)
+    typer.echo(f"fine-tuned model: {out / 'final'}")
+
+
 @app.command("eval")
 def eval_cmd(
-    model: Path = typer.Option(..., "--model", help="Model directory (thinker, full Omni checkpoint or LoRA adapter)."),
+    model: Path = typer.Option(
+        ..., "--model", help="Model directory (thinker, full Omni checkpoint or LoRA adapter)."
+    ),
     data: Path = typer.Option(..., "--data", help="Split file in the AVQA-R1-6K schema."),
-    out: Path = typer.Option(..., "--out", help="Output folder (predictions.jsonl, summary.json); re-run to resume."),
+    out: Path = typer.Option(
+        ..., "--out", help="Output folder (predictions.jsonl, summary.json); re-run to resume."
+    ),
     prompt: str = typer.Option("reasoning", "--prompt", help="Prompt template: reasoning or direct."),
     decoding: str = typer.Option("greedy", "--decoding", help="greedy or sample."),
     samples: int = typer.Option(1, "--samples", min=1, help="Completions per item (sample decoding)."),
@@ -178,10 +202,16 @@ def eval_cmd(
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per generation batch."),
     max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Longest completion."),
-    ablate: str = typer.Option("none", "--ablate", help="Comma list of none, audio (silence), image (blank)."),
+    ablate: str = typer.Option(
+        "none", "--ablate", help="Comma list of none, audio (silence), image (blank)."
+    ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate only the first N items."),
-    max_audio_seconds: float | None = typer.Option(None, "--max-audio-seconds", help="Cut audio to this length."),
-    max_pixels: int = typer.Option(224 * 224, "--max-pixels", help="Downscale larger images to this many pixels."),
+    max_audio_seconds: float | None = typer.Option(
+        None, "--max-audio-seconds", help="Cut audio to this length."
+    ),
+    max_pixels: int = typer.Option(
+        224 * 224, "--max-pixels", help="Downscale larger images to this many pixels."
+    ),
 ) -> None:
     """Evaluate a model fairly: strict parsing, Wilson/bootstrap CIs, majority vote, pass@k, ablations."""
     from .data import TEMPLATES
@@ -207,7 +237,9 @@ def eval_cmd(
 def compare_cmd(
     summary_a: Path = typer.Argument(..., help="A's summary.json (its predictions.jsonl beside it)."),
     summary_b: Path = typer.Argument(..., help="B's summary.json."),
-    condition: str = typer.Option("none", "--condition", help="Which condition to compare: none, audio, image."),
+    condition: str = typer.Option(
+        "none", "--condition", help="Which condition to compare: none, audio, image."
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the comparison as JSON here."),
 ) -> None:
     """Side-by-side metrics with CIs, and McNemar's paired test on the items both evaluated."""

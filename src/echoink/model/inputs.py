@@ -96,6 +96,12 @@ def encode_prompts(
     ]
     images = [img for m in batch_messages for img in _media(m, "image")]
     audios = [wav for m in batch_messages for wav in _media(m, "audio")]
+    kwargs: dict[str, Any] = {}
+    if audios:
+        # The Omni processor forces padding="max_length", whose default is Whisper's 30 s: mel features
+        # for 30 s per clip (8x the work for 1 s clips). Capping max_length at the longest clip gives the
+        # same valid frames, and the audio tower reads only those (feature_attention_mask).
+        kwargs["audio_kwargs"] = {"max_length": max(len(a) for a in audios)}
     out = processor(
         text=texts,
         images=images or None,
@@ -103,6 +109,7 @@ def encode_prompts(
         padding=True,
         padding_side="left",
         return_tensors="pt",
+        **kwargs,
     )
     mm = {k: v for k, v in out.items() if k not in ("input_ids", "attention_mask", *_NOT_MODEL_INPUTS)}
     return ModelInputs(out["input_ids"], out["attention_mask"], mm)
