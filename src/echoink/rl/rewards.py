@@ -1,0 +1,195 @@
+"""Rule rewards (paper Sec. 3.3): answer accuracy and ``<think>…</think><answer>…</answer>`` format.
+
+A reward is a plain batch function ``fn(completions: list[str], **row_fields) -> list[float | None]``;
+``None`` means "not applicable" (logged as NaN, ignored in the weighted sum). Row fields arrive as
+lists aligned with ``completions`` (e.g. ``solution=["<answer>C</answer>", ...]``); extra fields
+are ignored, so TRL-style calls with ``prompts=``/``completion_ids=`` work too. Rewards are looked
+up by name in ``REWARDS``; ``score`` runs several and returns the (N, n_rewards) matrix.
+
+Every parser here is linear in the completion length: ``str.find``/``rfind``/``count`` and one
+regex over a single character class, never a backtracking pattern (a policy can emit megabytes of
+unclosed tags).
+
+>>> accuracy_reward(["<think>dog barks</think><answer>C. a dog</answer>", "<answer>B</answer>"],
+...                 solution=["<answer>C</answer>", "C"])
+[1.0, 0.0]
+>>> format_reward(["<think>dog barks</think>\\n<answer>C</answer>", "<answer>C</answer>"])
+[1.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+
+from echoink.data.schema import parse_answer_letters
+from echoink.registry import Registry
+
+RewardFn = Callable[..., list[float | None]]
+REWARDS: Registry[RewardFn] = Registry("reward")
+
+_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
+_ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
+# Separators between letters in a list answer ("A, C", "A and C", "A/C"). One character class, so
+# finditer is linear.
+_LIST_TOKEN = re.compile(r"[^\s,;/&]+")
+_MARKS = "().:"  # "(C)", "C.", "C)", "C:" all name C
+_MAX_LIST_TOKENS = 64  # a longer "list" is not an answer; the cap keeps the Python loop short
+
+
+def _last_answer_body(text: str) -> str | None:
+    """Content of the last well-formed ``<answer>…</answer>`` block, or None.
+
+    The last well-formed block opens at the last ``<answer>`` that has a ``</answer>`` after it and
+    ends at the first ``</answer>`` after that opening. Three linear scans, no retries.
+    """
+    last_close = text.rfind(_ANSWER_CLOSE)
+    if last_close < 0:
+        return None
+    start = text.rfind(_ANSWER_OPEN, 0, last_close)
+    if start < 0:
+        return None
+    start += len(_ANSWER_OPEN)
+    return text[start : text.find(_ANSWER_CLOSE, start)]
+
+
+def _single_letter(token: str) -> str | None:
+    core = token.strip(_MARKS)
+    if len(core) == 1 and core.isascii() and core.isalpha():
+        return core.upper()
+    return None
+
+
+def _letters_of(body: str) -> list[str] | None:
+    """Letters an answer body names, or None if it is not one of the accepted forms.
+
+    Accepted: a list of letter marks ("C", "(C)", "c.", "A, C", "A and C") or one mark followed by
+    option text ("C. a dog barking", "(C) a dog"). Anything else ("A or B", "Cat", "I think C") is None.
+    """
+    letters: set[str] = set()
+    for i, m in enumerate(_LIST_TOKEN.finditer(body)):
+        token = m.group()
+        if token.lower() == "and":
+            continue
+        letter = _single_letter(token) if i < _MAX_LIST_TOKENS else None
+        if letter is None:
+            break  # not a pure list; maybe a mark followed by option text
+        letters.add(letter)
+    else:
+        return sorted(letters) or None
+    head = body.lstrip()
+    first, rest = (head.split(None, 1) + [""])[:2]
+    # The mark must carry punctuation, so "A or B" is not read as "A" plus option text "or B".
+    if first[:1] in _MARKS or first[-1:] in _MARKS:
+        letter = _single_letter(first)
+        if letter is not None and rest.strip():
+            return [letter]
+    return None
+
+
+def parse_answer(completion: str) -> str | None:
+    """The answer a completion gives: letters of its last well-formed ``<answer>`` block, sorted and
+    comma-joined ("C", "A,C"); None when there is no such block or its content is not a letter answer.
+
+    >>> parse_answer("<think>hmm</think><answer>(c)</answer>")
+    'C'
+    >>> parse_answer("<answer>A</answer> on reflection <answer>C, A</answer>")
+    'A,C'
+    >>> parse_answer("<answer>A or B</answer>") is None, parse_answer("<answer>B") is None
+    (True, True)
+    """
+    body = _last_answer_body(completion)
+    if body is None:
+        return None
+    letters = _letters_of(body)
+    return ",".join(letters) if letters else None
+
+
+@REWARDS.register("accuracy")
+def accuracy_reward(completions: list[str], solution: list[str], **_: Any) -> list[float]:
+    """1.0 when the completion's answer names exactly the solution's letters (compared as sets), else 0.0.
+
+    ``solution`` is the dataset form ``"<answer>C</answer>"`` or a bare letter; a multi-letter
+    answer scores only against a multi-letter solution.
+
+    >>> accuracy_reward(["<answer>A, C</answer>", "<answer>A, C</answer>", "<answer>C.</answer>"],
+    ...                 ["<answer>C</answer>", "<answer>A,C</answer>", "c"])
+    [0.0, 1.0, 1.0]
+    """
+    rewards = []
+    for text, sol in zip(completions, solution, strict=True):
+        given = parse_answer(text)
+        wanted = sorted({letter.upper() for letter in parse_answer_letters(sol)})
+        rewards.append(1.0 if given is not None and given.split(",") == wanted else 0.0)
+    return rewards
+
+
+def _is_format_ok(text: str) -> bool:
+    s = text.strip()
+    tags = (_THINK_OPEN, _THINK_CLOSE, _ANSWER_OPEN, _ANSWER_CLOSE)
+    if not (s.startswith(_THINK_OPEN) and s.endswith(_ANSWER_CLOSE)):
+        return False
+    if any(s.count(tag) != 1 for tag in tags):
+        return False
+    think_end = s.find(_THINK_CLOSE)
+    if not s[len(_THINK_OPEN) : think_end].strip():
+        return False
+    rest = s[think_end + len(_THINK_CLOSE) :].lstrip()
+    if not rest.startswith(_ANSWER_OPEN):
+        return False
+    return bool(rest[len(_ANSWER_OPEN) : -len(_ANSWER_CLOSE)].strip())
+
+
+@REWARDS.register("format")
+def format_reward(completions: list[str], **_: Any) -> list[float]:
+    """1.0 for exactly one non-blank ``<think>`` block, then exactly one non-blank ``<answer>`` block,
+    and nothing else but whitespace; else 0.0.
+
+    Unlike EchoInk's regex (whose ``.`` lookaheads stop at newlines), a second answer block on
+    another line scores 0.
+
+    >>> format_reward(["<think>x</think>\\n<answer>A</answer>\\n<answer>B</answer>", "<think> </think><answer>A</answer>"])
+    [0.0, 0.0]
+    """
+    return [1.0 if _is_format_ok(text) else 0.0 for text in completions]
+
+
+def _as_fields(rows_or_fields: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]) -> dict[str, list]:
+    if isinstance(rows_or_fields, Mapping):
+        return {key: list(values) for key, values in rows_or_fields.items()}
+    rows = list(rows_or_fields)
+    return {key: [row[key] for row in rows] for key in (rows[0] if rows else {})}
+
+
+def score(
+    completions: list[str],
+    rows_or_fields: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
+    weights: Mapping[str, float],
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Run the rewards named in ``weights`` and combine them.
+
+    ``rows_or_fields`` is either a mapping field -> list (aligned with ``completions``) or a list of
+    row dicts. Returns ``(matrix [N, K] float32 with NaN where a reward returned None,
+    weighted_sum [N] with None entries counted as 0, names [K])`` in the order of ``weights``.
+
+    >>> m, total, names = score(["<think>a</think><answer>B</answer>"], [{"solution": "A"}],
+    ...                         {"accuracy": 1.0, "format": 0.5})
+    >>> m.tolist(), total.tolist(), names
+    ([[0.0, 1.0]], [0.5], ['accuracy', 'format'])
+    """
+    fields = _as_fields(rows_or_fields)
+    names = list(weights)
+    columns = []
+    for name in names:
+        values = REWARDS.get(name)(completions=completions, **fields)
+        if len(values) != len(completions):
+            raise ValueError(
+                f"reward {name!r} returned {len(values)} values for {len(completions)} completions"
+            )
+        columns.append([float("nan") if v is None else float(v) for v in values])
+    matrix = torch.tensor(columns, dtype=torch.float32).reshape(len(names), len(completions)).T  # [N, K]
+    w = torch.tensor([weights[name] for name in names], dtype=torch.float32)
+    return matrix, (matrix * w).nansum(dim=1), names
