@@ -257,5 +257,19 @@ def compare_cmd(
         json_out.write_text(json.dumps(result, indent=1))
 
 
+@app.command("analyze")
+def analyze_cmd(
+    run_dir: Path = typer.Argument(..., help="Run directory (metrics.jsonl, rollouts.jsonl) or eval folder."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default RUN_DIR/analysis)."),
+) -> None:
+    """Training curves (PNG) and aha-moment rates: overall, per step, among correct vs wrong, top examples."""
+    from .eval.analysis import analyze, format_analysis
+
+    if not run_dir.is_dir():
+        typer.echo(f"error: {run_dir} is not a directory", err=True)
+        raise typer.Exit(2)
+    typer.echo(format_analysis(analyze(run_dir, out)))
+
+
 if __name__ == "__main__":
     app()
