@@ -257,6 +257,19 @@ def compare_cmd(
         json_out.write_text(json.dumps(result, indent=1))
 
 
+@app.command("demo")
+def demo_cmd(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Run directory for every stage's output."),
+    budget_minutes: float = typer.Option(15.0, "--budget-minutes", help="Warn when the stages take longer."),
+    recipe: Path = typer.Option(None, "--config", help="Demo recipe (default: configs/demo.yaml)."),
+    overrides: list[str] = typer.Option([], "--set", help="Dotted override, e.g. --set train.max_steps=10."),
+) -> None:
+    """The main job: benchmark -> tiny Omni model -> SFT -> evaluate -> GRPO -> evaluate -> summary."""
+    from .demo import run_demo
+
+    run_demo(out, budget_minutes, recipe, overrides, echo=typer.echo)
+
+
 @app.command("analyze")
 def analyze_cmd(
     run_dir: Path = typer.Argument(..., help="Run directory (metrics.jsonl, rollouts.jsonl) or eval folder."),

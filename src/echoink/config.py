@@ -293,12 +293,36 @@ class SFTConfig:
     """Gradient-norm clip."""
     seed: int = 0
     """Seeds data order and initialisation of anything random."""
+    save_every: int = 0
+    """Also save the model as ``step-N/`` every N steps (0: only ``final/``); for finding the cold-start length."""
 
     def __post_init__(self) -> None:
+        _check(self.save_every >= 0, "sft.save_every", "must be >= 0")
         for name in ("max_steps", "batch_size"):
             _check(getattr(self, name) >= 1, f"sft.{name}", "must be >= 1")
         _check(self.lr > 0, "sft.lr", "must be > 0")
         _check(self.warmup_steps >= 0, "sft.warmup_steps", "must be >= 0")
+
+
+@dataclass
+class DemoConfig:
+    seed: int = 0
+    """Seeds the benchmark, the tiny model and every stage."""
+    train_items: int = 2000
+    """Synthetic training questions (SFT and GRPO draw from them)."""
+    test_items: int = 1000
+    """Held-out questions the reported accuracies are measured on."""
+    difficulty: str = "easy"
+    """Benchmark difficulty (see ``echoink data synth --difficulty``)."""
+    hidden: int = 128
+    """Tiny model width."""
+    layers: int = 2
+    """Tiny model depth."""
+    vocab: int = 1024
+    """Tiny model embedding rows."""
+
+    def __post_init__(self) -> None:
+        _check(self.train_items >= 16 and self.test_items >= 1, "demo.train_items/test_items", "too small")
 
 
 @dataclass
@@ -310,6 +334,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -88,6 +88,8 @@ def sft(cfg: Config) -> Path:
         metrics.update(lr=scheduler.get_last_lr()[0], step_time=time.perf_counter() - t0)
         runlog.metrics(step, metrics)
         bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_acc=f"{accuracy:.2f}")
+        if s.save_every and step % s.save_every == 0 and step < s.max_steps and accelerator.is_main_process:
+            save_model(accelerator.unwrap_model(scorer).model, processor, out / f"step-{step:06d}")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         save_model(accelerator.unwrap_model(scorer).model, processor, out / "final")
