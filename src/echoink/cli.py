@@ -284,5 +284,22 @@ def analyze_cmd(
     typer.echo(format_analysis(analyze(run_dir, out)))
 
 
+@app.command("report")
+def report_cmd(
+    run_dir: Path = typer.Argument(..., help="Run directory or eval folder."),
+    out: Path | None = typer.Option(None, "--out", help="HTML file to write (default RUN_DIR/report.html)."),
+    data: Path | None = typer.Option(None, "--data", help="Split whose media to embed (default: from the run)."),
+    max_items: int = typer.Option(300, "--max-items", min=1, help="Most completions listed."),
+) -> None:
+    """One self-contained HTML page: curves, summary tables, completions with media, aha highlights, filters."""
+    from .eval.report import build_report
+
+    if not run_dir.is_dir():
+        typer.echo(f"error: {run_dir} is not a directory", err=True)
+        raise typer.Exit(2)
+    path = build_report(run_dir, out, data, max_items)
+    typer.echo(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,263 @@
+"""One self-contained HTML page for a run directory or an eval folder (no network, media inline).
+
+Shows the curves (analysis/curves.png, aha_rate.png), the evaluation summary and aha tables, and a
+browsable list of rollouts / predictions: image, audio player, question and options, the completion
+with <think>/<answer> rendered and aha phrases highlighted, rewards, correct/wrong. Filters by
+correct/wrong, aha, ``needs``, source and condition. Media come from the split (``--data``, else
+the eval's eval_config.json, else the run's config.yaml ``data.train_path``); each item's media are
+embedded once (image as JPEG thumbnail, audio as Ogg Vorbis) however many completions show it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import yaml
+
+from ..data import SAMPLE_RATE, Sample, load_audio, load_image, load_split
+from ..rl.runlog import read_jsonl
+from .aha import Marker, detect
+from .analysis import analyze, is_correct
+from .report_page import page
+
+log = logging.getLogger(__name__)
+
+_TAGS = re.compile(r"</?think>|</?answer>")
+
+
+def _data_uri(mime: str, data: bytes) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def image_uri(path: Path, size: int = 320) -> str:
+    image = load_image(path).convert("RGB")
+    image.thumbnail((size, size))
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=85)
+    return _data_uri("image/jpeg", buf.getvalue())
+
+
+def audio_uri(path: Path, max_seconds: float = 30.0) -> str:
+    clip = load_audio(path, max_seconds)
+    buf = io.BytesIO()
+    sf.write(buf, np.asarray(clip.waveform, dtype=np.float32), SAMPLE_RATE, format="OGG", subtype="VORBIS")
+    return _data_uri("audio/ogg", buf.getvalue())
+
+
+def render_completion(text: str, markers: Sequence[Marker]) -> str:
+    """HTML for a completion: tags as labels, think/answer text styled, aha markers in <mark>.
+
+    Flat spans only (no nesting across tags), so unbalanced tags from a policy cannot break the page.
+
+    >>> render_completion("<think>Wait, B</think><answer>B</answer>", [Marker(7, 11, "Wait")])
+    '<span class="tag">&lt;think&gt;</span><span class="think"><mark>Wait</mark>, B</span><span class="tag">&lt;/think&gt;</span><span class="tag">&lt;answer&gt;</span><span class="answer">B</span><span class="tag">&lt;/answer&gt;</span>'
+    """
+    out, state, pos = [], "", 0
+    cuts = [(m.start(), m.end(), m.group()) for m in _TAGS.finditer(text)] + [(len(text), len(text), "")]
+    for start, end, tag in cuts:
+        if start > pos:
+            out.append(f'<span class="{state or "plain"}">{_marked(text, pos, start, markers)}</span>')
+        if tag:
+            out.append(f'<span class="tag">{html.escape(tag)}</span>')
+            state = "" if tag.startswith("</") else tag.strip("<>")
+        pos = end
+    return "".join(out)
+
+
+def _marked(text: str, start: int, end: int, markers: Sequence[Marker]) -> str:
+    parts, pos = [], start
+    for m in markers:
+        a, b = max(m.start, pos), min(m.end, end)
+        if a < b:
+            parts += [html.escape(text[pos:a]), f"<mark>{html.escape(text[a:b])}</mark>"]
+            pos = b
+    parts.append(html.escape(text[pos:end]))
+    return "".join(parts)
+
+
+def _data_path(run: Path, data: str | Path | None) -> Path | None:
+    if data is not None:
+        return Path(data)
+    if (run / "eval_config.json").exists():
+        return Path(json.loads((run / "eval_config.json").read_text())["data"])
+    if (run / "config.yaml").exists():
+        cfg = yaml.safe_load((run / "config.yaml").read_text()) or {}
+        path = (cfg.get("data") or {}).get("train_path")
+        return Path(path) if path else None
+    return None
+
+
+def _rows(run: Path, max_items: int) -> list[dict[str, Any]]:
+    """Rollouts (latest steps first) then predictions, each tagged with its source; at most ``max_items``."""
+    rows: list[dict[str, Any]] = []
+    if (run / "rollouts.jsonl").exists():
+        rollouts = sorted(read_jsonl(run / "rollouts.jsonl"), key=lambda r: -r.get("step", 0))
+        rows += [{**r, "_source": "rollouts"} for r in rollouts]
+    if (run / "predictions.jsonl").exists():
+        rows += [{**r, "_source": "predictions"} for r in read_jsonl(run / "predictions.jsonl")]
+    return rows[:max_items]
+
+
+def _media(rows: Sequence[dict[str, Any]], samples: dict[str, Sample]) -> dict[str, dict[str, str]]:
+    media: dict[str, dict[str, str]] = {}
+    for sid in dict.fromkeys(r.get("id") for r in rows):
+        s = samples.get(sid)
+        if s is None:
+            continue
+        entry = {}
+        try:
+            if s.image:
+                entry["image"] = image_uri(s.image)
+            if s.audio:
+                entry["audio"] = audio_uri(s.audio)
+        except (OSError, ValueError) as err:  # one unreadable file must not sink the report
+            log.warning("report: media of %s: %s", sid, err)
+        media[sid] = entry
+    return media
+
+
+def _card(row: dict[str, Any], sample: Sample | None, has_media: dict[str, str]) -> str:
+    aha = detect(row["completion"])
+    ok = is_correct(row)
+    attrs = {
+        "correct": {True: "1", False: "0", None: "?"}[ok],
+        "aha": "1" if aha.found else "0",
+        "needs": str(row.get("needs", "?")),
+        "source": row["_source"],
+        "condition": str(row.get("condition", "none")),
+    }
+    data = " ".join(f'data-{k}="{html.escape(v)}"' for k, v in attrs.items())
+    where = f"step {row['step']}" if "step" in row else f"condition {attrs['condition']}"
+    badge = {"1": '<b class="ok">correct</b>', "0": '<b class="bad">wrong</b>', "?": ""}[attrs["correct"]]
+    facts = {
+        k: v
+        for k, v in row.items()
+        if k.startswith("rewards/")
+        or k in ("reward", "advantage", "pred", "answer", "format_ok", "length", "truncated")
+    }
+    fact_html = " ".join(f"<code>{html.escape(k)}={html.escape(_short(v))}</code>" for k, v in facts.items())
+    if aha.switch:
+        fact_html += f" <code>switch {aha.switch[0]}&rarr;{aha.switch[1]}</code>"
+    sid = html.escape(str(row.get("id")))
+    media = ""
+    if "image" in has_media:
+        media += f'<img data-media="{sid}" alt="image of {sid}">'
+    if "audio" in has_media:
+        media += f'<audio controls preload="metadata" data-media="{sid}"></audio>'
+    question = "<i>question not found: pass --data SPLIT</i>"
+    if sample is not None:
+        options = "".join(f"<li>{html.escape(o)}</li>" for o in sample.options)
+        question = f"<p>{html.escape(sample.question)}</p><ul>{options}</ul>"
+    return (
+        f'<div class="card" {data}><div class="head">{html.escape(row["_source"])} · id {sid} · {where} '
+        f"{badge}{' <b class=aha>aha</b>' if aha.found else ''}</div><div class='body'><div class='media'>"
+        f"{media}</div><div class='text'>{question}<pre class='completion'>"
+        f"{render_completion(row['completion'], aha.markers)}</pre><div>{fact_html}</div></div></div></div>"
+    )
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _summary_html(summary: dict[str, Any]) -> str:
+    head = "<tr><th>condition</th><th>accuracy</th><th>95% CI</th><th>drop</th><th>p</th><th>format</th><th>unparseable</th><th>mean length</th></tr>"
+    body = []
+    for name, b in summary["conditions"].items():
+        lo, hi = b["ci95"]
+        drop = f"{b['drop']:+.3f}" if "drop" in b else ""
+        p = f"{b['drop_p']:.3g}" if "drop_p" in b else ""
+        body.append(
+            f"<tr><td>{html.escape(name)}</td><td>{b['accuracy']:.3f}</td><td>[{lo:.3f}, {hi:.3f}] ({b['ci_method']})</td>"
+            f"<td>{drop}</td><td>{p}</td><td>{b['format_rate']:.3f}</td><td>{b['unparseable_rate']:.3f}</td>"
+            f"<td>{b['mean_length']:.1f}</td></tr>"
+        )
+        for field, values in b["by"].items():
+            for v, g in values.items():
+                body.append(
+                    f"<tr class='sub'><td>&nbsp;&nbsp;{html.escape(f'{field}={v}')}</td><td>{g['accuracy']:.3f}</td><td>n={g['n']}</td><td colspan=5></td></tr>"
+                )
+    return f"<h2>Evaluation</h2><p>{html.escape(str(summary.get('model')))} on {html.escape(str(summary.get('data')))}</p><table>{head}{''.join(body)}</table>"
+
+
+def _aha_html(aha: dict[str, Any]) -> str:
+    rows = []
+    for source, s in aha.items():
+        cells = [s["n"], s["rate"], s["rate_correct"], s["rate_wrong"], s["with_switch"]]
+        rows.append(
+            "<tr><td>"
+            + html.escape(source)
+            + "</td>"
+            + "".join(f"<td>{_short(c) if c is not None else '-'}</td>" for c in cells)
+            + "</tr>"
+        )
+    head = "<tr><th>source</th><th>n</th><th>aha rate</th><th>among correct</th><th>among wrong</th><th>answer switches</th></tr>"
+    return f"<h2>Aha moments</h2><table>{head}{''.join(rows)}</table>"
+
+
+def _filters(rows: Sequence[dict[str, Any]]) -> str:
+    groups = {
+        "correct": [("1", "correct"), ("0", "wrong")],
+        "aha": [("1", "aha"), ("0", "no aha")],
+        "needs": [(v, v) for v in sorted({str(r.get("needs", "?")) for r in rows})],
+        "source": [(v, v) for v in sorted({r["_source"] for r in rows})],
+        "condition": [(v, v) for v in sorted({str(r.get("condition", "none")) for r in rows})],
+    }
+    html_groups = []
+    for name, values in groups.items():
+        buttons = [f'<button class="on" data-filter="{name}" data-value="all">all</button>']
+        buttons += [
+            f'<button data-filter="{name}" data-value="{html.escape(v)}">{html.escape(label)}</button>'
+            for v, label in values
+        ]
+        html_groups.append(f'<span class="group"><span class="label">{name}:</span>{"".join(buttons)}</span>')
+    return "".join(html_groups)
+
+
+def build_report(
+    run_dir: str | Path, out: str | Path | None = None, data: str | Path | None = None, max_items: int = 300
+) -> Path:
+    """Write the report page (default RUN_DIR/report.html) and return its path."""
+    run = Path(run_dir)
+    result = analyze(run)  # curves and aha stats, written to RUN_DIR/analysis
+    rows = _rows(run, max_items)
+    data_path = _data_path(run, data)
+    samples: dict[str, Sample] = {}
+    if data_path is not None and data_path.exists():
+        samples = {s.id: s for s in load_split(data_path, on_error="skip").samples}
+    elif rows:
+        log.warning("report: no split found for %s (pass --data); showing text only", run)
+    media = _media(rows, samples)
+    sections = []
+    for name in ("curves.png", "aha_rate.png"):
+        path = run / "analysis" / name
+        if path.exists():
+            sections.append(
+                f'<img class="plot" alt="{name}" src="{_data_uri("image/png", path.read_bytes())}">'
+            )
+    if (run / "summary.json").exists():
+        sections.append(_summary_html(json.loads((run / "summary.json").read_text())))
+    if result["aha"]:
+        sections.append(_aha_html(result["aha"]))
+    cards = "".join(_card(r, samples.get(r.get("id")), media.get(r.get("id"), {})) for r in rows)
+    text = page(
+        title=html.escape(f"echoink report: {run.resolve().name}"),
+        sections="".join(sections),
+        filters=_filters(rows),
+        total=len(rows),
+        cards=cards,
+        media=json.dumps(media).replace("</", "<\\/"),
+    )
+    target = Path(out) if out is not None else run / "report.html"
+    target.write_text(text, encoding="utf-8")
+    return target

@@ -1,0 +1,127 @@
+"""build_report(): a self-contained page, checked as text and in a real headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from echoink.cli import app
+from echoink.eval.evaluate import evaluate
+from echoink.eval.report import build_report
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+AHA = "<think>The answer is A. Wait, listen again: it is <b>B</b>.</think><answer>B</answer>"
+PLAIN = "<think>The tone rises, so A.</think><answer>A</answer>"
+
+
+@pytest.fixture
+def run_dir(scripted, eval_split: Path, tmp_path: Path) -> Path:
+    """An eval (predictions, summary, eval_config.json naming the split) plus training logs in one folder."""
+    run = tmp_path / "run"
+    scripted.script = {0: [PLAIN], 1: [AHA], 2: [PLAIN], 3: [PLAIN]}
+    evaluate("tiny", eval_split, run, ablate=["audio"], batch_size=4)
+    rollouts = [
+        {"step": s, "id": str(i), "completion": AHA if (s + i) % 3 == 0 else PLAIN, "reward": 1.0,
+         "advantage": 0.5, "rewards/accuracy": float(i == 1), "needs": "audio"}
+        for s in (1, 2) for i in range(4)
+    ]  # fmt: skip
+    (run / "rollouts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rollouts))
+    metrics = [
+        {"step": s, "reward": 0.1 * s, "kl": 0.01 * s, "completions/mean_length": 20.0} for s in (1, 2)
+    ]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in metrics))
+    return run
+
+
+def test_page_is_self_contained(run_dir):
+    path = build_report(run_dir)
+    page = path.read_text()
+    assert page.count('class="card"') == 8 + 8  # rollouts + predictions (none and audio)
+    assert not re.search(r"""(?:src|href)=["']?(?!data:|#)[a-z]+:""", page)  # nothing fetched from anywhere
+    media = json.loads(
+        re.search(r'<script id="media" type="application/json">(.*?)</script>', page, re.S).group(1)
+    )
+    assert set(media) == {"0", "1", "2", "3"}  # each item's media once
+    assert base64.b64decode(media["0"]["audio"].split(",")[1])[:4] == b"OggS"
+    assert base64.b64decode(media["0"]["image"].split(",")[1])[:2] == b"\xff\xd8"  # JPEG
+    assert "<mark>Wait</mark>" in page and "&lt;b&gt;B&lt;/b&gt;" in page  # completions are escaped
+    assert page.count('<img class="plot"') == 2 and "Which object makes the sound 1?" in page
+    assert 'data-filter="needs" data-value="both"' in page
+
+
+def test_cli_writes_the_page_without_a_split(tmp_path):
+    (tmp_path / "rollouts.jsonl").write_text(json.dumps({"step": 1, "id": "x", "completion": AHA}) + "\n")
+    result = CliRunner().invoke(app, ["report", str(tmp_path), "--out", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    assert "question not found" in (tmp_path / "r.html").read_text()
+
+
+def _chromium_missing() -> str | None:
+    if not CHROMIUM.exists():
+        return (
+            "no /usr/bin/chromium: run `apt-get update && apt-get install -y chromium` (Makefile test set-up)"
+        )
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is missing: pip install playwright (the test extra)"
+    return None
+
+
+@pytest.mark.skipif(_chromium_missing() is not None, reason=str(_chromium_missing()))
+def test_report_in_headless_chromium(run_dir, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    path = build_report(run_dir)
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda err: problems.append(str(err)))
+        page.on(
+            "request",
+            lambda req: problems.append(req.url) if not req.url.startswith(("file:", "data:")) else None,
+        )
+        page.goto(path.as_uri())
+        page.wait_for_load_state("load")
+        assert page.locator("#count").inner_text() == "16"
+        page.click('#filters button[data-filter="correct"][data-value="0"]')  # wrong only
+        wrong = int(page.locator("#count").inner_text())
+        assert 0 < wrong < 16 and page.locator(".card:visible").count() == wrong
+        page.click('#filters button[data-filter="aha"][data-value="1"]')
+        assert int(page.locator("#count").inner_text()) < wrong
+        page.click('#filters button[data-filter="correct"][data-value="all"]')
+        page.click('#filters button[data-filter="aha"][data-value="all"]')
+        assert page.locator("#count").inner_text() == "16"
+        # The embedded media decode: the image has pixels, the Ogg audio has a duration of about 1 s.
+        assert page.eval_on_selector(".card img", "img => img.complete && img.naturalWidth") > 0
+        duration = page.eval_on_selector(
+            ".card audio",
+            """a => new Promise(done => {
+                if (a.readyState >= 1) return done(a.duration);
+                a.addEventListener("loadedmetadata", () => done(a.duration));
+                a.addEventListener("error", () => done(-1));
+                a.load();
+            })""",
+        )
+        assert duration == pytest.approx(1.0, abs=0.05)
+        shot = tmp_path / "report.png"
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert problems == []
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
