@@ -357,26 +357,56 @@ def _add_drops(result: dict[str, Any], per_item: dict[str, dict[str, bool]]) -> 
         block["drop_p"] = mcnemar(b, c, exact=b + c < 25)
 
 
-def format_summary(summary: dict[str, Any]) -> str:
-    """A plain-text table of a summary, one line per condition and per metadata group."""
-    lines = [f"model {summary['model']}  data {summary['data']}  items {summary['n_items']}"]
-    head = (
-        f"{'condition':<12}{'acc':>8}{'95% CI':>18}{'drop':>8}{'p':>8}{'format':>8}{'unparsed':>9}{'len':>7}"
-    )
-    lines.append(head)
+SUMMARY_COLUMNS = ("condition", "accuracy", "95% CI", "drop", "p", "format", "unparseable", "mean length")
+_WIDTHS = (30, 9, 16, 8, 8, 8, 12, 12)
+
+
+def summary_rows(summary: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """Formatted table lines of a summary as (kind, cells): kind "condition" or "group" (one cell per
+    SUMMARY_COLUMNS), or "extra" (one cell: majority vote and pass@k)."""
+    rows: list[tuple[str, list[str]]] = []
     for name, b in summary["conditions"].items():
         lo, hi = b["ci95"]
         drop = f"{b['drop']:+.3f}" if "drop" in b else ""
-        p = f"{b['drop_p']:.3f}" if "drop_p" in b else ""
-        lines.append(
-            f"{name:<12}{b['accuracy']:>8.3f}{f'[{lo:.3f}, {hi:.3f}]':>18}{drop:>8}{p:>8}"
-            f"{b['format_rate']:>8.2f}{b['unparseable_rate']:>9.2f}{b['mean_length']:>7.1f}"
-        )
+        p = f"{b['drop_p']:.3g}" if "drop_p" in b else ""
+        cells = [name, f"{b['accuracy']:.3f}", f"[{lo:.3f}, {hi:.3f}]", drop, p]
+        cells += [f"{b['format_rate']:.3f}", f"{b['unparseable_rate']:.3f}", f"{b['mean_length']:.1f}"]
+        rows.append(("condition", cells))
         if "majority_accuracy" in b:
             passk = "  ".join(f"pass@{j} {v:.3f}" for j, v in b["pass@k"].items())
-            lines.append(f"{'':<12}majority {b['majority_accuracy']:.3f}  {passk}")
+            rows.append(
+                ("extra", [f"majority vote {b['majority_accuracy']:.3f}  {passk}  ({b['samples']} samples)"])
+            )
         for f, values in b["by"].items():
             for v, g in values.items():
                 lo, hi = g["ci95"]
-                lines.append(f"  {f'{f}={v}':<30}{g['accuracy']:>6.3f}  [{lo:.3f}, {hi:.3f}]  n={g['n']}")
+                rows.append(
+                    (
+                        "group",
+                        [
+                            f"  {f}={v}",
+                            f"{g['accuracy']:.3f}",
+                            f"[{lo:.3f}, {hi:.3f}]",
+                            "",
+                            "",
+                            "",
+                            "",
+                            f"n={g['n']}",
+                        ],
+                    )
+                )
+    return rows
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A plain-text table of a summary, one line per condition and per metadata group."""
+    lines = [f"model {summary['model']}  data {summary['data']}  items {summary['n_items']}"]
+    lines.append("".join(f"{c:<{w}}" for c, w in zip(SUMMARY_COLUMNS, _WIDTHS, strict=True)).rstrip())
+    for kind, cells in summary_rows(summary):
+        line = (
+            "  " + cells[0]
+            if kind == "extra"
+            else "".join(f"{c:<{w}}" for c, w in zip(cells, _WIDTHS, strict=True))
+        )
+        lines.append(line.rstrip())
     return "\n".join(lines)

@@ -28,6 +28,7 @@ from ..data import SAMPLE_RATE, Sample, load_audio, load_image, load_split
 from ..rl.runlog import read_jsonl
 from .aha import Marker, detect
 from .analysis import analyze, is_correct
+from .evaluate import SUMMARY_COLUMNS, summary_rows
 from .report_page import page
 
 log = logging.getLogger(__name__)
@@ -171,23 +172,15 @@ def _short(value: Any) -> str:
 
 
 def _summary_html(summary: dict[str, Any]) -> str:
-    head = "<tr><th>condition</th><th>accuracy</th><th>95% CI</th><th>drop</th><th>p</th><th>format</th><th>unparseable</th><th>mean length</th></tr>"
+    head = "<tr>" + "".join(f"<th>{c}</th>" for c in SUMMARY_COLUMNS) + "</tr>"
     body = []
-    for name, b in summary["conditions"].items():
-        lo, hi = b["ci95"]
-        drop = f"{b['drop']:+.3f}" if "drop" in b else ""
-        p = f"{b['drop_p']:.3g}" if "drop_p" in b else ""
-        body.append(
-            f"<tr><td>{html.escape(name)}</td><td>{b['accuracy']:.3f}</td><td>[{lo:.3f}, {hi:.3f}] ({b['ci_method']})</td>"
-            f"<td>{drop}</td><td>{p}</td><td>{b['format_rate']:.3f}</td><td>{b['unparseable_rate']:.3f}</td>"
-            f"<td>{b['mean_length']:.1f}</td></tr>"
-        )
-        for field, values in b["by"].items():
-            for v, g in values.items():
-                body.append(
-                    f"<tr class='sub'><td>&nbsp;&nbsp;{html.escape(f'{field}={v}')}</td><td>{g['accuracy']:.3f}</td><td>n={g['n']}</td><td colspan=5></td></tr>"
-                )
-    return f"<h2>Evaluation</h2><p>{html.escape(str(summary.get('model')))} on {html.escape(str(summary.get('data')))}</p><table>{head}{''.join(body)}</table>"
+    for kind, cells in summary_rows(summary):
+        tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+        if kind == "extra":
+            tds = f"<td></td><td colspan={len(SUMMARY_COLUMNS) - 1}>{html.escape(cells[0])}</td>"
+        body.append(f"<tr class='{kind}'>{tds}</tr>")
+    model, data = html.escape(str(summary.get("model"))), html.escape(str(summary.get("data")))
+    return f"<h2>Evaluation</h2><p>{model} on {data}</p><table>{head}{''.join(body)}</table>"
 
 
 def _aha_html(aha: dict[str, Any]) -> str:

@@ -28,7 +28,7 @@ CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; }
 td, th { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }
-tr.sub td { color: #555; font-size: 0.9em; }
+tr.group td { color: #555; font-size: 0.9em; }
 img.plot { max-width: 100%; display: block; margin: 0.5em 0; }
 #filters .group { margin-right: 1.2em; white-space: nowrap; display: inline-block; margin-bottom: 0.3em; }
 #filters .label { font-weight: bold; margin-right: 0.3em; }
