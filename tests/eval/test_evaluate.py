@@ -126,3 +126,21 @@ def test_real_tiny_model_end_to_end(tiny_model_dir, eval_split, tmp_path):
     assert all(r["length"] <= 6 and isinstance(r["completion"], str) for r in rows)
     assert summary["n_items"] == 2 and 0 <= summary["accuracy"] <= 1
     assert summary["settings"]["decoding"]["mode"] == "greedy"
+
+
+def test_lora_adapter_directory_is_evaluated_merged(tiny_model_dir, eval_split, tmp_path):
+    from transformers import AutoProcessor
+
+    from echoink.eval.evaluate import load_model
+    from echoink.model.loading import load_policy
+    from echoink.model.saving import save_model
+
+    adapter = save_model(
+        load_policy(tiny_model_dir, lora_rank=4),
+        AutoProcessor.from_pretrained(tiny_model_dir),
+        tmp_path / "lora",
+    )
+    model, _ = load_model(adapter)
+    assert not hasattr(model, "peft_config") and not any(p.requires_grad for p in model.parameters())
+    summary = evaluate(adapter, eval_split, tmp_path / "out", max_new_tokens=4, limit=1)
+    assert summary["n_items"] == 1

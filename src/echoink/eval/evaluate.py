@@ -105,7 +105,9 @@ def load_model(model_dir: str | Path, device: str | None = None) -> tuple[torch.
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = "bfloat16" if device.startswith("cuda") else "float32"
-    model = load_policy(str(model_dir), device, dtype=dtype, gradient_checkpointing=False)
+    model = load_policy(str(model_dir), device, dtype=dtype, gradient_checkpointing=False, lora_rank=0)
+    if hasattr(model, "merge_and_unload"):  # a LoRA adapter: fold it in, generation runs the plain thinker
+        model = model.merge_and_unload()
     return model.requires_grad_(False).eval(), load_processor(model_dir)
 
 
