@@ -61,6 +61,7 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run every stage into ``out``; returns the summary (also written to summary.json / summary.md)."""
     from .data.synth import SynthSpec, benchmark_corpus, generate
+    from .eval.analysis import analyze
     from .eval.evaluate import evaluate
     from .model.tiny import build_tiny
     from .rl.trainer import train
@@ -85,18 +86,13 @@ def run_demo(
     cfg.model.path = str(base_dir)  # GRPO starts from the SFT model
     stages.run("GRPO", lambda: train(cfg))
     tuned = stages.run("evaluate GRPO", lambda: evaluate(grpo_model, test, out / "eval_grpo", **kwargs))
-    stages.run("curves", lambda: _curves(out / "grpo", out))
+    analysis = stages.run("curves + aha analysis", lambda: analyze(out / "grpo", out / "analysis"))
     summary = build_summary(base, tuned, stages.seconds, cfg)
+    summary["figures"] = [str(Path(f).relative_to(out)) for f in analysis["files"] if f.endswith(".png")]
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     (out / "summary.md").write_text(summary_markdown(summary))
     echo("\n" + summary_markdown(summary))
     return summary
-
-
-def _curves(run_dir: Path, out: Path) -> list[Path]:
-    from .eval.analysis import plot_curves
-
-    return plot_curves(run_dir, out / "curves")
 
 
 def _both(summary: dict, condition: str) -> float | None:

@@ -84,7 +84,7 @@ def sft(cfg: Config) -> Path:
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        metrics = {"loss": float(loss), "token_accuracy": accuracy, "grad_norm": grad_norm}
+        metrics = {"loss": loss.item(), "token_accuracy": accuracy, "grad_norm": grad_norm}
         metrics.update(lr=scheduler.get_last_lr()[0], step_time=time.perf_counter() - t0)
         runlog.metrics(step, metrics)
         bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_acc=f"{accuracy:.2f}")
