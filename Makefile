@@ -12,6 +12,14 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
+# Debian's Chromium for the HTML-report browser test (about 30 s once); without it that test skips
+# and says why. playwright (pip, test extra) drives it; it downloads no browser of its own.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@echo "== set-up: Chromium for the HTML report test =="
+	(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium) \
+	  || echo "chromium not installed: the report browser test will skip"
+
 $(STAMP): pyproject.toml constraints.txt
 	@echo "== set-up: virtualenv in $(VENV) (first time: a few minutes, torch is large) =="
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +27,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-test: setup
+test: setup $(CHROMIUM)
 	$(VENV)/bin/ruff check --quiet .
 	$(PY) -m pytest -q -p no:cacheprovider
 
