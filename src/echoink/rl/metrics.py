@@ -1,4 +1,10 @@
-"""Per-step metrics, named as TRL names them where TRL has the metric."""
+"""Per-step metrics, named as TRL names them where TRL has the metric.
+
+With several processes every number describes the global batch: per-completion tensors are gathered
+from all processes before the statistics are taken, the update's scalars are averaged over processes
+and timings take the slowest process (the step waits for it). ``step_metrics`` is therefore a
+collective call: every process must make it every step.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +12,58 @@ import math
 
 import torch
 
+# Timings: the step waits for the slowest process.
+_TIMES = ("time/", "step_time")
+
 
 def step_metrics(batch, update: dict[str, float], run, step_time: float) -> dict[str, float]:
     """One metrics.jsonl row: rewards (total and by name), lengths, KL, clipping, entropy, timings."""
+    acc = run.accelerator
     exp = batch.experience
     g = exp.group_size
-    lengths = exp.completion_mask.sum(1).float()  # [N]
-    per_group_std = batch.rewards.view(-1, g).std(1)
+    local = torch.cat(
+        [
+            batch.rewards.float()[:, None],  # [N, 1]
+            exp.completion_mask.sum(1).float()[:, None],  # lengths
+            exp.truncated.float()[:, None],
+            batch.reward_matrix.float(),  # [N, K]
+        ],
+        dim=1,
+    ).to(acc.device)
+    table = acc.gather(local).cpu()  # [world·N, 3 + K]; each process's groups stay contiguous
+    rewards, lengths, truncated = table[:, 0], table[:, 1], table[:, 2]
+    zero_std = acc.gather(batch.zero_std.float().to(acc.device)).cpu()  # [world·B]
+    timed = _reduce(acc, {**batch.timings, **update, "step_time": step_time})
     out = {
-        "reward": float(batch.rewards.mean()),
-        "reward_std": float(per_group_std.mean()),
-        "frac_reward_zero_std": float(batch.zero_std.float().mean()),
+        "reward": float(rewards.mean()),
+        "reward_std": float(rewards.view(-1, g).std(1).mean()),
+        "frac_reward_zero_std": float(zero_std.mean()),
         "completions/mean_length": float(lengths.mean()),
         "completions/min_length": float(lengths.min()),
         "completions/max_length": float(lengths.max()),
-        "completions/clipped_ratio": float(exp.truncated.float().mean()),
+        "completions/clipped_ratio": float(truncated.mean()),
         "lr": float(run.scheduler.get_last_lr()[0]),
-        "step_time": step_time,
-        "tokens_per_second": float(lengths.sum()) / max(step_time, 1e-9),
+        "step_time": timed["step_time"],
+        "tokens_per_second": float(lengths.sum()) / max(timed["step_time"], 1e-9),
         "epoch": float(run.sampler.epoch),
     }
     for k, name in enumerate(batch.reward_names):
-        column = batch.reward_matrix[:, k]
+        column = table[:, 3 + k]
         valid = column[~torch.isnan(column)]
         out[f"rewards/{name}/mean"] = float(valid.mean()) if len(valid) else math.nan
         out[f"rewards/{name}/std"] = float(valid.std()) if len(valid) > 1 else math.nan
-    out.update(batch.timings)
-    out.update(update)
+    out.update(timed)
     return out
+
+
+def _reduce(acc, values: dict[str, float]) -> dict[str, float]:
+    """Timings: the slowest process; everything else: the mean over processes (one gather)."""
+    if acc.num_processes == 1:
+        return {k: float(v) for k, v in values.items()}
+    names = sorted(values)  # every process has the same keys; sort so they line up
+    vec = torch.tensor([[float(values[n]) for n in names]], dtype=torch.float64, device=acc.device)
+    table = acc.gather(vec).cpu()  # [world, len(names)]
+    return {
+        n: float(table[:, i].max() if n.startswith(_TIMES) else table[:, i].mean())
+        for i, n in enumerate(names)
+    }

@@ -26,15 +26,22 @@ class PromptSampler:
     def _shuffle(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.seed, epoch]).permutation(self.num_items)
 
-    def next_indices(self) -> list[int]:
-        """This process's prompt indices for the next step (incomplete global batches roll into a new epoch)."""
+    def next_global_indices(self) -> list[int]:
+        """All processes' prompt indices for the next step, in global order; advances the position.
+
+        Incomplete global batches roll into a new epoch. Process ``r`` owns entries ``r::world``.
+        """
         global_batch = self.per_process * self.world
         if self.cursor + global_batch > self.num_items:
             self.epoch, self.cursor = self.epoch + 1, 0
             self._order = self._shuffle(self.epoch)
         chunk = self._order[self.cursor : self.cursor + global_batch]
         self.cursor += global_batch
-        return [int(i) for i in chunk[self.rank :: self.world]]
+        return [int(i) for i in chunk]
+
+    def next_indices(self) -> list[int]:
+        """This process's prompt indices for the next step (its share of ``next_global_indices``)."""
+        return self.next_global_indices()[self.rank :: self.world]
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "cursor": self.cursor}

@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from tqdm.auto import tqdm
 from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
@@ -92,7 +93,15 @@ def setup_run(cfg: Config, resume: bool) -> Run:
     from ..model.loading import load_policy, load_processor, load_reference
 
     register_rewards(cfg.algo.rewards)  # fail on an unknown reward before loading anything
-    accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision)
+    # find_unused_parameters: transformers' audio tower defines audio_bos_eos_token but never uses it,
+    # and DDP would wait forever for its gradient (an error on the second step).
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision, kwargs_handlers=[ddp])
+    _check_world(accelerator)
+    if accelerator.state.deepspeed_plugin is not None:
+        problems = deepspeed_problems(accelerator.state.deepspeed_plugin.deepspeed_config, cfg)
+        if problems:
+            raise ValueError("DeepSpeed config does not fit the trainer: " + "; ".join(problems))
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     set_seed(cfg.train.seed)
@@ -159,6 +168,42 @@ def setup_run(cfg: Config, resume: bool) -> Run:
     return run
 
 
+def _check_world(accelerator: Accelerator) -> None:
+    """Fail if the launcher started several processes that did not form one group."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != accelerator.num_processes:
+        raise RuntimeError(
+            f"launched as {launched} processes but accelerate formed a group of {accelerator.num_processes}: "
+            "each would train alone. Without a GPU, set ACCELERATE_USE_CPU=1 (docs/scaling.md)."
+        )
+
+
+def deepspeed_problems(ds: dict, cfg: Config) -> list[str]:
+    """What in a DeepSpeed config contradicts how this trainer drives it ("auto" entries are left alone).
+
+    The trainer accumulates its own mini-batches (``_chunk_weights``) and DeepSpeed steps inside
+    ``accelerator.backward`` at every accumulation boundary and divides the loss by its accumulation
+    steps, so those must be 1 and a pass must be one mini-batch. There is no dataloader, so the
+    micro-batch size must be a number. Clipping and precision must agree with the recipe.
+    """
+    out = []
+    gas = ds.get("gradient_accumulation_steps", "auto")
+    if gas not in (1, "auto"):
+        out.append(f"gradient_accumulation_steps must be 1 (the trainer accumulates), got {gas}")
+    if cfg.train.mini_batch_prompts not in (0, cfg.train.prompts_per_step):
+        out.append("train.mini_batch_prompts must be 0 (one mini-batch per pass) under DeepSpeed")
+    mbs = ds.get("train_micro_batch_size_per_gpu", "auto")
+    if not isinstance(mbs, int):
+        out.append(f"train_micro_batch_size_per_gpu must be an integer (no dataloader), got {mbs!r}")
+    clip = ds.get("gradient_clipping", "auto")
+    if clip != "auto" and float(clip) != cfg.train.max_grad_norm:
+        out.append(f"gradient_clipping {clip} != train.max_grad_norm {cfg.train.max_grad_norm}")
+    bf16 = ds.get("bf16", {}).get("enabled", False)
+    if bf16 != "auto" and bool(bf16) != (cfg.train.mixed_precision == "bf16"):
+        out.append(f"bf16.enabled={bf16} but train.mixed_precision={cfg.train.mixed_precision}")
+    return out
+
+
 def next_rollout_batch(run: Run) -> RolloutBatch:
     """Sample prompts and roll out; with dynamic sampling, replace zero-signal groups (capped rounds)."""
     cfg = run.cfg
@@ -196,6 +241,7 @@ def optimise(run: Run, exp: Experience) -> dict[str, float]:
     loss_mask = exp.completion_mask.float()
     if cfg.algo.mask_truncated_completions:
         loss_mask = loss_mask * (~exp.truncated).float()[:, None]
+    weights = _chunk_weights(acc, loss_mask, chunks, exp.group_size, cfg.algo.loss_agg)
     totals: dict[str, float] = {}
     for _ in range(cfg.algo.num_iterations):
         t0 = time.perf_counter()
@@ -218,7 +264,7 @@ def optimise(run: Run, exp: Experience) -> dict[str, float]:
                     ref_logp=part.ref_logprobs, beta=cfg.algo.beta, kl_kind=cfg.algo.kl_estimator,
                     agg=cfg.algo.loss_agg, max_len=cfg.rollout.max_new_tokens,
                 )  # fmt: skip
-                acc.backward(loss * _share(loss_mask, rows, cfg.algo.loss_agg, len(chunks)))
+                acc.backward(loss * weights[i])
             _accumulate(totals, m, logp.detach(), loss_mask[rows], loss.detach())
         totals["time/policy_forward_backward"] = (
             totals.get("time/policy_forward_backward", 0) + time.perf_counter() - t0
@@ -233,13 +279,22 @@ def optimise(run: Run, exp: Experience) -> dict[str, float]:
     }
 
 
-def _share(mask: torch.Tensor, rows: slice, agg: str, n_chunks: int) -> float:
-    """Weight of one mini-batch's loss so the accumulated gradient equals the full batch's."""
-    if n_chunks == 1:
-        return 1.0
-    if agg == "token-mean":
-        return float(mask[rows].sum() / mask.sum().clamp(min=1))
-    return (rows.stop - rows.start) / mask.shape[0]
+def _chunk_weights(acc: Accelerator, mask: torch.Tensor, chunks: list, g: int, agg: str) -> list[float]:
+    """Weight of each mini-batch's loss so the accumulated gradient is that of the global batch's loss.
+
+    Each mini-batch's loss is a mean over its own completions (over its tokens for "token-mean"), and
+    DDP averages gradients over the W processes. Weighting a mini-batch by W · (its completions or
+    tokens) / (all processes' completions or tokens) makes the result the loss aggregated over the
+    global batch, exactly what one process with W times the prompts computes. Completion counts are
+    equal on every process, but token counts are not: "token-mean" needs the global sum (one
+    all-reduce). One process, one mini-batch: the weight is exactly 1.
+    """
+    token = agg == "token-mean"
+    sizes = [float(mask[s * g : e * g].sum()) if token else float((e - s) * g) for s, e in chunks]
+    total = sum(sizes)
+    if acc.num_processes > 1:
+        total = float(acc.reduce(torch.tensor(total, dtype=torch.float64, device=acc.device), "sum"))
+    return [acc.num_processes * n / max(total, 1.0) for n in sizes]
 
 
 def _accumulate(

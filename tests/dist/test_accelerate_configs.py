@@ -1,0 +1,75 @@
+"""Every shipped accelerate / DeepSpeed config parses with accelerate's own readers and fits the trainer.
+
+No GPU and no DeepSpeed install needed: the YAMLs go through accelerate's ``load_config_from_file``,
+the JSONs through ``HfDeepSpeedConfig`` and the trainer's ``deepspeed_problems``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from accelerate.commands.config.config_args import load_config_from_file
+from accelerate.utils import DistributedType
+from accelerate.utils.deepspeed import HfDeepSpeedConfig
+
+from echoink.config import load_config
+from echoink.rl.trainer import deepspeed_problems
+
+ROOT = Path(__file__).parents[2]
+CONFIGS = sorted((ROOT / "configs" / "accelerate").glob("*.yaml"))
+PAPER = load_config(ROOT / "configs" / "echoink_r1_7b.yaml")
+PAPER_PROMPTS_PER_STEP = 8  # EchoInk-R1: 8 GPUs x 1 prompt x G=16
+
+
+def test_the_expected_configs_ship():
+    names = {p.stem for p in CONFIGS}
+    assert {"ddp", "deepspeed_zero2", "deepspeed_zero3"} <= names
+    assert any("multinode" in n and "deepspeed" in n for n in names) and "ddp_multinode" in names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_config_parses_and_fits_the_paper_recipe(path):
+    cfg = load_config_from_file(str(path))
+    assert cfg.mixed_precision == PAPER.train.mixed_precision  # the trainer passes its own precision too
+    per_node = cfg.num_processes // cfg.num_machines
+    assert cfg.num_processes == per_node * cfg.num_machines and per_node == 8
+    assert per_node * PAPER.train.prompts_per_step == PAPER_PROMPTS_PER_STEP  # one node = the paper's batch
+    if cfg.num_machines > 1:
+        assert cfg.main_process_ip and cfg.main_process_port
+    if cfg.distributed_type != DistributedType.DEEPSPEED:
+        assert not cfg.deepspeed_config
+        return
+    ds_path = ROOT / cfg.deepspeed_config["deepspeed_config_file"]  # relative to the repo root
+    ds = json.loads(ds_path.read_text())
+    assert deepspeed_problems(ds, PAPER) == []
+    hf = HfDeepSpeedConfig(str(ds_path))
+    stage = 3 if "zero3" in path.stem else 2
+    assert hf.get_value("zero_optimization.stage") == stage
+    assert hf.get_value("zero_optimization.overlap_comm") is True
+    if stage == 3:  # the paper's setup: full 16-bit weights gathered when saving
+        assert hf.is_zero3() and hf.get_value("zero_optimization.stage3_gather_16bit_weights_on_model_save")
+
+
+def test_deepspeed_problems_names_each_mismatch():
+    bad = {
+        "gradient_accumulation_steps": 4,
+        "train_micro_batch_size_per_gpu": "auto",
+        "gradient_clipping": 1.0,
+        "bf16": {"enabled": False},
+    }
+    problems = " | ".join(deepspeed_problems(bad, PAPER))
+    for word in (
+        "gradient_accumulation_steps",
+        "train_micro_batch_size_per_gpu",
+        "gradient_clipping",
+        "bf16",
+    ):
+        assert word in problems
+    split = load_config(
+        ROOT / "configs" / "echoink_r1_7b.yaml", ["train.prompts_per_step=4", "train.mini_batch_prompts=2"]
+    )
+    assert any(
+        "mini_batch_prompts" in p for p in deepspeed_problems({"train_micro_batch_size_per_gpu": 1}, split)
+    )

@@ -1,0 +1,115 @@
+"""Two CPU processes: ``ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2`` (gloo DDP).
+
+Measured with accelerate 1.x here: ``--cpu`` starts one process; ``--multi_gpu --num_processes 2``
+without a GPU starts two processes that each believe they are alone (no process group, no error)
+unless ``ACCELERATE_USE_CPU=1`` is set, which makes them a MULTI_CPU group on gloo.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from echoink.config import save_config
+from echoink.rl.checkpoint import latest_checkpoint
+from echoink.rl.runlog import read_jsonl
+from media_helpers import make_row, write_image, write_split, write_tone
+
+WORKER = Path(__file__).with_name("worker.py")
+TESTS = Path(__file__).parents[1]
+SIGNAL = "media_helpers:parity_reward"  # reward variance for an untrained model
+
+
+@pytest.fixture(scope="module")
+def dist_split(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("distset")
+    rows = []
+    for i in range(8):
+        write_image(root / f"images/sample_{i}.png", size=(56, 56), color=(30 * i, 90, 200 - 20 * i))
+        write_tone(root / f"audios/sample_{i}.wav", seconds=0.5, freq=300 + 40 * i)
+        rows.append(make_row(i, answer="ABC"[i % 3]))
+    return write_split(root, rows)
+
+
+def _recipe(tmp_path: Path, model_dir: Path, split: Path, *extra: str) -> Path:
+    from echoink.config import load_config
+
+    overrides = [
+        f"model.path={model_dir}", f"data.train_path={split}", "train.max_steps=3",
+        "rollout.num_generations=2", "rollout.max_new_tokens=8", "train.lr=1e-3", "train.seed=5",
+        "train.weight_decay=0", "train.save_every=100", "algo.beta=0.04", "train.threads=1",
+        f"algo.rewards={{format: 1.0, '{SIGNAL}': 1.0}}",
+    ]  # fmt: skip
+    path = tmp_path / f"recipe-{len(list(tmp_path.glob('recipe-*')))}.yaml"
+    save_config(load_config(None, overrides + list(extra)), path)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(recipe: Path, mode: str, out: Path, processes: int) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TESTS), "ACCELERATE_USE_CPU": "1"}
+    if processes == 1:
+        cmd = [sys.executable, str(WORKER)]
+    else:
+        cmd = [
+            sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+            str(processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "--main_process_port", str(_free_port()), str(WORKER),
+        ]  # fmt: skip
+    done = subprocess.run([*cmd, str(recipe), mode, str(out)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-4000:]
+
+
+def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k] - b[k]).abs().max()) for k in a)
+
+
+def test_two_processes_keep_identical_weights(tiny_model_dir, dist_split, tmp_path):
+    """The real loop (own rollouts per process): DDP keeps the replicas bitwise equal; main writes files."""
+    out = tmp_path / "run"
+    _launch(_recipe(tmp_path, tiny_model_dir, dist_split, "train.prompts_per_step=2"), "real", out, 2)
+    rank0, rank1 = (load_file(str(out / f"rank-{r}.safetensors")) for r in (0, 1))
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    saved = load_file(str(latest_checkpoint(out) / "trainable.safetensors"))
+    assert all(torch.equal(saved[k], rank0[k]) for k in rank0)
+    assert [r["step"] for r in read_jsonl(out / "metrics.jsonl")] == [1, 2, 3]  # one writer
+    assert (out / "final" / "config.json").exists()
+
+
+def test_two_processes_of_b_equal_one_process_of_2b(tiny_model_dir, dist_split, tmp_path):
+    """Same experience (see worker.py): 2 processes x 2 prompts == 1 process x 4 prompts within 1e-5.
+
+    token-mean and one-prompt mini-batches: the aggregation whose weights differ across processes
+    (token counts) and the no_sync gradient accumulation are both exercised.
+    """
+    extra = ("algo.loss_agg=token-mean", "train.mini_batch_prompts=1")
+    two, one = tmp_path / "two", tmp_path / "one"
+    _launch(
+        _recipe(tmp_path, tiny_model_dir, dist_split, "train.prompts_per_step=2", *extra), "global", two, 2
+    )
+    _launch(
+        _recipe(tmp_path, tiny_model_dir, dist_split, "train.prompts_per_step=4", *extra), "global", one, 1
+    )
+    start = load_file(str(next(Path(tiny_model_dir).glob("*.safetensors"))))
+    w2, w1 = load_file(str(two / "rank-0.safetensors")), load_file(str(one / "rank-0.safetensors"))
+    assert _max_diff(w2, w1) < 1e-5
+    common = [k for k in w1 if k.removeprefix("model.") in start]  # the model dir has no "model." prefix
+    moved = max(float((w1[k] - start[k.removeprefix("model.")]).abs().max()) for k in common)
+    assert len(common) > 50 and moved > 1e-3  # the comparison is not between untrained copies
+    rows2, rows1 = read_jsonl(two / "metrics.jsonl"), read_jsonl(one / "metrics.jsonl")
+    for a, b in zip(rows2, rows1, strict=True):  # metrics describe the global batch
+        for key in ("reward", "reward_std", "completions/mean_length", "frac_reward_zero_std", "grad_norm"):
+            assert a[key] == pytest.approx(b[key], abs=1e-5), key

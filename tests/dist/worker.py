@@ -1,0 +1,63 @@
+"""One training process for tests/dist: ``accelerate launch … worker.py RECIPE MODE OUT`` (or plain python).
+
+Trains with ``echoink.rl.trainer.train`` and, before the final export, writes this process's trainable
+weights to ``OUT/rank-{r}.safetensors`` so the test can compare processes.
+
+MODE "real": the trainer exactly as ``echoink train`` runs it; each process rolls out its own prompts
+with its own RNG stream.
+
+MODE "global": every process rolls out the *whole* global batch (``sampler.next_global_indices()``)
+from the same RNG seed (train.seed, step) and keeps its own prompts (``r::world``, as the sampler
+shards them). Why: sampled completions depend on the RNG stream and the batch composition, so a
+W-process run and a 1-process run with W times the prompts cannot sample the same completions, and
+comparing their weights would test luck. With identical experience, what is left to compare is
+everything the W processes add: the sharding order, the loss weighting across processes and
+mini-batches, DDP's gradient average, clipping and the optimiser, and the metric reduction.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def global_rollout(run):
+    import torch
+
+    from echoink.rl.batching import concat_rollout_batches
+    from echoink.rl.experience import collect_experience
+
+    indices = run.sampler.next_global_indices()
+    torch.manual_seed(run.cfg.train.seed * 100_003 + run.step)  # the same stream on every process
+    run.policy.eval()
+    samples = [run.samples[i] for i in indices]
+    batch = collect_experience(run.policy, run.reference, run.processor, samples, run.gen_config, run.cfg)
+    run.policy.train()
+    rank, world = run.accelerator.process_index, run.accelerator.num_processes
+    # Re-batched on every world size (also 1), so padding is the same kind of padding everywhere.
+    return concat_rollout_batches([(batch, b) for b in range(rank, len(indices), world)])
+
+
+def main(recipe: str, mode: str, out: str) -> None:
+    from safetensors.torch import save_file
+
+    from echoink.config import load_config
+    from echoink.rl import trainer
+    from echoink.rl.checkpoint import trainable_state
+
+    if mode == "global":
+        trainer.next_rollout_batch = global_rollout
+    export = trainer.export_final
+
+    def dump_then_export(run) -> None:
+        name = f"rank-{run.accelerator.process_index}.safetensors"
+        save_file(trainable_state(run.policy), str(Path(out) / name))
+        export(run)
+
+    trainer.export_final = dump_then_export
+    Path(out).mkdir(parents=True, exist_ok=True)
+    trainer.train(load_config(recipe, [f"train.output_dir={out}"]))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
