@@ -68,6 +68,7 @@ def run_demo(
     from .sft import sft
 
     cfg = demo_config(out, recipe, overrides)
+    clear_previous(out)
     d = cfg.demo
     stages = Stages(budget_minutes, echo)
     counts = {"train": d.train_items, "test": d.test_items}
@@ -93,6 +94,21 @@ def run_demo(
     (out / "summary.md").write_text(summary_markdown(summary))
     echo("\n" + summary_markdown(summary))
     return summary
+
+
+STAGE_OUTPUTS = ("bench", "model", "sft", "grpo", "eval_base", "eval_grpo", "analysis", "summary.json", "summary.md")
+
+
+def clear_previous(out: Path) -> None:
+    """Remove an earlier demo's outputs: evaluation resumes by item id and GRPO refuses a used run dir."""
+    import shutil
+
+    for name in STAGE_OUTPUTS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def _both(summary: dict, condition: str) -> float | None:

@@ -67,6 +67,7 @@ def sft(cfg: Config) -> Path:
     scheduler = get_constant_schedule_with_warmup(optimizer, s.warmup_steps)
     scorer, optimizer = accelerator.prepare(CompletionScorer(policy, "prefix"), optimizer)
     runlog = RunLog(out, enabled=accelerator.is_main_process)
+    runlog.reset()
     rng = np.random.default_rng(s.seed)
     order = rng.permutation(len(samples))
     cursor = 0

@@ -85,6 +85,8 @@ def test_beta_zero_loads_no_reference(tiny_model_dir, train_split, tmp_path):
     train(cfg)
     row = read_jsonl(Path(cfg.train.output_dir) / "metrics.jsonl")[0]
     assert row["kl"] == 0.0 and row["time/reference"] < 0.05
+    with pytest.raises(FileExistsError, match="--resume"):  # a fresh run never mixes into a used run dir
+        setup_run(cfg, resume=False)
 
 
 def test_lora_trains_only_adapters_with_disabled_adapter_reference(tiny_model_dir, train_split, tmp_path):

@@ -38,6 +38,12 @@ class RunLog:
     def rollouts(self, rows: list[dict[str, Any]]) -> None:
         self._append(self.rollouts_path, rows)
 
+    def reset(self) -> None:
+        """Start empty files (a fresh run must not append to an earlier run's lines)."""
+        if self.enabled:
+            for path in (self.metrics_path, self.rollouts_path):
+                path.unlink(missing_ok=True)
+
     def truncate_after(self, step: int) -> None:
         """Drop lines of steps > ``step`` (called on resume from checkpoint ``step``)."""
         if not self.enabled:

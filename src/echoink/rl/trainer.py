@@ -165,6 +165,12 @@ def setup_run(cfg: Config, resume: bool) -> Run:
     )
     if resume:
         restore(run)
+    elif latest_checkpoint(run_dir) is not None:
+        raise FileExistsError(
+            f"{run_dir} already holds checkpoints; pass --resume to continue it or choose another train.output_dir"
+        )
+    else:
+        run.log.reset()
     return run
 
 
