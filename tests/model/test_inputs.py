@@ -134,3 +134,18 @@ def test_generation_stops_at_im_end(tiny, make_messages, boost):
     with boost([tok.convert_tokens_to_ids("<|im_end|>")]):
         out = generate(model, batch, processor, max_new_tokens=16, do_sample=False)
     assert out.tolist() == [[tok.convert_tokens_to_ids("<|im_end|>")]]
+
+
+@pytest.mark.parametrize("top_k, expect_topk", [(None, False), (0, False), (5, True)])
+def test_sampling_has_no_hidden_top_k(tiny, top_k, expect_topk):
+    """transformers fills top_k=50 when none is given; ours samples the full distribution unless asked."""
+    from echoink.model.inputs import generation_config
+
+    model, processor = tiny
+    sampling = {"do_sample": True} if top_k is None else {"do_sample": True, "top_k": top_k}
+    cfg = generation_config(processor, max_new_tokens=4, **sampling)
+    processors = model._get_logits_processor(
+        generation_config=cfg, input_ids_seq_length=3, encoder_input_ids=None,
+        prefix_allowed_tokens_fn=None, logits_processor=None,
+    )  # fmt: skip
+    assert any(type(p).__name__ == "TopKLogitsWarper" for p in processors) == expect_topk

@@ -148,8 +148,10 @@ def generation_config(
     (8, 9, 2)
     """
     tok = _tokenizer(processor_or_tokenizer)
-    if sampling.get("top_k") == 0:
-        sampling["top_k"] = None  # 0 means "off" in our config
+    if sampling.get("do_sample") and "top_k" not in sampling:
+        sampling["top_k"] = (
+            0  # transformers' default is 50; "off" unless asked, so samples match the scored policy
+        )
     return GenerationConfig(
         eos_token_id=stop_token_ids(tok),
         pad_token_id=tok.pad_token_id,
