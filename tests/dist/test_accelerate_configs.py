@@ -15,7 +15,7 @@ from accelerate.utils import DistributedType
 from accelerate.utils.deepspeed import HfDeepSpeedConfig
 
 from echoink.config import load_config
-from echoink.rl.trainer import deepspeed_problems
+from echoink.rl.distributed import deepspeed_problems
 
 ROOT = Path(__file__).parents[2]
 CONFIGS = sorted((ROOT / "configs" / "accelerate").glob("*.yaml"))

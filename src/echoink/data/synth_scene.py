@@ -169,12 +169,16 @@ def see(
     neighbour's, or (no target) paints the ``lure`` colour onto one object; without either, none."""
     pos = position_words(len(scene))
 
+    # Place before colour ("Left is red, ..."): when the model says a colour, the token just before it
+    # names where to look, so reading the picture is one attention hop (colour-first traces such as
+    # "I see red left" made a tiny model infer the place from how many colours it had already said,
+    # and it never learned to read the image).
     def listing(colours: list[str]) -> str:
         if shapes:
-            parts = [f"a {c} {o.shape} {p}" for c, o, p in zip(colours, scene, pos, strict=True)]
+            parts = [f"{p} is a {c} {o.shape}" for c, o, p in zip(colours, scene, pos, strict=True)]
         else:
-            parts = [f"{c} {p}" for c, p in zip(colours, pos, strict=True)]
-        return "I see " + ", ".join(parts) + "."
+            parts = [f"{p} is {c}" for c, p in zip(colours, pos, strict=True)]
+        return _cap(", ".join(parts)) + "."
 
     colours = [o.colour for o in scene]
     wrong = list(colours)
