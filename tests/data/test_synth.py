@@ -119,7 +119,7 @@ def test_text_only_baseline_is_at_chance():
 def test_conflicts_answer_none_of_them_and_really_conflict():
     plans = _plans("train", 400, "hard")
     conflicts = [p for p in plans if p.conflict]
-    assert {p.family for p in conflicts} == {"tone_where", "tone_shape", "beep_colour"}
+    assert {p.family for p in conflicts} == {"tone_where", "tone_shape", "beep_colour", "colour_shape"}
     assert len(conflicts) / sum(p.needs == "both" for p in plans) == pytest.approx(0.25, abs=0.05)
     for p in plans:
         is_none = p.options[p.answer] == NONE
@@ -145,6 +145,8 @@ def test_answers_follow_from_cue_and_scene():
             want = colours[p.cue.value - 1]
         elif p.family == "audio_colour":
             want = COLOURS[p.cue.value]
+        elif p.family == "colour_shape":  # "What shape is the <colour> object?"
+            want = p.scene[colours.index(p.question.split(" the ")[1].split(" object")[0])].shape
         else:
             where = p.question.split(" the ")[1].split(" object")[0]
             want = colours[
