@@ -29,7 +29,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: setup $(CHROMIUM)
 	$(VENV)/bin/ruff check --quiet .
-	$(PY) -m pytest -q -p no:cacheprovider
+	# One thread: the tiny models are too small for a second thread to help, and idle OpenMP
+	# workers spinning on a busy machine slowed the suite several-fold.
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider
 
 demo: setup
 	$(VENV)/bin/echoink demo

@@ -100,8 +100,11 @@ def encode_prompts(
     if audios:
         # The Omni processor forces padding="max_length", whose default is Whisper's 30 s: mel features
         # for 30 s per clip (8x the work for 1 s clips). Capping max_length at the longest clip gives the
-        # same valid frames, and the audio tower reads only those (feature_attention_mask).
-        kwargs["audio_kwargs"] = {"max_length": max(len(a) for a in audios)}
+        # same valid frames, and the audio tower reads only those (feature_attention_mask). One STFT
+        # window (n_fft) of zeros more keeps every clip's last frames as under 30 s padding, so a
+        # prompt's features do not depend on what else is in its batch.
+        n_fft = getattr(processor.feature_extractor, "n_fft", 400)
+        kwargs["audio_kwargs"] = {"max_length": max(len(a) for a in audios) + n_fft}
     out = processor(
         text=texts,
         images=images or None,
