@@ -96,7 +96,17 @@ def run_demo(
     return summary
 
 
-STAGE_OUTPUTS = ("bench", "model", "sft", "grpo", "eval_base", "eval_grpo", "analysis", "summary.json", "summary.md")
+STAGE_OUTPUTS = (
+    "bench",
+    "model",
+    "sft",
+    "grpo",
+    "eval_base",
+    "eval_grpo",
+    "analysis",
+    "summary.json",
+    "summary.md",
+)
 
 
 def clear_previous(out: Path) -> None:
@@ -155,6 +165,16 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
+def _verdict(base: dict, grpo: dict) -> str:
+    """Say whether the difference is more than noise (95% intervals overlap or not)."""
+    (b_lo, b_hi), (g_lo, g_hi) = base["ci95"], grpo["ci95"]
+    if g_lo > b_hi:
+        return "The 95% intervals do not overlap: a real gain."
+    if g_hi < b_lo:
+        return "The 95% intervals do not overlap: a real loss."
+    return "The 95% intervals overlap: no measurable difference."
+
+
 def summary_markdown(s: dict[str, Any]) -> str:
     b, g = s["base"], s["grpo"]
     rows = [
@@ -190,8 +210,9 @@ def summary_markdown(s: dict[str, Any]) -> str:
         "|---|---|---|",
         *[f"| {r[0]} | {r[1]} | {r[2]} |" for r in rows],
         "",
-        f"GRPO gain: {s['gain_points']:+.1f} points ({s['grpo_steps']} steps, G = {s['group_size']}); GRPO learned from "
-        "the accuracy and format rewards alone, without reference traces.",
+        f"GRPO gain: {s['gain_points']:+.1f} points ({s['grpo_steps']} steps, G = {s['group_size']}); "
+        + _verdict(b, g)
+        + " GRPO's only signal is the accuracy and format rewards (no reference traces).",
         "",
         "Wall time per stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in s["seconds"].items()),
     ]
