@@ -210,7 +210,7 @@ def summary_markdown(s: dict[str, Any]) -> str:
         "|---|---|---|",
         *[f"| {r[0]} | {r[1]} | {r[2]} |" for r in rows],
         "",
-        f"GRPO gain: {s['gain_points']:+.1f} points ({s['grpo_steps']} steps, G = {s['group_size']}); "
+        f"GRPO gain: {s['gain_points']:+.1f} points ({s['grpo_steps']} steps, G = {s['group_size']}). "
         + _verdict(b, g)
         + " GRPO's only signal is the accuracy and format rewards (no reference traces).",
         "",
