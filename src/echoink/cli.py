@@ -142,6 +142,17 @@ def model_tiny(
     typer.echo(f"tiny thinker written to {path}")
 
 
+def _recipe(recipe: Path, overrides: list[str]):
+    """Load a recipe + overrides, or exit 2 with the field-named error."""
+    from .config import ConfigError, load_config
+
+    try:
+        return load_config(recipe, overrides)
+    except (ConfigError, OSError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command("train")
 def train_cmd(
     recipe: Path = typer.Argument(..., help="YAML recipe (see configs/)."),
@@ -153,14 +164,9 @@ def train_cmd(
     ),
 ) -> None:
     """Train with GRPO (rollout -> rewards -> advantages -> policy update); writes a run directory."""
-    from .config import ConfigError, load_config
     from .rl.trainer import train
 
-    try:
-        cfg = load_config(recipe, overrides)
-    except (ConfigError, OSError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+    cfg = _recipe(recipe, overrides)
     run_dir = train(cfg, resume=resume)
     typer.echo(f"run directory: {run_dir}")
 
@@ -173,14 +179,9 @@ def sft_cmd(
     ),
 ) -> None:
     """Supervised fine-tuning on the rows' reference reasoning traces (the cold start before GRPO)."""
-    from .config import ConfigError, load_config
     from .sft import sft
 
-    try:
-        cfg = load_config(recipe, overrides)
-    except (ConfigError, OSError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+    cfg = _recipe(recipe, overrides)
     out = sft(cfg)
     typer.echo(f"fine-tuned model: {out / 'final'}")
 
@@ -288,7 +289,9 @@ def analyze_cmd(
 def report_cmd(
     run_dir: Path = typer.Argument(..., help="Run directory or eval folder."),
     out: Path | None = typer.Option(None, "--out", help="HTML file to write (default RUN_DIR/report.html)."),
-    data: Path | None = typer.Option(None, "--data", help="Split whose media to embed (default: from the run)."),
+    data: Path | None = typer.Option(
+        None, "--data", help="Split whose media to embed (default: from the run)."
+    ),
     max_items: int = typer.Option(300, "--max-items", min=1, help="Most completions listed."),
 ) -> None:
     """One self-contained HTML page: curves, summary tables, completions with media, aha highlights, filters."""
