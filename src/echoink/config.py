@@ -314,6 +314,8 @@ class DemoConfig:
     """Held-out questions the reported accuracies are measured on."""
     difficulty: str = "easy"
     """Benchmark difficulty (see ``echoink data synth --difficulty``)."""
+    families: list[str] = field(default_factory=list)
+    """Question families to generate (empty: all of them, see ``echoink data synth --families``)."""
     hidden: int = 128
     """Tiny model width."""
     layers: int = 2

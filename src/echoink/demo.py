@@ -72,9 +72,9 @@ def run_demo(
     d = cfg.demo
     stages = Stages(budget_minutes, echo)
     counts = {"train": d.train_items, "test": d.test_items}
-    stages.run(
-        "benchmark", lambda: generate(out / "bench", counts, SynthSpec(seed=d.seed, difficulty=d.difficulty))
-    )
+    families = {"families": tuple(d.families)} if d.families else {}  # empty: every family
+    spec = SynthSpec(seed=d.seed, difficulty=d.difficulty, **families)
+    stages.run("benchmark", lambda: generate(out / "bench", counts, spec))
     corpus = benchmark_corpus()
     stages.run("tiny model", lambda: build_tiny(out / "model", d.hidden, d.layers, d.vocab, d.seed, corpus))
     stages.run("SFT cold start", lambda: sft(cfg))
