@@ -60,3 +60,15 @@ def parity_reward(completions: list[str], **_) -> list[float]:
     Used as ``algo.rewards={"media_helpers:parity_reward": 1.0}``.
     """
     return [float(len(c) % 2) for c in completions]
+
+
+def write_small_split(root: Path, n: int = 8) -> Path:
+    """``n`` rows of 56x56 images and 0.5 s tones, distinct per row, answers cycling A-C."""
+    rows = []
+    for i in range(n):
+        write_image(
+            root / f"images/sample_{i}.png", size=(56, 56), color=(30 * i % 256, 100, 200 - 20 * i % 200)
+        )
+        write_tone(root / f"audios/sample_{i}.wav", seconds=0.5, freq=300 + 50 * i)
+        rows.append(make_row(i, answer="ABC"[i % 3]))
+    return write_split(root, rows)

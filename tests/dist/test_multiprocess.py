@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 from echoink.config import save_config
 from echoink.rl.checkpoint import latest_checkpoint
 from echoink.rl.runlog import read_jsonl
-from media_helpers import make_row, write_image, write_split, write_tone
+from media_helpers import write_small_split
 
 WORKER = Path(__file__).with_name("worker.py")
 TESTS = Path(__file__).parents[1]
@@ -29,13 +29,7 @@ SIGNAL = "media_helpers:parity_reward"  # reward variance for an untrained model
 
 @pytest.fixture(scope="module")
 def dist_split(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("distset")
-    rows = []
-    for i in range(8):
-        write_image(root / f"images/sample_{i}.png", size=(56, 56), color=(30 * i, 90, 200 - 20 * i))
-        write_tone(root / f"audios/sample_{i}.wav", seconds=0.5, freq=300 + 40 * i)
-        rows.append(make_row(i, answer="ABC"[i % 3]))
-    return write_split(root, rows)
+    return write_small_split(tmp_path_factory.mktemp("distset"))
 
 
 def _recipe(tmp_path: Path, model_dir: Path, split: Path, *extra: str) -> Path:

@@ -18,7 +18,7 @@ from echoink.config import load_config
 from echoink.rl.checkpoint import latest_checkpoint, list_checkpoints
 from echoink.rl.runlog import read_jsonl
 from echoink.rl.trainer import setup_run, train
-from media_helpers import make_row, write_image, write_split, write_tone
+from media_helpers import write_small_split
 
 METRICS = [
     "reward", "reward_std", "rewards/accuracy/mean", "rewards/format/mean", "completions/mean_length",
@@ -35,13 +35,7 @@ UNUSED_PARAMETERS = {"model.audio_tower.audio_bos_eos_token.weight"}
 
 @pytest.fixture(scope="module")
 def train_split(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("trainset")
-    rows = []
-    for i in range(8):
-        write_image(root / f"images/sample_{i}.png", size=(56, 56), color=(40 * i, 100, 200 - 20 * i))
-        write_tone(root / f"audios/sample_{i}.wav", seconds=0.5, freq=300 + 50 * i)
-        rows.append(make_row(i, answer="ABC"[i % 3]))
-    return write_split(root, rows)
+    return write_small_split(tmp_path_factory.mktemp("trainset"))
 
 
 def recipe(model_dir: Path, split: Path, out: Path, *extra: str):

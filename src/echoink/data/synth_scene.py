@@ -257,17 +257,25 @@ def _shape_steps(scene: list[Obj], colour: str, shape: str | None, rng: np.rando
     return Step(f"The {colour} object is a {shape}.", misread, "look")
 
 
-@family("tone_shape", "both")
-def tone_shape(rng: np.random.Generator, letter: int, diff: Difficulty) -> Plan:
-    """Tone pitch -> colour; the image says that object's shape. Options: the three shapes + None."""
+def _shape_scene(
+    rng: np.random.Generator, letter: int, diff: Difficulty
+) -> tuple[int, list[Obj], bool, Step]:
+    """A colour level, a row holding an object of that colour with shape ``letter`` (letter D: no such
+    colour), and the step that finds it by colour and reads its shape."""
     k = int(rng.choice(diff.n_objects))
     place = int(rng.integers(k))
     level, scene, conflict = _tone_scene(rng, k, letter, place)
-    colour, options = COLOURS[level], [*SHAPES, NONE]
     if not conflict:
-        scene[place] = Obj(colour, SHAPES[letter])
-    cue = Cue("tone", level)
-    look = _shape_steps(scene, colour, None if conflict else SHAPES[letter], rng)
+        scene[place] = Obj(COLOURS[level], SHAPES[letter])
+    look = _shape_steps(scene, COLOURS[level], None if conflict else SHAPES[letter], rng)
+    return level, scene, conflict, look
+
+
+@family("tone_shape", "both")
+def tone_shape(rng: np.random.Generator, letter: int, diff: Difficulty) -> Plan:
+    """Tone pitch -> colour; the image says that object's shape. Options: the three shapes + None."""
+    level, scene, conflict, look = _shape_scene(rng, letter, diff)
+    options, cue = [*SHAPES, NONE], Cue("tone", level)
     steps = (hear(cue, rng), look, _final(options, letter))
     q = "The tone names a colour. What shape is the object of that colour?"
     return Plan("tone_shape", "both", q, tuple(options), letter, tuple(scene), cue, conflict, steps)
@@ -277,14 +285,9 @@ def tone_shape(rng: np.random.Generator, letter: int, diff: Difficulty) -> Plan:
 def colour_shape(rng: np.random.Generator, letter: int, diff: Difficulty) -> Plan:
     """The question names a colour; the image says that object's shape (the audio is an idle cue).
     Options: the three shapes + None (letter D: the colour is not in the picture)."""
-    k = int(rng.choice(diff.n_objects))
-    place = int(rng.integers(k))
-    level, scene, conflict = _tone_scene(rng, k, letter, place)
-    colour, options = COLOURS[level], [*SHAPES, NONE]
-    if not conflict:
-        scene[place] = Obj(colour, SHAPES[letter])
-    look = _shape_steps(scene, colour, None if conflict else SHAPES[letter], rng)
-    q = f"What shape is the {colour} object?"
+    level, scene, conflict, look = _shape_scene(rng, letter, diff)
+    options = [*SHAPES, NONE]
+    q = f"What shape is the {COLOURS[level]} object?"
     return Plan(
         "colour_shape", "image", q, tuple(options), letter, tuple(scene), _idle_cue(rng), conflict,
         (look, _final(options, letter)),
