@@ -216,7 +216,8 @@ def eval_cmd(
 ) -> None:
     """Evaluate a model fairly: strict parsing, Wilson/bootstrap CIs, majority vote, pass@k, ablations."""
     from .data import TEMPLATES
-    from .eval.evaluate import Decoding, evaluate, format_summary
+    from .eval.evaluate import Decoding, evaluate
+    from .eval.summary import format_summary
 
     if prompt not in TEMPLATES:
         raise typer.BadParameter(f"unknown template {prompt!r}; valid: {', '.join(TEMPLATES.names())}")

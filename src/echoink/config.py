@@ -9,7 +9,7 @@ and names the offending field, so a bad recipe fails before any model is loaded.
 >>> load_config(None, ["algo.bogus=1"])
 Traceback (most recent call last):
 ...
-echoink.config.ConfigError: unknown field 'algo.bogus'; valid fields of algo: ...
+echoink.config_sections.ConfigError: unknown field 'algo.bogus'; valid fields of algo: ...
 """
 
 from __future__ import annotations
@@ -23,308 +23,33 @@ from typing import Any
 
 import yaml
 
+from .config_sections import (
+    AlgoConfig,
+    ConfigError,
+    DataConfig,
+    DemoConfig,
+    EvalConfig,
+    ModelConfig,
+    RolloutConfig,
+    SFTConfig,
+    TrainConfig,
+)
 
-class ConfigError(ValueError):
-    """A recipe or override is invalid; the message names the field."""
-
-
-def _check(cond: bool, name: str, msg: str) -> None:
-    if not cond:
-        raise ConfigError(f"{name}: {msg}")
-
-
-@dataclass
-class DataConfig:
-    train_path: str = ""
-    """Training split in the AVQA-R1-6K schema (a JSON list or JSONL file); media paths are relative to its folder."""
-    val_path: str = ""
-    """Optional validation split, same schema; evaluated every ``train.eval_every`` steps when set."""
-    template: str = "reasoning"
-    """Prompt template name (see ``echoink.data.prompts.TEMPLATES``)."""
-    on_error: str = "strict"
-    """What a bad row does: ``strict`` stops at the first, ``skip`` skips it and reports every skip."""
-    max_audio_seconds: float | None = None
-    """Cut audio to this many seconds (EchoInk cut at 10 s); ``None`` keeps the whole clip."""
-    max_pixels: int = 224 * 224
-    """Images larger than this many pixels are downscaled (aspect kept) before the processor sees them."""
-    max_samples: int | None = None
-    """Use only the first N rows (after validation); ``None`` uses all."""
-
-    def __post_init__(self) -> None:
-        _check(
-            self.on_error in ("strict", "skip"),
-            "data.on_error",
-            f"must be 'strict' or 'skip', got {self.on_error!r}",
-        )
-        _check(
-            self.max_audio_seconds is None or self.max_audio_seconds > 0,
-            "data.max_audio_seconds",
-            "must be > 0 or null",
-        )
-        _check(self.max_pixels >= 28 * 28, "data.max_pixels", "must be at least 784 (one 28x28 patch group)")
-        _check(self.max_samples is None or self.max_samples > 0, "data.max_samples", "must be > 0 or null")
-
-
-@dataclass
-class ModelConfig:
-    path: str = ""
-    """Local directory of a Qwen2.5-Omni checkpoint (full or thinker-only); hubs are never contacted."""
-    dtype: str = "float32"
-    """Parameter dtype: float32, bfloat16 or float16."""
-    attn_implementation: str = "sdpa"
-    """Attention kernel: sdpa, eager or flash_attention_2."""
-    gradient_checkpointing: bool = False
-    """Recompute activations in the backward pass to save memory."""
-    freeze_audio_tower: bool = False
-    """Keep the audio encoder's weights fixed (EchoInk trains everything)."""
-    freeze_vision_tower: bool = False
-    """Keep the vision encoder's weights fixed."""
-    freeze_llm: bool = False
-    """Keep the language model's weights fixed."""
-    lora_rank: int = 0
-    """LoRA rank; 0 trains full weights. With LoRA the reference policy is the base with adapters disabled."""
-    lora_alpha: int = 32
-    """LoRA scaling numerator."""
-    lora_dropout: float = 0.0
-    """Dropout on the LoRA branch."""
-    lora_target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    )
-    """Module names LoRA wraps (default: the LLM's attention and MLP projections)."""
-
-    def __post_init__(self) -> None:
-        _check(
-            self.dtype in ("float32", "bfloat16", "float16"), "model.dtype", f"unknown dtype {self.dtype!r}"
-        )
-        _check(
-            self.attn_implementation in ("sdpa", "eager", "flash_attention_2"),
-            "model.attn_implementation",
-            f"unknown kernel {self.attn_implementation!r}",
-        )
-        _check(self.lora_rank >= 0, "model.lora_rank", "must be >= 0")
-        _check(0.0 <= self.lora_dropout < 1.0, "model.lora_dropout", "must be in [0, 1)")
-
-
-@dataclass
-class RolloutConfig:
-    num_generations: int = 8
-    """G: completions sampled per prompt."""
-    max_new_tokens: int = 128
-    """Longest completion; longer ones are truncated (see ``algo.mask_truncated_completions``)."""
-    temperature: float = 1.0
-    """Sampling temperature (the logprob passes divide logits by the same value)."""
-    top_p: float = 1.0
-    """Nucleus sampling mass."""
-    top_k: int = 0
-    """Top-k sampling; 0 disables."""
-    sharing: str = "prefix"
-    """What the G completions of a prompt share: ``prefix`` (towers + prompt prefill once per prompt),
-    ``towers`` (towers once; used automatically with gradient checkpointing) or ``repeat`` (everything
-    G times, as EchoInk/TRL do; for equivalence tests and benchmarks)."""
-
-    def __post_init__(self) -> None:
-        _check(
-            self.num_generations >= 2,
-            "rollout.num_generations",
-            "must be >= 2 (advantages are relative within a group)",
-        )
-        _check(self.max_new_tokens >= 1, "rollout.max_new_tokens", "must be >= 1")
-        _check(self.temperature > 0, "rollout.temperature", "must be > 0")
-        _check(0 < self.top_p <= 1, "rollout.top_p", "must be in (0, 1]")
-        _check(self.top_k >= 0, "rollout.top_k", "must be >= 0")
-        _check(
-            self.sharing in ("prefix", "towers", "repeat"),
-            "rollout.sharing",
-            f"unknown mode {self.sharing!r}",
-        )
-
-
-@dataclass
-class AlgoConfig:
-    rewards: dict[str, float] = field(default_factory=lambda: {"accuracy": 1.0, "format": 1.0})
-    """Reward name -> weight (paper: accuracy 1, format 1)."""
-    beta: float = 0.0
-    """KL penalty weight to the frozen reference (paper: 0.001); 0 loads no reference model."""
-    kl_estimator: str = "k3"
-    """KL estimator: k1, k3 or abs."""
-    epsilon_low: float = 0.2
-    """Lower clip range of the importance ratio."""
-    epsilon_high: float = 0.2
-    """Upper clip range (DAPO raises it, e.g. 0.28)."""
-    num_iterations: int = 1
-    """μ: optimisation passes per rollout batch (1 = the paper; ratio is then exactly 1)."""
-    scale_rewards: str = "group"
-    """Advantage scaling: group (GRPO), batch, or none (Dr. GRPO)."""
-    loss_agg: str = "seq-mean-token-mean"
-    """Loss aggregation: seq-mean-token-mean (GRPO), token-mean (DAPO/BNPO), seq-mean-token-sum-norm (Dr. GRPO)."""
-    drop_zero_std_groups: bool = False
-    """Dynamic sampling: resample prompts whose G rewards are all equal (they carry no signal)."""
-    max_resample_rounds: int = 2
-    """Cap on resampling rounds when ``drop_zero_std_groups`` is on."""
-    mask_truncated_completions: bool = False
-    """Exclude completions that hit ``rollout.max_new_tokens`` from the loss."""
-
-    def __post_init__(self) -> None:
-        _check(bool(self.rewards), "algo.rewards", "needs at least one reward")
-        _check(self.beta >= 0, "algo.beta", "must be >= 0")
-        _check(
-            self.kl_estimator in ("k1", "k3", "abs"),
-            "algo.kl_estimator",
-            f"unknown estimator {self.kl_estimator!r}",
-        )
-        _check(self.epsilon_low >= 0 and self.epsilon_high >= 0, "algo.epsilon_low/high", "must be >= 0")
-        _check(self.num_iterations >= 1, "algo.num_iterations", "must be >= 1")
-        _check(
-            self.scale_rewards in ("group", "batch", "none"),
-            "algo.scale_rewards",
-            f"unknown scaling {self.scale_rewards!r}",
-        )
-        _check(self.max_resample_rounds >= 0, "algo.max_resample_rounds", "must be >= 0")
-
-
-@dataclass
-class TrainConfig:
-    output_dir: str = "runs/train"
-    """Run directory: checkpoints/, metrics.jsonl, rollouts.jsonl, config.yaml."""
-    seed: int = 0
-    """Seeds python, numpy and torch; data order and sampling follow from it."""
-    max_steps: int = 100
-    """Optimiser steps (one step = one rollout batch of ``prompts_per_step`` x G completions)."""
-    prompts_per_step: int = 8
-    """B: prompts per step on each process."""
-    mini_batch_prompts: int = 0
-    """Prompts per backward pass inside a step (gradient accumulation); 0 = all at once."""
-    lr: float = 1e-6
-    """Peak learning rate of AdamW."""
-    weight_decay: float = 0.01
-    """AdamW weight decay."""
-    warmup_steps: int = 0
-    """Linear warm-up steps before the cosine decay."""
-    lr_schedule: str = "cosine"
-    """cosine or constant."""
-    max_grad_norm: float = 5.0
-    """Gradient-norm clip."""
-    mixed_precision: str = "no"
-    """accelerate mixed precision: no, bf16 or fp16."""
-    log_every: int = 1
-    """Write metrics every N steps."""
-    rollouts_every: int = 1
-    """Write a sample of rollouts to rollouts.jsonl every N steps."""
-    rollouts_per_log: int = 8
-    """How many completions each rollouts.jsonl write keeps."""
-    save_every: int = 50
-    """Checkpoint every N steps (and at the end)."""
-    keep_checkpoints: int = 2
-    """How many checkpoints to keep on disk."""
-    max_bad_steps: int = 5
-    """Abort after this many consecutive non-finite losses or gradient norms."""
-    threads: int = 0
-    """torch intra-op threads on CPU; 0 keeps torch's default."""
-
-    def __post_init__(self) -> None:
-        for name in (
-            "max_steps",
-            "prompts_per_step",
-            "log_every",
-            "rollouts_every",
-            "save_every",
-            "keep_checkpoints",
-            "max_bad_steps",
-        ):
-            _check(getattr(self, name) >= 1, f"train.{name}", "must be >= 1")
-        _check(self.mini_batch_prompts >= 0, "train.mini_batch_prompts", "must be >= 0")
-        _check(self.lr > 0, "train.lr", "must be > 0")
-        _check(
-            self.lr_schedule in ("cosine", "constant"),
-            "train.lr_schedule",
-            f"unknown schedule {self.lr_schedule!r}",
-        )
-        _check(
-            self.mixed_precision in ("no", "bf16", "fp16"),
-            "train.mixed_precision",
-            "must be no, bf16 or fp16",
-        )
-        _check(self.max_grad_norm > 0, "train.max_grad_norm", "must be > 0")
-
-
-@dataclass
-class EvalConfig:
-    template: str = "reasoning"
-    """Prompt template for evaluation (the same for every model compared)."""
-    decoding: str = "greedy"
-    """greedy or sample."""
-    samples: int = 1
-    """Samples per item when decoding=sample."""
-    batch_size: int = 16
-    """Prompts per generation batch (left padded)."""
-    max_new_tokens: int = 128
-    """Longest completion at evaluation."""
-
-    def __post_init__(self) -> None:
-        _check(
-            self.decoding in ("greedy", "sample"),
-            "eval.decoding",
-            f"must be greedy or sample, got {self.decoding!r}",
-        )
-        _check(
-            self.samples >= 1 and self.batch_size >= 1 and self.max_new_tokens >= 1,
-            "eval",
-            "samples, batch_size, max_new_tokens must be >= 1",
-        )
-
-
-@dataclass
-class SFTConfig:
-    output_dir: str = "runs/sft"
-    """Where the fine-tuned model (final/), metrics.jsonl and config.yaml go."""
-    trace_field: str = "reasoning"
-    """Row field holding the target completion ("<think>...</think><answer>X</answer>")."""
-    max_steps: int = 200
-    """Optimiser steps."""
-    batch_size: int = 16
-    """Prompts per step."""
-    lr: float = 1e-3
-    """AdamW learning rate (constant after warm-up)."""
-    warmup_steps: int = 10
-    """Linear warm-up steps."""
-    weight_decay: float = 0.0
-    """AdamW weight decay."""
-    max_grad_norm: float = 1.0
-    """Gradient-norm clip."""
-    seed: int = 0
-    """Seeds data order and initialisation of anything random."""
-    save_every: int = 0
-    """Also save the model as ``step-N/`` every N steps (0: only ``final/``); for finding the cold-start length."""
-
-    def __post_init__(self) -> None:
-        _check(self.save_every >= 0, "sft.save_every", "must be >= 0")
-        for name in ("max_steps", "batch_size"):
-            _check(getattr(self, name) >= 1, f"sft.{name}", "must be >= 1")
-        _check(self.lr > 0, "sft.lr", "must be > 0")
-        _check(self.warmup_steps >= 0, "sft.warmup_steps", "must be >= 0")
-
-
-@dataclass
-class DemoConfig:
-    seed: int = 0
-    """Seeds the benchmark, the tiny model and every stage."""
-    train_items: int = 2000
-    """Synthetic training questions (SFT and GRPO draw from them)."""
-    test_items: int = 1000
-    """Held-out questions the reported accuracies are measured on."""
-    difficulty: str = "easy"
-    """Benchmark difficulty (see ``echoink data synth --difficulty``)."""
-    families: list[str] = field(default_factory=list)
-    """Question families to generate (empty: all of them, see ``echoink data synth --families``)."""
-    hidden: int = 128
-    """Tiny model width."""
-    layers: int = 2
-    """Tiny model depth."""
-    vocab: int = 1024
-    """Tiny model embedding rows."""
-
-    def __post_init__(self) -> None:
-        _check(self.train_items >= 16 and self.test_items >= 1, "demo.train_items/test_items", "too small")
+__all__ = [
+    "AlgoConfig",
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "DemoConfig",
+    "EvalConfig",
+    "ModelConfig",
+    "RolloutConfig",
+    "SFTConfig",
+    "TrainConfig",
+    "apply_override",
+    "load_config",
+    "save_config",
+]
 
 
 @dataclass

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from echoink.eval.evaluate import Decoding, evaluate, format_summary, read_predictions
+from echoink.eval.evaluate import Decoding, evaluate, read_predictions
+from echoink.eval.summary import format_summary
 
 
 def _rows(out: Path) -> list[dict]:

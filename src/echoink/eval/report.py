@@ -28,8 +28,8 @@ from ..data import SAMPLE_RATE, Sample, load_audio, load_image, load_split
 from ..rl.runlog import read_jsonl
 from .aha import Marker, detect
 from .analysis import analyze, is_correct
-from .evaluate import SUMMARY_COLUMNS, summary_rows
 from .report_page import page
+from .summary import SUMMARY_COLUMNS, summary_rows
 
 log = logging.getLogger(__name__)
 

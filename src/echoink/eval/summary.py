@@ -1,0 +1,185 @@
+"""The evaluation summary: accuracy with CIs per condition and per metadata group, ablation drops
+with McNemar p-values, and the plain-text table shared by the CLI and the HTML report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..data import Sample
+from ..rl.rewards import parse_answer
+from .stats import majority_vote, mcnemar, mean_and_interval, pass_at_k
+
+_ROW_KEYS = frozenset(
+    [
+        "id",
+        "condition",
+        "sample",
+        "prompt",
+        "decoding",
+        "completion",
+        "pred",
+        "answer",
+        "correct",
+        "format_ok",
+        "length",
+        "truncated",
+    ]
+)
+_NOT_GROUPS = frozenset({"reasoning"})  # the synthetic benchmark's reference trace
+
+
+def short_metadata(sample: Sample) -> dict[str, Any]:
+    """The sample's scalar metadata that can group results (strings of at most 40 characters, ints, bools)."""
+    return {
+        k: v
+        for k, v in sample.metadata.items()
+        if k not in _ROW_KEYS | _NOT_GROUPS
+        and (isinstance(v, bool | int) or (isinstance(v, str) and len(v) <= 40))
+    }
+
+
+def _group_fields(samples: Sequence[Sample]) -> list[str]:
+    """Metadata fields worth grouping by: present on every item, 2 to 20 values, fewer than the items."""
+    if not samples:
+        return []
+    keys = set.intersection(*(set(short_metadata(s)) for s in samples))
+    cap = min(20, len(samples) - 1)
+    return sorted(k for k in keys if 2 <= len({s.metadata[k] for s in samples}) <= cap)
+
+
+def _accuracy_block(scores: list[list[float]]) -> dict[str, Any]:
+    acc, ci, method = mean_and_interval(scores)
+    return {"n": len(scores), "accuracy": acc, "ci95": list(ci), "ci_method": method}
+
+
+def summarize(
+    rows: Sequence[dict[str, Any]], samples: Sequence[Sample], conditions: Sequence[str]
+) -> dict[str, Any]:
+    """Summary of the rows that belong to ``samples``.
+
+    Per condition: n, accuracy, ci95 + ci_method (Wilson for one sample per item, item bootstrap for K),
+    for K > 1 majority_accuracy and pass@k, format_rate, unparseable_rate, mean_length,
+    truncated_rate, ``by`` (accuracy per value of each grouping metadata field) and, for ablations,
+    ``drop`` (accuracy with nothing ablated minus this one), ``drop_by`` and ``drop_p`` (McNemar on the
+    per-item correctness: the single decode, or the majority vote for K > 1).
+    """
+    by_key: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        by_key.setdefault((r["condition"], r["id"]), []).append(r)
+    gold = {s.id: parse_answer(s.solution) for s in samples}
+    fields = _group_fields(samples)
+    result: dict[str, Any] = {"n_items": len(samples), "group_fields": fields, "conditions": {}}
+    per_item: dict[str, dict[str, bool]] = {}
+    for condition in conditions:
+        groups = [sorted(by_key.get((condition, s.id), []), key=lambda r: r["sample"]) for s in samples]
+        pairs = [(s, g) for s, g in zip(samples, groups, strict=True) if g]
+        flat = [r for _, g in pairs for r in g]
+        block = _accuracy_block([[float(r["correct"]) for r in g] for _, g in pairs])
+        k = max((len(g) for _, g in pairs), default=1)
+        votes = {s.id: majority_vote([r["pred"] for r in g]) == gold[s.id] for s, g in pairs}
+        per_item[condition] = votes if k > 1 else {s.id: g[0]["correct"] for s, g in pairs}
+        if k > 1:
+            block["samples"] = k
+            block["majority_accuracy"] = sum(votes.values()) / max(len(votes), 1)
+            ks = sorted({1, k, *(2**i for i in range(1, k.bit_length()) if 2**i < k)})
+            block["pass@k"] = {
+                str(j): sum(pass_at_k(len(g), sum(r["correct"] for r in g), j) for _, g in pairs) / len(pairs)
+                for j in ks
+            }
+        n = max(len(flat), 1)
+        block["format_rate"] = sum(r["format_ok"] for r in flat) / n
+        block["unparseable_rate"] = sum(r["pred"] is None for r in flat) / n
+        block["mean_length"] = sum(r["length"] for r in flat) / n
+        block["truncated_rate"] = sum(r["truncated"] for r in flat) / n
+        block["by"] = {
+            f: {
+                str(value): _accuracy_block(
+                    [[float(r["correct"]) for r in g] for s, g in pairs if s.metadata[f] == value]
+                )
+                for value in sorted({s.metadata[f] for s, _ in pairs}, key=str)
+            }
+            for f in fields
+        }
+        result["conditions"][condition] = block
+    _add_drops(result, per_item)
+    base = result["conditions"].get("none", {})
+    result.update(accuracy=base.get("accuracy"), ci95=base.get("ci95"))
+    return result
+
+
+def _add_drops(result: dict[str, Any], per_item: dict[str, dict[str, bool]]) -> None:
+    base = result["conditions"].get("none")
+    if base is None:
+        return
+    for condition, block in result["conditions"].items():
+        if condition == "none":
+            continue
+        block["drop"] = base["accuracy"] - block["accuracy"]
+        block["drop_by"] = {
+            f: {
+                v: base["by"][f][v]["accuracy"] - b["accuracy"]
+                for v, b in values.items()
+                if v in base["by"][f]
+            }
+            for f, values in block["by"].items()
+        }
+        shared = per_item["none"].keys() & per_item[condition].keys()
+        b = sum(per_item["none"][i] and not per_item[condition][i] for i in shared)
+        c = sum(not per_item["none"][i] and per_item[condition][i] for i in shared)
+        block["drop_p"] = mcnemar(b, c, exact=b + c < 25)
+
+
+SUMMARY_COLUMNS = ("condition", "accuracy", "95% CI", "drop", "p", "format", "unparseable", "mean length")
+_WIDTHS = (30, 9, 16, 8, 8, 8, 12, 12)
+
+
+def summary_rows(summary: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """Formatted table lines of a summary as (kind, cells): kind "condition" or "group" (one cell per
+    SUMMARY_COLUMNS), or "extra" (one cell: majority vote and pass@k)."""
+    rows: list[tuple[str, list[str]]] = []
+    for name, b in summary["conditions"].items():
+        lo, hi = b["ci95"]
+        drop = f"{b['drop']:+.3f}" if "drop" in b else ""
+        p = f"{b['drop_p']:.3g}" if "drop_p" in b else ""
+        cells = [name, f"{b['accuracy']:.3f}", f"[{lo:.3f}, {hi:.3f}]", drop, p]
+        cells += [f"{b['format_rate']:.3f}", f"{b['unparseable_rate']:.3f}", f"{b['mean_length']:.1f}"]
+        rows.append(("condition", cells))
+        if "majority_accuracy" in b:
+            passk = "  ".join(f"pass@{j} {v:.3f}" for j, v in b["pass@k"].items())
+            rows.append(
+                ("extra", [f"majority vote {b['majority_accuracy']:.3f}  {passk}  ({b['samples']} samples)"])
+            )
+        for f, values in b["by"].items():
+            for v, g in values.items():
+                lo, hi = g["ci95"]
+                rows.append(
+                    (
+                        "group",
+                        [
+                            f"  {f}={v}",
+                            f"{g['accuracy']:.3f}",
+                            f"[{lo:.3f}, {hi:.3f}]",
+                            "",
+                            "",
+                            "",
+                            "",
+                            f"n={g['n']}",
+                        ],
+                    )
+                )
+    return rows
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A plain-text table of a summary, one line per condition and per metadata group."""
+    lines = [f"model {summary['model']}  data {summary['data']}  items {summary['n_items']}"]
+    lines.append("".join(f"{c:<{w}}" for c, w in zip(SUMMARY_COLUMNS, _WIDTHS, strict=True)).rstrip())
+    for kind, cells in summary_rows(summary):
+        line = (
+            "  " + cells[0]
+            if kind == "extra"
+            else "".join(f"{c:<{w}}" for c, w in zip(cells, _WIDTHS, strict=True))
+        )
+        lines.append(line.rstrip())
+    return "\n".join(lines)
