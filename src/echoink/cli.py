@@ -130,6 +130,9 @@ def model_tiny(
         1024, min=1024, max=8192, help="Embedding rows (tokenizer size is at most this)."
     ),
     seed: int = typer.Option(0, help="Weight initialisation seed."),
+    rope_theta: float = typer.Option(
+        1e6, min=1.0, help="Rotary base; small values (e.g. 10) let a tiny model read image columns."
+    ),
     corpus: list[Path] = typer.Option(
         [], "--corpus", help="Extra text file(s) to train the tokenizer on, one line per example."
     ),
@@ -138,7 +141,9 @@ def model_tiny(
     from .model.tiny import build_tiny
 
     extra = [line for path in corpus for line in path.read_text().splitlines() if line.strip()]
-    path = build_tiny(out, hidden=hidden, layers=layers, vocab=vocab, seed=seed, extra_corpus=extra)
+    path = build_tiny(
+        out, hidden=hidden, layers=layers, vocab=vocab, seed=seed, extra_corpus=extra, rope_theta=rope_theta
+    )
     typer.echo(f"tiny thinker written to {path}")
 
 

@@ -306,6 +306,8 @@ class DemoConfig:
     """Tiny model depth."""
     vocab: int = 1024
     """Tiny model embedding rows."""
+    rope_theta: float = 1e6
+    """Tiny model rotary base (the 7B's 1e6 leaves image columns indistinguishable with 16-wide heads)."""
 
     def __post_init__(self) -> None:
         _check(self.train_items >= 16 and self.test_items >= 1, "demo.train_items/test_items", "too small")

@@ -76,7 +76,11 @@ def run_demo(
     spec = SynthSpec(seed=d.seed, difficulty=d.difficulty, **families)
     stages.run("benchmark", lambda: generate(out / "bench", counts, spec))
     corpus = benchmark_corpus()
-    stages.run("tiny model", lambda: build_tiny(out / "model", d.hidden, d.layers, d.vocab, d.seed, corpus))
+    model_dir = out / "model"
+    stages.run(
+        "tiny model",
+        lambda: build_tiny(model_dir, d.hidden, d.layers, d.vocab, d.seed, corpus, d.rope_theta),
+    )
     stages.run("SFT cold start", lambda: sft(cfg))
     base_dir, grpo_model = out / "sft" / "final", out / "grpo" / "final"
     e = cfg.eval

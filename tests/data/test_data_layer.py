@@ -96,10 +96,13 @@ def test_single_modality_rows(tmp_path: Path):
     rows = [
         {**make_row(0), "data_type": "audio", "path": {"audio": "a.wav"}},
         {**make_row(1), "data_type": "image", "path": {"image": "i.png"}},
+        {**make_row(2), "data_type": "text", "path": {}},
     ]
     samples = load_split(write_split(tmp_path, rows)).samples
     assert samples[0].image is None and samples[0].audio is not None
     assert samples[1].audio is None and samples[1].image is not None
+    assert samples[2].audio is None and samples[2].image is None
+    assert [b["type"] for b in build_messages(samples[2])[1]["content"]] == ["text"]
     blocks = [b["type"] for b in build_messages(samples[0], audio=np.zeros(10, np.float32))[1]["content"]]
     assert blocks == ["audio", "text"]
 

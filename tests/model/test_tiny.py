@@ -91,3 +91,11 @@ def test_cli_builds_a_loadable_model(tmp_path: Path):
     assert result.exit_code == 0, result.output
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["text_config"]["hidden_size"] == 32 and cfg["text_config"]["num_hidden_layers"] == 1
+
+
+def test_rope_theta_reaches_the_saved_config(tmp_path: Path):
+    """The demo's small rotary base must survive save/load, or the model cannot read image columns."""
+    from echoink.model.loading import thinker_config
+
+    path = build_tiny(tmp_path / "theta10", seed=0, rope_theta=10.0)
+    assert thinker_config(path).text_config.rope_parameters["rope_theta"] == 10.0

@@ -25,7 +25,7 @@ from .schema import DATA_TYPES, OPTION_RE, RowError, Sample, parse_answer_letter
 
 # Row keys that become typed fields; everything else lands in Sample.metadata.
 _CORE_KEYS = {"problem_id", "problem", "data_type", "problem_type", "options", "solution", "path"}
-_NEEDS_MEDIA = {"image_audio": ("image", "audio"), "audio": ("audio",), "image": ("image",)}
+_NEEDS_MEDIA = {"image_audio": ("image", "audio"), "audio": ("audio",), "image": ("image",), "text": ()}
 
 
 @dataclass

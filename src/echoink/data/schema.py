@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DATA_TYPES = ("image_audio", "audio", "image")
+DATA_TYPES = ("image_audio", "audio", "image", "text")  # "text": no media (text-only GRPO, benchmarks)
 OPTION_RE = re.compile(r"^\s*([A-Z])\s*[.)]\s*(.*)$", re.S)
 SOLUTION_RE = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.S | re.I)
 

@@ -67,8 +67,14 @@ def token_ids_for_config(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
     }
 
 
+DEFAULT_ROPE_THETA = 1e6
+"""The 7B's rotary base. With 16-wide heads it leaves the width section of M-RoPE (the lowest
+frequencies) at <= 2e-4 rad per image column, so a tiny model cannot tell left from right by position;
+a small base (e.g. 10) gives those frequencies 0.13-0.24 rad per column."""
+
+
 def tiny_thinker_config(
-    hidden: int, layers: int, vocab: int, token_ids: dict[str, int]
+    hidden: int, layers: int, vocab: int, token_ids: dict[str, int], rope_theta: float = DEFAULT_ROPE_THETA
 ) -> Qwen2_5OmniThinkerConfig:
     """Thinker config with tiny text/audio/vision towers and the 7B's input geometry."""
     if hidden % HEAD_DIM or hidden < HEAD_DIM:
@@ -85,7 +91,7 @@ def tiny_thinker_config(
         # mrope_section must sum to head_dim/2 or the rotary split fails.
         "rope_parameters": {
             "rope_type": "default",
-            "rope_theta": 1e6,
+            "rope_theta": rope_theta,
             "mrope_section": _mrope_section(HEAD_DIM),
         },
         "pad_token_id": token_ids["pad"],
@@ -156,11 +162,16 @@ def build_processor(tokenizer: PreTrainedTokenizerBase) -> Qwen2_5OmniProcessor:
 
 
 def make_tiny(
-    hidden: int = 64, layers: int = 2, vocab: int = 1024, seed: int = 0, extra_corpus: Iterable[str] = ()
+    hidden: int = 64,
+    layers: int = 2,
+    vocab: int = 1024,
+    seed: int = 0,
+    extra_corpus: Iterable[str] = (),
+    rope_theta: float = DEFAULT_ROPE_THETA,
 ) -> tuple[Qwen2_5OmniThinkerForConditionalGeneration, Qwen2_5OmniProcessor]:
     """The tiny thinker and its processor, in memory. Deterministic for given arguments."""
     tokenizer = train_tokenizer(vocab, extra_corpus)
-    cfg = tiny_thinker_config(hidden, layers, vocab, token_ids_for_config(tokenizer))
+    cfg = tiny_thinker_config(hidden, layers, vocab, token_ids_for_config(tokenizer), rope_theta)
     torch.manual_seed(seed)
     model = Qwen2_5OmniThinkerForConditionalGeneration(cfg)
     model.generation_config = GenerationConfig(
@@ -177,13 +188,14 @@ def build_tiny(
     vocab: int = 1024,
     seed: int = 0,
     extra_corpus: Iterable[str] = (),
+    rope_theta: float = DEFAULT_ROPE_THETA,
 ) -> Path:
     """Write a tiny thinker + tokenizer + processor to ``out_dir``; loadable offline by plain transformers.
 
     Deterministic for a given (hidden, layers, vocab, seed, extra_corpus).
     """
     out = Path(out_dir)
-    model, processor = make_tiny(hidden, layers, vocab, seed, extra_corpus)
+    model, processor = make_tiny(hidden, layers, vocab, seed, extra_corpus, rope_theta)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())
@@ -219,7 +231,7 @@ def _tiny_talker_config(thinker: Qwen2_5OmniThinkerConfig) -> dict:
         "head_dim": HEAD_DIM,
         "rope_parameters": {
             "rope_type": "default",
-            "rope_theta": 1e6,
+            "rope_theta": thinker.text_config.rope_parameters["rope_theta"],
             "mrope_section": _mrope_section(HEAD_DIM),
         },
     }
