@@ -154,6 +154,8 @@ def build_summary(base: dict, tuned: dict, seconds: dict[str, float], cfg: Confi
     return {
         "what": "tiny Qwen2.5-Omni thinker, SFT cold start then GRPO (accuracy + format rewards, weights 1, 1)",
         "test_items": b["n"],
+        "families": list(cfg.demo.families) or ["all"],
+        "difficulty": cfg.demo.difficulty,
         "decoding": cfg.eval.decoding,
         "prompt": cfg.eval.template,
         "base": b,
@@ -208,7 +210,8 @@ def summary_markdown(s: dict[str, Any]) -> str:
     lines = [
         f"# echoink demo: {s['what']}",
         "",
-        f"Held-out test split: {s['test_items']} items, {s['decoding']} decoding, '{s['prompt']}' prompt for both models.",
+        f"Held-out test split: {s['test_items']} items ({', '.join(s['families'])}; {s['difficulty']}), "
+        f"{s['decoding']} decoding, '{s['prompt']}' prompt for both models.",
         "",
         "| | SFT base | after GRPO |",
         "|---|---|---|",

@@ -145,3 +145,16 @@ def test_lora_adapter_directory_is_evaluated_merged(tiny_model_dir, eval_split, 
     assert not hasattr(model, "peft_config") and not any(p.requires_grad for p in model.parameters())
     summary = evaluate(adapter, eval_split, tmp_path / "out", max_new_tokens=4, limit=1)
     assert summary["n_items"] == 1
+
+
+def test_needs_is_grouped_even_with_one_value():
+    """The demo's modality table reads accuracy on "both" items; a split of "both" items only must keep it."""
+    from echoink.data.schema import Sample
+    from echoink.eval.summary import _group_fields
+
+    def sample(i: int, needs: str) -> Sample:
+        meta = {"needs": needs, "family": "tone_where", "seed": i}
+        return Sample(str(i), "q", ["a", "b"], "A", None, None, "text", meta)
+
+    assert _group_fields([sample(i, "both") for i in range(5)]) == ["needs"]
+    assert _group_fields([sample(i, n) for i, n in enumerate(["both", "audio", "both"])]) == ["needs"]

@@ -39,13 +39,19 @@ def short_metadata(sample: Sample) -> dict[str, Any]:
     }
 
 
+ALWAYS_GROUPED = "needs"
+
+
 def _group_fields(samples: Sequence[Sample]) -> list[str]:
-    """Metadata fields worth grouping by: present on every item, 2 to 20 values, fewer than the items."""
+    """Metadata fields worth grouping by: present on every item, 2 to 20 values, fewer than the items.
+    ``needs`` always counts (one value too): the modality analysis reads accuracy on "both" items."""
     if not samples:
         return []
     keys = set.intersection(*(set(short_metadata(s)) for s in samples))
     cap = min(20, len(samples) - 1)
-    return sorted(k for k in keys if 2 <= len({s.metadata[k] for s in samples}) <= cap)
+    return sorted(
+        k for k in keys if k == ALWAYS_GROUPED or 2 <= len({s.metadata[k] for s in samples}) <= cap
+    )
 
 
 def _accuracy_block(scores: list[list[float]]) -> dict[str, Any]:
