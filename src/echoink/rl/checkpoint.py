@@ -4,7 +4,8 @@ A checkpoint directory ``step-000012/`` holds: the model (safetensors, or the Lo
 ``optimizer.pt``, ``scheduler.pt``, ``rng.pt`` (python, numpy, torch CPU and CUDA states) and
 ``trainer_state.json`` (step, sampler position, counters). It is written to a hidden temp
 directory and renamed into place only when complete, so a kill during the write leaves the previous
-checkpoint as the newest complete one.
+checkpoint as the newest complete one; pruning renames a checkpoint out of sight before deleting it,
+so a kill while pruning never leaves a half-deleted one visible.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def save_checkpoint(
     """Write ``run_dir/checkpoints/step-N`` atomically and prune to the newest ``keep``."""
     root = run_dir / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(".del-*"):  # hidden by a deletion that a kill interrupted
+        shutil.rmtree(stale, ignore_errors=True)
     final = root / f"step-{step:06d}"
     tmp = root / f".tmp-step-{step:06d}-{os.getpid()}"
     if tmp.exists():
@@ -71,11 +74,19 @@ def save_checkpoint(
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
     if final.exists():
-        shutil.rmtree(final)
+        _remove(final)
     os.rename(tmp, final)
     for old in list_checkpoints(run_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
     return final
+
+
+def _remove(ckpt: Path) -> None:
+    """Delete a checkpoint so that a kill midway never leaves a visible, half-deleted one: hide it
+    first (one atomic rename out of ``list_checkpoints``' sight), then delete the hidden copy."""
+    hidden = ckpt.with_name(f".del-{ckpt.name}-{os.getpid()}")
+    os.rename(ckpt, hidden)
+    shutil.rmtree(hidden, ignore_errors=True)
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
