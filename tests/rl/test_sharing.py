@@ -9,7 +9,7 @@ from echoink.data import load_split
 from echoink.model.inputs import generation_config
 from echoink.model.tiny import make_tiny
 from echoink.rl.experience import prompt_inputs
-from echoink.rl.rollout import completion_mask_from, sample_completions
+from echoink.rl.rollout import completion_mask_from, sample_categorical, sample_completions, slice_mm
 from echoink.rl.scoring import attach_owners, completion_logprobs
 from media_helpers import make_row, write_image, write_split, write_tone
 
@@ -73,23 +73,44 @@ def test_gradients_equal_repeat(setup):
     model.zero_grad(set_to_none=True)
 
 
-def test_shared_generation_equals_plain_generation(setup):
+@pytest.mark.parametrize("prompts", ["left-padded batch", "one unpadded prompt"])
+def test_shared_generation_equals_plain_generation(setup, prompts):
     model, processor, batch, mm = setup
+    input_ids, attention_mask = batch.input_ids, batch.attention_mask
+    if prompts == "one unpadded prompt":  # the longest prompt alone: the decode loop passes no mask
+        i = int(attention_mask.sum(1).argmax())
+        assert attention_mask[i].all()
+        input_ids, attention_mask, mm = input_ids[i : i + 1], attention_mask[i : i + 1], slice_mm(mm, i, i + 1)
     vocab = model.get_output_embeddings().weight.shape[0]
-    for sampling in ({"do_sample": False}, {"do_sample": True, "temperature": 1.0, "top_p": 0.95}):
-        cfg = generation_config(processor, vocab, max_new_tokens=10, **sampling)
-        torch.manual_seed(5)
-        shared = sample_completions(model, batch.input_ids, batch.attention_mask, mm, G, cfg, shared=True)
-        torch.manual_seed(5)
-        plain = sample_completions(model, batch.input_ids, batch.attention_mask, mm, G, cfg, shared=False)
+    greedy = generation_config(processor, vocab, max_new_tokens=10, do_sample=False)
+    plain = sample_completions(model, input_ids, attention_mask, mm, G, greedy, shared=False)
+    # Greedy: token-identical to generate. Sampling with top_k=1: the loop applies generate's
+    # processors before its own draw, so it must land on the greedy tokens too.
+    top1 = generation_config(processor, vocab, max_new_tokens=10, do_sample=True, temperature=1.0, top_k=1)
+    for cfg in (greedy, top1):
+        shared = sample_completions(model, input_ids, attention_mask, mm, G, cfg, shared=True)
         for a, b in zip(shared, plain, strict=True):
             assert torch.equal(a, b)
-        ids, mask, truncated = shared
-        assert ids.shape[0] == batch.input_ids.shape[0] * G
-        assert not torch.isin(ids, torch.tensor(cfg.suppress_tokens)).any()
-        ended = torch.isin(ids, torch.tensor(cfg.eos_token_id)).any(1)
-        assert torch.equal(truncated, ~ended)
-        assert torch.equal(mask.sum(1)[~ended], torch.full_like(mask.sum(1)[~ended], ids.shape[1]))
+    # Full sampling: different draws than generate's, the same invariants.
+    cfg = generation_config(processor, vocab, max_new_tokens=10, do_sample=True, temperature=1.0, top_p=0.95)
+    ids, mask, truncated = sample_completions(model, input_ids, attention_mask, mm, G, cfg, shared=True)
+    assert ids.shape[0] == input_ids.shape[0] * G
+    assert len({tuple(r) for r in ids.tolist()}) > 1, "sampled rows should differ"
+    assert not torch.isin(ids, torch.tensor(cfg.suppress_tokens)).any()
+    ended = torch.isin(ids, torch.tensor(cfg.eos_token_id)).any(1)
+    assert torch.equal(truncated, ~ended)
+    assert torch.equal(mask.sum(1)[~ended], torch.full_like(mask.sum(1)[~ended], ids.shape[1]))
+
+
+def test_sample_categorical_draws_the_softmax_distribution():
+    scores = torch.tensor([[0.0, 1.0, -float("inf"), 2.0, -1.0], [-float("inf"), 0.0, 0.0, -float("inf"), 3.0]])
+    torch.manual_seed(0)
+    n = 100_000
+    draws = sample_categorical(scores.repeat_interleave(n, 0)).view(2, n)  # [2, n]
+    freq = torch.stack([torch.bincount(row, minlength=5).float() / n for row in draws])
+    probs = torch.softmax(scores, -1)
+    assert freq[probs == 0].sum() == 0, "a -inf score was drawn"
+    torch.testing.assert_close(freq, probs, atol=0.006, rtol=0)  # ~4 standard errors at n = 1e5
 
 
 def test_completion_mask_stops_after_first_end():
