@@ -80,7 +80,11 @@ def test_shared_generation_equals_plain_generation(setup, prompts):
     if prompts == "one unpadded prompt":  # the longest prompt alone: the decode loop passes no mask
         i = int(attention_mask.sum(1).argmax())
         assert attention_mask[i].all()
-        input_ids, attention_mask, mm = input_ids[i : i + 1], attention_mask[i : i + 1], slice_mm(mm, i, i + 1)
+        input_ids, attention_mask, mm = (
+            input_ids[i : i + 1],
+            attention_mask[i : i + 1],
+            slice_mm(mm, i, i + 1),
+        )
     vocab = model.get_output_embeddings().weight.shape[0]
     greedy = generation_config(processor, vocab, max_new_tokens=10, do_sample=False)
     plain = sample_completions(model, input_ids, attention_mask, mm, G, greedy, shared=False)
@@ -103,7 +107,9 @@ def test_shared_generation_equals_plain_generation(setup, prompts):
 
 
 def test_sample_categorical_draws_the_softmax_distribution():
-    scores = torch.tensor([[0.0, 1.0, -float("inf"), 2.0, -1.0], [-float("inf"), 0.0, 0.0, -float("inf"), 3.0]])
+    scores = torch.tensor(
+        [[0.0, 1.0, -float("inf"), 2.0, -1.0], [-float("inf"), 0.0, 0.0, -float("inf"), 3.0]]
+    )
     torch.manual_seed(0)
     n = 100_000
     draws = sample_categorical(scores.repeat_interleave(n, 0)).view(2, n)  # [2, n]

@@ -49,9 +49,7 @@ def _group_fields(samples: Sequence[Sample]) -> list[str]:
         return []
     keys = set.intersection(*(set(short_metadata(s)) for s in samples))
     cap = min(20, len(samples) - 1)
-    return sorted(
-        k for k in keys if k == ALWAYS_GROUPED or 2 <= len({s.metadata[k] for s in samples}) <= cap
-    )
+    return sorted(k for k in keys if k == ALWAYS_GROUPED or 2 <= len({s.metadata[k] for s in samples}) <= cap)
 
 
 def _accuracy_block(scores: list[list[float]]) -> dict[str, Any]:
