@@ -1,7 +1,8 @@
 """Rollouts: G sampled completions per prompt, with each prompt's towers and prefill run once.
 
 Shared mode: the prompt minus its last token is prefilled once per prompt with the audio/image
-features in place, the cache is expanded to G rows, and a short decode loop continues from there: the
+features in place, the cache is expanded to G rows with room reserved for the completion
+(``kv_cache.reserved_cache``: each step writes one column instead of copying the cache), and a short decode loop continues from there: the
 language model on one token per step, then transformers' own logits processors (built by
 ``generate``'s ``_get_logits_processor`` from the same GenerationConfig: suppression, min length,
 temperature, top-k, top-p), then a draw from the resulting distribution (``sample_categorical``: the
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 from transformers import GenerationConfig
 
+from .kv_cache import reserved_cache
 from .scoring import embed_prompts, repeat_mm, thinker_of
 
 
@@ -178,7 +180,7 @@ def _decode_shared_prefix(
         position_ids=enc.position_ids[:, :, :-1],
         use_cache=True,
     ).past_key_values
-    cache.batch_repeat_interleave(g)  # [B, ...] -> [N, ...]
+    cache = reserved_cache(cache, g, config.max_new_tokens)  # [B, ...] -> [N, ...], + room to decode
     ids = input_ids.repeat_interleave(g, 0)  # [N, L], grows by one column per step (min-length, penalties)
     mask = attention_mask.repeat_interleave(g, 0)
     positions = enc.position_ids[:, :, -1:].repeat_interleave(g, 1)  # [3, N, 1] of the last prompt token
