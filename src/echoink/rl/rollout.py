@@ -1,19 +1,21 @@
 """Rollouts: G sampled completions per prompt, with each prompt's towers and prefill run once.
 
 Shared mode: the prompt minus its last token is prefilled once per prompt with the audio/image
-features in place, the cache is expanded to G rows with room reserved for the completion
-(``kv_cache.reserved_cache``: each step writes one column instead of copying the cache), and a short decode loop continues from there: the
-language model on one token per step, then transformers' own logits processors (built by
-``generate``'s ``_get_logits_processor`` from the same GenerationConfig: suppression, min length,
-temperature, top-k, top-p), then a draw from the resulting distribution (``sample_categorical``: the
-distribution ``generate``'s ``torch.multinomial`` draws from, at a twentieth of its CPU cost; the
-random stream differs, so sampled tokens are not ``generate``'s). Why not ``generate``
-on the cache (what this module did first, and what transformers 5.23 supports with prompt[:-1] cached
-and explicit 3-D positions): its per-token bookkeeping (the thinker's multimodal
-``prepare_inputs_for_generation``, model-kwargs updates, stopping criteria objects) was ~30% of a
-tiny-model step; the loop runs the same maths (greedy output is token-identical to ``generate``'s,
-tested) in about 1.3x less time, 1.5x with the cheaper draw. Repeat mode (the anchors' way) calls ``generate`` with every prompt
-and its media repeated G times.
+features in place; the cache is expanded to G rows with room reserved for the completion
+(``kv_cache.reserved_cache``: each step writes one column instead of copying the cache); a short
+decode loop continues from there: the language model on one token per step, then transformers' own
+logits processors (built by ``generate``'s ``_get_logits_processor`` from the same GenerationConfig:
+suppression, min length, temperature, top-k, top-p), then one draw from the resulting distribution
+(``sample_categorical``: the distribution ``generate``'s ``torch.multinomial`` draws from, at a
+twentieth of its CPU cost; the random stream differs, so sampled tokens are not ``generate``'s).
+
+Why not ``generate`` on the cache (what this module did first, and what transformers 5.23 supports
+with prompt[:-1] cached and explicit 3-D positions): its per-token bookkeeping (the thinker's
+multimodal ``prepare_inputs_for_generation``, model-kwargs updates, stopping-criteria objects) was
+~30% of a tiny-model step. The loop runs the same maths (greedy output is token-identical to
+``generate``'s, tested); with the cheaper draw and the reserved cache, the rollout of
+``bench/rollout_sharing.py`` went from 236 ms to 149 ms. Repeat mode (the anchors' way) calls
+``generate`` with every prompt and its media repeated G times.
 
 Shapes: B prompts, G completions per prompt, N = B·G, L prompt tokens, T completion tokens.
 """
