@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from transformers.cache_utils import DynamicCache
+from transformers.cache_utils import Cache, DynamicCache
 
 from echoink.rl.kv_cache import reserved_cache
 
@@ -24,3 +24,13 @@ def test_reserved_cache_matches_dynamic_cache():
     assert reserved.get_seq_length() == dynamic.get_seq_length() == 9
     with pytest.raises(RuntimeError, match="reserve exhausted"):
         reserved.update(torch.randn(6, 3, 1, 4), torch.randn(6, 3, 1, 4), 0)
+
+
+def test_sliding_window_layers_are_only_expanded():
+    from transformers.cache_utils import DynamicSlidingWindowLayer
+
+    prefill = Cache(layers=[DynamicSlidingWindowLayer(sliding_window=4)])
+    prefill.update(torch.randn(2, 1, 3, 4), torch.randn(2, 1, 3, 4), 0)
+    cache = reserved_cache(prefill, repeats=3, reserve=8)
+    assert type(cache.layers[0]) is DynamicSlidingWindowLayer
+    assert cache.layers[0].keys.shape[0] == 6

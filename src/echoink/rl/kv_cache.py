@@ -41,5 +41,12 @@ class ReservedLayer(DynamicLayer):
 
 
 def reserved_cache(prefill: DynamicCache, repeats: int, reserve: int) -> Cache:
-    """The prefill's cache [B, ...] repeated to [B·repeats, ...], with room for ``reserve`` more tokens."""
+    """The prefill's cache [B, ...] repeated to [B·repeats, ...], with room for ``reserve`` more tokens.
+
+    Layers of another kind (a sliding window, for a config with ``use_sliding_window``) keep their own
+    update rule: the cache is then only expanded, as ``DynamicCache.batch_repeat_interleave`` does.
+    """
+    if any(type(lay) is not DynamicLayer for lay in prefill.layers):
+        prefill.batch_repeat_interleave(repeats)
+        return prefill
     return Cache(layers=[ReservedLayer(lay.keys, lay.values, repeats, reserve) for lay in prefill.layers])
