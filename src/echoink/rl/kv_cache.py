@@ -22,8 +22,9 @@ class ReservedLayer(DynamicLayer):
         n, heads, length, dim = keys.shape
         self._keys = keys.new_empty(n * repeats, heads, length + reserve, dim)  # [N, h, S + reserve, d]
         self._values = values.new_empty(n * repeats, heads, length + reserve, values.shape[-1])
-        self._keys[:, :, :length] = keys.repeat_interleave(repeats, dim=0)
-        self._values[:, :, :length] = values.repeat_interleave(repeats, dim=0)
+        # Row b·repeats + r holds prompt b: write each prompt into its G rows in one broadcast copy.
+        self._keys.view(n, repeats, heads, -1, dim)[:, :, :, :length] = keys[:, None]
+        self._values.view(n, repeats, heads, -1, values.shape[-1])[:, :, :, :length] = values[:, None]
         self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
         self._set_length(length)
 

@@ -184,7 +184,7 @@ def _decode_shared_prefix(
     ).past_key_values
     cache = reserved_cache(cache, g, config.max_new_tokens)  # [B, ...] -> [N, ...], + room to decode
     ids = input_ids.repeat_interleave(g, 0)  # [N, L], grows by one column per step (min-length, penalties)
-    mask = attention_mask.repeat_interleave(g, 0)
+    mask = attention_mask.repeat_interleave(g, 0) if padded else None  # [N, L], grows with ids
     positions = enc.position_ids[:, :, -1:].repeat_interleave(g, 1)  # [3, N, 1] of the last prompt token
     processors = thinker._get_logits_processor(
         config, input_ids_seq_length=ids.shape[1], device=ids.device, model_kwargs={}
@@ -199,7 +199,7 @@ def _decode_shared_prefix(
     for _ in range(config.max_new_tokens):
         hidden = lm(
             inputs_embeds=embed(token),
-            attention_mask=mask if padded else None,
+            attention_mask=mask,
             position_ids=positions,
             past_key_values=cache,
             use_cache=True,
@@ -214,6 +214,6 @@ def _decode_shared_prefix(
         if finished.all():
             break
         positions = positions + 1
-        if padded:
+        if mask is not None:
             mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
     return ids[:, input_ids.shape[1] :]
