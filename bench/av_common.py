@@ -19,19 +19,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from echoink.data import load_split  # noqa: E402
-from echoink.model.inputs import generation_config  # noqa: E402
+from echoink.data import load_split, sample_messages  # noqa: E402
+from echoink.model import Engine  # noqa: E402
 from echoink.model.tiny import make_tiny  # noqa: E402
-from echoink.rl.experience import prompt_inputs  # noqa: E402
-from echoink.rl.rollout import sample_completions  # noqa: E402
-from echoink.rl.scoring import attach_owners, completion_logprobs  # noqa: E402
 from media_helpers import make_row, write_image, write_split, write_tone  # noqa: E402
 
 MODES = ("shared", "repeat")
 
 
-def av_prompts(processor, config, n_prompts: int, audio_seconds: float, image_side: int = 224):
-    """(input_ids [B, L], attention_mask [B, L], mm with owners) for B audio+image prompts."""
+def av_prompts(engine, config, n_prompts: int, audio_seconds: float, image_side: int = 224):
+    """(engine, PromptBatch of B audio+image prompts)."""
     root = Path(tempfile.mkdtemp(prefix="echoink-bench-"))
     rows = []
     for i in range(n_prompts):
@@ -39,16 +36,13 @@ def av_prompts(processor, config, n_prompts: int, audio_seconds: float, image_si
         write_tone(root / f"audios/sample_{i}.wav", seconds=audio_seconds, freq=300 + 100 * i)
         rows.append(make_row(i))
     samples = load_split(write_split(root, rows)).samples
-    batch = prompt_inputs(processor, samples, "reasoning", None, None)
-    return batch.input_ids, batch.attention_mask, attach_owners(batch.mm, batch.input_ids, config)
+    return engine, engine.encode(sample_messages(samples, "reasoning", None, None))
 
 
-def fixed_length_config(processor, model, new_tokens: int):
+def fixed_length_config(engine, model, new_tokens: int):
     """Sampling config that always produces exactly ``new_tokens`` tokens (stop ids blocked until then)."""
-    vocab = model.get_output_embeddings().weight.shape[0]
-    return generation_config(
-        processor,
-        vocab,
+    return engine.generation_config(
+        engine.vocab_size(model),
         max_new_tokens=new_tokens,
         min_new_tokens=new_tokens,
         do_sample=True,
@@ -58,22 +52,21 @@ def fixed_length_config(processor, model, new_tokens: int):
 
 def one_step(model, prompts, group_size: int, gen_config, mode: str, beta: float, seed: int = 0) -> dict:
     """Seconds per phase of one GRPO-shaped step: rollout, reference forward, policy forward+backward."""
-    input_ids, attention_mask, mm = prompts
+    engine, batch = prompts
     sharing = "prefix" if mode == "shared" else "repeat"
     times = {}
     torch.manual_seed(seed)
     t0 = time.perf_counter()
-    ids, cmask, _ = sample_completions(
-        model, input_ids, attention_mask, mm, group_size, gen_config, shared=mode == "shared"
-    )
+    done = engine.sample(model, batch, group_size, gen_config, shared=mode == "shared")
+    ids, cmask = done.ids, done.mask
     times["rollout"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if beta > 0:
         with torch.no_grad():
-            completion_logprobs(model, input_ids, attention_mask, mm, ids, group_size, 1.0, sharing)
+            engine.logprobs(model, batch, ids, group_size, 1.0, sharing)
     times["reference"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    logp = completion_logprobs(model, input_ids, attention_mask, mm, ids, group_size, 1.0, sharing)
+    logp = engine.logprobs(model, batch, ids, group_size, 1.0, sharing)
     loss = -(logp * cmask).sum() / cmask.sum()
     loss.backward()
     model.zero_grad(set_to_none=True)
@@ -98,10 +91,11 @@ def compare_modes(model, prompts, group_size, gen_config, beta, repeats, warmup=
     }
 
 
-def tiny_model(hidden: int, layers: int, threads: int):
+def tiny_model(hidden: int, layers: int, threads: int, family: str = "qwen2.5-omni"):
+    """(tiny thinker of ``family`` in train mode, its engine)."""
     torch.set_num_threads(threads)
-    model, processor = make_tiny(hidden=hidden, layers=layers)
-    return model.train(), processor
+    model, processor = make_tiny(hidden=hidden, layers=layers, family=family)
+    return model.train(), Engine(processor, family)
 
 
 def add_step_args(parser, repeats: int = 5) -> None:
@@ -111,6 +105,7 @@ def add_step_args(parser, repeats: int = 5) -> None:
     parser.add_argument("--beta", type=float, default=0.04, help="> 0 adds the reference forward")
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--family", default="qwen2.5-omni", choices=("qwen2.5-omni", "qwen3-omni"))
     parser.add_argument("--repeats", type=int, default=repeats)
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (1: steadier on a shared, busy CPU)"
@@ -121,7 +116,7 @@ def step_info(args, prompts) -> dict:
     """The settings that go into every JSON line."""
     return {
         "B": args.prompts,
-        "prompt_tokens": int(prompts[0].shape[1]),
+        "prompt_tokens": int(prompts[1].input_ids.shape[1]),
         "new_tokens": args.new_tokens,
         "beta": args.beta,
         "hidden": args.hidden,

@@ -23,7 +23,7 @@ def main() -> None:
     p.add_argument("--audio-seconds", type=float, nargs="+", default=[2.0, 10.0, 30.0])
     add_step_args(p, repeats=3)
     a = p.parse_args()
-    model, processor = tiny_model(a.hidden, a.layers, a.threads)
+    model, processor = tiny_model(a.hidden, a.layers, a.threads, a.family)
     gen = fixed_length_config(processor, model, a.new_tokens)
     grid = {}
     for seconds in a.audio_seconds:

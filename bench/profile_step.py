@@ -27,7 +27,7 @@ def main() -> None:
     p.add_argument("--top", type=int, default=15)
     p.add_argument("--trace", default=None)
     a = p.parse_args()
-    model, processor = tiny_model(a.hidden, a.layers, a.threads)
+    model, processor = tiny_model(a.hidden, a.layers, a.threads, a.family)
     prompts = av_prompts(processor, model.config, a.prompts, a.audio_seconds)
     gen = fixed_length_config(processor, model, a.new_tokens)
     one_step(model, prompts, a.group_size, gen, a.mode, a.beta)  # warm-up

@@ -34,7 +34,7 @@ def main() -> None:
     p.add_argument("--audio-seconds", type=float, default=10.0)
     add_step_args(p)
     a = p.parse_args()
-    model, processor = tiny_model(a.hidden, a.layers, a.threads)
+    model, processor = tiny_model(a.hidden, a.layers, a.threads, a.family)
     prompts = av_prompts(processor, model.config, a.prompts, a.audio_seconds)
     gen = fixed_length_config(processor, model, a.new_tokens)
     res = compare_modes(model, prompts, a.group_size, gen, a.beta, a.repeats)

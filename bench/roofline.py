@@ -22,8 +22,6 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from av_common import add_step_args, av_prompts, fixed_length_config, one_step, step_info, tiny_model
-from echoink.rl.rollout import sample_completions
-from echoink.rl.scoring import completion_logprobs
 
 CONFIGS = {"tiny": (64, 2), "small": (512, 8)}
 PHASES = ("rollout", "reference", "policy_forward_backward")
@@ -45,19 +43,20 @@ def matmul_gflops(sizes=(512, 1024, 2048), seconds: float = 1.0) -> dict[int, fl
 
 def phase_flops(model, prompts, g, gen) -> dict[str, float]:
     """FLOPs of each phase of one shared-mode step, each counted on its own."""
-    input_ids, attention_mask, mm = prompts
+    engine, batch = prompts
     flops = {}
     counter = FlopCounterMode(display=False)
     with counter:
-        ids, cmask, _ = sample_completions(model, input_ids, attention_mask, mm, g, gen)
+        done = engine.sample(model, batch, g, gen)
+        ids, cmask = done.ids, done.mask
     flops["rollout"] = counter.get_total_flops()
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        completion_logprobs(model, input_ids, attention_mask, mm, ids, g, 1.0, "prefix")
+        engine.logprobs(model, batch, ids, g, 1.0, "prefix")
     flops["reference"] = counter.get_total_flops()
     counter = FlopCounterMode(display=False)
     with counter:
-        logp = completion_logprobs(model, input_ids, attention_mask, mm, ids, g, 1.0, "prefix")
+        logp = engine.logprobs(model, batch, ids, g, 1.0, "prefix")
         (-(logp * cmask).sum()).backward()
     model.zero_grad(set_to_none=True)
     flops["policy_forward_backward"] = counter.get_total_flops()
@@ -79,7 +78,7 @@ def main() -> None:
     rows = []
     for name in a.configs:
         hidden, layers = CONFIGS[name]
-        model, processor = tiny_model(hidden, layers, a.threads)
+        model, processor = tiny_model(hidden, layers, a.threads, a.family)
         prompts = av_prompts(processor, model.config, a.prompts, a.audio_seconds)
         gen = fixed_length_config(processor, model, a.new_tokens)
         flops = phase_flops(model, prompts, a.group_size, gen)

@@ -136,15 +136,21 @@ def model_tiny(
     corpus: list[Path] = typer.Option(
         [], "--corpus", help="Extra text file(s) to train the tokenizer on, one line per example."
     ),
+    family: str = typer.Option("qwen2.5-omni", "--family", help="Model family: qwen2.5-omni or qwen3-omni."),
 ) -> None:
-    """Build a tiny random Qwen2.5-Omni thinker + locally trained tokenizer + real processor (seconds, offline)."""
-    from .model.tiny import build_tiny
+    """Build a tiny random Omni thinker (Qwen2.5-Omni or Qwen3-Omni MoE) + locally trained tokenizer +
+    the real processor (seconds, offline)."""
+    from .model.tiny import TINY_FAMILIES, build_tiny
 
+    if family not in TINY_FAMILIES:
+        typer.echo(f"error: --family: unknown family {family!r}; valid: {', '.join(TINY_FAMILIES)}", err=True)
+        raise typer.Exit(2)
     extra = [line for path in corpus for line in path.read_text().splitlines() if line.strip()]
     path = build_tiny(
-        out, hidden=hidden, layers=layers, vocab=vocab, seed=seed, extra_corpus=extra, rope_theta=rope_theta
-    )
-    typer.echo(f"tiny thinker written to {path}")
+        out, hidden=hidden, layers=layers, vocab=vocab, seed=seed, extra_corpus=extra, rope_theta=rope_theta,
+        family=family,
+    )  # fmt: skip
+    typer.echo(f"tiny {family} thinker written to {path}")
 
 
 def _recipe(recipe: Path, overrides: list[str]):

@@ -147,9 +147,13 @@ class AlgoConfig:
     """Cap on resampling rounds when ``drop_zero_std_groups`` is on."""
     mask_truncated_completions: bool = False
     """Exclude completions that hit ``rollout.max_new_tokens`` from the loss."""
+    router_aux_loss_coef: float = 0.0
+    """Weight of the MoE load-balancing loss (Qwen3-Omni; ignored by dense families). Qwen3-Omni ships
+    0.001 for pre-training; 0 (the default) adds none, as TRL and verl default for RL."""
 
     def __post_init__(self) -> None:
         _check(bool(self.rewards), "algo.rewards", "needs at least one reward")
+        _check(self.router_aux_loss_coef >= 0, "algo.router_aux_loss_coef", "must be >= 0")
         _check(self.beta >= 0, "algo.beta", "must be >= 0")
         _check(
             self.kl_estimator in ("k1", "k3", "abs"),

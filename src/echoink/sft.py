@@ -21,25 +21,23 @@ from tqdm.auto import tqdm
 from transformers import get_constant_schedule_with_warmup
 
 from .config import Config, save_config
-from .data import Sample, load_split
-from .rl.experience import prompt_inputs
+from .data import Sample, load_split, sample_messages
+from .model import Engine
 from .rl.runlog import RunLog
-from .rl.scoring import CompletionScorer, attach_owners
 
 log = logging.getLogger(__name__)
 
 
-def target_ids(processor, samples: list[Sample], field: str) -> tuple[torch.Tensor, torch.Tensor]:
+def target_ids(engine: Engine, samples: list[Sample], field: str) -> tuple[torch.Tensor, torch.Tensor]:
     """([B, T] trace tokens + <|im_end|>, right padded; [B, T] mask). A row without the field is an error."""
-    tok = processor.tokenizer
-    end = tok.convert_tokens_to_ids("<|im_end|>")
+    end = engine.stop_token_ids()[0]  # <|im_end|>
     rows = []
     for s in samples:
         if not isinstance(s.metadata.get(field), str):
             raise ValueError(f"sample {s.id}: no {field!r} text to fine-tune on")
-        rows.append(tok(s.metadata[field], add_special_tokens=False)["input_ids"] + [end])
+        rows.append(engine.text_ids(s.metadata[field]) + [end])
     width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
+    ids = torch.full((len(rows), width), engine.pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
         ids[i, : len(r)] = torch.tensor(r)
@@ -61,11 +59,11 @@ def sft(cfg: Config) -> Path:
         cfg.data.train_path, on_error=cfg.data.on_error, max_samples=cfg.data.max_samples
     ).samples
     policy = load_policy(cfg.model, device=accelerator.device)
-    processor = load_processor(cfg.model.path)
+    engine = Engine.for_model(policy, load_processor(cfg.model.path))
     params = [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
     scheduler = get_constant_schedule_with_warmup(optimizer, s.warmup_steps)
-    scorer, optimizer = accelerator.prepare(CompletionScorer(policy, "prefix"), optimizer)
+    scorer, optimizer = accelerator.prepare(engine.scorer(policy, "prefix"), optimizer)
     runlog = RunLog(out, enabled=accelerator.is_main_process)
     runlog.reset()
     rng = np.random.default_rng(s.seed)
@@ -79,7 +77,7 @@ def sft(cfg: Config) -> Path:
             order, cursor = rng.permutation(len(samples)), 0
         batch = [samples[i] for i in order[cursor : cursor + s.batch_size]]
         cursor += s.batch_size
-        loss, accuracy = sft_step(scorer, processor, batch, cfg, accelerator.device)
+        loss, accuracy = sft_step(scorer, engine, batch, cfg, accelerator.device)
         accelerator.backward(loss)
         grad_norm = float(accelerator.clip_grad_norm_(params, s.max_grad_norm))
         optimizer.step()
@@ -90,22 +88,20 @@ def sft(cfg: Config) -> Path:
         runlog.metrics(step, metrics)
         bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_acc=f"{accuracy:.2f}")
         if s.save_every and step % s.save_every == 0 and step < s.max_steps and accelerator.is_main_process:
-            save_model(accelerator.unwrap_model(scorer).model, processor, out / f"step-{step:06d}")
+            save_model(accelerator.unwrap_model(scorer).model, engine.processor, out / f"step-{step:06d}")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        save_model(accelerator.unwrap_model(scorer).model, processor, out / "final")
+        save_model(accelerator.unwrap_model(scorer).model, engine.processor, out / "final")
     return out
 
 
-def sft_step(scorer, processor, batch: list[Sample], cfg: Config, device) -> tuple[torch.Tensor, float]:
+def sft_step(scorer, engine: Engine, batch: list[Sample], cfg: Config, device) -> tuple[torch.Tensor, float]:
     """Mean negative log-likelihood of the traces' tokens, and greedy token accuracy (approximate: exp(logp) > 0.5)."""
     d = cfg.data
-    inputs = prompt_inputs(processor, batch, d.template, d.max_audio_seconds, d.max_pixels)
-    thinker_cfg = scorer.module.model.config if hasattr(scorer, "module") else scorer.model.config
-    mm = {k: v.to(device) for k, v in attach_owners(inputs.mm, inputs.input_ids, thinker_cfg).items()}
-    ids, mask = target_ids(processor, batch, cfg.sft.trace_field)
+    prompts = engine.encode(sample_messages(batch, d.template, d.max_audio_seconds, d.max_pixels)).to(device)
+    ids, mask = target_ids(engine, batch, cfg.sft.trace_field)
     ids, mask = ids.to(device), mask.to(device).float()
-    logp = scorer(inputs.input_ids.to(device), inputs.attention_mask.to(device), mm, ids, 1, 1.0)  # [B, T]
+    logp, _ = scorer(prompts, ids, 1, 1.0)  # [B, T]
     loss = -(logp * mask).sum() / mask.sum()
     accuracy = float(((logp.detach().exp() > 0.5).float() * mask).sum() / mask.sum())
     return loss, accuracy

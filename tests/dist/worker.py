@@ -24,18 +24,18 @@ from pathlib import Path
 def global_rollout(run):
     import torch
 
-    from echoink.rl.batching import concat_rollout_batches
+    from echoink.rl.batching import concat_groups
     from echoink.rl.experience import collect_experience
 
     indices = run.sampler.next_global_indices()
     torch.manual_seed(run.cfg.train.seed * 100_003 + run.step)  # the same stream on every process
     run.policy.eval()
     samples = [run.samples[i] for i in indices]
-    batch = collect_experience(run.policy, run.reference, run.processor, samples, run.gen_config, run.cfg)
+    batch = collect_experience(run.engine, run.policy, run.reference, samples, run.gen_config, run.cfg)
     run.policy.train()
     rank, world = run.accelerator.process_index, run.accelerator.num_processes
     # Re-batched on every world size (also 1), so padding is the same kind of padding everywhere.
-    return concat_rollout_batches([(batch, b) for b in range(rank, len(indices), world)])
+    return concat_groups([(batch, b) for b in range(rank, len(indices), world)], run.engine.pad_id)
 
 
 def main(recipe: str, mode: str, out: str) -> None:

@@ -27,7 +27,7 @@ def eval_split(tmp_path: Path) -> Path:
 
 class ScriptedModel(torch.nn.Module):
     """Stands in for the thinker: completions come from ``script`` (question number -> texts, cycled
-    over the K samples; default "<answer>Z</answer>"), and ``calls`` records every ModelInputs received."""
+    over the K samples; default "<answer>Z</answer>"), and ``calls`` records every PromptBatch received."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -42,14 +42,14 @@ def scripted(monkeypatch, tiny_model_dir: Path) -> ScriptedModel:
     from transformers import AutoProcessor
 
     from echoink.eval import evaluate as ev
-    from echoink.model import inputs as model_inputs
+    from echoink.model import Engine
 
     processor = AutoProcessor.from_pretrained(tiny_model_dir)
     model = ScriptedModel()
 
-    def fake_generate(m, inputs, proc, num_return_sequences=1, max_new_tokens=8, **_):
+    def fake_generate(engine, m, inputs, num_return_sequences=1, max_new_tokens=8, **_):
         m.calls.append(inputs)
-        tok = proc.tokenizer
+        tok = engine.tokenizer
         rows = []
         for prompt in tok.batch_decode(inputs.input_ids):
             number = int(re.search(r"the sound (\d+)\?", prompt).group(1))
@@ -62,6 +62,7 @@ def scripted(monkeypatch, tiny_model_dir: Path) -> ScriptedModel:
         width = max(map(len, rows))
         return torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows])
 
-    monkeypatch.setattr(model_inputs, "generate", fake_generate)
-    monkeypatch.setattr(ev, "load_model", lambda model_dir, device=None: (model, processor))
+    monkeypatch.setattr(Engine, "generate", fake_generate)
+    engine = Engine(processor, "qwen2.5-omni")
+    monkeypatch.setattr(ev, "load_model", lambda model_dir, device=None: (model, engine))
     return model

@@ -54,7 +54,7 @@ def _valid_features(mm: dict, i: int) -> torch.Tensor:
 def test_ablations_give_the_model_silence_and_a_blank_image(scripted, eval_split, tmp_path):
     scripted.script = {i: ["<answer>A</answer>"] for i in range(4)}  # right for 0 and 3 only
     summary = evaluate("tiny", eval_split, tmp_path / "out", ablate=["audio", "image"], batch_size=4)
-    none, audio, image = (c.mm_inputs for c in scripted.calls)
+    none, audio, image = (c.mm.model_kwargs() for c in scripted.calls)
     for ablated in (audio, image):  # same lengths and sizes: only the content changes
         assert torch.equal(ablated["feature_attention_mask"], none["feature_attention_mask"])
         assert torch.equal(ablated["image_grid_thw"], none["image_grid_thw"])

@@ -48,3 +48,23 @@ def tiny(tiny_model_dir: Path):
 
     model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(tiny_model_dir).eval()
     return model, AutoProcessor.from_pretrained(tiny_model_dir)
+
+
+FAMILY_NAMES = ("qwen2.5-omni", "qwen3-omni")
+
+
+@pytest.fixture(scope="session")
+def qwen3_tiny():
+    """(thinker, processor) of a tiny Qwen3-Omni (MoE) model, built in memory once per session."""
+    from echoink.model import make_tiny
+
+    return make_tiny(family="qwen3-omni")
+
+
+@pytest.fixture(scope="session", params=FAMILY_NAMES)
+def family_tiny(request, tiny, qwen3_tiny):
+    """(thinker, processor, engine) of each family's tiny model (do not modify the thinker)."""
+    from echoink.model import Engine
+
+    model, processor = tiny if request.param == "qwen2.5-omni" else qwen3_tiny
+    return model, processor, Engine(processor, request.param)

@@ -12,7 +12,7 @@ from peft import PeftModel
 from transformers import Qwen2_5OmniThinkerForConditionalGeneration
 
 from echoink.config import ModelConfig
-from echoink.model.inputs import encode_prompts
+from echoink.model import Engine
 from echoink.model.loading import (
     adapters_disabled,
     load_policy,
@@ -26,12 +26,14 @@ from echoink.model.tiny import build_tiny_full
 
 def _logits(model, batch) -> torch.Tensor:
     with torch.no_grad():
-        return model(**batch.as_kwargs()).logits
+        return model(**batch.model_kwargs()).logits
 
 
 @pytest.fixture(scope="module")
 def batch(tiny, make_messages):
-    return encode_prompts(tiny[1], [make_messages(1.0, (56, 56)), make_messages(2.0, (84, 56))])
+    return Engine(tiny[1], "qwen2.5-omni").encode(
+        [make_messages(1.0, (56, 56)), make_messages(2.0, (84, 56))]
+    )
 
 
 def _trainable(model) -> set[str]:
@@ -94,7 +96,7 @@ def test_reference_is_frozen_base(tiny_model_dir: Path, tiny, batch):
 def test_gradient_checkpointing_keeps_gradients(tiny_model_dir: Path, batch):
     policy = load_policy(tiny_model_dir, gradient_checkpointing=True, lora_rank=4)
     assert policy.get_base_model().is_activation_checkpointing
-    policy(**batch.as_kwargs()).logits.float().pow(2).mean().backward()
+    policy(**batch.model_kwargs()).logits.float().pow(2).mean().backward()
     grads = [p.grad for n, p in policy.named_parameters() if "lora_A" in n]
     assert grads and all(g is not None for g in grads)
 

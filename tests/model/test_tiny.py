@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from echoink.model.inputs import encode_prompts
+from echoink.model import Engine
 from echoink.model.tiny import build_tiny, make_tiny
 
 
@@ -56,19 +56,19 @@ def test_extra_corpus_shapes_the_tokenizer():
 _RELOAD = """
 import pickle, sys, torch
 from transformers import AutoProcessor, Qwen2_5OmniThinkerForConditionalGeneration
-from echoink.model.inputs import encode_prompts
+from echoink.model import Engine
 proc = AutoProcessor.from_pretrained(sys.argv[1])
 model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(sys.argv[1]).eval()
 msgs = pickle.loads(open(sys.argv[3], "rb").read())
 with torch.no_grad():
-    torch.save(model(**encode_prompts(proc, [msgs]).as_kwargs()).logits, sys.argv[2])
+    torch.save(model(**Engine(proc, "qwen2.5-omni").encode([msgs]).model_kwargs()).logits, sys.argv[2])
 """
 
 
 def test_offline_reload_gives_identical_logits(tmp_path: Path, tiny_model_dir: Path, make_messages):
     model, processor = make_tiny(seed=0)
     with torch.no_grad():
-        expected = model(**encode_prompts(processor, [make_messages()]).as_kwargs()).logits
+        expected = model(**Engine(processor, "qwen2.5-omni").encode([make_messages()]).model_kwargs()).logits
     out = tmp_path / "logits.pt"
     (tmp_path / "msgs.pkl").write_bytes(pickle.dumps(make_messages()))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
@@ -98,4 +98,4 @@ def test_rope_theta_reaches_the_saved_config(tmp_path: Path):
     from echoink.model.loading import thinker_config
 
     path = build_tiny(tmp_path / "theta10", seed=0, rope_theta=10.0)
-    assert thinker_config(path).text_config.rope_parameters["rope_theta"] == 10.0
+    assert thinker_config(path)[1].text_config.rope_parameters["rope_theta"] == 10.0

@@ -2,6 +2,7 @@
 
 from .avqa import LoadResult, load_split, read_rows
 from .media import SAMPLE_RATE, MediaError, load_audio, load_image
+from .messages import sample_messages
 from .prompts import SYSTEM_PROMPT, TEMPLATES, build_messages, load_media
 from .schema import RowError, Sample, parse_answer_letters
 
@@ -20,4 +21,5 @@ __all__ = [
     "load_split",
     "parse_answer_letters",
     "read_rows",
+    "sample_messages",
 ]

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from ..data import Sample, load_split
+from ..data import Sample, load_split, sample_messages
 from ..rl.rewards import accuracy_reward, format_reward, parse_answer
 from .summary import short_metadata, summarize
 
@@ -82,8 +82,9 @@ class EvalSettings:
 
 
 def load_model(model_dir: str | Path, device: str | None = None) -> tuple[torch.nn.Module, Any]:
-    """(model in eval mode, processor) through the model layer's loader: a thinker, a full Omni
-    checkpoint or a LoRA adapter directory. bf16 on a GPU, fp32 on the CPU."""
+    """(model in eval mode, its engine) through the model layer's loader: a thinker, a full Omni
+    checkpoint or a LoRA adapter directory, of any family. bf16 on a GPU, fp32 on the CPU."""
+    from ..model import Engine
     from ..model.loading import load_policy, load_processor
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -91,7 +92,8 @@ def load_model(model_dir: str | Path, device: str | None = None) -> tuple[torch.
     model = load_policy(str(model_dir), device, dtype=dtype, gradient_checkpointing=False, lora_rank=0)
     if hasattr(model, "merge_and_unload"):  # a LoRA adapter: fold it in, generation runs the plain thinker
         model = model.merge_and_unload()
-    return model.requires_grad_(False).eval(), load_processor(model_dir)
+    model = model.requires_grad_(False).eval()
+    return model, Engine.for_model(model, load_processor(model_dir))
 
 
 def evaluate(
@@ -129,12 +131,10 @@ def evaluate(
     done = {(r["condition"], r["id"]) for r in rows}
     todo = {c: [s for s in samples if (c, s.id) not in done] for c in conditions}
     if any(todo.values()):
-        model, processor = load_model(model_dir)
+        model, engine = load_model(model_dir)
         for condition, pending in todo.items():
             for start in range(0, len(pending), batch_size):
-                new = predict_batch(
-                    model, processor, pending[start : start + batch_size], condition, settings
-                )
+                new = predict_batch(model, engine, pending[start : start + batch_size], condition, settings)
                 _append(out / PREDICTIONS, new)
                 rows += new
             log.info("%s: %d items evaluated", condition, len(pending))
@@ -191,29 +191,21 @@ def _append(path: Path, rows: Iterable[dict[str, Any]]) -> None:
 
 @torch.no_grad()
 def predict_batch(
-    model: torch.nn.Module, processor: Any, samples: Sequence[Sample], condition: str, settings: EvalSettings
+    model: torch.nn.Module, engine: Any, samples: Sequence[Sample], condition: str, settings: EvalSettings
 ) -> list[dict[str, Any]]:
     """Generate K completions for each of the B samples under ``condition``; B*K prediction rows."""
-    from ..model.inputs import ModelInputs, generate, stop_token_ids
-    from ..rl.experience import prompt_inputs
-
     dec = settings.decoding
-    batch = prompt_inputs(
-        processor,
-        samples,
-        settings.template,
-        settings.max_audio_seconds,
-        settings.max_pixels,
-        ablate=condition,
+    messages = sample_messages(
+        samples, settings.template, settings.max_audio_seconds, settings.max_pixels, ablate=condition
     )
     param = next(model.parameters())
-    inputs = ModelInputs(batch.input_ids, batch.attention_mask, batch.mm).to(param.device, param.dtype)
+    prompts = engine.encode(messages).to(param.device, param.dtype)
     if dec.mode == "sample":
         torch.manual_seed(dec.seed + zlib.crc32("\n".join([condition, *(s.id for s in samples)]).encode()))
-    ids = generate(model, inputs, processor, max_new_tokens=settings.max_new_tokens, **dec.generate_kwargs())
+    ids = engine.generate(model, prompts, max_new_tokens=settings.max_new_tokens, **dec.generate_kwargs())
     ids = ids.cpu()  # [B*K, T], sample-major: rows i*K .. i*K+K-1 belong to sample i
-    texts = processor.batch_decode(ids, skip_special_tokens=True)
-    is_stop = torch.isin(ids, torch.tensor(stop_token_ids(processor)))  # [B*K, T]
+    texts = engine.decode(ids)
+    is_stop = torch.isin(ids, torch.tensor(engine.stop_token_ids()))  # [B*K, T]
     stopped = is_stop.any(dim=1)
     lengths = torch.where(stopped, is_stop.int().argmax(dim=1), ids.shape[1])
     k = dec.samples

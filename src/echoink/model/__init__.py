@@ -1,8 +1,9 @@
-"""The model layer: the only place that knows transformers model classes.
+"""The model layer: the only place that knows transformers model classes, towers, positions and media keys.
 
-tokenizer.py (a locally trained Omni-style tokenizer), tiny.py (tiny thinker + real processor),
-inputs.py (messages -> ModelInputs, placeholder suppression, generation), loading.py (policy,
-reference, LoRA, freezing), saving.py (weights + processor for eval and plain transformers).
+engine.py (the interface rl/, sft.py and eval/ use), mm.py (MMInputs, PromptBatch), families/ (one
+adapter per model family: qwen2_5_omni, qwen3_omni_moe), passes.py (shared / repeat log-prob passes),
+decode.py (shared-prefix decode loop), kv_cache.py (reserved decode cache), loading.py (policy,
+reference, LoRA, freezing), saving.py, tokenizer.py (locally trained tokenizers), tiny.py (tiny models).
 
 Pitfalls measured with transformers 5.23 (each is handled where named):
 - ``vision_start_token_id`` is not a declared thinker-config field, but ``get_rope_index`` reads it:
@@ -11,37 +12,33 @@ Pitfalls measured with transformers 5.23 (each is handled where named):
 - Omni's special tokens must be *added* tokens or they are byte-split, and the processor reads
   ``image_token``/``audio_bos_token``/... attributes from the tokenizer (tokenizer.train_tokenizer).
 - A random model emits placeholder tokens; one in a completion breaks the next forward, so generation
-  suppresses them (inputs.PLACEHOLDER_TOKENS, the one list).
+  suppresses them (each family's ``placeholder_tokens``).
 - LoRA target names (q_proj, gate_proj, ...) also occur in the audio and vision towers; the LoRA
-  config matches them inside the language model only (loading.lora_config).
+  config matches them inside the language model only (Family.lora_target_regex).
 """
 
-from .inputs import (
-    ModelInputs,
-    encode_prompts,
-    generate,
-    generation_config,
-    stop_token_ids,
-    suppressed_token_ids,
-)
+from .engine import CompletionScorer, Engine, thinker_of
+from .families import FAMILIES, family_for
 from .loading import adapters_disabled, load_policy, load_processor, load_reference, load_thinker
+from .mm import MMInputs, PromptBatch
 from .saving import save_model
 from .tiny import build_tiny, build_tiny_full, make_tiny
 
 __all__ = [
-    "ModelInputs",
+    "FAMILIES",
+    "CompletionScorer",
+    "Engine",
+    "MMInputs",
+    "PromptBatch",
     "adapters_disabled",
     "build_tiny",
     "build_tiny_full",
+    "family_for",
     "load_policy",
     "load_processor",
     "load_reference",
     "load_thinker",
     "make_tiny",
     "save_model",
-    "encode_prompts",
-    "generate",
-    "generation_config",
-    "stop_token_ids",
-    "suppressed_token_ids",
+    "thinker_of",
 ]

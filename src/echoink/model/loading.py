@@ -1,4 +1,4 @@
-"""Load the Qwen2.5-Omni thinker as a policy (freezing, gradient checkpointing, LoRA) or as a frozen reference.
+"""Load a Qwen Omni thinker (any registered family) as a policy (freezing, gradient checkpointing, LoRA) or as a frozen reference.
 
 One path serves the real model and the tiny one: ``path`` is a full Qwen2.5-Omni checkpoint directory
 (the 7B repo layout: thinker + talker + token2wav weights; only ``thinker.*`` tensors are read, the talker
@@ -25,13 +25,13 @@ from transformers import (
     AutoConfig,
     AutoProcessor,
     AutoTokenizer,
-    Qwen2_5OmniConfig,
-    Qwen2_5OmniProcessor,
-    Qwen2_5OmniThinkerConfig,
-    Qwen2_5OmniThinkerForConditionalGeneration,
+    PretrainedConfig,
+    PreTrainedModel,
+    ProcessorMixin,
 )
 
 from ..config import ModelConfig
+from .families import Family, family_for
 from .saving import save_model  # noqa: F401  (re-exported: callers load and save through this module)
 
 log = logging.getLogger(__name__)
@@ -59,20 +59,19 @@ def adapter_base_path(path: str | Path) -> Path | None:
     return Path(json.loads(file.read_text())["base_model_name_or_path"])
 
 
-def thinker_config(path: str | Path) -> Qwen2_5OmniThinkerConfig:
-    """The thinker's config from a full Omni or thinker-only directory, with vision_start_token_id set."""
+def thinker_config(path: str | Path) -> tuple[Family, PretrainedConfig]:
+    """(family, the thinker's config) from a full Omni or thinker-only directory, vision_start_token_id set."""
     config = AutoConfig.from_pretrained(path, local_files_only=True)
-    if isinstance(config, Qwen2_5OmniConfig):
-        config = config.thinker_config
-    if not isinstance(config, Qwen2_5OmniThinkerConfig):
-        raise ValueError(
-            f"{path}: expected a Qwen2.5-Omni (thinker) checkpoint, found {type(config).__name__}"
-        )
+    try:
+        family = family_for(config)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    config = family.thinker_config(config)
     if getattr(config, "vision_start_token_id", None) is None:
         # get_rope_index reads it; without it every image prompt fails.
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        config.vision_start_token_id = tokenizer.convert_tokens_to_ids("<|vision_bos|>")
-    return config
+        config.vision_start_token_id = tokenizer.convert_tokens_to_ids(family.vision_start_token)
+    return family, config
 
 
 def load_thinker(
@@ -80,11 +79,12 @@ def load_thinker(
     dtype: str = "float32",
     device: torch.device | str = "cpu",
     attn_implementation: str = "sdpa",
-) -> Qwen2_5OmniThinkerForConditionalGeneration:
+) -> PreTrainedModel:
     """The thinker alone, straight onto ``device``; talker/token2wav tensors in the checkpoint are never read."""
-    return Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(
+    family, config = thinker_config(path)
+    return family.thinker_class.from_pretrained(
         path,
-        config=thinker_config(path),
+        config=config,
         dtype=DTYPES[dtype],
         attn_implementation=attn_implementation,
         device_map={"": device},
@@ -92,22 +92,17 @@ def load_thinker(
     )
 
 
-def load_processor(path: str | Path) -> Qwen2_5OmniProcessor:
+def load_processor(path: str | Path) -> ProcessorMixin:
     """The processor saved next to the weights (adapter directories carry a copy too)."""
     return AutoProcessor.from_pretrained(path, local_files_only=True)
 
 
-def tower_modules(thinker: Qwen2_5OmniThinkerForConditionalGeneration) -> dict[str, list[nn.Module]]:
+def tower_modules(thinker: nn.Module) -> dict[str, list[nn.Module]]:
     """The three parts the freeze flags name: audio tower, vision tower, LLM (decoder + output head)."""
-    inner = thinker.model
-    return {
-        "audio_tower": [inner.audio_tower],
-        "vision_tower": [inner.visual],
-        "llm": [inner.language_model, thinker.get_output_embeddings()],
-    }
+    return family_for(thinker.config).tower_modules(thinker)
 
 
-def freeze(thinker: Qwen2_5OmniThinkerForConditionalGeneration, cfg: ModelConfig) -> None:
+def freeze(thinker: nn.Module, cfg: ModelConfig) -> None:
     """Set requires_grad=False on exactly the parts named by ``cfg.freeze_*``."""
     flags = {
         "audio_tower": cfg.freeze_audio_tower,
@@ -120,14 +115,13 @@ def freeze(thinker: Qwen2_5OmniThinkerForConditionalGeneration, cfg: ModelConfig
                 module.requires_grad_(False)
 
 
-def lora_config(cfg: ModelConfig) -> LoraConfig:
+def lora_config(cfg: ModelConfig, family: Family) -> LoraConfig:
     """LoRA on the LLM's modules named in ``cfg.lora_target_modules`` (the towers reuse those names; they stay out)."""
-    names = "|".join(cfg.lora_target_modules)
     return LoraConfig(
         r=cfg.lora_rank,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
-        target_modules=rf"model\.language_model\.layers\.\d+\.(self_attn|mlp)\.({names})",
+        target_modules=family.lora_target_regex("|".join(cfg.lora_target_modules)),
     )
 
 
@@ -149,7 +143,7 @@ def load_policy(
     elif cfg.lora_rank > 0:
         if cfg.freeze_audio_tower or cfg.freeze_vision_tower or cfg.freeze_llm:
             log.info("LoRA: every base weight is frozen; freeze_* flags have no further effect")
-        model = get_peft_model(thinker, lora_config(cfg))
+        model = get_peft_model(thinker, lora_config(cfg, family_for(thinker.config)))
     else:
         freeze(thinker, cfg)
         model = thinker
@@ -161,7 +155,7 @@ def load_policy(
 
 def load_reference(
     cfg_or_path: ModelConfig | str | Path, device: torch.device | str = "cpu", **overrides: Any
-) -> Qwen2_5OmniThinkerForConditionalGeneration:
+) -> PreTrainedModel:
     """The frozen reference policy (eval mode, no grads): the base thinker, ignoring LoRA and freeze flags.
 
     For an adapter directory it is the adapter's base. LoRA runs should not call this: use

@@ -18,7 +18,9 @@ from pathlib import Path
 import torch
 from transformers import (
     GenerationConfig,
+    PreTrainedModel,
     PreTrainedTokenizerBase,
+    ProcessorMixin,
     Qwen2_5OmniConfig,
     Qwen2_5OmniForConditionalGeneration,
     Qwen2_5OmniProcessor,
@@ -58,10 +60,10 @@ def token_ids_for_config(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
         "audio": tokenizer.audio_token_id,
         "image": tokenizer.image_token_id,
         "video": tokenizer.video_token_id,
-        "audio_bos": ids("<|audio_bos|>"),
-        "audio_eos": ids("<|audio_eos|>"),
-        "vision_bos": ids("<|vision_bos|>"),
-        "vision_eos": ids("<|vision_eos|>"),
+        "audio_bos": ids(tokenizer.audio_bos_token),
+        "audio_eos": ids(tokenizer.audio_eos_token),
+        "vision_bos": ids(tokenizer.vision_bos_token),
+        "vision_eos": ids(tokenizer.vision_eos_token),
         "user": user[0],
         "pad": tokenizer.pad_token_id,
     }
@@ -161,6 +163,9 @@ def build_processor(tokenizer: PreTrainedTokenizerBase) -> Qwen2_5OmniProcessor:
     )
 
 
+TINY_FAMILIES = ("qwen2.5-omni", "qwen3-omni")
+
+
 def make_tiny(
     hidden: int = 64,
     layers: int = 2,
@@ -168,8 +173,15 @@ def make_tiny(
     seed: int = 0,
     extra_corpus: Iterable[str] = (),
     rope_theta: float = DEFAULT_ROPE_THETA,
-) -> tuple[Qwen2_5OmniThinkerForConditionalGeneration, Qwen2_5OmniProcessor]:
-    """The tiny thinker and its processor, in memory. Deterministic for given arguments."""
+    family: str = "qwen2.5-omni",
+) -> tuple[PreTrainedModel, ProcessorMixin]:
+    """The tiny thinker of ``family`` and its processor, in memory. Deterministic for given arguments."""
+    if family not in TINY_FAMILIES:
+        raise ValueError(f"unknown tiny model family {family!r}; valid: {', '.join(TINY_FAMILIES)}")
+    if family == "qwen3-omni":
+        from .tiny_qwen3 import make_tiny_qwen3
+
+        return make_tiny_qwen3(hidden, layers, vocab, seed, extra_corpus, rope_theta)
     tokenizer = train_tokenizer(vocab, extra_corpus)
     cfg = tiny_thinker_config(hidden, layers, vocab, token_ids_for_config(tokenizer), rope_theta)
     torch.manual_seed(seed)
@@ -189,13 +201,14 @@ def build_tiny(
     seed: int = 0,
     extra_corpus: Iterable[str] = (),
     rope_theta: float = DEFAULT_ROPE_THETA,
+    family: str = "qwen2.5-omni",
 ) -> Path:
     """Write a tiny thinker + tokenizer + processor to ``out_dir``; loadable offline by plain transformers.
 
-    Deterministic for a given (hidden, layers, vocab, seed, extra_corpus).
+    Deterministic for a given (hidden, layers, vocab, seed, extra_corpus, family).
     """
     out = Path(out_dir)
-    model, processor = make_tiny(hidden, layers, vocab, seed, extra_corpus, rope_theta)
+    model, processor = make_tiny(hidden, layers, vocab, seed, extra_corpus, rope_theta, family)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())

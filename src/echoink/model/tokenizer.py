@@ -1,14 +1,16 @@
-"""A Qwen2.5-Omni-style tokenizer trained locally: byte-level BPE, Qwen2's pre-tokenizer, Omni's special tokens.
+"""Qwen Omni-style tokenizers trained locally: byte-level BPE, Qwen2's pre-tokenizer, each family's special tokens.
 
-No tokenizer can be downloaded here, so the tiny model gets its own, trained in well under a second
-on text covering the package's prompt templates and the procedural benchmark's vocabulary. It has the
-real one's layout: ordinary BPE ids first, then the special tokens in Qwen2.5-Omni's order, and the
-attributes (``image_token``, ``audio_bos_token``, ...) the real processor reads from it.
+No tokenizer can be downloaded here, so the tiny models get their own, trained in well under a second
+on text covering the package's prompt templates and the procedural benchmark's vocabulary. Each has
+the real one's layout: ordinary BPE ids first, then the special tokens in the family's order, the
+attributes (``image_token``, ``audio_bos_token``, ...) the real processor reads, and a chat template
+with the family's media markers (``QWEN2_5_OMNI_TOKENS``, ``QWEN3_OMNI_TOKENS``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerBase
@@ -54,34 +56,106 @@ OMNI_TOKEN_ROLES: dict[str, str] = {
     "audio_eos_token": "<|audio_eos|>",
 }
 
-# Qwen2.5-Omni's chat template layout: a default system turn, media blocks as bos/placeholder/eos
-# (the processor expands the placeholder to one token per feature), <|im_start|>assistant\n to generate.
-CHAT_TEMPLATE = (
-    "{% set audio_count = namespace(value=0) %}{% set image_count = namespace(value=0) %}"
-    "{% set video_count = namespace(value=0) %}"
-    "{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\n"
-    "You are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
-    "{% else %}{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "{% set image_count.value = image_count.value + 1 %}"
-    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
-    "<|vision_bos|><|IMAGE|><|vision_eos|>"
-    "{% elif content['type'] == 'audio' or 'audio' in content or 'audio_url' in content %}"
-    "{% set audio_count.value = audio_count.value + 1 %}"
-    "{% if add_audio_id %}Audio {{ audio_count.value }}: {% endif %}"
-    "<|audio_bos|><|AUDIO|><|audio_eos|>"
-    "{% elif content['type'] == 'video' or 'video' in content %}"
-    "{% set video_count.value = video_count.value + 1 %}"
-    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
-    "<|vision_bos|><|VIDEO|><|vision_eos|>"
-    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
-    "{% endfor %}<|im_end|>\n{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+
+def chat_template(default_system: str | None, image: str, audio: str, video: str) -> str:
+    """A Qwen Omni chat template: an optional default system turn, media blocks as start/placeholder/end
+    (the processor expands the placeholder to one token per feature), <|im_start|>assistant\n to generate."""
+    system = (
+        "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\n"
+        + default_system
+        + "<|im_end|>\n{% endif %}"
+        if default_system is not None
+        else ""
+    )
+    return (
+        "{% set audio_count = namespace(value=0) %}{% set image_count = namespace(value=0) %}"
+        "{% set video_count = namespace(value=0) %}"
+        "{% for message in messages %}" + system + "<|im_start|>{{ message['role'] }}\n"
+        "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+        "{% else %}{% for content in message['content'] %}"
+        "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+        "{% set image_count.value = image_count.value + 1 %}"
+        "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}" + image + ""
+        "{% elif content['type'] == 'audio' or 'audio' in content or 'audio_url' in content %}"
+        "{% set audio_count.value = audio_count.value + 1 %}"
+        "{% if add_audio_id %}Audio {{ audio_count.value }}: {% endif %}" + audio + ""
+        "{% elif content['type'] == 'video' or 'video' in content %}"
+        "{% set video_count.value = video_count.value + 1 %}"
+        "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}" + video + ""
+        "{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
+        "{% endfor %}<|im_end|>\n{% endif %}"
+        "{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+
+
+# Qwen2.5-Omni's layout: a default system turn, <|vision_bos|><|IMAGE|><|vision_eos|>, <|audio_bos|>...
+CHAT_TEMPLATE = chat_template(
+    "You are a helpful assistant.",
+    "<|vision_bos|><|IMAGE|><|vision_eos|>",
+    "<|audio_bos|><|AUDIO|><|audio_eos|>",
+    "<|vision_bos|><|VIDEO|><|vision_eos|>",
 )
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """A family's added tokens (content, special) in id order, processor roles, chat template."""
+
+    added: tuple[tuple[str, bool], ...]
+    roles: dict[str, str]
+    template: str
+
+
+QWEN2_5_OMNI_TOKENS = TokenSet(OMNI_ADDED_TOKENS, OMNI_TOKEN_ROLES, CHAT_TEMPLATE)
+
+# Qwen3's vocabulary order (151643...): Qwen2-VL's vision tokens, tool/fim tokens, <think>, then audio.
+QWEN3_OMNI_TOKENS = TokenSet(
+    added=(
+        ("<|endoftext|>", True),
+        ("<|im_start|>", True),
+        ("<|im_end|>", True),
+        ("<|object_ref_start|>", True),
+        ("<|object_ref_end|>", True),
+        ("<|box_start|>", True),
+        ("<|box_end|>", True),
+        ("<|quad_start|>", True),
+        ("<|quad_end|>", True),
+        ("<|vision_start|>", True),
+        ("<|vision_end|>", True),
+        ("<|vision_pad|>", True),
+        ("<|image_pad|>", True),
+        ("<|video_pad|>", True),
+        ("<tool_call>", False),
+        ("</tool_call>", False),
+        ("<|fim_prefix|>", False),
+        ("<|fim_middle|>", False),
+        ("<|fim_suffix|>", False),
+        ("<|fim_pad|>", False),
+        ("<|repo_name|>", False),
+        ("<|file_sep|>", False),
+        ("<|audio_start|>", True),
+        ("<|audio_end|>", True),
+        ("<|audio_pad|>", True),
+    ),
+    roles={
+        "image_token": "<|image_pad|>",
+        "audio_token": "<|audio_pad|>",
+        "video_token": "<|video_pad|>",
+        "vision_bos_token": "<|vision_start|>",
+        "vision_eos_token": "<|vision_end|>",
+        "audio_bos_token": "<|audio_start|>",
+        "audio_eos_token": "<|audio_end|>",
+    },
+    # Qwen3-Omni's template adds no default system turn.
+    template=chat_template(
+        None,
+        "<|vision_start|><|image_pad|><|vision_end|>",
+        "<|audio_start|><|audio_pad|><|audio_end|>",
+        "<|vision_start|><|video_pad|><|vision_end|>",
+    ),
+)
+
 
 # Words the procedural benchmark and typical reasoning traces use; each appears in the corpus.
 BENCHMARK_WORDS: tuple[str, ...] = (
@@ -138,12 +212,14 @@ def default_corpus() -> list[str]:
     return lines
 
 
-def train_tokenizer(vocab_size: int, extra_corpus: Iterable[str] = ()) -> PreTrainedTokenizerBase:
-    """Byte-level BPE with at most ``vocab_size`` ids (BPE ids + Omni's added tokens), as a transformers tokenizer.
+def train_tokenizer(
+    vocab_size: int, extra_corpus: Iterable[str] = (), tokens: TokenSet = QWEN2_5_OMNI_TOKENS
+) -> PreTrainedTokenizerBase:
+    """Byte-level BPE with at most ``vocab_size`` ids (BPE ids + the family's added tokens), as a transformers tokenizer.
 
-    Deterministic: the same corpus and size give the same vocabulary and merges.
+    Deterministic: the same corpus, size and token set give the same vocabulary and merges.
     """
-    n_added = len(OMNI_ADDED_TOKENS)
+    n_added = len(tokens.added)
     if vocab_size < 256 + n_added:
         raise ValueError(
             f"vocab_size must be >= {256 + n_added} (byte alphabet + special tokens), got {vocab_size}"
@@ -165,14 +241,14 @@ def train_tokenizer(vocab_size: int, extra_corpus: Iterable[str] = ()) -> PreTra
     )
     raw.train_from_iterator([*default_corpus(), *extra_corpus], trainer=trainer)
     # Added after training so they take the last ids, as in the real vocabulary.
-    raw.add_tokens([AddedToken(t, special=s, normalized=False) for t, s in OMNI_ADDED_TOKENS])
+    raw.add_tokens([AddedToken(t, special=s, normalized=False) for t, s in tokens.added])
     return Qwen2Tokenizer(
         tokenizer_object=raw,
         unk_token=None,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
-        extra_special_tokens=dict(OMNI_TOKEN_ROLES),
-        chat_template=CHAT_TEMPLATE,
+        extra_special_tokens=dict(tokens.roles),
+        chat_template=tokens.template,
         model_max_length=32768,
         clean_up_tokenization_spaces=False,
         padding_side="left",

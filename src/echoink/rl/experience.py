@@ -1,5 +1,9 @@
 """One step's experience: prompts -> G sampled completions each -> rewards -> advantages -> reference log-probs.
 
+``Experience`` is the one type between rollout, rewards, the loss and the logs. Everything model-specific
+(the processor, towers, positions, the shared-prefix decode and log-prob passes) is the engine's
+(``echoink.model.Engine``); this module only orders the calls and does the maths.
+
 Shapes: B prompts, G completions per prompt, N = B·G, T completion tokens, K rewards.
 """
 
@@ -8,54 +12,67 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
-from ..data import Sample, build_messages, load_media
+from ..data import Sample, sample_messages
+from ..model import Engine, PromptBatch
 from . import algos
 from .rewards import score
-from .rollout import Experience, sample_completions
-from .scoring import attach_owners, completion_logprobs, thinker_of
 
 
 @dataclass
-class PromptInputs:
-    input_ids: torch.Tensor  # [B, L] left padded
-    attention_mask: torch.Tensor  # [B, L]
-    mm: dict[str, torch.Tensor]  # processor outputs + per-item owners (see scoring.attach_owners)
+class Experience:
+    """One rollout batch: prompts, completions, rewards and everything the loss needs."""
 
-
-def prompt_inputs(
-    processor,
-    samples: Sequence[Sample],
-    template: str,
-    max_audio_seconds: float | None,
-    max_pixels: int | None,
-    ablate: str = "none",
-) -> PromptInputs:
-    """Decode media, render the chat prompts and run the real processor once for the batch."""
-    from ..model.inputs import encode_prompts  # the model layer owns the processor call
-
-    messages = []
-    for sample in samples:
-        audio, image = load_media(sample, max_audio_seconds, max_pixels, ablate=ablate)
-        messages.append(build_messages(sample, template, audio=audio, image=image))
-    enc = encode_prompts(processor, messages)
-    return PromptInputs(enc.input_ids, enc.attention_mask, dict(enc.mm_inputs))
-
-
-@dataclass
-class RolloutBatch:
-    experience: Experience
-    samples: list[Sample]  # B
-    texts: list[str]  # N decoded completions
-    reward_matrix: torch.Tensor  # [N, K], NaN where a reward does not apply
-    reward_names: list[str]
-    rewards: torch.Tensor  # [N] weighted sum
-    zero_std: torch.Tensor  # [B] groups whose G rewards are all equal
+    prompts: PromptBatch  # B prompts with their media
+    completion_ids: torch.Tensor  # [N, T], pad after the end token
+    completion_mask: torch.Tensor  # [N, T], 1 on real tokens incl. the end token
+    truncated: torch.Tensor  # [N] bool: no end token within max_new_tokens
+    group_size: int  # G
+    samples: list[Sample] = field(default_factory=list)  # B
+    texts: list[str] = field(default_factory=list)  # N decoded completions
+    reward_matrix: torch.Tensor | None = None  # [N, K], NaN where a reward does not apply
+    reward_names: list[str] = field(default_factory=list)
+    rewards: torch.Tensor | None = None  # [N] weighted sum
+    zero_std: torch.Tensor | None = None  # [B] groups whose G rewards are all equal
+    advantages: torch.Tensor | None = None  # [N]
+    old_logprobs: torch.Tensor | None = None  # [N, T] when μ > 1
+    ref_logprobs: torch.Tensor | None = None  # [N, T] when β > 0
     timings: dict[str, float] = field(default_factory=dict)
+
+    PER_COMPLETION = (
+        "completion_ids",
+        "completion_mask",
+        "truncated",
+        "reward_matrix",
+        "rewards",
+        "advantages",
+        "old_logprobs",
+        "ref_logprobs",
+    )
+
+    @property
+    def num_prompts(self) -> int:
+        return self.prompts.num_prompts
+
+    def prompt_slice(self, start: int, stop: int) -> Experience:
+        """The experience of prompts [start, stop) and their G completions each (a mini-batch)."""
+        g = self.group_size
+        rows = slice(start * g, stop * g)
+        per_completion = {
+            n: None if getattr(self, n) is None else getattr(self, n)[rows] for n in self.PER_COMPLETION
+        }
+        return replace(
+            self,
+            prompts=self.prompts.slice(start, stop),
+            samples=self.samples[start:stop],
+            texts=self.texts[rows],
+            zero_std=None if self.zero_std is None else self.zero_std[start:stop],
+            **per_completion,
+        )
 
 
 def register_rewards(weights: dict[str, float]) -> None:
@@ -95,61 +112,55 @@ def reference_mode(policy: nn.Module, ref: nn.Module | None):
         yield base
 
 
+def encode_samples(
+    engine: Engine, samples: Sequence[Sample], data_cfg, device, ablate: str = "none"
+) -> PromptBatch:
+    """Decode media, render the chat prompts and run the processor once for the batch, on ``device``."""
+    messages = sample_messages(
+        samples, data_cfg.template, data_cfg.max_audio_seconds, data_cfg.max_pixels, ablate
+    )
+    return engine.encode(messages).to(device)
+
+
 def collect_experience(
+    engine: Engine,
     policy: nn.Module,
     ref: nn.Module | None,
-    processor,
     samples: Sequence[Sample],
     gen_config,
     cfg,
-) -> RolloutBatch:
+) -> Experience:
     """Roll out, score and prepare one batch. ``cfg`` is the run's Config (data, rollout, algo)."""
     g = cfg.rollout.num_generations
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    batch = prompt_inputs(
-        processor, samples, cfg.data.template, cfg.data.max_audio_seconds, cfg.data.max_pixels
-    )
-    device = next(thinker_of(policy).parameters()).device
-    mm = {
-        k: v.to(device)
-        for k, v in attach_owners(batch.mm, batch.input_ids, thinker_of(policy).config).items()
-    }
-    input_ids, attention_mask = batch.input_ids.to(device), batch.attention_mask.to(device)
-    shared = cfg.rollout.sharing != "repeat"
-    ids, cmask, truncated = sample_completions(
-        policy, input_ids, attention_mask, mm, g, gen_config, shared=shared
-    )
+    device = next(policy.parameters()).device
+    prompts = encode_samples(engine, samples, cfg.data, device)
+    done = engine.sample(policy, prompts, g, gen_config, shared=cfg.rollout.sharing != "repeat")
     timings["time/rollout"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    texts = processor.batch_decode(ids, skip_special_tokens=True)
+    texts = engine.decode(done.ids)
     matrix, total, names = score(texts, reward_fields(samples, g), cfg.algo.rewards)
     advantages, zero_std = algos.group_advantages(total, g, scale=cfg.algo.scale_rewards)
     timings["time/rewards"] = time.perf_counter() - t0
 
     exp = Experience(
-        input_ids, attention_mask, mm, ids, cmask, truncated, g, advantages=advantages.to(device)
-    )
+        prompts, done.ids, done.mask, done.truncated, g, list(samples), texts, matrix, names, total, zero_std,
+        advantages=advantages.to(device), timings=timings,
+    )  # fmt: skip
     t0 = time.perf_counter()
     with torch.no_grad():
         if cfg.algo.beta > 0:
             with reference_mode(policy, ref) as reference:
-                exp.ref_logprobs = _score(reference, exp, cfg.rollout.temperature, cfg.rollout.sharing)
+                exp.ref_logprobs = _score(engine, reference, exp, cfg)
         if cfg.algo.num_iterations > 1:
-            exp.old_logprobs = _score(policy, exp, cfg.rollout.temperature, cfg.rollout.sharing)
+            exp.old_logprobs = _score(engine, policy, exp, cfg)
     timings["time/reference"] = time.perf_counter() - t0
-    return RolloutBatch(exp, list(samples), texts, matrix, names, total, zero_std, timings)
+    return exp
 
 
-def _score(model: nn.Module, exp: Experience, temperature: float, sharing: str) -> torch.Tensor:
-    return completion_logprobs(
-        model,
-        exp.input_ids,
-        exp.attention_mask,
-        exp.mm,
-        exp.completion_ids,
-        exp.group_size,
-        temperature,
-        sharing,
+def _score(engine: Engine, model: nn.Module, exp: Experience, cfg) -> torch.Tensor:
+    return engine.logprobs(
+        model, exp.prompts, exp.completion_ids, exp.group_size, cfg.rollout.temperature, cfg.rollout.sharing
     )

@@ -19,7 +19,7 @@ _TIMES = ("time/", "step_time")
 def step_metrics(batch, update: dict[str, float], run, step_time: float) -> dict[str, float]:
     """One metrics.jsonl row: rewards (total and by name), lengths, KL, clipping, entropy, timings."""
     acc = run.accelerator
-    exp = batch.experience
+    exp = batch
     g = exp.group_size
     local = torch.cat(
         [

@@ -22,15 +22,14 @@ from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_
 
 from ..config import Config, save_config
 from ..data import load_split
+from ..model import Engine
 from . import algos
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .distributed import check_world, deepspeed_problems
-from .experience import RolloutBatch, collect_experience, register_rewards
+from .experience import Experience, collect_experience, register_rewards
 from .metrics import step_metrics
-from .rollout import Experience
 from .runlog import RunLog
 from .sampling import PromptSampler
-from .scoring import CompletionScorer
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +44,10 @@ class Run:
 
     cfg: Config
     accelerator: Accelerator
-    scorer: torch.nn.Module  # CompletionScorer(policy), prepared by accelerate
+    engine: Engine  # the model family's processor, sampling and log-prob passes
+    scorer: torch.nn.Module  # the engine's CompletionScorer(policy), prepared by accelerate
     policy: torch.nn.Module
     reference: torch.nn.Module | None
-    processor: object
     optimizer: torch.optim.Optimizer
     scheduler: object
     sampler: PromptSampler
@@ -70,7 +69,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
     while run.step < cfg.train.max_steps:
         t_start = time.perf_counter()
         batch = next_rollout_batch(run)
-        update = optimise(run, batch.experience)
+        update = optimise(run, batch)
         run.step += 1
         metrics = step_metrics(batch, update, run, time.perf_counter() - t_start)
         if run.step % cfg.train.log_every == 0:
@@ -89,7 +88,6 @@ def train(cfg: Config, resume: bool = False) -> Path:
 
 
 def setup_run(cfg: Config, resume: bool) -> Run:
-    from ..model.inputs import generation_config
     from ..model.loading import load_policy, load_processor, load_reference
 
     register_rewards(cfg.algo.rewards)  # fail on an unknown reward before loading anything
@@ -116,7 +114,7 @@ def setup_run(cfg: Config, resume: bool) -> Run:
     reference = None
     if cfg.algo.beta > 0 and cfg.model.lora_rank == 0:
         reference = load_reference(cfg.model, device=accelerator.device)
-    processor = load_processor(cfg.model.path)
+    engine = Engine.for_model(policy, load_processor(cfg.model.path))
     sharing = (
         "towers"
         if cfg.model.gradient_checkpointing and cfg.rollout.sharing == "prefix"
@@ -129,7 +127,8 @@ def setup_run(cfg: Config, resume: bool) -> Run:
     else:
         scheduler = get_constant_schedule_with_warmup(optimizer, cfg.train.warmup_steps)
     # The scheduler is not prepared: accelerate would step it once per process per call.
-    scorer, optimizer = accelerator.prepare(CompletionScorer(policy, sharing), optimizer)
+    scorer = engine.scorer(policy, sharing, cfg.algo.router_aux_loss_coef)
+    scorer, optimizer = accelerator.prepare(scorer, optimizer)
     sampler = PromptSampler(
         len(loaded.samples),
         cfg.train.prompts_per_step,
@@ -138,10 +137,8 @@ def setup_run(cfg: Config, resume: bool) -> Run:
         accelerator.num_processes,
     )
     r = cfg.rollout
-    vocab = policy.get_output_embeddings().weight.shape[0]
-    gen_config = generation_config(
-        processor,
-        vocab,
+    gen_config = engine.generation_config(
+        engine.vocab_size(policy),
         max_new_tokens=r.max_new_tokens,
         do_sample=True,
         temperature=r.temperature,
@@ -151,10 +148,10 @@ def setup_run(cfg: Config, resume: bool) -> Run:
     run = Run(
         cfg=cfg,
         accelerator=accelerator,
+        engine=engine,
         scorer=scorer,
         policy=policy,
         reference=reference,
-        processor=processor,
         optimizer=optimizer,
         scheduler=scheduler,
         sampler=sampler,
@@ -174,15 +171,15 @@ def setup_run(cfg: Config, resume: bool) -> Run:
     return run
 
 
-def next_rollout_batch(run: Run) -> RolloutBatch:
+def next_rollout_batch(run: Run) -> Experience:
     """Sample prompts and roll out; with dynamic sampling, replace zero-signal groups (capped rounds)."""
     cfg = run.cfg
     run.policy.eval()  # no dropout while sampling
-    batch = collect_experience(run.policy, run.reference, run.processor, _draw(run), run.gen_config, cfg)
+    batch = collect_experience(run.engine, run.policy, run.reference, _draw(run), run.gen_config, cfg)
     rounds = 0
     while cfg.algo.drop_zero_std_groups and batch.zero_std.any() and rounds < cfg.algo.max_resample_rounds:
-        extra = collect_experience(run.policy, run.reference, run.processor, _draw(run), run.gen_config, cfg)
-        batch = merge_signal_groups(batch, extra, cfg.train.prompts_per_step)
+        extra = collect_experience(run.engine, run.policy, run.reference, _draw(run), run.gen_config, cfg)
+        batch = merge_signal_groups(batch, extra, cfg.train.prompts_per_step, run.engine.pad_id)
         rounds += 1
     run.policy.train()
     return batch
@@ -192,14 +189,14 @@ def _draw(run: Run) -> list:
     return [run.samples[i] for i in run.sampler.next_indices()]
 
 
-def merge_signal_groups(first: RolloutBatch, extra: RolloutBatch, size: int) -> RolloutBatch:
+def merge_signal_groups(first: Experience, extra: Experience, size: int, pad_id: int) -> Experience:
     """Keep groups with reward variance from ``first``, fill up from ``extra``'s, then zero-variance ones."""
-    keep = [(first, b) for b in range(first.experience.num_prompts) if not first.zero_std[b]]
-    keep += [(extra, b) for b in range(extra.experience.num_prompts) if not extra.zero_std[b]]
-    keep += [(first, b) for b in range(first.experience.num_prompts) if first.zero_std[b]]
-    from .batching import concat_rollout_batches
+    keep = [(first, b) for b in range(first.num_prompts) if not first.zero_std[b]]
+    keep += [(extra, b) for b in range(extra.num_prompts) if not extra.zero_std[b]]
+    keep += [(first, b) for b in range(first.num_prompts) if first.zero_std[b]]
+    from .batching import concat_groups
 
-    return concat_rollout_batches(keep[:size])
+    return concat_groups(keep[:size], pad_id)
 
 
 def optimise(run: Run, exp: Experience) -> dict[str, float]:
@@ -220,13 +217,8 @@ def optimise(run: Run, exp: Experience) -> dict[str, float]:
             rows = slice(start * exp.group_size, stop * exp.group_size)
             sync = acc.no_sync(run.scorer) if i < len(chunks) - 1 else contextlib.nullcontext()
             with sync:
-                logp = run.scorer(
-                    part.input_ids,
-                    part.attention_mask,
-                    part.mm,
-                    part.completion_ids,
-                    exp.group_size,
-                    cfg.rollout.temperature,
+                logp, aux = run.scorer(
+                    part.prompts, part.completion_ids, exp.group_size, cfg.rollout.temperature
                 )
                 old = part.old_logprobs if part.old_logprobs is not None else logp.detach()
                 loss, m = algos.policy_loss(
@@ -234,6 +226,9 @@ def optimise(run: Run, exp: Experience) -> dict[str, float]:
                     ref_logp=part.ref_logprobs, beta=cfg.algo.beta, kl_kind=cfg.algo.kl_estimator,
                     agg=cfg.algo.loss_agg, max_len=cfg.rollout.max_new_tokens,
                 )  # fmt: skip
+                if aux is not None:  # MoE load balancing (algo.router_aux_loss_coef > 0)
+                    loss = loss + cfg.algo.router_aux_loss_coef * aux
+                    m["aux_loss"] = aux.detach()
                 acc.backward(loss * weights[i])
             _accumulate(totals, m, logp.detach(), loss_mask[rows], loss.detach())
         totals["time/policy_forward_backward"] = (
@@ -278,6 +273,8 @@ def _accumulate(
     }
     values["kl"] = metrics.get("kl", torch.tensor(0.0))
     values["ratio_mean"] = metrics["ratio_mean"]
+    if "aux_loss" in metrics:
+        values["aux_loss"] = metrics["aux_loss"]
     values["entropy"] = -(logp * mask).sum() / denom  # Monte-Carlo estimate over the sampled tokens
     values["loss"] = loss
     for k, v in values.items():
@@ -309,9 +306,9 @@ def _step(run: Run, totals: dict) -> None:
     totals["skipped_updates"] = float(run.skipped_updates)
 
 
-def rollout_rows(step: int, batch: RolloutBatch, limit: int) -> list[dict]:
+def rollout_rows(step: int, batch: Experience, limit: int) -> list[dict]:
     """A sample of this step's completions for rollouts.jsonl: the first ``limit``, whole groups first."""
-    g = batch.experience.group_size
+    g = batch.group_size
     rows = []
     for i, text in enumerate(batch.texts[:limit]):
         sample = batch.samples[i // g]
@@ -322,8 +319,8 @@ def rollout_rows(step: int, batch: RolloutBatch, limit: int) -> list[dict]:
                 "answer": sample.answer,
                 "completion": text,
                 "reward": float(batch.rewards[i]),
-                "advantage": float(batch.experience.advantages[i]),
-                "truncated": bool(batch.experience.truncated[i]),
+                "advantage": float(batch.advantages[i]),
+                "truncated": bool(batch.truncated[i]),
                 **{
                     f"rewards/{n}": float(batch.reward_matrix[i, k]) for k, n in enumerate(batch.reward_names)
                 },
@@ -372,4 +369,6 @@ def export_final(run: Run) -> None:
 
     run.accelerator.wait_for_everyone()
     if run.accelerator.is_main_process:
-        save_model(run.accelerator.unwrap_model(run.scorer).model, run.processor, run.run_dir / "final")
+        save_model(
+            run.accelerator.unwrap_model(run.scorer).model, run.engine.processor, run.run_dir / "final"
+        )

@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers.cache_utils import Cache, DynamicCache
 
-from echoink.rl.kv_cache import reserved_cache
+from echoink.model.kv_cache import reserved_cache
 
 
 def test_reserved_cache_matches_dynamic_cache():

@@ -1,0 +1,216 @@
+"""The engine: the one interface through which ``rl/``, ``sft.py`` and ``eval/`` use a thinker.
+
+    engine = Engine.for_model(model, processor)        # the family from config.json's model_type
+    prompts = engine.encode(messages)                   # processor -> ids + MMInputs (+ owners)
+    done = engine.sample(policy, prompts, G, config)    # shared prefix: towers + prefill once per prompt
+    logp = engine.logprobs(policy, prompts, done.ids, G, sharing="prefix")   # [N, T]
+
+Why ``encode`` stops at the processor (and not at a prefilled cache): the rollout's prefill runs
+without grad and the policy's log-prob pass needs its own with grad, so no prefix state can serve
+both; each pass runs the towers and the prompt once per prompt instead (counted in the tests).
+The placeholder/marker tokens that a model must never generate come from the family.
+
+Shapes: B prompts, G completions per prompt, N = B·G, L prompt tokens, T completion tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import GenerationConfig, ProcessorMixin
+
+from .decode import Completions, sample_completions
+from .families import FAMILIES, Family, family_for
+from .mm import MMInputs, PromptBatch
+from .passes import Scores, completion_logprobs
+
+STOP_TOKENS: tuple[str, ...] = ("<|im_end|>", "<|endoftext|>")
+"""Generation ends at the first of these (both Omni families' generation configs stop at both)."""
+
+
+def thinker_of(model: nn.Module) -> nn.Module:
+    """The thinker inside DDP / DeepSpeed / accelerate / peft / scorer wrappers (LoRA layers stay active)."""
+    while hasattr(model, "module") and isinstance(model.module, nn.Module):
+        model = model.module  # DDP, DeepSpeed engine
+    if isinstance(model, CompletionScorer):
+        model = model.model
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()  # peft: adapters are injected in place, so they stay in use
+    return model
+
+
+def _media(messages: list[dict[str, Any]], kind: str) -> list[Any]:
+    """The ``kind`` blocks' payloads in the order the chat template emits their placeholders."""
+    return [
+        block[kind]
+        for message in messages
+        if not isinstance(message["content"], str)
+        for block in message["content"]
+        if block.get("type") == kind
+    ]
+
+
+class Engine:
+    """A processor and a family: everything model-specific the training and evaluation code needs."""
+
+    def __init__(self, processor: ProcessorMixin, family: Family | str) -> None:
+        self.processor = processor
+        self.family = FAMILIES.get(family) if isinstance(family, str) else family
+
+    @classmethod
+    def for_model(cls, model: nn.Module, processor: ProcessorMixin) -> Engine:
+        return cls(processor, family_for(thinker_of(model).config))
+
+    @property
+    def tokenizer(self):
+        return getattr(self.processor, "tokenizer", self.processor)
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id
+
+    # --- text <-> tokens ----------------------------------------------------------------------------
+    def encode(
+        self, batch_messages: list[list[dict[str, Any]]], add_generation_prompt: bool = True
+    ) -> PromptBatch:
+        """Render each conversation with the chat template and run the processor over the batch (left padded).
+
+        Messages are the data layer's: content blocks carrying a PIL image / a 16 kHz float32 waveform.
+        """
+        proc = self.processor
+        texts = [
+            proc.apply_chat_template(m, tokenize=False, add_generation_prompt=add_generation_prompt)
+            for m in batch_messages
+        ]
+        images = [img for m in batch_messages for img in _media(m, "image")]
+        audios = [wav for m in batch_messages for wav in _media(m, "audio")]
+        out = proc(
+            text=texts,
+            images=images or None,
+            audio=audios or None,
+            padding=True,
+            padding_side="left",
+            return_tensors="pt",
+            **self.family.processor_kwargs(proc, audios),
+        )
+        owners = self.family.owners(out["input_ids"], self.tokenizer)
+        return PromptBatch(out["input_ids"], out["attention_mask"], MMInputs.from_processor(out, *owners))
+
+    def decode(self, ids: torch.Tensor) -> list[str]:
+        return self.processor.batch_decode(ids, skip_special_tokens=True)
+
+    def text_ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def stop_token_ids(self) -> list[int]:
+        return [self.tokenizer.convert_tokens_to_ids(t) for t in STOP_TOKENS]
+
+    def suppressed_token_ids(self, vocab_size: int | None = None) -> list[int]:
+        """Ids generation must never produce: media placeholders/markers, and the model's rows past the tokenizer.
+
+        ``vocab_size`` (the model's embedding rows, often larger than the tokenizer) adds the unused ids.
+        """
+        tok = self.tokenizer
+        ids = [tok.convert_tokens_to_ids(t) for t in self.family.placeholder_tokens]
+        ids = [i for i in ids if i is not None and i != tok.unk_token_id]
+        if vocab_size is not None:
+            ids += range(len(tok), vocab_size)
+        return sorted(set(ids))
+
+    def generation_config(self, vocab_size: int | None = None, **sampling: Any) -> GenerationConfig:
+        """Stops at <|im_end|>/<|endoftext|>, pads with the pad id, suppresses placeholders; ``sampling`` as in HF.
+
+        >>> from echoink.model.tokenizer import train_tokenizer
+        >>> cfg = Engine(train_tokenizer(300), "qwen2.5-omni").generation_config(max_new_tokens=8, do_sample=False)
+        >>> cfg.max_new_tokens, len(cfg.suppress_tokens), len(cfg.eos_token_id)
+        (8, 9, 2)
+        """
+        if sampling.get("do_sample") and "top_k" not in sampling:
+            sampling["top_k"] = (
+                0  # transformers' default is 50; "off" unless asked, so samples match the scored policy
+            )
+        return GenerationConfig(
+            eos_token_id=self.stop_token_ids(),
+            pad_token_id=self.pad_id,
+            suppress_tokens=self.suppressed_token_ids(vocab_size),
+            **sampling,
+        )
+
+    # --- the model -----------------------------------------------------------------------------------
+    @staticmethod
+    def vocab_size(model: nn.Module) -> int:
+        """The model's output rows (read before any sharded wrapper hides the weights)."""
+        return thinker_of(model).get_output_embeddings().weight.shape[0]
+
+    def sample(
+        self,
+        model: nn.Module,
+        prompts: PromptBatch,
+        group_size: int,
+        config: GenerationConfig,
+        shared: bool = True,
+    ) -> Completions:
+        """G completions per prompt; ``shared``: towers and prefill once per prompt, else the anchors' repeat."""
+        return sample_completions(self.family, thinker_of(model), prompts, group_size, config, shared)
+
+    def logprobs(
+        self,
+        model: nn.Module,
+        prompts: PromptBatch,
+        completion_ids: torch.Tensor,
+        group_size: int,
+        temperature: float = 1.0,
+        sharing: str = "prefix",
+    ) -> torch.Tensor:
+        """[N, T] log π(completion token | prompt, earlier tokens); see ``passes.completion_logprobs``."""
+        thinker = thinker_of(model)
+        return completion_logprobs(
+            self.family, thinker, prompts, completion_ids, group_size, temperature, sharing
+        )
+
+    @torch.no_grad()
+    def generate(self, model: nn.Module, prompts: PromptBatch, **sampling: Any) -> torch.Tensor:
+        """Completion ids [B * num_return_sequences, T] through transformers' ``generate`` (prompt stripped).
+
+        ``sampling``: max_new_tokens, do_sample, temperature, top_p, top_k, num_return_sequences, ...
+        """
+        thinker = thinker_of(model)
+        cfg = self.generation_config(self.vocab_size(thinker), **sampling)
+        self.family.forget_positions(thinker)
+        out = thinker.generate(**prompts.model_kwargs(), generation_config=cfg)
+        return out[:, prompts.input_ids.shape[1] :]
+
+    def scorer(
+        self, model: nn.Module, sharing: str = "prefix", aux_loss_coef: float = 0.0
+    ) -> CompletionScorer:
+        return CompletionScorer(model, self, sharing, aux_loss_coef)
+
+
+class CompletionScorer(nn.Module):
+    """The policy's log-prob pass as one ``forward``, so accelerate/DDP/DeepSpeed can wrap it.
+
+    DDP only synchronises gradients of computations that go through the wrapped module's forward;
+    calling the thinker's towers and language model directly from the trainer would bypass it.
+    ``forward`` returns ([N, T] log-probs, the MoE load-balancing loss or None): the loss only when
+    ``aux_loss_coef`` > 0 and the family is a mixture of experts (router logits of every
+    language-model call of the pass, the prompt's and the completions').
+    """
+
+    def __init__(self, model: nn.Module, engine: Engine, sharing: str = "prefix", aux_loss_coef: float = 0.0):
+        super().__init__()
+        self.model = model
+        self.engine = engine
+        self.sharing = sharing
+        self.aux_loss_coef = aux_loss_coef
+
+    def forward(self, prompts: PromptBatch, completion_ids, group_size: int, temperature: float = 1.0):
+        family = self.engine.family
+        scores = Scores(self.aux_loss_coef > 0 and family.is_moe)
+        thinker = thinker_of(self.model)
+        logp = completion_logprobs(
+            family, thinker, prompts, completion_ids, group_size, temperature, self.sharing, scores
+        )
+        aux = family.aux_loss(scores.router_logits, thinker, None) if scores.router_logits else None
+        return logp, aux

@@ -1,0 +1,162 @@
+"""What a model family must tell the engine, and the behaviour the Qwen Omni thinkers share.
+
+A family adapter is the only code that calls a thinker's towers, ``get_rope_index`` or its language
+model by name. The engine (``model/engine.py``) runs the same shared-prefix maths for every family
+through these methods:
+
+- ``prefix(thinker, prompts)``: towers once, features placed at their placeholders, M-RoPE positions,
+  and whatever else the prompt's language-model pass needs (Qwen3's deepstack features);
+- ``language_model(thinker)``: the decoder that takes ``inputs_embeds`` and a KV cache;
+- ``placeholder_tokens``: tokens generation must never produce.
+
+Shapes: B prompts, L prompt tokens, H hidden.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..mm import MMInputs, PromptBatch
+
+
+@dataclass
+class PrefixEncoding:
+    """A batch of prompts with audio/image features in place, ready for the language model."""
+
+    embeds: torch.Tensor  # [B, L, H]
+    position_ids: torch.Tensor  # [3, B, L] M-RoPE (temporal, height, width)
+    attention_mask: torch.Tensor  # [B, L], left padded
+    prompt_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra language-model arguments for the prompt's own tokens only (Qwen3: deepstack features)."""
+
+    @property
+    def next_position(self) -> torch.Tensor:
+        """[B] position of the first token after the prompt (the prompt ends in text, so all 3 rows agree)."""
+        return self.position_ids[0, :, -1] + 1
+
+    def without_last(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """(embeds, mask, positions, prompt kwargs) of prompt[:-1]: what a decode cache must hold."""
+        return (
+            self.embeds[:, :-1],
+            self.attention_mask[:, :-1],
+            self.position_ids[:, :, :-1],
+            {k: _drop_last(v, self.attention_mask.shape) for k, v in self.prompt_kwargs.items()},
+        )
+
+
+def _drop_last(value: Any, shape: torch.Size) -> Any:
+    """A per-token [B, L] prompt argument cut to prompt[:-1]; per-feature ones (deepstack) unchanged."""
+    if isinstance(value, torch.Tensor) and value.shape[:2] == shape:
+        return value[:, :-1]
+    return value
+
+
+class Family:
+    """Behaviour common to the Qwen Omni thinkers; subclasses override what differs."""
+
+    name: ClassVar[str]
+    model_types: ClassVar[tuple[str, ...]]  # config.json model_type values (full model, thinker)
+    thinker_class: ClassVar[type[nn.Module]]
+    placeholder_tokens: ClassVar[tuple[str, ...]]
+    """Tokens the processor expands or get_rope_index steers by: never generated (one breaks the next forward)."""
+    audio_start_token: ClassVar[str]
+    vision_start_token: ClassVar[str]
+    is_moe: ClassVar[bool] = False
+
+    # --- loading -------------------------------------------------------------------------------
+    def thinker_config(self, config: Any) -> Any:
+        """The thinker's config inside a full model's config (or the config itself)."""
+        return getattr(config, "thinker_config", config)
+
+    def lora_target_regex(self, names: str) -> str:
+        """LoRA module names inside the language model only (the towers reuse q_proj, gate_proj, ...)."""
+        return rf"model\.language_model\.layers\.\d+\.(self_attn|mlp)\.({names})"
+
+    def tower_modules(self, thinker: nn.Module) -> dict[str, list[nn.Module]]:
+        """The three parts the freeze flags name: audio tower, vision tower, LLM (decoder + output head)."""
+        inner = thinker.model
+        return {
+            "audio_tower": [inner.audio_tower],
+            "vision_tower": [inner.visual],
+            "llm": [inner.language_model, thinker.get_output_embeddings()],
+        }
+
+    # --- the processor ---------------------------------------------------------------------------
+    def processor_kwargs(self, processor: Any, audios: list) -> dict[str, Any]:
+        """Processor arguments that make each prompt's features independent of its batch.
+
+        The Omni processors pad audio to a fixed length (2.5: Whisper's 30 s) or to the longest clip.
+        Capping it at the longest clip plus one STFT window (n_fft) of zeros gives every clip its last
+        frames as under 30 s padding, so a prompt's features do not depend on what else is in its
+        batch; the audio tower reads only the valid frames (the frame mask).
+        """
+        if not audios:
+            return {}
+        n_fft = getattr(processor.feature_extractor, "n_fft", 400)
+        return {"audio_kwargs": {"max_length": max(len(a) for a in audios) + n_fft}}
+
+    def owners(self, input_ids: torch.Tensor, tokenizer: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """([n_audio], [n_image]) the prompt index of each audio clip / image, in placeholder order."""
+        audio_start = tokenizer.convert_tokens_to_ids(self.audio_start_token)
+        vision_start = tokenizer.convert_tokens_to_ids(self.vision_start_token)
+        rows = torch.arange(input_ids.shape[0], device=input_ids.device)
+        audio_counts = (input_ids == audio_start).sum(1)  # [B] clips per prompt
+        starts = input_ids[:, :-1] == vision_start
+        image_counts = (starts & (input_ids[:, 1:] == tokenizer.image_token_id)).sum(1)  # [B] images
+        return rows.repeat_interleave(audio_counts), rows.repeat_interleave(image_counts)
+
+    # --- the towers and positions ------------------------------------------------------------------
+    def language_model(self, thinker: nn.Module) -> nn.Module:
+        return thinker.model.language_model
+
+    def audio_embeds(self, thinker: nn.Module, mm: MMInputs) -> torch.Tensor:
+        """[audio tokens, H] the audio tower's output for every clip, in order."""
+        return thinker.model.get_audio_features(mm.audio_features, mm.audio_mask).last_hidden_state
+
+    def image_features(self, thinker: nn.Module, mm: MMInputs) -> tuple[torch.Tensor, dict[str, Any]]:
+        """([image tokens, H] merged patch embeddings, extra prompt kwargs)."""
+        raise NotImplementedError
+
+    def rope_index(self, thinker: nn.Module, prompts: PromptBatch) -> torch.Tensor:
+        """[3, B, L] M-RoPE positions of the prompts (audio and image spans placed in time and space)."""
+        mm = prompts.mm
+        # Argument names differ from forward's: audio_seqlens, not feature_attention_mask.
+        position_ids, _ = thinker.model.get_rope_index(
+            prompts.input_ids,
+            image_grid_thw=mm.image_grid_thw,
+            video_grid_thw=None,
+            attention_mask=prompts.attention_mask,
+            audio_seqlens=mm.audio_lengths,
+        )
+        return position_ids
+
+    def prefix(self, thinker: nn.Module, prompts: PromptBatch) -> PrefixEncoding:
+        """Towers once per prompt; embeddings with features at their placeholders; positions.
+
+        Grad flows into the towers when they require grad.
+        """
+        ids, cfg, mm = prompts.input_ids, thinker.config, prompts.mm
+        embeds = thinker.get_input_embeddings()(ids)  # [B, L, H]
+        extra: dict[str, Any] = {}
+        if mm.has_audio:
+            slots = (ids == cfg.audio_token_id).unsqueeze(-1)  # [B, L, 1]
+            embeds = embeds.masked_scatter(slots, self.audio_embeds(thinker, mm).to(embeds.dtype))
+        if mm.has_image:
+            image, extra = self.image_features(thinker, mm)
+            slots = (ids == cfg.image_token_id).unsqueeze(-1)
+            embeds = embeds.masked_scatter(slots, image.to(embeds.dtype))
+        return PrefixEncoding(embeds, self.rope_index(thinker, prompts), prompts.attention_mask, extra)
+
+    def forget_positions(self, thinker: nn.Module) -> None:
+        """Drop positions a previous ``generate`` cached, so a full forward recomputes them from the ids."""
+        thinker.model.rope_deltas = None
+
+    def aux_loss(
+        self, router_logits: Any, thinker: nn.Module, mask: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """The MoE load-balancing loss of a pass (None for dense families)."""
+        return None

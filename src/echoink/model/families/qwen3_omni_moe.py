@@ -1,0 +1,73 @@
+"""Qwen3-Omni (MoE): what differs from Qwen2.5-Omni, and only that.
+
+- Vision: 16-px patches merged 2x2 (32 px per image token); besides the merged output, the vision
+  tower returns "deepstack" features of some of its layers, which the language model adds to the
+  hidden states at the visual positions after its first layers. They belong to the prompt's tokens
+  only, so they go with the prompt pass (``PrefixEncoding.prompt_kwargs``), never with completions.
+- Audio: ~13 tokens per 100 mel frames (the processor's n_window chunks), not 25 Hz.
+- Language model: sparse MoE blocks (router logits, optional load-balancing loss). The real
+  checkpoint ships ``router_aux_loss_coef`` 0.001 in its text config; GRPO here uses
+  ``algo.router_aux_loss_coef`` (default 0: no auxiliary loss, as TRL and verl default for RL).
+- Generation builds 4-row position ids (text row + 3 M-RoPE rows); the engine passes the 3 M-RoPE
+  rows, which the decoder accepts (it then derives the causal mask from the attention mask alone).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import Qwen3OmniMoeThinkerForConditionalGeneration
+from transformers.models.qwen3_omni_moe.modeling_qwen3_omni_moe import load_balancing_loss_func
+
+from ..mm import MMInputs
+from .base import Family
+
+
+class Qwen3OmniMoe(Family):
+    name = "qwen3-omni"
+    model_types = ("qwen3_omni_moe", "qwen3_omni_moe_thinker")
+    thinker_class = Qwen3OmniMoeThinkerForConditionalGeneration
+    placeholder_tokens = (
+        "<|audio_pad|>",
+        "<|image_pad|>",
+        "<|video_pad|>",
+        "<|audio_start|>",
+        "<|audio_end|>",
+        "<|vision_start|>",
+        "<|vision_end|>",
+        "<|vision_pad|>",
+        "<|im_start|>",
+    )
+    audio_start_token = "<|audio_start|>"
+    vision_start_token = "<|vision_start|>"
+    is_moe = True
+
+    def image_features(self, thinker: nn.Module, mm: MMInputs) -> tuple[torch.Tensor, dict[str, Any]]:
+        out = thinker.model.get_image_features(mm.pixel_values, mm.image_grid_thw)
+        # deepstack_features: one tuple (per image) per tapped vision layer -> [image tokens, H] each.
+        deepstack = [torch.cat(per_image) for per_image in out.deepstack_features]
+        return torch.cat(out.pooler_output), {"deepstack_visual_embeds": deepstack}
+
+    def processor_kwargs(self, processor: Any, audios: list) -> dict[str, Any]:
+        kwargs = super().processor_kwargs(processor, audios)
+        if kwargs:  # this processor pads to the longest clip unless told otherwise
+            kwargs["audio_kwargs"]["padding"] = "max_length"
+        return kwargs
+
+    def prefix(self, thinker: nn.Module, prompts):
+        enc = super().prefix(thinker, prompts)
+        if "deepstack_visual_embeds" in enc.prompt_kwargs:
+            enc.prompt_kwargs["visual_pos_masks"] = (
+                prompts.input_ids == thinker.config.image_token_id
+            )  # [B, L]
+        return enc
+
+    def aux_loss(
+        self, router_logits: Any, thinker: nn.Module, mask: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        text = thinker.config.text_config
+        return load_balancing_loss_func(
+            tuple(router_logits), text.num_experts, text.num_experts_per_tok, mask
+        )

@@ -1,0 +1,143 @@
+"""A tiny, randomly initialised Qwen3-Omni (MoE) thinker + tokenizer + the real Qwen3OmniMoeProcessor.
+
+Same classes and input geometry as Qwen3-Omni-30B-A3B (16-px patches merged 2x2, so a 32-px cell is
+one image token, with deepstack features from a vision layer; Whisper 128-mel features, ~13 audio
+tokens per 100 frames; sparse MoE blocks, top-2 of 4 experts), every width and depth shrunk. Its
+tokenizer has Qwen3's special tokens (<|audio_start|>, <|image_pad|>, ...) and chat template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from transformers import (
+    GenerationConfig,
+    Qwen2VLImageProcessor,
+    Qwen2VLVideoProcessor,
+    Qwen3OmniMoeProcessor,
+    Qwen3OmniMoeThinkerConfig,
+    Qwen3OmniMoeThinkerForConditionalGeneration,
+    WhisperFeatureExtractor,
+)
+
+from .tokenizer import QWEN3_OMNI_TOKENS, train_tokenizer
+
+HEAD_DIM = 16
+
+
+def tiny_qwen3_config(
+    hidden: int, layers: int, vocab: int, token_ids: dict[str, int], rope_theta: float, experts: int = 4
+) -> Qwen3OmniMoeThinkerConfig:
+    """Thinker config with tiny text (MoE) / audio / vision towers and the 30B-A3B's input geometry."""
+    from .tiny import _mrope_section
+
+    heads = hidden // HEAD_DIM
+    text = {
+        "vocab_size": vocab,
+        "hidden_size": hidden,
+        "intermediate_size": 2 * hidden,
+        "moe_intermediate_size": hidden // 2,
+        "num_experts": experts,
+        "num_experts_per_tok": 2,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": max(1, heads // 2),
+        "head_dim": HEAD_DIM,
+        "max_position_embeddings": 32768,
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": rope_theta,
+            "mrope_section": _mrope_section(HEAD_DIM),
+            "interleaved": True,
+        },
+        "pad_token_id": token_ids["pad"],
+    }
+    audio = {
+        "num_mel_bins": 128,
+        "encoder_layers": 2,
+        "encoder_attention_heads": 2,
+        "encoder_ffn_dim": 64,
+        "d_model": 32,
+        "output_dim": hidden,
+        "n_window": 50,
+        "n_window_infer": 800,
+        "conv_chunksize": 500,
+        "downsample_hidden_size": 16,
+        "max_source_positions": 1500,
+    }
+    vision = {
+        "depth": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_heads": 2,
+        "patch_size": 16,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "out_hidden_size": hidden,
+        "num_position_embeddings": 256,
+        "deepstack_visual_indexes": [0],
+    }
+    cfg = Qwen3OmniMoeThinkerConfig(
+        text_config=text,
+        audio_config=audio,
+        vision_config=vision,
+        audio_token_id=token_ids["audio"],
+        image_token_id=token_ids["image"],
+        video_token_id=token_ids["video"],
+        audio_start_token_id=token_ids["audio_bos"],
+        user_token_id=token_ids["user"],
+    )
+    # Read by get_rope_index, not declared by the config class.
+    cfg.vision_start_token_id = token_ids["vision_bos"]
+    cfg.audio_end_token_id = token_ids["audio_eos"]
+    cfg.vision_end_token_id = token_ids["vision_eos"]
+    return cfg
+
+
+def build_qwen3_processor(tokenizer) -> Qwen3OmniMoeProcessor:
+    """The real Qwen3-Omni processor: Whisper 128-mel features, 16-px patches merged 2x2."""
+    features = WhisperFeatureExtractor(
+        feature_size=128,
+        sampling_rate=16_000,
+        hop_length=160,
+        chunk_length=30,
+        n_fft=400,
+        return_attention_mask=True,
+    )
+    geometry = {
+        "min_pixels": 4096,
+        "max_pixels": 12_845_056,
+        "patch_size": 16,
+        "temporal_patch_size": 2,
+        "merge_size": 2,
+    }
+    return Qwen3OmniMoeProcessor(
+        image_processor=Qwen2VLImageProcessor(**geometry),
+        video_processor=Qwen2VLVideoProcessor(**geometry),
+        feature_extractor=features,
+        tokenizer=tokenizer,
+        chat_template=tokenizer.chat_template,
+    )
+
+
+def make_tiny_qwen3(
+    hidden: int = 64,
+    layers: int = 2,
+    vocab: int = 1024,
+    seed: int = 0,
+    extra_corpus: Iterable[str] = (),
+    rope_theta: float = 1e6,
+) -> tuple[Qwen3OmniMoeThinkerForConditionalGeneration, Qwen3OmniMoeProcessor]:
+    """The tiny Qwen3-Omni thinker and its processor, in memory. Deterministic for given arguments."""
+    from .tiny import token_ids_for_config
+
+    tokenizer = train_tokenizer(vocab, extra_corpus, QWEN3_OMNI_TOKENS)
+    cfg = tiny_qwen3_config(hidden, layers, vocab, token_ids_for_config(tokenizer), rope_theta)
+    torch.manual_seed(seed)
+    model = Qwen3OmniMoeThinkerForConditionalGeneration(cfg)
+    model.generation_config = GenerationConfig(
+        eos_token_id=[tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id],
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return model.eval(), build_qwen3_processor(tokenizer)
