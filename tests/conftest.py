@@ -25,3 +25,17 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from echoink.model.tiny import build_tiny
 
     return build_tiny(tmp_path_factory.mktemp("tiny_model"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A default tiny Qwen3-Omni (MoE) thinker + tokenizer + processor, built once per test session (read-only)."""
+    from echoink.model.tiny import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("tiny_qwen3"), seed=0, family="qwen3-omni")
+
+
+@pytest.fixture(params=["qwen2.5-omni", "qwen3-omni"])
+def family_model_dir(request, tiny_model_dir: Path, tiny_qwen3_dir: Path) -> Path:
+    """Each family's session tiny model directory, in turn."""
+    return tiny_model_dir if request.param == "qwen2.5-omni" else tiny_qwen3_dir

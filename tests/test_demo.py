@@ -3,14 +3,18 @@
 import json
 import math
 
+import pytest
+
 from echoink.demo import run_demo
 
 
-def test_demo_pipeline_writes_every_artefact(tmp_path):
+@pytest.mark.parametrize("family", ["qwen2.5-omni", "qwen3-omni"])
+def test_demo_pipeline_writes_every_artefact(tmp_path, family):
+    """SFT, eval (with ablations), GRPO and eval again, end to end on each family's tiny model."""
     out = tmp_path / "demo"
     lines: list[str] = []
     overrides = [
-        "demo.train_items=40", "demo.test_items=8", "demo.hidden=64",
+        f"demo.family={family}", "demo.train_items=40", "demo.test_items=8", "demo.hidden=64",
         "sft.max_steps=3", "sft.batch_size=4", "sft.warmup_steps=0",
         "train.max_steps=2", "train.prompts_per_step=2", "rollout.num_generations=2",
         "rollout.max_new_tokens=12", "eval.max_new_tokens=12", "eval.batch_size=4", "train.rollouts_every=1",
@@ -38,3 +42,5 @@ def test_demo_pipeline_writes_every_artefact(tmp_path):
     md = (out / "summary.md").read_text()
     assert "| accuracy (95% CI) |" in md and "audio -> silence" in md
     assert md in "\n".join(lines)
+    model_type = {"qwen2.5-omni": "qwen2_5_omni_thinker", "qwen3-omni": "qwen3_omni_moe_thinker"}[family]
+    assert json.loads((out / "model" / "config.json").read_text())["model_type"] == model_type

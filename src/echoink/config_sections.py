@@ -312,6 +312,11 @@ class DemoConfig:
     """Tiny model embedding rows."""
     rope_theta: float = 1e6
     """Tiny model rotary base (the 7B's 1e6 leaves image columns indistinguishable with 16-wide heads)."""
+    family: str = "qwen2.5-omni"
+    """Tiny model family: qwen2.5-omni or qwen3-omni (MoE)."""
 
     def __post_init__(self) -> None:
+        _check(
+            self.family in ("qwen2.5-omni", "qwen3-omni"), "demo.family", f"unknown family {self.family!r}"
+        )
         _check(self.train_items >= 16 and self.test_items >= 1, "demo.train_items/test_items", "too small")

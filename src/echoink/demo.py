@@ -79,7 +79,7 @@ def run_demo(
     model_dir = out / "model"
     stages.run(
         "tiny model",
-        lambda: build_tiny(model_dir, d.hidden, d.layers, d.vocab, d.seed, corpus, d.rope_theta),
+        lambda: build_tiny(model_dir, d.hidden, d.layers, d.vocab, d.seed, corpus, d.rope_theta, d.family),
     )
     stages.run("SFT cold start", lambda: sft(cfg))
     base_dir, grpo_model = out / "sft" / "final", out / "grpo" / "final"

@@ -23,7 +23,7 @@ from transformers import get_constant_schedule_with_warmup
 from .config import Config, save_config
 from .data import Sample, load_split, sample_messages
 from .model import Engine
-from .rl.runlog import RunLog
+from .runlog import RunLog
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 
 from echoink.config import save_config
 from echoink.rl.checkpoint import latest_checkpoint
-from echoink.rl.runlog import read_jsonl
+from echoink.runlog import read_jsonl
 from media_helpers import write_small_split
 
 WORKER = Path(__file__).with_name("worker.py")

@@ -200,3 +200,26 @@ def test_saved_adapter_reloads_with_loader_and_plain_transformers(tmp_path, tiny
 def test_missing_path_is_an_honest_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="echoink model tiny"):
         load_policy(tmp_path / "nope")
+
+
+def test_qwen3_full_layout_loads_the_thinker_only(tmp_path, qwen3_tiny):
+    """A Qwen3-Omni repository layout (thinker + talker + code2wav tensors, the full model's config):
+    the loader picks the family from model_type and builds the thinker with exactly its weights."""
+    from safetensors.torch import save_file
+    from transformers import Qwen3OmniMoeConfig, Qwen3OmniMoeThinkerForConditionalGeneration
+
+    thinker, processor = qwen3_tiny
+    Qwen3OmniMoeConfig(thinker_config=thinker.config.to_dict()).save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    tensors = {f"thinker.{k}": v.contiguous() for k, v in thinker.state_dict().items()}
+    tensors |= {
+        "talker.model.norm.weight": torch.ones(4),
+        "code2wav.pre_transformer.norm.weight": torch.ones(4),
+    }
+    save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    policy = load_policy(tmp_path)
+    assert isinstance(policy, Qwen3OmniMoeThinkerForConditionalGeneration)
+    assert not any(n.startswith(("talker", "code2wav")) for n, _ in policy.named_modules())
+    want = thinker.state_dict()
+    assert policy.state_dict().keys() == want.keys()
+    assert all(torch.equal(v, want[k]) for k, v in policy.state_dict().items())

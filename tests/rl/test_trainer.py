@@ -16,8 +16,8 @@ from safetensors.torch import load_file
 
 from echoink.config import load_config
 from echoink.rl.checkpoint import latest_checkpoint, list_checkpoints
-from echoink.rl.runlog import read_jsonl
 from echoink.rl.trainer import setup_run, train
+from echoink.runlog import read_jsonl
 from media_helpers import write_small_split
 
 METRICS = [
@@ -52,8 +52,8 @@ def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def test_three_steps_move_every_parameter_and_log_every_metric(tiny_model_dir, train_split, tmp_path):
-    cfg = recipe(tiny_model_dir, train_split, tmp_path / "run", "algo.beta=0.04")
+def test_three_steps_move_every_parameter_and_log_every_metric(family_model_dir, train_split, tmp_path):
+    cfg = recipe(family_model_dir, train_split, tmp_path / "run", "algo.beta=0.04")
     run = setup_run(cfg, resume=False)
     before = _weights(run.policy)
     assert run.reference is not None  # beta > 0 without LoRA: a frozen copy
@@ -118,7 +118,8 @@ def _train_cmd(cfg_path: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "echoink", "train", str(cfg_path), *extra]
 
 
-def test_kill_and_resume_is_bitwise_exact(tiny_model_dir, train_split, tmp_path):
+def test_kill_and_resume_is_bitwise_exact(family_model_dir, train_split, tmp_path):
+    tiny_model_dir = family_model_dir
     tests_dir = str(Path(__file__).parents[1])  # the subprocess imports the test reward from media_helpers
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": tests_dir}
     base = recipe(tiny_model_dir, train_split, tmp_path / "unused", "train.max_steps=4", "train.save_every=1")

@@ -23,12 +23,12 @@ from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_
 from ..config import Config, save_config
 from ..data import load_split
 from ..model import Engine
+from ..runlog import RunLog
 from . import algos
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .distributed import check_world, deepspeed_problems
 from .experience import Experience, collect_experience, register_rewards
 from .metrics import step_metrics
-from .runlog import RunLog
 from .sampling import PromptSampler
 
 log = logging.getLogger(__name__)
