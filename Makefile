@@ -20,6 +20,15 @@ $(CHROMIUM):
 	(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium) \
 	  || echo "chromium not installed: the report browser test will skip"
 
+# Debian's ffmpeg, only for ffprobe in the video benchmark test (PyAV's wheels bring their own
+# FFmpeg libraries; decoding and encoding never need this). Without it that test skips and says why.
+FFPROBE := /usr/bin/ffprobe
+$(FFPROBE):
+	@echo "== set-up: ffprobe for the video benchmark test =="
+	(DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ffmpeg \
+	  || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ffmpeg)) \
+	  || echo "ffmpeg not installed: the ffprobe check will skip"
+
 $(STAMP): pyproject.toml constraints.txt
 	@echo "== set-up: virtualenv in $(VENV) (first time: a few minutes, torch is large) =="
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +36,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-test: setup $(CHROMIUM)
+test: setup $(CHROMIUM) $(FFPROBE)
 	$(VENV)/bin/ruff check --quiet .
 	# One thread: the tiny models are too small for a second thread to help, and idle OpenMP
 	# workers spinning on a busy machine slowed the suite several-fold.

@@ -69,13 +69,31 @@ def data_synth(
     ),
     families: str = typer.Option("", "--families", help="Comma-separated question families (default: all)."),
     workers: int = typer.Option(0, "--workers", min=0, help="Processes (0: up to 2 CPUs)."),
+    modality: str = typer.Option(
+        "image",
+        "--modality",
+        help="image (an image + an audio clip) or video (mp4 clips with their soundtrack).",
+    ),
 ) -> None:
     """Generate the embedded audio-visual benchmark (AVQA-R1-6K schema) with reference reasoning traces.
 
-    A wrong --difficulty or --families name lists the valid ones."""
+    A wrong --difficulty or --families name lists the valid ones. ``--modality video`` writes the
+    ``tone_when`` family: which colour was on screen when the tone sounded (needs the two in sync)."""
     import time
 
     from .data.synth import SynthSpec, generate
+
+    if modality not in ("image", "video"):
+        raise typer.BadParameter(f"--modality must be image or video, got {modality!r}")
+    if modality == "video":
+        from .data.synth_video import VideoSpec, generate_video
+
+        start = time.perf_counter()
+        sizes = {"train": train, "val": val, "test": test}
+        for split, path in generate_video(out, sizes, VideoSpec(seed=seed)).items():
+            typer.echo(f"{path}: {sizes[split]} items")
+        typer.echo(f"{sum(sizes.values())} video items in {time.perf_counter() - start:.1f} s")
+        return
 
     names = tuple(f.strip() for f in families.split(",") if f.strip())
     chosen = {"families": names} if names else {}
@@ -215,7 +233,17 @@ def eval_cmd(
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per generation batch."),
     max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Longest completion."),
     ablate: str = typer.Option(
-        "none", "--ablate", help="Comma list of none, audio (silence), image (blank)."
+        "none",
+        "--ablate",
+        help="Comma list of none, audio (silence), image (blank), video (blank frames), "
+        "desync (a video's soundtrack shifted by --desync-seconds).",
+    ),
+    video_fps: float = typer.Option(2.0, "--video-fps", min=0.01, help="Video rows: frames per second."),
+    max_frames: int = typer.Option(16, "--max-frames", min=2, help="Video rows: at most this many frames."),
+    desync_seconds: float | None = typer.Option(
+        None,
+        "--desync-seconds",
+        help="Shift of the soundtrack in the desync ablation (default: half the clip).",
     ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate only the first N items."),
     max_audio_seconds: float | None = typer.Option(
@@ -227,6 +255,7 @@ def eval_cmd(
 ) -> None:
     """Evaluate a model fairly: strict parsing, Wilson/bootstrap CIs, majority vote, pass@k, ablations."""
     from .data import TEMPLATES
+    from .data.messages import VideoSettings
     from .eval.evaluate import Decoding, evaluate
     from .eval.summary import format_summary
 
@@ -238,6 +267,7 @@ def eval_cmd(
             model, data, out, template=prompt, decoding=dec, ablate=[a.strip() for a in ablate.split(",")],
             batch_size=batch_size, max_new_tokens=max_new_tokens, limit=limit,
             max_audio_seconds=max_audio_seconds, max_pixels=max_pixels,
+            video=VideoSettings(video_fps, max_frames, desync_seconds=desync_seconds),
         )  # fmt: skip
     except ValueError as err:
         typer.echo(f"error: {err}", err=True)

@@ -33,8 +33,23 @@ class DataConfig:
     """Images larger than this many pixels are downscaled (aspect kept) before the processor sees them."""
     max_samples: int | None = None
     """Use only the first N rows (after validation); ``None`` uses all."""
+    video_fps: float = 2.0
+    """Video rows: frames sampled per second (the frame on screen at each 1/fps step)."""
+    max_frames: int = 16
+    """Video rows: at most this many frames (an even count: two frames make one temporal patch)."""
+    max_video_pixels: int = 128 * 28 * 28
+    """Video rows: each frame downscaled (aspect kept) to at most this many pixels."""
+
+    def video(self):
+        """These video settings as the data layer takes them."""
+        from .data.messages import VideoSettings
+
+        return VideoSettings(self.video_fps, self.max_frames, self.max_video_pixels)
 
     def __post_init__(self) -> None:
+        _check(self.video_fps > 0, "data.video_fps", "must be > 0")
+        _check(self.max_frames >= 2, "data.max_frames", "must be >= 2 (two frames per temporal patch)")
+        _check(self.max_video_pixels >= 28 * 28, "data.max_video_pixels", "must be at least 784")
         _check(
             self.on_error in ("strict", "skip"),
             "data.on_error",

@@ -98,7 +98,8 @@ def sft(cfg: Config) -> Path:
 def sft_step(scorer, engine: Engine, batch: list[Sample], cfg: Config, device) -> tuple[torch.Tensor, float]:
     """Mean negative log-likelihood of the traces' tokens, and greedy token accuracy (approximate: exp(logp) > 0.5)."""
     d = cfg.data
-    prompts = engine.encode(sample_messages(batch, d.template, d.max_audio_seconds, d.max_pixels)).to(device)
+    messages = sample_messages(batch, d.template, d.max_audio_seconds, d.max_pixels, video=d.video())
+    prompts = engine.encode(messages).to(device)
     ids, mask = target_ids(engine, batch, cfg.sft.trace_field)
     ids, mask = ids.to(device), mask.to(device).float()
     logp, _ = scorer(prompts, ids, 1, 1.0)  # [B, T]

@@ -22,10 +22,18 @@ from typing import Any
 
 from .media import MediaError, audio_info, verify_image
 from .schema import DATA_TYPES, OPTION_RE, RowError, Sample, parse_answer_letters
+from .video import video_info
 
 # Row keys that become typed fields; everything else lands in Sample.metadata.
 _CORE_KEYS = {"problem_id", "problem", "data_type", "problem_type", "options", "solution", "path"}
-_NEEDS_MEDIA = {"image_audio": ("image", "audio"), "audio": ("audio",), "image": ("image",), "text": ()}
+_NEEDS_MEDIA = {
+    "image_audio": ("image", "audio"),
+    "audio": ("audio",),
+    "image": ("image",),
+    "text": (),
+    "video_audio": ("video",),
+    "video": ("video",),
+}
 
 
 @dataclass
@@ -112,16 +120,13 @@ def parse_row(row: Any, root: Path, check_media: bool = True) -> Sample:
     paths = row.get("path") or {}
     if not isinstance(paths, dict):
         raise ValueError("path must be an object with image/audio keys")
-    media: dict[str, Path | None] = {"image": None, "audio": None}
+    media: dict[str, Path | None] = {"image": None, "audio": None, "video": None}
     for kind in _NEEDS_MEDIA[data_type]:
         if kind not in paths:
             raise ValueError(f"data_type {data_type} needs path.{kind}")
         media[kind] = _media_path(root, paths[kind], kind)
         if check_media:
-            if kind == "audio":
-                audio_info(media[kind])
-            else:
-                verify_image(media[kind])
+            _check_media(kind, media[kind], data_type)
     metadata = {k: v for k, v in row.items() if k not in _CORE_KEYS}
     return Sample(
         id=str(row["problem_id"]),
@@ -132,7 +137,21 @@ def parse_row(row: Any, root: Path, check_media: bool = True) -> Sample:
         audio=media["audio"],
         data_type=data_type,
         metadata=metadata,
+        video=media["video"],
     )
+
+
+def _check_media(kind: str, path: Path, data_type: str) -> None:
+    if kind == "audio":
+        audio_info(path)
+    elif kind == "image":
+        verify_image(path)
+    else:
+        info = video_info(path)  # decodes every frame
+        if data_type == "video_audio" and not info.has_audio:
+            raise MediaError(
+                f"{path}: data_type video_audio needs a soundtrack, but the video has no audio stream"
+            )
 
 
 def load_split(

@@ -1,12 +1,49 @@
-"""Samples -> chat messages with their media decoded: what the model engine's ``encode`` takes."""
+"""Samples -> chat messages with their media decoded: what the model engine's ``encode`` takes.
+
+A video row becomes one ``video`` content block carrying its frames, their fps and its soundtrack
+(``video_audio`` rows; ``None`` for ``video`` rows); the engine tells the processor to interleave a
+soundtrack with its frames in time.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from .media import silence_like
 from .prompts import build_messages, load_media
 from .schema import Sample
+from .video import load_video, shifted
+
+ABLATIONS = ("none", "audio", "image", "video", "desync")
+"""none; audio -> silence; image -> blank; video -> blank frames; desync -> soundtrack shifted in time."""
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """How videos are sampled (``data.video_fps``, ``data.max_frames``, ``data.max_video_pixels``)."""
+
+    fps: float = 2.0
+    max_frames: int = 16
+    max_pixels: int | None = 128 * 28 * 28
+    desync_seconds: float | None = None
+    """Shift of the soundtrack in the desync ablation; None: half the clip."""
+
+
+def video_block(sample: Sample, video: VideoSettings, ablate: str = "none") -> dict[str, Any]:
+    """The content block of a video row, with the ablation applied (audio, video or desync)."""
+    clip = load_video(sample.video, video.fps, video.max_frames, video.max_pixels)
+    frames, sound = clip.frames, clip.soundtrack if sample.data_type == "video_audio" else None
+    if ablate == "video":
+        frames = np.full_like(frames, 128)  # mid-grey, same size and count
+    if ablate == "audio" and sound is not None:
+        sound = silence_like(sound)
+    if ablate == "desync" and sound is not None:
+        sound = shifted(sound, video.desync_seconds if video.desync_seconds is not None else clip.seconds / 2)
+    return {"type": "video", "video": frames, "fps": clip.fps, "soundtrack": sound}
 
 
 def sample_messages(
@@ -15,10 +52,19 @@ def sample_messages(
     max_audio_seconds: float | None,
     max_pixels: int | None,
     ablate: str = "none",
+    video: VideoSettings | None = None,
 ) -> list[list[dict[str, Any]]]:
     """One conversation per sample: media decoded (and ablated if asked), the prompt template rendered."""
+    if ablate not in ABLATIONS:
+        raise ValueError(f"ablate must be one of {', '.join(ABLATIONS)}, got {ablate!r}")
     out = []
     for sample in samples:
-        audio, image = load_media(sample, max_audio_seconds, max_pixels, ablate=ablate)
-        out.append(build_messages(sample, template, audio=audio, image=image))
+        if sample.video is not None:
+            messages = build_messages(sample, template)
+            messages[-1]["content"].insert(0, video_block(sample, video or VideoSettings(), ablate))
+        else:
+            still = ablate if ablate in ("none", "audio", "image") else "none"  # video ablations: no-op here
+            audio, image = load_media(sample, max_audio_seconds, max_pixels, ablate=still)
+            messages = build_messages(sample, template, audio=audio, image=image)
+        out.append(messages)
     return out

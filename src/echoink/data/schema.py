@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DATA_TYPES = ("image_audio", "audio", "image", "text")  # "text": no media (text-only GRPO, benchmarks)
+DATA_TYPES = ("image_audio", "audio", "image", "text", "video_audio", "video")
+""""text": no media (text-only GRPO); "video_audio": a video whose own soundtrack is the audio; "video": frames only."""
 OPTION_RE = re.compile(r"^\s*([A-Z])\s*[.)]\s*(.*)$", re.S)
 SOLUTION_RE = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.S | re.I)
 
@@ -32,6 +33,7 @@ class Sample:
     audio: Path | None
     data_type: str
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    video: Path | None = None
 
     @property
     def letters(self) -> str:

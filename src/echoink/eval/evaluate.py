@@ -29,13 +29,16 @@ from typing import Any
 import torch
 
 from ..data import Sample, load_split, sample_messages
+from ..data.messages import ABLATIONS, VideoSettings
 from ..rl.rewards import accuracy_reward, format_reward, parse_answer
 from .summary import short_metadata, summarize
 
 log = logging.getLogger(__name__)
 
-CONDITIONS = ("none", "audio", "image")
-"""Ablation conditions: nothing replaced, audio -> silence, image -> blank."""
+CONDITIONS = ABLATIONS
+"""Ablation conditions: nothing replaced, audio -> silence, image -> blank, video -> blank frames,
+desync -> a video's soundtrack shifted in time (default: by half the clip). A condition that does
+not apply to a row (desync on an image row) leaves it as it is."""
 PREDICTIONS, SUMMARY, SETTINGS = "predictions.jsonl", "summary.json", "eval_config.json"
 
 
@@ -79,6 +82,7 @@ class EvalSettings:
     max_new_tokens: int = 256
     max_audio_seconds: float | None = None
     max_pixels: int | None = 224 * 224
+    video: VideoSettings = field(default_factory=VideoSettings)
 
 
 def load_model(model_dir: str | Path, device: str | None = None) -> tuple[torch.nn.Module, Any]:
@@ -109,6 +113,7 @@ def evaluate(
     limit: int | None = None,
     max_audio_seconds: float | None = None,
     max_pixels: int | None = 224 * 224,
+    video: VideoSettings | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``model_dir`` on ``data_path`` under each condition in ``ablate``; write and return the summary.
 
@@ -116,7 +121,9 @@ def evaluate(
     keeps the first N valid items. "none" is always evaluated (the ablation drops need it).
     """
     decoding = decoding if isinstance(decoding, Decoding) else Decoding(mode=decoding)
-    settings = EvalSettings(template, decoding, max_new_tokens, max_audio_seconds, max_pixels)
+    settings = EvalSettings(
+        template, decoding, max_new_tokens, max_audio_seconds, max_pixels, video or VideoSettings()
+    )
     conditions = ["none", *[c for c in dict.fromkeys(ablate) if c != "none"]]
     if bad := [c for c in conditions if c not in CONDITIONS]:
         raise ValueError(f"unknown ablation(s) {bad}; valid: {', '.join(CONDITIONS)}")
@@ -196,7 +203,12 @@ def predict_batch(
     """Generate K completions for each of the B samples under ``condition``; B*K prediction rows."""
     dec = settings.decoding
     messages = sample_messages(
-        samples, settings.template, settings.max_audio_seconds, settings.max_pixels, ablate=condition
+        samples,
+        settings.template,
+        settings.max_audio_seconds,
+        settings.max_pixels,
+        ablate=condition,
+        video=settings.video,
     )
     param = next(model.parameters())
     prompts = engine.encode(messages).to(param.device, param.dtype)

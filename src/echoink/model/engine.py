@@ -15,6 +15,7 @@ Shapes: B prompts, G completions per prompt, N = B·G, L prompt tokens, T comple
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -41,15 +42,53 @@ def thinker_of(model: nn.Module) -> nn.Module:
     return model
 
 
-def _media(messages: list[dict[str, Any]], kind: str) -> list[Any]:
-    """The ``kind`` blocks' payloads in the order the chat template emits their placeholders."""
-    return [
-        block[kind]
-        for message in messages
-        if not isinstance(message["content"], str)
-        for block in message["content"]
-        if block.get("type") == kind
-    ]
+@dataclass
+class _Media:
+    """A batch's media in placeholder order, and which prompt owns each item."""
+
+    images: list = field(default_factory=list)
+    audios: list = field(default_factory=list)  # standalone clips and video soundtracks, in text order
+    audio_video: list = field(default_factory=list)  # per audio slot: None, or the index of its video
+    videos: list = field(default_factory=list)
+    fps: list = field(default_factory=list)
+    owners: dict = field(default_factory=lambda: {"audio": [], "image": [], "video": []})
+
+    def add(self, b: int, block: dict[str, Any]) -> None:
+        kind = block.get("type")
+        if kind == "image":
+            self.images.append(block["image"])
+            self.owners["image"].append(b)
+        elif kind == "audio":
+            self.audios.append(block["audio"])
+            self.audio_video.append(None)
+            self.owners["audio"].append(b)
+        elif kind == "video":
+            self.videos.append(block["video"])
+            self.fps.append(float(block.get("fps", 2.0)))
+            self.owners["video"].append(b)
+            if block.get("soundtrack") is not None:
+                self.audios.append(block["soundtrack"])
+                self.audio_video.append(len(self.videos) - 1)
+                self.owners["audio"].append(b)
+
+    @property
+    def audio_in_video(self) -> bool:
+        with_sound = {i for i in self.audio_video if i is not None}
+        if with_sound and len(with_sound) != len(self.videos):
+            raise ValueError("a batch mixes videos with and without a soundtrack; batch them apart")
+        return bool(with_sound)
+
+
+def _collect_media(batch_messages: list[list[dict[str, Any]]]) -> _Media:
+    media = _Media()
+    for b, messages in enumerate(batch_messages):
+        for message in messages:
+            if not isinstance(message["content"], str):
+                for block in message["content"]:
+                    media.add(b, block)
+    if len(set(media.fps)) > 1:
+        raise ValueError(f"videos of one batch must share a frame rate, got {sorted(set(media.fps))}")
+    return media
 
 
 class Engine:
@@ -84,19 +123,24 @@ class Engine:
             proc.apply_chat_template(m, tokenize=False, add_generation_prompt=add_generation_prompt)
             for m in batch_messages
         ]
-        images = [img for m in batch_messages for img in _media(m, "image")]
-        audios = [wav for m in batch_messages for wav in _media(m, "audio")]
+        media = _collect_media(batch_messages)
+        in_video = media.audio_in_video
+        kwargs = self.family.processor_kwargs(proc, media.audios)
+        if media.videos:
+            kwargs |= self.family.video_kwargs(proc, media.fps[0], media.audio_video if in_video else None)
         out = proc(
             text=texts,
-            images=images or None,
-            audio=audios or None,
+            images=media.images or None,
+            videos=media.videos or None,
+            audio=media.audios or None,
             padding=True,
             padding_side="left",
             return_tensors="pt",
-            **self.family.processor_kwargs(proc, audios),
+            **kwargs,
         )
-        owners = self.family.owners(out["input_ids"], self.tokenizer)
-        return PromptBatch(out["input_ids"], out["attention_mask"], MMInputs.from_processor(out, *owners))
+        owners = {k: torch.tensor(v, dtype=torch.long) for k, v in media.owners.items()}
+        mm = MMInputs.from_processor(out, owners, in_video)
+        return PromptBatch(out["input_ids"], out["attention_mask"], mm)
 
     def decode(self, ids: torch.Tensor) -> list[str]:
         return self.processor.batch_decode(ids, skip_special_tokens=True)

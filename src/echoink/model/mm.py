@@ -23,6 +23,9 @@ _KEYS = {
     "audio_mask": "feature_attention_mask",
     "pixel_values": "pixel_values",
     "image_grid_thw": "image_grid_thw",
+    "video_pixels": "pixel_values_videos",
+    "video_grid_thw": "video_grid_thw",
+    "video_second_per_grid": "video_second_per_grid",
 }
 
 
@@ -34,19 +37,29 @@ class MMInputs:
     audio_mask: torch.Tensor | None = None  # [n_audio, frames], 1 on valid frames
     pixel_values: torch.Tensor | None = None  # [sum of patches, D]
     image_grid_thw: torch.Tensor | None = None  # [n_image, 3]
+    video_pixels: torch.Tensor | None = None  # [sum of video patches, D]
+    video_grid_thw: torch.Tensor | None = None  # [n_video, 3]
+    video_second_per_grid: torch.Tensor | None = None  # [n_video] seconds per temporal patch
     audio_owner: torch.Tensor | None = None  # [n_audio] index of the prompt each clip belongs to
     image_owner: torch.Tensor | None = None  # [n_image]
+    video_owner: torch.Tensor | None = None  # [n_video]
+    use_audio_in_video: bool = False
+    """The videos' soundtracks are among the audio clips, interleaved with their frames in time."""
 
     @classmethod
-    def from_processor(cls, out: dict, audio_owner: torch.Tensor, image_owner: torch.Tensor) -> MMInputs:
-        """The media tensors of a processor output, with each item's owning prompt."""
+    def from_processor(cls, out: dict, owners: dict[str, torch.Tensor], use_audio_in_video: bool) -> MMInputs:
+        """The media tensors of a processor output, with each item's owning prompt (owners by kind)."""
         values = {name: out.get(key) for name, key in _KEYS.items()}
-        has_audio, has_image = values["audio_features"] is not None, values["pixel_values"] is not None
-        return cls(
-            **values,
-            audio_owner=audio_owner if has_audio else None,
-            image_owner=image_owner if has_image else None,
-        )
+        if values["video_second_per_grid"] is not None:
+            values["video_second_per_grid"] = torch.as_tensor(
+                values["video_second_per_grid"], dtype=torch.float32
+            )
+        present = {"audio": "audio_features", "image": "pixel_values", "video": "video_pixels"}
+        kinds = {
+            f"{kind}_owner": owners[kind] if values[key] is not None else None
+            for kind, key in present.items()
+        }
+        return cls(**values, **kinds, use_audio_in_video=use_audio_in_video)
 
     @property
     def has_audio(self) -> bool:
@@ -57,13 +70,20 @@ class MMInputs:
         return self.pixel_values is not None
 
     @property
+    def has_video(self) -> bool:
+        return self.video_pixels is not None
+
+    @property
     def audio_lengths(self) -> torch.Tensor | None:
         """[n_audio] valid mel frames per clip."""
         return None if self.audio_mask is None else self.audio_mask.sum(-1)
 
     def model_kwargs(self) -> dict[str, torch.Tensor]:
         """Keyword arguments for the thinker's ``forward`` / ``generate`` (absent media left out)."""
-        return {key: getattr(self, name) for name, key in _KEYS.items() if getattr(self, name) is not None}
+        out = {key: getattr(self, name) for name, key in _KEYS.items() if getattr(self, name) is not None}
+        if self.use_audio_in_video and self.has_video:
+            out["use_audio_in_video"] = True
+        return out
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> MMInputs:
         """Everything on ``device``; floating tensors (features, patches) also in ``dtype`` when given."""
@@ -75,10 +95,14 @@ class MMInputs:
                 return t.to(device=device, dtype=dtype)
             return t.to(device)
 
-        return MMInputs(**{f.name: move(getattr(self, f.name)) for f in fields(self)})
+        moved = {f.name: move(getattr(self, f.name)) for f in fields(self) if f.name != "use_audio_in_video"}
+        return MMInputs(**moved, use_audio_in_video=self.use_audio_in_video)
 
     def _image_chunks(self) -> tuple[torch.Tensor, ...]:
         return torch.split(self.pixel_values, self.image_grid_thw.prod(-1).tolist())  # patches per image
+
+    def _video_chunks(self) -> tuple[torch.Tensor, ...]:
+        return torch.split(self.video_pixels, self.video_grid_thw.prod(-1).tolist())  # patches per video
 
     def slice(self, start: int, stop: int) -> MMInputs:
         """The media of prompts [start, stop), owners renumbered from 0."""
@@ -95,6 +119,13 @@ class MMInputs:
             out.pixel_values = torch.cat([chunks[i] for i in keep]) if keep else None
             out.image_grid_thw = self.image_grid_thw[keep] if keep else None
             out.image_owner = self.image_owner[keep] - start if keep else None
+        if self.has_video:
+            keep = [i for i, o in enumerate(self.video_owner.tolist()) if start <= o < stop]
+            chunks = self._video_chunks()
+            out.video_pixels = torch.cat([chunks[i] for i in keep]) if keep else None
+            out.video_grid_thw = self.video_grid_thw[keep] if keep else None
+            out.video_second_per_grid = self.video_second_per_grid[keep] if keep else None
+            out.video_owner = self.video_owner[keep] - start if keep else None
         return out
 
     def repeat(self, group_size: int) -> MMInputs:
@@ -111,6 +142,11 @@ class MMInputs:
             out.pixel_values = torch.cat([c for c in self._image_chunks() for _ in range(g)])
             out.image_grid_thw = self.image_grid_thw.repeat_interleave(g, 0)
             out.image_owner = _repeat_owner(self.image_owner, g)
+        if self.has_video:
+            out.video_pixels = torch.cat([c for c in self._video_chunks() for _ in range(g)])
+            out.video_grid_thw = self.video_grid_thw.repeat_interleave(g, 0)
+            out.video_second_per_grid = self.video_second_per_grid.repeat_interleave(g, 0)
+            out.video_owner = _repeat_owner(self.video_owner, g)
         return out
 
     @staticmethod
@@ -133,6 +169,16 @@ class MMInputs:
             out.pixel_values = torch.cat([p.pixel_values for p, _ in images])
             out.image_grid_thw = torch.cat([p.image_grid_thw for p, _ in images])
             out.image_owner = torch.cat([p.image_owner + o for p, o in images])
+        videos = [(p, o) for p, o in zip(parts, offsets, strict=True) if p.has_video]
+        if videos:
+            out.video_pixels = torch.cat([p.video_pixels for p, _ in videos])
+            out.video_grid_thw = torch.cat([p.video_grid_thw for p, _ in videos])
+            out.video_second_per_grid = torch.cat([p.video_second_per_grid for p, _ in videos])
+            out.video_owner = torch.cat([p.video_owner + o for p, o in videos])
+        flags = {p.use_audio_in_video for p in parts if p.has_video}
+        if len(flags) > 1:
+            raise ValueError("cannot batch videos with and without their soundtrack interleaved")
+        out.use_audio_in_video = flags == {True}
         return out
 
 

@@ -26,14 +26,12 @@ from .tokenizer import QWEN3_OMNI_TOKENS, train_tokenizer
 HEAD_DIM = 16
 
 
-def tiny_qwen3_config(
-    hidden: int, layers: int, vocab: int, token_ids: dict[str, int], rope_theta: float, experts: int = 4
-) -> Qwen3OmniMoeThinkerConfig:
-    """Thinker config with tiny text (MoE) / audio / vision towers and the 30B-A3B's input geometry."""
+def _text_config(hidden: int, layers: int, vocab: int, pad_id: int, rope_theta: float, experts: int) -> dict:
+    """A tiny MoE decoder: top-2 of ``experts``, M-RoPE interleaved as in Qwen3-Omni."""
     from .tiny import _mrope_section
 
     heads = hidden // HEAD_DIM
-    text = {
+    return {
         "vocab_size": vocab,
         "hidden_size": hidden,
         "intermediate_size": 2 * hidden,
@@ -51,8 +49,15 @@ def tiny_qwen3_config(
             "mrope_section": _mrope_section(HEAD_DIM),
             "interleaved": True,
         },
-        "pad_token_id": token_ids["pad"],
+        "pad_token_id": pad_id,
     }
+
+
+def tiny_qwen3_config(
+    hidden: int, layers: int, vocab: int, token_ids: dict[str, int], rope_theta: float, experts: int = 4
+) -> Qwen3OmniMoeThinkerConfig:
+    """Thinker config with tiny text (MoE) / audio / vision towers and the 30B-A3B's input geometry."""
+    text = _text_config(hidden, layers, vocab, token_ids["pad"], rope_theta, experts)
     audio = {
         "num_mel_bins": 128,
         "encoder_layers": 2,

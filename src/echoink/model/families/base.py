@@ -99,15 +99,26 @@ class Family:
         n_fft = getattr(processor.feature_extractor, "n_fft", 400)
         return {"audio_kwargs": {"max_length": max(len(a) for a in audios) + n_fft}}
 
-    def owners(self, input_ids: torch.Tensor, tokenizer: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """([n_audio], [n_image]) the prompt index of each audio clip / image, in placeholder order."""
-        audio_start = tokenizer.convert_tokens_to_ids(self.audio_start_token)
-        vision_start = tokenizer.convert_tokens_to_ids(self.vision_start_token)
-        rows = torch.arange(input_ids.shape[0], device=input_ids.device)
-        audio_counts = (input_ids == audio_start).sum(1)  # [B] clips per prompt
-        starts = input_ids[:, :-1] == vision_start
-        image_counts = (starts & (input_ids[:, 1:] == tokenizer.image_token_id)).sum(1)  # [B] images
-        return rows.repeat_interleave(audio_counts), rows.repeat_interleave(image_counts)
+    def video_kwargs(self, processor: Any, fps: float, audio_from_video: list | None) -> dict[str, Any]:
+        """Processor arguments for videos sampled at ``fps`` (already downscaled by the data layer).
+
+        Frames are taken as given (no resampling, no upscaling to the processor's default minimum);
+        ``audio_from_video`` (per audio slot: None or its video's index) interleaves each soundtrack
+        with its frames in time, as ``use_audio_in_video`` means in both families.
+        """
+        video = processor.video_processor
+        cell = video.patch_size * video.merge_size  # pixels per video token side
+        kwargs: dict[str, Any] = {
+            "videos_kwargs": {
+                "fps": fps,
+                "do_sample_frames": False,
+                "size": {"shortest_edge": cell * cell, "longest_edge": 1 << 40},
+                "cap_pixels_per_frame": True,  # the reference behaviour (frames are already downscaled)
+            }
+        }
+        if audio_from_video is not None:
+            kwargs |= {"load_audio_from_video": True, "audio_from_video_indices": audio_from_video}
+        return kwargs
 
     # --- the towers and positions ------------------------------------------------------------------
     def language_model(self, thinker: nn.Module) -> nn.Module:
@@ -121,16 +132,26 @@ class Family:
         """([image tokens, H] merged patch embeddings, extra prompt kwargs)."""
         raise NotImplementedError
 
+    def video_features(self, thinker: nn.Module, mm: MMInputs) -> tuple[torch.Tensor, dict[str, Any]]:
+        """([video tokens, H] merged patch embeddings, extra prompt kwargs)."""
+        raise NotImplementedError
+
+    def visual_kwargs(self, ids: torch.Tensor, cfg: Any, image: dict, video: dict) -> dict[str, Any]:
+        """Prompt-pass arguments from the image and video towers' extras (none for dense families)."""
+        return {}
+
     def rope_index(self, thinker: nn.Module, prompts: PromptBatch) -> torch.Tensor:
         """[3, B, L] M-RoPE positions of the prompts (audio and image spans placed in time and space)."""
         mm = prompts.mm
-        # Argument names differ from forward's: audio_seqlens, not feature_attention_mask.
+        # Argument names differ from forward's: audio_seqlens, second_per_grids.
         position_ids, _ = thinker.model.get_rope_index(
             prompts.input_ids,
             image_grid_thw=mm.image_grid_thw,
-            video_grid_thw=None,
+            video_grid_thw=mm.video_grid_thw,
             attention_mask=prompts.attention_mask,
+            use_audio_in_video=mm.use_audio_in_video and mm.has_video,
             audio_seqlens=mm.audio_lengths,
+            second_per_grids=mm.video_second_per_grid,
         )
         return position_ids
 
@@ -141,14 +162,20 @@ class Family:
         """
         ids, cfg, mm = prompts.input_ids, thinker.config, prompts.mm
         embeds = thinker.get_input_embeddings()(ids)  # [B, L, H]
-        extra: dict[str, Any] = {}
-        if mm.has_audio:
+        image_extra: dict[str, Any] = {}
+        video_extra: dict[str, Any] = {}
+        if mm.has_audio:  # standalone clips and video soundtracks alike sit at the audio tokens, in order
             slots = (ids == cfg.audio_token_id).unsqueeze(-1)  # [B, L, 1]
             embeds = embeds.masked_scatter(slots, self.audio_embeds(thinker, mm).to(embeds.dtype))
         if mm.has_image:
-            image, extra = self.image_features(thinker, mm)
+            image, image_extra = self.image_features(thinker, mm)
             slots = (ids == cfg.image_token_id).unsqueeze(-1)
             embeds = embeds.masked_scatter(slots, image.to(embeds.dtype))
+        if mm.has_video:
+            video, video_extra = self.video_features(thinker, mm)
+            slots = (ids == cfg.video_token_id).unsqueeze(-1)
+            embeds = embeds.masked_scatter(slots, video.to(embeds.dtype))
+        extra = self.visual_kwargs(ids, cfg, image_extra, video_extra)
         return PrefixEncoding(embeds, self.rope_index(thinker, prompts), prompts.attention_mask, extra)
 
     def forget_positions(self, thinker: nn.Module) -> None:

@@ -34,3 +34,7 @@ class Qwen2_5Omni(Family):
         # pooler_output holds the merged (2x2) patch embeddings per image; last_hidden_state is pre-merge.
         out = thinker.model.get_image_features(mm.pixel_values, mm.image_grid_thw)
         return torch.cat(out.pooler_output), {}
+
+    def video_features(self, thinker: nn.Module, mm: MMInputs) -> tuple[torch.Tensor, dict[str, Any]]:
+        out = thinker.model.get_video_features(mm.video_pixels, mm.video_grid_thw)
+        return torch.cat(out.pooler_output), {}

@@ -45,24 +45,32 @@ class Qwen3OmniMoe(Family):
     is_moe = True
 
     def image_features(self, thinker: nn.Module, mm: MMInputs) -> tuple[torch.Tensor, dict[str, Any]]:
-        out = thinker.model.get_image_features(mm.pixel_values, mm.image_grid_thw)
-        # deepstack_features: one tuple (per image) per tapped vision layer -> [image tokens, H] each.
-        deepstack = [torch.cat(per_image) for per_image in out.deepstack_features]
-        return torch.cat(out.pooler_output), {"deepstack_visual_embeds": deepstack}
+        return _with_deepstack(thinker.model.get_image_features(mm.pixel_values, mm.image_grid_thw))
+
+    def video_features(self, thinker: nn.Module, mm: MMInputs) -> tuple[torch.Tensor, dict[str, Any]]:
+        return _with_deepstack(thinker.model.get_video_features(mm.video_pixels, mm.video_grid_thw))
+
+    def visual_kwargs(self, ids: torch.Tensor, cfg: Any, image: dict, video: dict) -> dict[str, Any]:
+        """Deepstack features of images and videos, merged in token order at the visual positions."""
+        image_mask, video_mask = ids == cfg.image_token_id, ids == cfg.video_token_id  # [B, L]
+        if not image and not video:
+            return {}
+        if image and video:
+            visual = image_mask | video_mask
+            layers = []
+            for img, vid in zip(image["deepstack"], video["deepstack"], strict=True):
+                joint = img.new_zeros(int(visual.sum()), img.shape[-1])
+                joint[image_mask[visual]], joint[video_mask[visual]] = img, vid
+                layers.append(joint)
+            return {"deepstack_visual_embeds": layers, "visual_pos_masks": visual}
+        only, mask = (image, image_mask) if image else (video, video_mask)
+        return {"deepstack_visual_embeds": only["deepstack"], "visual_pos_masks": mask}
 
     def processor_kwargs(self, processor: Any, audios: list) -> dict[str, Any]:
         kwargs = super().processor_kwargs(processor, audios)
         if kwargs:  # this processor pads to the longest clip unless told otherwise
             kwargs["audio_kwargs"]["padding"] = "max_length"
         return kwargs
-
-    def prefix(self, thinker: nn.Module, prompts):
-        enc = super().prefix(thinker, prompts)
-        if "deepstack_visual_embeds" in enc.prompt_kwargs:
-            enc.prompt_kwargs["visual_pos_masks"] = (
-                prompts.input_ids == thinker.config.image_token_id
-            )  # [B, L]
-        return enc
 
     def aux_loss(
         self, router_logits: Any, thinker: nn.Module, mask: torch.Tensor | None
@@ -71,3 +79,11 @@ class Qwen3OmniMoe(Family):
         return load_balancing_loss_func(
             tuple(router_logits), text.num_experts, text.num_experts_per_tok, mask
         )
+
+
+def _with_deepstack(out: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+    """(merged embeddings [tokens, H], {"deepstack": one [tokens, H] per tapped vision layer})."""
+    # deepstack_features: one tuple (per image / video) per tapped vision layer.
+    return torch.cat(out.pooler_output), {
+        "deepstack": [torch.cat(per_item) for per_item in out.deepstack_features]
+    }

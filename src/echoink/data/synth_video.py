@@ -1,0 +1,146 @@
+"""The embedded video benchmark: a question that needs the picture and the sound *in sync*.
+
+Family ``tone_when``: a clip of ``segments`` seconds shows one coloured square per second (four
+different colours, one after another); a single tone sounds once, inside one of those seconds. The
+question asks which colour was on screen when the tone sounded. Neither stream alone answers it
+(the frames show all four colours, the sound says only *when*), and the soundtrack shifted by half
+the clip (the desync ablation) points at another second, so the wrong colour. Written as real mp4
+files (h264 video + AAC soundtrack, ``video.write_video``); each item draws from its own RNG seeded
+by (seed, split, index) and its answer letter from a shuffled block of A-D, so letters are balanced
+and a seed gives the same files.
+
+``generate_video(out, {"train": 400, "test": 200}, VideoSpec(seed=0))`` writes ``out/{split}.json``
+and ``out/videos/*.mp4``; rows are ``data_type: video_audio`` with a reference trace in ``reasoning``.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .media import SAMPLE_RATE
+from .synth_media import RGB
+from .video import write_video
+
+DATA_SOURCE = "echoink-synth-video"
+LETTERS = "ABCD"
+COLOURS = tuple(RGB)  # red, yellow, green, blue, purple
+QUESTION = "Which colour was on the screen when the tone sounded?"
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    seed: int = 0
+    segments: int = 4  # seconds, one colour each (also the number of options)
+    fps: int = 2
+    side: int = 56  # frame width and height (two 28-px cells; Qwen3 rounds to 64)
+    tone_hz: float = 660.0
+    tone_seconds: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.segments != len(LETTERS):
+            raise ValueError(f"segments must be {len(LETTERS)} (one option per second)")
+        if self.fps < 1 or self.side < 28 or self.side % 2:
+            raise ValueError("fps must be >= 1 and side an even number >= 28")
+
+
+def _rng(seed: int, split: str, stream: int, n: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(split.encode()), stream, n]))
+
+
+def plan_clip(spec: VideoSpec, split: str, index: int) -> dict:
+    """The item's colours per second, the second the tone sounds in, its onset, and the answer letter."""
+    block = _rng(spec.seed, split, 1, index // len(LETTERS)).permutation(len(LETTERS))
+    letter = int(block[index % len(LETTERS)])
+    rng = _rng(spec.seed, split, 0, index)
+    colours = [COLOURS[i] for i in rng.choice(len(COLOURS), spec.segments, replace=False)]
+    second = int(rng.integers(spec.segments))  # when the tone sounds
+    onset = second + float(rng.uniform(0.15, 1.0 - spec.tone_seconds - 0.15))
+    # Options: the four colours of the clip, ordered so that the on-screen one lands on ``letter``.
+    others = [c for c in colours if c != colours[second]]
+    order = [int(i) for i in rng.permutation(len(others))]
+    options = [others[i] for i in order]
+    options.insert(letter, colours[second])
+    return {
+        "colours": colours,
+        "second": second,
+        "onset": round(onset, 3),
+        "letter": letter,
+        "options": options,
+    }
+
+
+def render_clip(spec: VideoSpec, plan: dict) -> tuple[np.ndarray, np.ndarray]:
+    """([T, side, side, 3] frames: a coloured square on grey, one colour per second; [samples] soundtrack)."""
+    frames = np.full((spec.segments * spec.fps, spec.side, spec.side, 3), 128, dtype=np.uint8)
+    pad = spec.side // 8
+    for t in range(len(frames)):
+        frames[t, pad:-pad, pad:-pad] = RGB[plan["colours"][t // spec.fps]]
+    n = spec.segments * SAMPLE_RATE
+    sound = np.zeros(n, dtype=np.float32)
+    start, length = int(plan["onset"] * SAMPLE_RATE), int(spec.tone_seconds * SAMPLE_RATE)
+    t = np.arange(length) / SAMPLE_RATE
+    ramp = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.02)  # 20 ms fades: no clicks
+    sound[start : start + length] = 0.4 * np.sin(2 * np.pi * spec.tone_hz * t) * ramp
+    return frames, sound
+
+
+def trace(plan: dict) -> str:
+    """The reference reasoning for the SFT cold start."""
+    colour = plan["colours"][plan["second"]]
+    return (
+        f"<think>The tone sounds in second {plan['second'] + 1}. At that moment the screen shows "
+        f"{colour}.</think><answer>{LETTERS[plan['letter']]}</answer>"
+    )
+
+
+def make_video_item(out: Path, spec: VideoSpec, split: str, index: int) -> dict:
+    plan = plan_clip(spec, split, index)
+    frames, sound = render_clip(spec, plan)
+    stem = f"{split}-{index:05d}"
+    write_video(out / "videos" / f"{stem}.mp4", frames, spec.fps, sound)
+    return {
+        "problem_id": stem,
+        "problem": QUESTION,
+        "data_type": "video_audio",
+        "problem_type": "multiple choice",
+        "options": [f"{LETTERS[i]}. {c}" for i, c in enumerate(plan["options"])],
+        "solution": f"<answer>{LETTERS[plan['letter']]}</answer>",
+        "path": {"video": f"videos/{stem}.mp4"},
+        "data_source": DATA_SOURCE,
+        "needs": "both",
+        "family": "tone_when",
+        "reasoning": trace(plan),
+        "tone_second": plan["second"] + 1,
+        "tone_onset": plan["onset"],
+    }
+
+
+def generate_video(out: str | Path, sizes: dict[str, int], spec: VideoSpec | None = None) -> dict[str, Path]:
+    """Write the splits ``sizes`` names; returns their paths (and writes ``synth.yaml``)."""
+    spec = spec or VideoSpec()
+    out = Path(out)
+    paths = {}
+    for split, n in sizes.items():
+        rows = [make_video_item(out, spec, split, i) for i in range(n)]
+        paths[split] = out / f"{split}.json"
+        paths[split].parent.mkdir(parents=True, exist_ok=True)
+        paths[split].write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    manifest = {"generator": DATA_SOURCE, **asdict(spec), "sizes": dict(sizes)}
+    (out / "synth.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
+    return paths
+
+
+def video_corpus(n: int = 200) -> list[str]:
+    """Question, options and traces of the video family, for building a tokenizer."""
+    spec, texts = VideoSpec(), []
+    for index in range(n):
+        plan = plan_clip(spec, "corpus", index)
+        options = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(plan["options"]))
+        texts += [f"{QUESTION}\n{options}", trace(plan)]
+    return texts
