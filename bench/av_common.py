@@ -39,6 +39,30 @@ def av_prompts(engine, config, n_prompts: int, audio_seconds: float, image_side:
     return engine, engine.encode(sample_messages(samples, "reasoning", None, None))
 
 
+def video_prompts(engine, n_prompts: int, seconds: float = 4.0, fps: int = 2, side: int = 224):
+    """(engine, PromptBatch of B video prompts: ``seconds`` at ``fps``, with a soundtrack interleaved)."""
+    import json
+
+    import numpy as np
+
+    from echoink.data.messages import VideoSettings
+    from echoink.data.video import write_video
+
+    root = Path(tempfile.mkdtemp(prefix="echoink-bench-video-"))
+    rows = []
+    for i in range(n_prompts):
+        frames = np.full((int(seconds * fps), side, side, 3), 40 * i, np.uint8)
+        t = np.arange(int(seconds * 16_000)) / 16_000
+        write_video(
+            root / f"v{i}.mp4", frames, fps, (0.3 * np.sin(2 * np.pi * (300 + 100 * i) * t)).astype("float32")
+        )
+        rows.append({**make_row(i), "data_type": "video_audio", "path": {"video": f"v{i}.mp4"}})
+    (root / "split.json").write_text(json.dumps(rows))
+    samples = load_split(root / "split.json").samples
+    video = VideoSettings(fps=fps, max_frames=int(seconds * fps), max_pixels=side * side)
+    return engine, engine.encode(sample_messages(samples, "reasoning", None, None, video=video))
+
+
 def fixed_length_config(engine, model, new_tokens: int):
     """Sampling config that always produces exactly ``new_tokens`` tokens (stop ids blocked until then)."""
     return engine.generation_config(

@@ -23,6 +23,7 @@ from av_common import (
     fixed_length_config,
     step_info,
     tiny_model,
+    video_prompts,
 )
 
 PHASES = ("rollout", "reference", "policy_forward_backward", "step")
@@ -32,13 +33,26 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--group-size", type=int, default=8)
     p.add_argument("--audio-seconds", type=float, default=10.0)
+    p.add_argument(
+        "--video",
+        action="store_true",
+        help="video prompts instead: 4 s at 2 fps, 224x224, soundtrack interleaved",
+    )
     add_step_args(p)
     a = p.parse_args()
     model, processor = tiny_model(a.hidden, a.layers, a.threads, a.family)
-    prompts = av_prompts(processor, model.config, a.prompts, a.audio_seconds)
+    if a.video:
+        prompts = video_prompts(processor, a.prompts)
+    else:
+        prompts = av_prompts(processor, model.config, a.prompts, a.audio_seconds)
     gen = fixed_length_config(processor, model, a.new_tokens)
     res = compare_modes(model, prompts, a.group_size, gen, a.beta, a.repeats)
-    common = {"bench": "rollout_sharing", "G": a.group_size, "audio_s": a.audio_seconds, "image": "224x224"}
+    media = (
+        {"video": "4 s at 2 fps, 224x224, soundtrack"}
+        if a.video
+        else {"audio_s": a.audio_seconds, "image": "224x224"}
+    )
+    common = {"bench": "rollout_sharing", "family": a.family, "G": a.group_size, **media}
     common |= step_info(a, prompts) | {"machine": platform.machine()}
     for mode in MODES:
         ms = {f"{k}_ms": round(res[mode][k] * 1e3, 1) for k in PHASES}

@@ -44,3 +44,22 @@ def test_demo_pipeline_writes_every_artefact(tmp_path, family):
     assert md in "\n".join(lines)
     model_type = {"qwen2.5-omni": "qwen2_5_omni_thinker", "qwen3-omni": "qwen3_omni_moe_thinker"}[family]
     assert json.loads((out / "model" / "config.json").read_text())["model_type"] == model_type
+
+
+def test_video_demo_pipeline_writes_every_artefact(tmp_path):
+    """The video recipe at toy size: the tone_when clips, the audio / video / desync ablations."""
+    from echoink.demo import DEFAULT_RECIPE
+
+    out = tmp_path / "demo_video"
+    overrides = [
+        "demo.train_items=16", "demo.test_items=4", "demo.hidden=64", "sft.max_steps=2", "sft.batch_size=4",
+        "sft.warmup_steps=0", "train.max_steps=2", "train.prompts_per_step=2", "rollout.num_generations=2",
+        "rollout.max_new_tokens=8", "eval.max_new_tokens=8", "eval.batch_size=4",
+    ]  # fmt: skip
+    summary = run_demo(out, 15, DEFAULT_RECIPE.with_name("demo_video.yaml"), overrides, echo=lambda _: None)
+    assert summary["modality"] == "video" and summary["families"] == ["tone_when"]
+    assert set(summary["grpo"]["both_items"]) == {"full", "audio_removed", "video_removed", "desynced"}
+    md = (out / "summary.md").read_text()
+    assert "video -> blank frames" in md and "soundtrack shifted by half the clip" in md
+    rows = [json.loads(line) for line in (out / "eval_grpo" / "predictions.jsonl").read_text().splitlines()]
+    assert {r["condition"] for r in rows} == {"none", "audio", "video", "desync"}

@@ -306,10 +306,20 @@ def demo_cmd(
     budget_minutes: float = typer.Option(15.0, "--budget-minutes", help="Warn when the stages take longer."),
     recipe: Path = typer.Option(None, "--config", help="Demo recipe (default: configs/demo.yaml)."),
     overrides: list[str] = typer.Option([], "--set", help="Dotted override, e.g. --set train.max_steps=10."),
+    modality: str = typer.Option(
+        "image",
+        "--modality",
+        help="image (configs/demo.yaml) or video (configs/demo_video.yaml, runs/demo_video).",
+    ),
 ) -> None:
     """The main job: benchmark -> tiny Omni model -> SFT -> evaluate -> GRPO -> evaluate -> summary."""
-    from .demo import run_demo
+    from .demo import DEFAULT_RECIPE, run_demo
 
+    if modality not in ("image", "video"):
+        raise typer.BadParameter(f"--modality must be image or video, got {modality!r}")
+    if modality == "video":
+        recipe = recipe or DEFAULT_RECIPE.with_name("demo_video.yaml")
+        out = Path("runs/demo_video") if out == Path("runs/demo") else out
     run_demo(out, budget_minutes, recipe, overrides, echo=typer.echo)
 
 

@@ -329,8 +329,15 @@ class DemoConfig:
     """Tiny model rotary base (the 7B's 1e6 leaves image columns indistinguishable with 16-wide heads)."""
     family: str = "qwen2.5-omni"
     """Tiny model family: qwen2.5-omni or qwen3-omni (MoE)."""
+    modality: str = "image"
+    """image: the image + audio-clip families; video: the tone_when clips (video with its soundtrack)."""
 
     def __post_init__(self) -> None:
+        _check(
+            self.modality in ("image", "video"),
+            "demo.modality",
+            f"must be image or video, got {self.modality!r}",
+        )
         _check(
             self.family in ("qwen2.5-omni", "qwen3-omni"), "demo.family", f"unknown family {self.family!r}"
         )

@@ -60,7 +60,6 @@ def run_demo(
     echo=print,
 ) -> dict[str, Any]:
     """Run every stage into ``out``; returns the summary (also written to summary.json / summary.md)."""
-    from .data.synth import SynthSpec, benchmark_corpus, generate
     from .eval.analysis import analyze
     from .eval.evaluate import evaluate
     from .model.tiny import build_tiny
@@ -72,10 +71,7 @@ def run_demo(
     d = cfg.demo
     stages = Stages(budget_minutes, echo)
     counts = {"train": d.train_items, "test": d.test_items}
-    families = {"families": tuple(d.families)} if d.families else {}  # empty: every family
-    spec = SynthSpec(seed=d.seed, difficulty=d.difficulty, **families)
-    stages.run("benchmark", lambda: generate(out / "bench", counts, spec))
-    corpus = benchmark_corpus()
+    corpus = stages.run("benchmark", lambda: make_benchmark(out / "bench", counts, d))
     model_dir = out / "model"
     stages.run(
         "tiny model",
@@ -84,8 +80,12 @@ def run_demo(
     stages.run("SFT cold start", lambda: sft(cfg))
     base_dir, grpo_model = out / "sft" / "final", out / "grpo" / "final"
     e = cfg.eval
-    kwargs = dict(ablate=["audio", "image"], batch_size=e.batch_size, max_new_tokens=e.max_new_tokens)
-    kwargs.update(template=e.template, decoding=e.decoding, max_pixels=cfg.data.max_pixels)
+    kwargs = dict(
+        ablate=list(ABLATIONS[d.modality]), batch_size=e.batch_size, max_new_tokens=e.max_new_tokens
+    )
+    kwargs.update(
+        template=e.template, decoding=e.decoding, max_pixels=cfg.data.max_pixels, video=cfg.data.video()
+    )
     test = out / "bench" / "test.json"
     base = stages.run("evaluate base", lambda: evaluate(base_dir, test, out / "eval_base", **kwargs))
     cfg.model.path = str(base_dir)  # GRPO starts from the SFT model
@@ -98,6 +98,32 @@ def run_demo(
     (out / "summary.md").write_text(summary_markdown(summary))
     echo("\n" + summary_markdown(summary))
     return summary
+
+
+ABLATIONS = {"image": ("audio", "image"), "video": ("audio", "video", "desync")}
+"""What each modality's demo removes (besides nothing)."""
+REMOVED = {"audio": "audio_removed", "image": "image_removed", "video": "video_removed", "desync": "desynced"}
+LABELS = {
+    "audio": "audio -> silence",
+    "image": "image -> blank",
+    "video": "video -> blank frames",
+    "desync": "soundtrack shifted by half the clip",
+}
+TITLES = {"qwen2.5-omni": "Qwen2.5-Omni", "qwen3-omni": "Qwen3-Omni (MoE)"}
+
+
+def make_benchmark(out: Path, counts: dict[str, int], d) -> list[str]:
+    """Write the demo's benchmark (image+audio families, or the video family); returns a tokenizer corpus."""
+    if d.modality == "video":
+        from .data.synth_video import VideoSpec, generate_video, video_corpus
+
+        generate_video(out, counts, VideoSpec(seed=d.seed))
+        return video_corpus()
+    from .data.synth import SynthSpec, benchmark_corpus, generate
+
+    families = {"families": tuple(d.families)} if d.families else {}  # empty: every family
+    generate(out, counts, SynthSpec(seed=d.seed, difficulty=d.difficulty, **families))
+    return benchmark_corpus()
 
 
 STAGE_OUTPUTS = (
@@ -130,7 +156,7 @@ def _both(summary: dict, condition: str) -> float | None:
     return block.get("by", {}).get("needs", {}).get("both", {}).get("accuracy")
 
 
-def _model_block(summary: dict) -> dict[str, Any]:
+def _model_block(summary: dict, modality: str = "image") -> dict[str, Any]:
     none = summary["conditions"]["none"]
     both = _both(summary, "none")
     return {
@@ -141,20 +167,18 @@ def _model_block(summary: dict) -> dict[str, Any]:
         "unparseable_rate": none["unparseable_rate"],
         "mean_length": none["mean_length"],
         "by_needs": {k: v["accuracy"] for k, v in none["by"].get("needs", {}).items()},
-        "both_items": {
-            "full": both,
-            "audio_removed": _both(summary, "audio"),
-            "image_removed": _both(summary, "image"),
-        },
+        "both_items": {"full": both} | {REMOVED[c]: _both(summary, c) for c in ABLATIONS[modality]},
     }
 
 
 def build_summary(base: dict, tuned: dict, seconds: dict[str, float], cfg: Config) -> dict[str, Any]:
-    b, g = _model_block(base), _model_block(tuned)
+    d = cfg.demo
+    b, g = _model_block(base, d.modality), _model_block(tuned, d.modality)
     return {
-        "what": "tiny Qwen2.5-Omni thinker, SFT cold start then GRPO (accuracy + format rewards, weights 1, 1)",
+        "what": f"tiny {TITLES[d.family]} thinker, SFT cold start then GRPO (accuracy + format rewards, weights 1, 1)",
         "test_items": b["n"],
-        "families": list(cfg.demo.families) or ["all"],
+        "modality": d.modality,
+        "families": ["tone_when"] if d.modality == "video" else list(d.families) or ["all"],
         "difficulty": cfg.demo.difficulty,
         "decoding": cfg.eval.decoding,
         "prompt": cfg.eval.template,
@@ -195,16 +219,14 @@ def summary_markdown(s: dict[str, Any]) -> str:
             for k in sorted(g["by_needs"])
         ],
         ("'both' items, full input", _pct(b["both_items"]["full"]), _pct(g["both_items"]["full"])),
-        (
-            "'both' items, audio -> silence",
-            _pct(b["both_items"]["audio_removed"]),
-            _pct(g["both_items"]["audio_removed"]),
-        ),
-        (
-            "'both' items, image -> blank",
-            _pct(b["both_items"]["image_removed"]),
-            _pct(g["both_items"]["image_removed"]),
-        ),
+        *[
+            (
+                f"'both' items, {LABELS[c]}",
+                _pct(b["both_items"][REMOVED[c]]),
+                _pct(g["both_items"][REMOVED[c]]),
+            )
+            for c in ABLATIONS[s.get("modality", "image")]
+        ],
         ("mean completion tokens", f"{b['mean_length']:.1f}", f"{g['mean_length']:.1f}"),
     ]
     lines = [
