@@ -118,8 +118,10 @@ class RolloutConfig:
     """Top-k sampling; 0 disables."""
     sharing: str = "prefix"
     """What the G completions of a prompt share: ``prefix`` (towers + prompt prefill once per prompt),
-    ``towers`` (towers once; used automatically with gradient checkpointing) or ``repeat`` (everything
-    G times, as EchoInk/TRL do; for equivalence tests and benchmarks)."""
+    ``towers`` (towers once, then prompt + completion G times) or ``repeat`` (everything G times, as
+    EchoInk/TRL do; for equivalence tests and benchmarks). ``prefix`` stays on with gradient
+    checkpointing (the prompt runs once, the completions are checkpointed in chunks of
+    ``train.completions_per_pass``)."""
 
     def __post_init__(self) -> None:
         _check(
@@ -197,6 +199,9 @@ class TrainConfig:
     """B: prompts per step on each process."""
     mini_batch_prompts: int = 0
     """Prompts per backward pass inside a step (gradient accumulation); 0 = all at once."""
+    completions_per_pass: int = 0
+    """With gradient checkpointing: completions per checkpointed chunk of the policy pass (bounds the
+    activation memory of the backward replay, whatever G is); 0 = all completions in one chunk."""
     lr: float = 1e-6
     """Peak learning rate of AdamW."""
     weight_decay: float = 0.01
@@ -236,6 +241,7 @@ class TrainConfig:
         ):
             _check(getattr(self, name) >= 1, f"train.{name}", "must be >= 1")
         _check(self.mini_batch_prompts >= 0, "train.mini_batch_prompts", "must be >= 0")
+        _check(self.completions_per_pass >= 0, "train.completions_per_pass", "must be >= 0")
         _check(self.lr > 0, "train.lr", "must be > 0")
         _check(
             self.lr_schedule in ("cosine", "constant"),

@@ -186,3 +186,34 @@ def test_completion_mask_stops_after_first_end():
     mask, truncated = completion_mask_from(ids, [9])
     assert mask.tolist() == [[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]]
     assert truncated.tolist() == [False, True]
+
+
+@pytest.mark.parametrize("per_pass", [0, 5])
+def test_gradient_checkpointing_keeps_prefix_sharing_exact(family_tiny, av_samples, per_pass):
+    """With checkpointing on, the prefix pass (prompt once, completions checkpointed in chunks of
+    ``per_pass``) gives repeat mode's log-probs and gradients, and each tower still runs once."""
+    from echoink.model import make_tiny
+
+    _, processor, engine = family_tiny
+    model, _ = make_tiny(family=engine.family.name)  # a fresh copy: checkpointing is switched on below
+    model.train()
+    prompts = engine.encode(sample_messages(av_samples, "reasoning", None, None))
+    comp = _completions(prompts, processor)
+    ref_logp = engine.logprobs(model, prompts, comp, G, 1.0, "repeat").detach()
+    ref = _grads(model, engine, prompts, comp, "repeat")
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    seen, hooks = _item_counter(model)
+    try:
+        model.zero_grad(set_to_none=True)
+        logp, _ = engine.scorer(model, "prefix", 0.0, per_pass)(prompts, comp, G)
+        (logp * torch.linspace(-1, 1, comp.shape[0])[:, None]).sum().backward()
+    finally:
+        for h in hooks:
+            h.remove()
+    got = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    torch.testing.assert_close(logp.detach(), ref_logp, atol=1e-5, rtol=0)
+    assert set(got) == set(ref)
+    for name in ref:
+        assert ((got[name] - ref[name]).abs().max() / ref[name].abs().max().clamp(min=1e-6)) < 1e-4, name
+    # Forward once each (the towers' own checkpointing replays them in backward, still once per clip).
+    assert seen["audio"][0] == 4 and seen["vision"][0] == 3

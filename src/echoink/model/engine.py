@@ -227,9 +227,14 @@ class Engine:
         return out[:, prompts.input_ids.shape[1] :]
 
     def scorer(
-        self, model: nn.Module, sharing: str = "prefix", aux_loss_coef: float = 0.0
+        self,
+        model: nn.Module,
+        sharing: str = "prefix",
+        aux_loss_coef: float = 0.0,
+        completions_per_pass: int = 0,
     ) -> CompletionScorer:
-        return CompletionScorer(model, self, sharing, aux_loss_coef)
+        """The policy's log-prob pass as a module (see ``CompletionScorer``)."""
+        return CompletionScorer(model, self, sharing, aux_loss_coef, completions_per_pass)
 
 
 class CompletionScorer(nn.Module):
@@ -242,19 +247,28 @@ class CompletionScorer(nn.Module):
     language-model call of the pass, the prompt's and the completions').
     """
 
-    def __init__(self, model: nn.Module, engine: Engine, sharing: str = "prefix", aux_loss_coef: float = 0.0):
+    def __init__(
+        self,
+        model: nn.Module,
+        engine: Engine,
+        sharing: str = "prefix",
+        aux_loss_coef: float = 0.0,
+        completions_per_pass: int = 0,
+    ):
         super().__init__()
         self.model = model
         self.engine = engine
         self.sharing = sharing
         self.aux_loss_coef = aux_loss_coef
+        self.completions_per_pass = completions_per_pass
 
     def forward(self, prompts: PromptBatch, completion_ids, group_size: int, temperature: float = 1.0):
         family = self.engine.family
         scores = Scores(self.aux_loss_coef > 0 and family.is_moe)
         thinker = thinker_of(self.model)
         logp = completion_logprobs(
-            family, thinker, prompts, completion_ids, group_size, temperature, self.sharing, scores
-        )
+            family, thinker, prompts, completion_ids, group_size, temperature, self.sharing, scores,
+            self.completions_per_pass,
+        )  # fmt: skip
         aux = family.aux_loss(scores.router_logits, thinker, None) if scores.router_logits else None
         return logp, aux

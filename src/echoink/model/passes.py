@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..rl.algos import token_logprobs  # pure tensor maths (chunked log-softmax), shared with the loss
+from .checkpointed import is_checkpointing, logprobs_prefix_checkpointed
 from .families import Family, PrefixEncoding
 from .mm import PromptBatch
 
@@ -145,11 +146,14 @@ def completion_logprobs(
     temperature: float = 1.0,
     sharing: str = "prefix",
     scores: Scores | None = None,
+    completions_per_pass: int = 0,
 ) -> torch.Tensor:
     """[N, T] log π(completion token | prompt, earlier tokens) for G completions per prompt.
 
     completion_ids: [N, T] with rows b·G .. b·G+G-1 belonging to prompt b. Padding after a
-    completion's end gets a value too; mask it.
+    completion's end gets a value too; mask it. With gradient checkpointing on (a training pass),
+    "prefix" runs ``checkpointed.logprobs_prefix_checkpointed`` in chunks of ``completions_per_pass``
+    rows (0: all rows in one chunk).
     """
     if sharing not in SHARING_MODES:
         raise ValueError(f"sharing must be one of {SHARING_MODES}, got {sharing!r}")
@@ -157,5 +161,14 @@ def completion_logprobs(
     if sharing == "repeat":
         return logprobs_repeat(family, thinker, prompts, completion_ids, group_size, temperature, scores)
     enc = family.prefix(thinker, prompts)
+    if sharing == "prefix" and is_checkpointing(thinker):  # the cache must survive checkpointed layers
+        if scores.want:
+            raise NotImplementedError(
+                "the MoE load-balancing loss is not computed under gradient checkpointing"
+            )
+        chunk = completions_per_pass
+        return logprobs_prefix_checkpointed(
+            family, thinker, enc, completion_ids, group_size, temperature, chunk
+        )
     run = logprobs_towers if sharing == "towers" else logprobs_prefix
     return run(family, thinker, enc, completion_ids, group_size, temperature, scores)

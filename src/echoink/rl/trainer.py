@@ -115,11 +115,13 @@ def setup_run(cfg: Config, resume: bool) -> Run:
     if cfg.algo.beta > 0 and cfg.model.lora_rank == 0:
         reference = load_reference(cfg.model, device=accelerator.device)
     engine = Engine.for_model(policy, load_processor(cfg.model.path))
-    sharing = (
-        "towers"
-        if cfg.model.gradient_checkpointing and cfg.rollout.sharing == "prefix"
-        else cfg.rollout.sharing
-    )
+    sharing = cfg.rollout.sharing
+    if cfg.model.gradient_checkpointing and sharing == "prefix":
+        per_pass = cfg.train.completions_per_pass or "all"
+        log.info(
+            "gradient checkpointing: prefix sharing is on (prompt once, completions checkpointed, %s per pass)",
+            per_pass,
+        )
     trainable = [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     if cfg.train.lr_schedule == "cosine":
@@ -127,7 +129,7 @@ def setup_run(cfg: Config, resume: bool) -> Run:
     else:
         scheduler = get_constant_schedule_with_warmup(optimizer, cfg.train.warmup_steps)
     # The scheduler is not prepared: accelerate would step it once per process per call.
-    scorer = engine.scorer(policy, sharing, cfg.algo.router_aux_loss_coef)
+    scorer = engine.scorer(policy, sharing, cfg.algo.router_aux_loss_coef, cfg.train.completions_per_pass)
     scorer, optimizer = accelerator.prepare(scorer, optimizer)
     sampler = PromptSampler(
         len(loaded.samples),
