@@ -97,7 +97,7 @@ def data_synth(
 def data_show(
     split: Path = typer.Argument(..., help="Split file."),
     index: int = typer.Option(0, "--index", "-i", help="Row index of the sample to render."),
-    template: str = typer.Option("reasoning", help="Prompt template name."),
+    template: str = typer.Option("reasoning", help="Prompt template (an unknown name lists the valid ones)."),
 ) -> None:
     """Print one sample rendered as the prompt the model sees (media shown as placeholders)."""
     from .data import TEMPLATES, load_split
@@ -114,7 +114,9 @@ def data_show(
         typer.echo(f"[image: {s.image}]")
     if s.audio:
         typer.echo(f"[audio: {s.audio}]")
-    typer.echo(TEMPLATES.get(template)(s))
+    prompt = TEMPLATES.get(template)
+    typer.echo(f"[system: {prompt.system or 'none sent (the chat template default applies)'}]")
+    typer.echo(prompt(s))
     if s.metadata:
         typer.echo(f"metadata: {s.metadata}")
 
@@ -200,7 +202,9 @@ def eval_cmd(
     out: Path = typer.Option(
         ..., "--out", help="Output folder (predictions.jsonl, summary.json); re-run to resume."
     ),
-    prompt: str = typer.Option("reasoning", "--prompt", help="Prompt template: reasoning or direct."),
+    prompt: str = typer.Option(
+        "reasoning", "--prompt", help="Prompt template (an unknown name lists the valid ones)."
+    ),
     decoding: str = typer.Option("greedy", "--decoding", help="greedy or sample."),
     samples: int = typer.Option(1, "--samples", min=1, help="Completions per item (sample decoding)."),
     temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature."),

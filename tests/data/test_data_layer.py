@@ -102,8 +102,8 @@ def test_single_modality_rows(tmp_path: Path):
     assert samples[0].image is None and samples[0].audio is not None
     assert samples[1].audio is None and samples[1].image is not None
     assert samples[2].audio is None and samples[2].image is None
-    assert [b["type"] for b in build_messages(samples[2])[1]["content"]] == ["text"]
-    blocks = [b["type"] for b in build_messages(samples[0], audio=np.zeros(10, np.float32))[1]["content"]]
+    assert [b["type"] for b in build_messages(samples[2])[-1]["content"]] == ["text"]
+    blocks = [b["type"] for b in build_messages(samples[0], audio=np.zeros(10, np.float32))[-1]["content"]]
     assert blocks == ["audio", "text"]
 
 
@@ -142,7 +142,7 @@ def test_messages_order_and_ablation(good_split: Path):
     sample = load_split(good_split).samples[0]
     audio, image = load_media(sample, ablate="audio")
     assert audio is not None and not audio.any()
-    msgs = build_messages(sample, "reasoning", audio=audio, image=image)
+    msgs = build_messages(sample, "reasoning_short", audio=audio, image=image)
     assert msgs[0]["role"] == "system"
     assert [b["type"] for b in msgs[1]["content"]] == ["image", "audio", "text"]
     _, blank = load_media(sample, ablate="image")
