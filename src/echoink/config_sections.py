@@ -30,7 +30,8 @@ class DataConfig:
     max_audio_seconds: float | None = None
     """Cut audio to this many seconds (EchoInk cut at 10 s); ``None`` keeps the whole clip."""
     max_pixels: int = 224 * 224
-    """Images larger than this many pixels are downscaled (aspect kept) before the processor sees them."""
+    """Image budget in pixels after rounding each side to the 28-px grid (qwen-omni-utils' ``smart_resize``,
+    min 3,136 px): at most ``max_pixels / 784`` image tokens. EchoInk's images got 200,704 (256 tokens)."""
     max_samples: int | None = None
     """Use only the first N rows (after validation); ``None`` uses all."""
 
