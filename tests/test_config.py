@@ -38,3 +38,22 @@ def test_errors_name_the_field(override: str, field: str):
 
 def test_int_accepted_for_float():
     assert load_config(None, ["algo.beta=0"]).algo.beta == 0.0
+
+
+def test_every_shipped_recipe_loads_and_names_a_registered_template():
+    from echoink.data.prompts import TEMPLATES
+
+    recipes = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+    assert len(recipes) >= 4
+    for path in recipes:
+        cfg = load_config(path)
+        assert cfg.data.template in TEMPLATES and cfg.eval.template in TEMPLATES, path
+
+
+def test_importance_sampling_level_is_validated():
+    assert (
+        load_config(None, ["algo.importance_sampling_level=sequence"]).algo.importance_sampling_level
+        == "sequence"
+    )
+    with pytest.raises(ConfigError, match="algo.importance_sampling_level"):
+        load_config(None, ["algo.importance_sampling_level=seq"])

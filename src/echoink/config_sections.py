@@ -138,6 +138,9 @@ class AlgoConfig:
     """Upper clip range (DAPO raises it, e.g. 0.28)."""
     num_iterations: int = 1
     """μ: optimisation passes per rollout batch (1 = the paper; ratio is then exactly 1)."""
+    importance_sampling_level: str = "token"
+    """Importance ratio: ``token`` (GRPO, the paper) or ``sequence`` (GSPO: one length-normalised ratio
+    per completion, clipped per sequence; TRL's ``importance_sampling_level="sequence"``)."""
     scale_rewards: str = "group"
     """Advantage scaling: group (GRPO), batch, or none (Dr. GRPO)."""
     loss_agg: str = "seq-mean-token-mean"
@@ -159,6 +162,11 @@ class AlgoConfig:
         )
         _check(self.epsilon_low >= 0 and self.epsilon_high >= 0, "algo.epsilon_low/high", "must be >= 0")
         _check(self.num_iterations >= 1, "algo.num_iterations", "must be >= 1")
+        _check(
+            self.importance_sampling_level in ("token", "sequence"),
+            "algo.importance_sampling_level",
+            f"must be token or sequence, got {self.importance_sampling_level!r}",
+        )
         _check(
             self.scale_rewards in ("group", "batch", "none"),
             "algo.scale_rewards",

@@ -96,3 +96,15 @@ def test_tokenizer_corpus_keeps_the_demo_prompt_not_new_ones():
     assert (
         "Engage in an internal dialogue" not in corpus and "based on the given image and audio" not in corpus
     )
+
+
+def test_verl_omni_template_puts_the_instructions_in_the_system_turn():
+    # verl-omni examples/gspo_trainer/data_process/avqa.py: system = instructions, user = question + options.
+    messages = build_messages(ROW, "verl_omni_avqa")
+    assert messages[0]["role"] == "system"
+    assert messages[0]["content"][0]["text"].startswith(
+        "Please think about this question as if you were a human"
+    )
+    assert messages[1]["content"][-1]["text"] == (
+        "What is making the sound?\nOptions:\nA. a dog\nB. a car\nC. a piano\nD. a bird"
+    )

@@ -1,7 +1,8 @@
-"""EchoInk-R1's prompt strings, verbatim, in one place (github.com/HarryHsing/EchoInk, commit 3f6d16a).
+"""Published prompt strings, verbatim, in one place: EchoInk-R1's (github.com/HarryHsing/EchoInk, commit
+3f6d16a) and verl-omni's Qwen3-Omni AVQA recipe's (github.com/verl-project/verl-omni).
 
-Copied character for character, including the missing full stop after "thought expressions": the
-model was trained on exactly this text. ``data/prompts.py`` registers templates built from them.
+Copied character for character, including EchoInk's missing full stop after "thought expressions":
+the model was trained on exactly this text. ``data/prompts.py`` registers templates built from them.
 """
 
 from __future__ import annotations
@@ -33,3 +34,14 @@ BASE_SYSTEM_PROMPT = "You are a helpful assistant."
 # src/omniInstruct-v1_eval_valid.py (evaluation, both models): problem + "\n" + "\n".join(options).
 TRAIN_OPTIONS_SEPARATOR = " Options:\n"
 EVAL_OPTIONS_SEPARATOR = "\n"
+
+# verl-project/verl-omni examples/gspo_trainer/data_process/avqa.py (commit 32d165dc), SYSTEM_PROMPT; its
+# user turn is "<image><audio>{problem}\nOptions:\n" + the option lines.
+VERL_OMNI_AVQA_SYSTEM_PROMPT = (
+    "Please think about this question as if you were a human pondering deeply, carefully considering both the "
+    "visual and audio information before answering, engaging in an internal dialogue using expressions such as "
+    "let me think, wait, hmm, oh I see, or let's break it down, including self-reflection or verification in the "
+    "reasoning process, providing the detailed reasoning between the <think> </think> tags, and finally giving "
+    "only the single option letter (e.g., A, B, C, D, etc.) as the final answer within the <answer> </answer> tags."
+)
+VERL_OMNI_OPTIONS_SEPARATOR = "\nOptions:\n"

@@ -94,6 +94,15 @@ TEMPLATES.register("paper_eval")(
 TEMPLATES.register("paper_base")(
     PromptTemplate(_paper_base, paper.BASE_SYSTEM_PROMPT, "EchoInk-R1 eval script, base model")
 )
+# verl-omni's Qwen3-Omni GSPO AVQA recipe: the instructions in the system turn, the question alone in the
+# user turn (its "<image><audio>" markers are our image and audio blocks, which come first as there).
+TEMPLATES.register("verl_omni_avqa")(
+    PromptTemplate(
+        lambda sample: question_with_options(sample, paper.VERL_OMNI_OPTIONS_SEPARATOR),
+        paper.VERL_OMNI_AVQA_SYSTEM_PROMPT,
+        "verl-omni examples/gspo_trainer/data_process/avqa.py",
+    )
+)
 # echoink's first reasoning prompt: EchoInk's without the inner-dialogue sentences, with Qwen's system
 # prompt. The CPU demo was tuned on it and its tiny tokenizer was trained on it, so it stays as it was.
 TEMPLATES.register("reasoning_short")(

@@ -233,6 +233,7 @@ def optimise(run: Run, exp: Experience) -> dict[str, float]:
                     logp, old, part.advantages, loss_mask[rows], cfg.algo.epsilon_low, cfg.algo.epsilon_high,
                     ref_logp=part.ref_logprobs, beta=cfg.algo.beta, kl_kind=cfg.algo.kl_estimator,
                     agg=cfg.algo.loss_agg, max_len=cfg.rollout.max_new_tokens,
+                    is_level=cfg.algo.importance_sampling_level,
                 )  # fmt: skip
                 acc.backward(loss * weights[i])
             _accumulate(totals, m, logp.detach(), loss_mask[rows], loss.detach())
