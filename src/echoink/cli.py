@@ -205,7 +205,9 @@ def eval_cmd(
     prompt: str = typer.Option(
         "reasoning", "--prompt", help="Prompt template (an unknown name lists the valid ones)."
     ),
-    decoding: str = typer.Option("greedy", "--decoding", help="greedy or sample."),
+    decoding: str = typer.Option(
+        "greedy", "--decoding", help="greedy, sample, or paper (EchoInk's: one sample, T = 1, top-p 0.95)."
+    ),
     samples: int = typer.Option(1, "--samples", min=1, help="Completions per item (sample decoding)."),
     temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature."),
     top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass."),
@@ -226,10 +228,17 @@ def eval_cmd(
     """Evaluate a model fairly: strict parsing, Wilson/bootstrap CIs, majority vote, pass@k, ablations."""
     from .data import TEMPLATES
     from .eval.evaluate import Decoding, evaluate
+    from .eval.paper import PAPER_SAMPLING
     from .eval.summary import format_summary
 
     if prompt not in TEMPLATES:
         raise typer.BadParameter(f"unknown template {prompt!r}; valid: {', '.join(TEMPLATES.names())}")
+    if decoding == "paper":
+        if (samples, temperature, top_p) != (1, 1.0, 1.0):
+            raise typer.BadParameter(
+                "--decoding paper fixes 1 sample, T = 1, top-p 0.95; drop --samples/--temperature/--top-p"
+            )
+        decoding, samples, temperature, top_p = "sample", *PAPER_SAMPLING.values()
     try:
         dec = Decoding(decoding, samples, temperature, top_p, seed)
         summary = evaluate(
