@@ -202,8 +202,8 @@ def eval_cmd(
     out: Path = typer.Option(
         ..., "--out", help="Output folder (predictions.jsonl, summary.json); re-run to resume."
     ),
-    prompt: str = typer.Option(
-        "reasoning", "--prompt", help="Prompt template (an unknown name lists the valid ones)."
+    prompt: str | None = typer.Option(
+        None, "--prompt", help="Prompt template (default: the model's training recipe, else reasoning)."
     ),
     decoding: str = typer.Option(
         "greedy", "--decoding", help="greedy, sample, or paper (EchoInk's: one sample, T = 1, top-p 0.95)."
@@ -213,44 +213,72 @@ def eval_cmd(
     top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per generation batch."),
-    max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Longest completion."),
+    max_new_tokens: int | None = typer.Option(
+        None, "--max-new-tokens", min=1, help="Longest completion (default: the training's, else 256)."
+    ),
     ablate: str = typer.Option(
         "none", "--ablate", help="Comma list of none, audio (silence), image (blank)."
     ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate only the first N items."),
     max_audio_seconds: float | None = typer.Option(
-        None, "--max-audio-seconds", help="Cut audio to this length."
+        None,
+        "--max-audio-seconds",
+        min=0,
+        help="Cut audio to this length; 0: no cut (default: the training's).",
     ),
-    max_pixels: int = typer.Option(
-        224 * 224, "--max-pixels", help="Downscale larger images to this many pixels."
+    max_pixels: int | None = typer.Option(
+        None,
+        "--max-pixels",
+        min=784,
+        help="Image budget after 28-px rounding (default: the training's, else 50,176).",
     ),
 ) -> None:
     """Evaluate a model fairly: strict parsing, Wilson/bootstrap CIs, majority vote, pass@k, ablations."""
     from .data import TEMPLATES
     from .eval.evaluate import Decoding, evaluate
-    from .eval.paper import PAPER_SAMPLING
     from .eval.summary import format_summary
+    from .recipe_card import eval_settings, read_recipe, record_sources
 
-    if prompt not in TEMPLATES:
-        raise typer.BadParameter(f"unknown template {prompt!r}; valid: {', '.join(TEMPLATES.names())}")
-    if decoding == "paper":
-        if (samples, temperature, top_p) != (1, 1.0, 1.0):
-            raise typer.BadParameter(
-                "--decoding paper fixes 1 sample, T = 1, top-p 0.95; drop --samples/--temperature/--top-p"
-            )
-        decoding, samples, temperature, top_p = "sample", *PAPER_SAMPLING.values()
+    flags = {"template": prompt, "max_new_tokens": max_new_tokens, "max_pixels": max_pixels}
+    flags["max_audio_seconds"] = max_audio_seconds
     try:
-        dec = Decoding(decoding, samples, temperature, top_p, seed)
+        used, sources = eval_settings(flags, read_recipe(model))
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    if used["max_audio_seconds"] == 0:  # an explicit "no cut", overriding the recipe's
+        used["max_audio_seconds"] = None
+    typer.echo("settings: " + ", ".join(f"{k}={used[k]} ({sources[k]})" for k in used))
+    if used["template"] not in TEMPLATES:
+        raise typer.BadParameter(
+            f"unknown template {used['template']!r}; valid: {', '.join(TEMPLATES.names())}"
+        )
+    try:
+        dec = Decoding(*_decoding(decoding, samples, temperature, top_p), seed=seed)
         summary = evaluate(
-            model, data, out, template=prompt, decoding=dec, ablate=[a.strip() for a in ablate.split(",")],
-            batch_size=batch_size, max_new_tokens=max_new_tokens, limit=limit,
-            max_audio_seconds=max_audio_seconds, max_pixels=max_pixels,
+            model, data, out, decoding=dec, ablate=[a.strip() for a in ablate.split(",")],
+            batch_size=batch_size, limit=limit, **used,
         )  # fmt: skip
     except ValueError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
+    record_sources(out / "summary.json", sources)
     typer.echo(format_summary(summary))
     typer.echo(f"written: {out / 'summary.json'}, {out / 'predictions.jsonl'}")
+
+
+def _decoding(mode: str, samples: int, temperature: float, top_p: float) -> tuple[str, int, float, float]:
+    """(mode, samples, temperature, top_p); "paper" is EchoInk's RL-model decoding and admits no overrides."""
+    from .eval.paper import PAPER_SAMPLING
+
+    if mode != "paper":
+        return mode, samples, temperature, top_p
+    if (samples, temperature, top_p) != (1, 1.0, 1.0):
+        raise typer.BadParameter(
+            "--decoding paper fixes 1 sample, T = 1, top-p 0.95; drop --samples/--temperature/--top-p"
+        )
+    p = PAPER_SAMPLING
+    return "sample", p["samples"], p["temperature"], p["top_p"]
 
 
 @app.command("compare")

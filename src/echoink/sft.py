@@ -22,6 +22,7 @@ from transformers import get_constant_schedule_with_warmup
 
 from .config import Config, save_config
 from .data import Sample, load_split
+from .recipe_card import write_recipe
 from .rl.experience import prompt_inputs
 from .rl.runlog import RunLog
 from .rl.scoring import CompletionScorer, attach_owners
@@ -94,6 +95,7 @@ def sft(cfg: Config) -> Path:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         save_model(accelerator.unwrap_model(scorer).model, processor, out / "final")
+        write_recipe(cfg, out / "final", "sft")  # eval follows the training's prompt and budgets
     return out
 
 

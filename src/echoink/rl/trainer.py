@@ -370,7 +370,9 @@ def restore(run: Run) -> None:
 def export_final(run: Run) -> None:
     """Save the trained thinker (or adapter) + processor to run_dir/final for eval and plain transformers."""
     from ..model.loading import save_model
+    from ..recipe_card import write_recipe
 
     run.accelerator.wait_for_everyone()
     if run.accelerator.is_main_process:
         save_model(run.accelerator.unwrap_model(run.scorer).model, run.processor, run.run_dir / "final")
+        write_recipe(run.cfg, run.run_dir / "final", "grpo")  # eval follows the training's prompt and budgets
