@@ -57,3 +57,14 @@ def test_importance_sampling_level_is_validated():
     )
     with pytest.raises(ConfigError, match="algo.importance_sampling_level"):
         load_config(None, ["algo.importance_sampling_level=seq"])
+
+
+def test_no_stays_a_string_where_the_docs_say_no(tmp_path: Path):
+    # YAML 1.1 reads "no" as False; train.mixed_precision documents the value "no".
+    assert load_config(None, ["train.mixed_precision=no"]).train.mixed_precision == "no"
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("train:\n  mixed_precision: no\nmodel:\n  gradient_checkpointing: true\n")
+    cfg = load_config(recipe)
+    assert cfg.train.mixed_precision == "no" and cfg.model.gradient_checkpointing is True
+    with pytest.raises(ConfigError, match="model.gradient_checkpointing"):
+        load_config(None, ["model.gradient_checkpointing=yes"])  # a clear error, not a silent string

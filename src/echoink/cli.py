@@ -35,7 +35,8 @@ def main(
 @data_app.command("check")
 def data_check(
     split: list[Path] = typer.Argument(
-        ..., help="Split file(s): JSON list or JSONL in the AVQA-R1-6K schema."
+        ...,
+        help="Split file(s) (JSON list or JSONL, AVQA-R1-6K schema) or split directories (AVQA_R1/train).",
     ),
 ) -> None:
     """Validate every row and print counts, modality mix, answer balance, media stats and every problem (exit 1 if any)."""
@@ -198,7 +199,7 @@ def eval_cmd(
     model: Path = typer.Option(
         ..., "--model", help="Model directory (thinker, full Omni checkpoint or LoRA adapter)."
     ),
-    data: Path = typer.Option(..., "--data", help="Split file in the AVQA-R1-6K schema."),
+    data: Path = typer.Option(..., "--data", help="Split file or split directory (AVQA_R1/valid)."),
     out: Path = typer.Option(
         ..., "--out", help="Output folder (predictions.jsonl, summary.json); re-run to resume."
     ),

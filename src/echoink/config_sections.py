@@ -20,7 +20,8 @@ def _check(cond: bool, name: str, msg: str) -> None:
 @dataclass
 class DataConfig:
     train_path: str = ""
-    """Training split in the AVQA-R1-6K schema (a JSON list or JSONL file); media paths are relative to its folder."""
+    """Training split in the AVQA-R1-6K schema: a JSON list or JSONL file, or a split directory as the
+    dataset extracts (``AVQA_R1/train``, holding ``omni_rl_format_train.json``); media paths are relative to it."""
     val_path: str = ""
     """Optional validation split, same schema; evaluated every ``train.eval_every`` steps when set."""
     template: str = "reasoning"
