@@ -64,6 +64,12 @@ class Config:
     sft: SFTConfig = field(default_factory=SFTConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
 
+    def __post_init__(self) -> None:
+        if self.train.eval_every and not self.data.val_path:
+            raise ConfigError("train.eval_every: validation needs data.val_path")
+        if self.train.keep_best and not self.train.eval_every:
+            raise ConfigError("train.keep_best: needs train.eval_every > 0 (best by validation accuracy)")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

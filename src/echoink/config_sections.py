@@ -23,7 +23,7 @@ class DataConfig:
     """Training split in the AVQA-R1-6K schema: a JSON list or JSONL file, or a split directory as the
     dataset extracts (``AVQA_R1/train``, holding ``omni_rl_format_train.json``); media paths are relative to it."""
     val_path: str = ""
-    """Optional validation split, same schema; evaluated every ``train.eval_every`` steps when set."""
+    """Validation split (same forms as ``train_path``), evaluated greedily every ``train.eval_every`` steps."""
     template: str = "reasoning"
     """Prompt template name (see ``echoink.data.prompts.TEMPLATES``)."""
     on_error: str = "strict"
@@ -214,6 +214,11 @@ class TrainConfig:
     """Abort after this many consecutive non-finite losses or gradient norms."""
     threads: int = 0
     """torch intra-op threads on CPU; 0 keeps torch's default."""
+    eval_every: int = 0
+    """Validate on ``data.val_path`` every N steps (greedy; the training's prompt, budgets and length),
+    logging ``eval/accuracy``, ``eval/format_rate``, ... in metrics.jsonl; 0 never validates."""
+    keep_best: bool = False
+    """Also save the policy with the best validation accuracy so far as ``best/`` (``best/step.txt``)."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -227,6 +232,7 @@ class TrainConfig:
         ):
             _check(getattr(self, name) >= 1, f"train.{name}", "must be >= 1")
         _check(self.mini_batch_prompts >= 0, "train.mini_batch_prompts", "must be >= 0")
+        _check(self.eval_every >= 0, "train.eval_every", "must be >= 0 (0: no validation)")
         _check(self.lr > 0, "train.lr", "must be > 0")
         _check(
             self.lr_schedule in ("cosine", "constant"),
@@ -253,6 +259,8 @@ class EvalConfig:
     """Prompts per generation batch (left padded)."""
     max_new_tokens: int = 128
     """Longest completion at evaluation."""
+    max_items: int | None = None
+    """Validation while training uses only the first N items of ``data.val_path`` (a fixed subset)."""
 
     def __post_init__(self) -> None:
         _check(
@@ -265,6 +273,7 @@ class EvalConfig:
             "eval",
             "samples, batch_size, max_new_tokens must be >= 1",
         )
+        _check(self.max_items is None or self.max_items >= 1, "eval.max_items", "must be >= 1 or null")
 
 
 @dataclass

@@ -31,6 +31,7 @@ from .rollout import Experience
 from .runlog import RunLog
 from .sampling import PromptSampler
 from .scoring import CompletionScorer
+from .validation import make_validator, validation_metrics
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class Run:
 def train(cfg: Config, resume: bool = False) -> Path:
     """Train with GRPO as ``cfg`` says; returns the run directory."""
     run = setup_run(cfg, resume)
+    validator = make_validator(run)  # None unless train.eval_every
     bar = tqdm(
         total=cfg.train.max_steps, initial=run.step, desc="GRPO", disable=not run.accelerator.is_main_process
     )
@@ -73,7 +75,8 @@ def train(cfg: Config, resume: bool = False) -> Path:
         update = optimise(run, batch.experience)
         run.step += 1
         metrics = step_metrics(batch, update, run, time.perf_counter() - t_start)
-        if run.step % cfg.train.log_every == 0:
+        metrics.update(validation_metrics(run, validator))  # every process takes part
+        if run.step % cfg.train.log_every == 0 or "eval/accuracy" in metrics:
             run.log.metrics(run.step, metrics)
         if run.step % cfg.train.rollouts_every == 0:
             run.log.rollouts(rollout_rows(run.step, batch, cfg.train.rollouts_per_log))
