@@ -219,6 +219,8 @@ class TrainConfig:
     logging ``eval/accuracy``, ``eval/format_rate``, ... in metrics.jsonl; 0 never validates."""
     keep_best: bool = False
     """Also save the policy with the best validation accuracy so far as ``best/`` (``best/step.txt``)."""
+    report_to: list[str] = field(default_factory=list)
+    """Trackers that also get every logged metric, through accelerate: tensorboard, wandb, trackio."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -233,6 +235,8 @@ class TrainConfig:
             _check(getattr(self, name) >= 1, f"train.{name}", "must be >= 1")
         _check(self.mini_batch_prompts >= 0, "train.mini_batch_prompts", "must be >= 0")
         _check(self.eval_every >= 0, "train.eval_every", "must be >= 0 (0: no validation)")
+        bad = [t for t in self.report_to if t not in ("tensorboard", "wandb", "trackio")]
+        _check(not bad, "train.report_to", f"unknown tracker(s) {bad}; valid: tensorboard, wandb, trackio")
         _check(self.lr > 0, "train.lr", "must be > 0")
         _check(
             self.lr_schedule in ("cosine", "constant"),

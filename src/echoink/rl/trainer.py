@@ -31,6 +31,7 @@ from .rollout import Experience
 from .runlog import RunLog
 from .sampling import PromptSampler
 from .scoring import CompletionScorer
+from .trackers import log_to_trackers, start_trackers, stop_trackers, tracker_kwargs
 from .validation import make_validator, validation_metrics
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
         metrics.update(validation_metrics(run, validator))  # every process takes part
         if run.step % cfg.train.log_every == 0 or "eval/accuracy" in metrics:
             run.log.metrics(run.step, metrics)
+            log_to_trackers(run.accelerator, run.step, metrics)
         if run.step % cfg.train.rollouts_every == 0:
             run.log.rollouts(rollout_rows(run.step, batch, cfg.train.rollouts_per_log))
         if run.step % cfg.train.save_every == 0 or run.step == cfg.train.max_steps:
@@ -88,6 +90,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
         bar.update(1)
     bar.close()
     export_final(run)
+    stop_trackers(run.accelerator)
     return run.run_dir
 
 
@@ -99,7 +102,9 @@ def setup_run(cfg: Config, resume: bool) -> Run:
     # find_unused_parameters: transformers' audio tower defines audio_bos_eos_token but never uses it,
     # and DDP would wait forever for its gradient (an error on the second step).
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision, kwargs_handlers=[ddp])
+    accelerator = Accelerator(
+        mixed_precision=cfg.train.mixed_precision, kwargs_handlers=[ddp], **tracker_kwargs(cfg)
+    )
     check_world(accelerator)
     if accelerator.state.deepspeed_plugin is not None:
         problems = deepspeed_problems(accelerator.state.deepspeed_plugin.deepspeed_config, cfg)
@@ -112,6 +117,7 @@ def setup_run(cfg: Config, resume: bool) -> Run:
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
+    start_trackers(accelerator, cfg)  # train.report_to: TensorBoard / W&B / Trackio
     loaded = load_split(cfg.data.train_path, on_error=cfg.data.on_error, max_samples=cfg.data.max_samples)
     for skipped in loaded.skipped:
         log.warning("skipped %s", skipped)
