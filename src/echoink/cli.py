@@ -282,6 +282,28 @@ def _decoding(mode: str, samples: int, temperature: float, top_p: float) -> tupl
     return "sample", p["samples"], p["temperature"], p["top_p"]
 
 
+@app.command("export")
+def export_cmd(
+    source: Path = typer.Argument(..., help="Run directory (its final/) or a thinker model directory."),
+    out: Path = typer.Option(..., "--out", help="Empty or new folder for the full Qwen2.5-Omni model."),
+    base: Path | None = typer.Option(
+        None, "--base", help="The full model trained from (its talker, token2wav and speakers are kept)."
+    ),
+) -> None:
+    """A full Qwen2.5-Omni directory (Qwen2_5OmniForConditionalGeneration) from a trained thinker."""
+    from .export import ExportError, export_omni
+
+    try:
+        path = export_omni(source, out, base)
+    except ExportError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    speech = (
+        "with the base model's talker and token2wav" if base else "text only (enable_audio_output: false)"
+    )
+    typer.echo(f"full model: {path} ({speech})")
+
+
 @app.command("compare")
 def compare_cmd(
     summary_a: Path = typer.Argument(..., help="A's summary.json (its predictions.jsonl beside it)."),

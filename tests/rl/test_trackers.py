@@ -11,6 +11,7 @@ from echoink.rl.runlog import read_jsonl
 from echoink.rl.trainer import train
 from media_helpers import write_small_split
 
+
 def test_tensorboard_event_files_hold_the_reward_curve(tiny_model_dir: Path, tmp_path: Path):
     event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
     split = write_small_split(tmp_path / "data", n=4)
