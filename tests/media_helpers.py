@@ -72,3 +72,35 @@ def write_small_split(root: Path, n: int = 8) -> Path:
         write_tone(root / f"audios/sample_{i}.wav", seconds=0.5, freq=300 + 50 * i)
         rows.append(make_row(i, answer="ABC"[i % 3]))
     return write_split(root, rows)
+
+
+def write_avqa_r1(root: Path, splits: dict[str, Path]) -> Path:
+    """The tree ``tar -xzvf AVQA_R1.tar.gz`` extracts, built from benchmark splits ({"train": ..., "valid": ...}):
+    ``AVQA_R1/{split}/{audios/sample_N.wav, images/sample_N.jpg, omni_rl_format_{split}.json}``, rows with
+    exactly the keys EchoInk's make_omniInstruct_r1_dataset.py writes, media paths relative to the split."""
+    import shutil
+
+    for split, source in splits.items():
+        out_dir = root / "AVQA_R1" / split
+        (out_dir / "audios").mkdir(parents=True)
+        (out_dir / "images").mkdir()
+        rows = []
+        for idx, row in enumerate(json.loads(source.read_text())):
+            audio, image = f"audios/sample_{idx}.wav", f"images/sample_{idx}.jpg"
+            shutil.copy(source.parent / row["path"]["audio"], out_dir / audio)
+            with Image.open(source.parent / row["path"]["image"]) as png:
+                png.convert("RGB").save(out_dir / image, quality=95)
+            rows.append(
+                {
+                    "problem_id": idx,
+                    "problem": row["problem"],
+                    "data_type": "image_audio",
+                    "problem_type": "multiple choice",
+                    "options": row["options"],
+                    "solution": row["solution"],
+                    "path": {"image": image, "audio": audio},
+                    "data_source": "OmniInstruct_v1-AVQA",
+                }
+            )
+        (out_dir / f"omni_rl_format_{split}.json").write_text(json.dumps(rows, indent=2))
+    return root / "AVQA_R1"

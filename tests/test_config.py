@@ -38,3 +38,33 @@ def test_errors_name_the_field(override: str, field: str):
 
 def test_int_accepted_for_float():
     assert load_config(None, ["algo.beta=0"]).algo.beta == 0.0
+
+
+def test_every_shipped_recipe_loads_and_names_a_registered_template():
+    from echoink.data.prompts import TEMPLATES
+
+    recipes = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+    assert len(recipes) >= 4
+    for path in recipes:
+        cfg = load_config(path)
+        assert cfg.data.template in TEMPLATES and cfg.eval.template in TEMPLATES, path
+
+
+def test_importance_sampling_level_is_validated():
+    assert (
+        load_config(None, ["algo.importance_sampling_level=sequence"]).algo.importance_sampling_level
+        == "sequence"
+    )
+    with pytest.raises(ConfigError, match="algo.importance_sampling_level"):
+        load_config(None, ["algo.importance_sampling_level=seq"])
+
+
+def test_no_stays_a_string_where_the_docs_say_no(tmp_path: Path):
+    # YAML 1.1 reads "no" as False; train.mixed_precision documents the value "no".
+    assert load_config(None, ["train.mixed_precision=no"]).train.mixed_precision == "no"
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("train:\n  mixed_precision: no\nmodel:\n  gradient_checkpointing: true\n")
+    cfg = load_config(recipe)
+    assert cfg.train.mixed_precision == "no" and cfg.model.gradient_checkpointing is True
+    with pytest.raises(ConfigError, match="model.gradient_checkpointing"):
+        load_config(None, ["model.gradient_checkpointing=yes"])  # a clear error, not a silent string

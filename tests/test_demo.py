@@ -24,8 +24,15 @@ def test_demo_pipeline_writes_every_artefact(tmp_path, family):
         "bench/train.json", "bench/test.json", "model/config.json", "sft/final/config.json", "sft/metrics.jsonl",
         "eval_base/summary.json", "eval_base/predictions.jsonl", "grpo/metrics.jsonl", "grpo/rollouts.jsonl",
         "grpo/final/config.json", "eval_grpo/summary.json", "summary.json", "summary.md",
+        "sft/final/echoink_recipe.json", "grpo/final/echoink_recipe.json",
     ]:  # fmt: skip
         assert (out / path).is_file(), path
+    # The demo keeps the prompt it was tuned with; each final/ carries it for `echoink eval`.
+    assert summary["prompt"] == "reasoning_short"
+    sft_recipe = json.loads((out / "sft/final/echoink_recipe.json").read_text())["eval"]
+    grpo_recipe = json.loads((out / "grpo/final/echoink_recipe.json").read_text())["eval"]
+    assert sft_recipe == {"template": "reasoning_short", "max_audio_seconds": None, "max_pixels": 50176}
+    assert grpo_recipe == {**sft_recipe, "max_new_tokens": 12}
     assert json.loads((out / "summary.json").read_text()) == summary
     for model in ("base", "grpo"):
         block = summary[model]

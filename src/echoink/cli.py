@@ -35,7 +35,8 @@ def main(
 @data_app.command("check")
 def data_check(
     split: list[Path] = typer.Argument(
-        ..., help="Split file(s): JSON list or JSONL in the AVQA-R1-6K schema."
+        ...,
+        help="Split file(s) (JSON list or JSONL, AVQA-R1-6K schema) or split directories (AVQA_R1/train).",
     ),
 ) -> None:
     """Validate every row and print counts, modality mix, answer balance, media stats and every problem (exit 1 if any)."""
@@ -115,7 +116,7 @@ def data_synth(
 def data_show(
     split: Path = typer.Argument(..., help="Split file."),
     index: int = typer.Option(0, "--index", "-i", help="Row index of the sample to render."),
-    template: str = typer.Option("reasoning", help="Prompt template name."),
+    template: str = typer.Option("reasoning", help="Prompt template (an unknown name lists the valid ones)."),
 ) -> None:
     """Print one sample rendered as the prompt the model sees (media shown as placeholders)."""
     from .data import TEMPLATES, load_split
@@ -132,7 +133,9 @@ def data_show(
         typer.echo(f"[image: {s.image}]")
     if s.audio:
         typer.echo(f"[audio: {s.audio}]")
-    typer.echo(TEMPLATES.get(template)(s))
+    prompt = TEMPLATES.get(template)
+    typer.echo(f"[system: {prompt.system or 'none sent (the chat template default applies)'}]")
+    typer.echo(prompt(s))
     if s.metadata:
         typer.echo(f"metadata: {s.metadata}")
 
@@ -220,18 +223,24 @@ def eval_cmd(
     model: Path = typer.Option(
         ..., "--model", help="Model directory (thinker, full Omni checkpoint or LoRA adapter)."
     ),
-    data: Path = typer.Option(..., "--data", help="Split file in the AVQA-R1-6K schema."),
+    data: Path = typer.Option(..., "--data", help="Split file or split directory (AVQA_R1/valid)."),
     out: Path = typer.Option(
         ..., "--out", help="Output folder (predictions.jsonl, summary.json); re-run to resume."
     ),
-    prompt: str = typer.Option("reasoning", "--prompt", help="Prompt template: reasoning or direct."),
-    decoding: str = typer.Option("greedy", "--decoding", help="greedy or sample."),
+    prompt: str | None = typer.Option(
+        None, "--prompt", help="Prompt template (default: the model's training recipe, else reasoning)."
+    ),
+    decoding: str = typer.Option(
+        "greedy", "--decoding", help="greedy, sample, or paper (EchoInk's: one sample, T = 1, top-p 0.95)."
+    ),
     samples: int = typer.Option(1, "--samples", min=1, help="Completions per item (sample decoding)."),
     temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature."),
     top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per generation batch."),
-    max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Longest completion."),
+    max_new_tokens: int | None = typer.Option(
+        None, "--max-new-tokens", min=1, help="Longest completion (default: the training's, else 256)."
+    ),
     ablate: str = typer.Option(
         "none",
         "--ablate",
@@ -247,10 +256,16 @@ def eval_cmd(
     ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate only the first N items."),
     max_audio_seconds: float | None = typer.Option(
-        None, "--max-audio-seconds", help="Cut audio to this length."
+        None,
+        "--max-audio-seconds",
+        min=0,
+        help="Cut audio to this length; 0: no cut (default: the training's).",
     ),
-    max_pixels: int = typer.Option(
-        224 * 224, "--max-pixels", help="Downscale larger images to this many pixels."
+    max_pixels: int | None = typer.Option(
+        None,
+        "--max-pixels",
+        min=784,
+        help="Image budget after 28-px rounding (default: the training's, else 50,176).",
     ),
 ) -> None:
     """Evaluate a model fairly: strict parsing, Wilson/bootstrap CIs, majority vote, pass@k, ablations."""
@@ -258,22 +273,71 @@ def eval_cmd(
     from .data.messages import VideoSettings
     from .eval.evaluate import Decoding, evaluate
     from .eval.summary import format_summary
+    from .recipe_card import eval_settings, read_recipe, record_sources
 
-    if prompt not in TEMPLATES:
-        raise typer.BadParameter(f"unknown template {prompt!r}; valid: {', '.join(TEMPLATES.names())}")
+    flags = {"template": prompt, "max_new_tokens": max_new_tokens, "max_pixels": max_pixels}
+    flags["max_audio_seconds"] = max_audio_seconds
     try:
-        dec = Decoding(decoding, samples, temperature, top_p, seed)
+        used, sources = eval_settings(flags, read_recipe(model))
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    if used["max_audio_seconds"] == 0:  # an explicit "no cut", overriding the recipe's
+        used["max_audio_seconds"] = None
+    typer.echo("settings: " + ", ".join(f"{k}={used[k]} ({sources[k]})" for k in used))
+    if used["template"] not in TEMPLATES:
+        raise typer.BadParameter(
+            f"unknown template {used['template']!r}; valid: {', '.join(TEMPLATES.names())}"
+        )
+    try:
+        dec = Decoding(*_decoding(decoding, samples, temperature, top_p), seed=seed)
         summary = evaluate(
-            model, data, out, template=prompt, decoding=dec, ablate=[a.strip() for a in ablate.split(",")],
-            batch_size=batch_size, max_new_tokens=max_new_tokens, limit=limit,
-            max_audio_seconds=max_audio_seconds, max_pixels=max_pixels,
+            model, data, out, decoding=dec, ablate=[a.strip() for a in ablate.split(",")],
+            batch_size=batch_size, limit=limit, **used,
             video=VideoSettings(video_fps, max_frames, desync_seconds=desync_seconds),
         )  # fmt: skip
     except ValueError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
+    record_sources(out / "summary.json", sources)
     typer.echo(format_summary(summary))
     typer.echo(f"written: {out / 'summary.json'}, {out / 'predictions.jsonl'}")
+
+
+def _decoding(mode: str, samples: int, temperature: float, top_p: float) -> tuple[str, int, float, float]:
+    """(mode, samples, temperature, top_p); "paper" is EchoInk's RL-model decoding and admits no overrides."""
+    from .eval.paper import PAPER_SAMPLING
+
+    if mode != "paper":
+        return mode, samples, temperature, top_p
+    if (samples, temperature, top_p) != (1, 1.0, 1.0):
+        raise typer.BadParameter(
+            "--decoding paper fixes 1 sample, T = 1, top-p 0.95; drop --samples/--temperature/--top-p"
+        )
+    p = PAPER_SAMPLING
+    return "sample", p["samples"], p["temperature"], p["top_p"]
+
+
+@app.command("export")
+def export_cmd(
+    source: Path = typer.Argument(..., help="Run directory (its final/) or a thinker model directory."),
+    out: Path = typer.Option(..., "--out", help="Empty or new folder for the full Qwen2.5-Omni model."),
+    base: Path | None = typer.Option(
+        None, "--base", help="The full model trained from (its talker, token2wav and speakers are kept)."
+    ),
+) -> None:
+    """A full Qwen2.5-Omni directory (Qwen2_5OmniForConditionalGeneration) from a trained thinker."""
+    from .export import ExportError, export_omni
+
+    try:
+        path = export_omni(source, out, base)
+    except ExportError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    speech = (
+        "with the base model's talker and token2wav" if base else "text only (enable_audio_output: false)"
+    )
+    typer.echo(f"full model: {path} ({speech})")
 
 
 @app.command("compare")

@@ -15,6 +15,7 @@ echoink.config_sections.ConfigError: unknown field 'algo.bogus'; valid fields of
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -63,8 +64,31 @@ class Config:
     sft: SFTConfig = field(default_factory=SFTConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
 
+    def __post_init__(self) -> None:
+        if self.train.eval_every and not self.data.val_path:
+            raise ConfigError("train.eval_every: validation needs data.val_path")
+        if self.train.keep_best and not self.train.eval_every:
+            raise ConfigError("train.keep_best: needs train.eval_every > 0 (best by validation accuracy)")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML with 1.2 booleans: only true/false are bools. YAML 1.1 also reads no/yes/on/off as bools,
+    which turned the documented ``train.mixed_precision: no`` into False and then failed validation."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -128,7 +152,7 @@ def apply_override(tree: dict[str, Any], override: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {override!r}: {part} is not a section")
-    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+    node[parts[-1]] = _yaml(raw) if raw.strip() else ""
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
@@ -136,7 +160,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     tree: dict[str, Any] = {}
     if path is not None:
         text = Path(path).read_text()
-        loaded = yaml.safe_load(text) or {}
+        loaded = _yaml(text) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: a recipe must be a mapping of sections")
         tree = loaded

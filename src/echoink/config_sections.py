@@ -20,9 +20,10 @@ def _check(cond: bool, name: str, msg: str) -> None:
 @dataclass
 class DataConfig:
     train_path: str = ""
-    """Training split in the AVQA-R1-6K schema (a JSON list or JSONL file); media paths are relative to its folder."""
+    """Training split in the AVQA-R1-6K schema: a JSON list or JSONL file, or a split directory as the
+    dataset extracts (``AVQA_R1/train``, holding ``omni_rl_format_train.json``); media paths are relative to it."""
     val_path: str = ""
-    """Optional validation split, same schema; evaluated every ``train.eval_every`` steps when set."""
+    """Validation split (same forms as ``train_path``), evaluated greedily every ``train.eval_every`` steps."""
     template: str = "reasoning"
     """Prompt template name (see ``echoink.data.prompts.TEMPLATES``)."""
     on_error: str = "strict"
@@ -30,7 +31,8 @@ class DataConfig:
     max_audio_seconds: float | None = None
     """Cut audio to this many seconds (EchoInk cut at 10 s); ``None`` keeps the whole clip."""
     max_pixels: int = 224 * 224
-    """Images larger than this many pixels are downscaled (aspect kept) before the processor sees them."""
+    """Image budget in pixels after rounding each side to the 28-px grid (qwen-omni-utils' ``smart_resize``,
+    min 3,136 px): at most ``max_pixels / 784`` image tokens. EchoInk's images got 200,704 (256 tokens)."""
     max_samples: int | None = None
     """Use only the first N rows (after validation); ``None`` uses all."""
     video_fps: float = 2.0
@@ -154,6 +156,9 @@ class AlgoConfig:
     """Upper clip range (DAPO raises it, e.g. 0.28)."""
     num_iterations: int = 1
     """μ: optimisation passes per rollout batch (1 = the paper; ratio is then exactly 1)."""
+    importance_sampling_level: str = "token"
+    """Importance ratio: ``token`` (GRPO, the paper) or ``sequence`` (GSPO: one length-normalised ratio
+    per completion, clipped per sequence; TRL's ``importance_sampling_level="sequence"``)."""
     scale_rewards: str = "group"
     """Advantage scaling: group (GRPO), batch, or none (Dr. GRPO)."""
     loss_agg: str = "seq-mean-token-mean"
@@ -179,6 +184,11 @@ class AlgoConfig:
         )
         _check(self.epsilon_low >= 0 and self.epsilon_high >= 0, "algo.epsilon_low/high", "must be >= 0")
         _check(self.num_iterations >= 1, "algo.num_iterations", "must be >= 1")
+        _check(
+            self.importance_sampling_level in ("token", "sequence"),
+            "algo.importance_sampling_level",
+            f"must be token or sequence, got {self.importance_sampling_level!r}",
+        )
         _check(
             self.scale_rewards in ("group", "batch", "none"),
             "algo.scale_rewards",
@@ -228,6 +238,13 @@ class TrainConfig:
     """Abort after this many consecutive non-finite losses or gradient norms."""
     threads: int = 0
     """torch intra-op threads on CPU; 0 keeps torch's default."""
+    eval_every: int = 0
+    """Validate on ``data.val_path`` every N steps (greedy; the training's prompt, budgets and length),
+    logging ``eval/accuracy``, ``eval/format_rate``, ... in metrics.jsonl; 0 never validates."""
+    keep_best: bool = False
+    """Also save the policy with the best validation accuracy so far as ``best/`` (``best/step.txt``)."""
+    report_to: list[str] = field(default_factory=list)
+    """Trackers that also get every logged metric, through accelerate: tensorboard, wandb, trackio."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -242,6 +259,9 @@ class TrainConfig:
             _check(getattr(self, name) >= 1, f"train.{name}", "must be >= 1")
         _check(self.mini_batch_prompts >= 0, "train.mini_batch_prompts", "must be >= 0")
         _check(self.completions_per_pass >= 0, "train.completions_per_pass", "must be >= 0")
+        _check(self.eval_every >= 0, "train.eval_every", "must be >= 0 (0: no validation)")
+        bad = [t for t in self.report_to if t not in ("tensorboard", "wandb", "trackio")]
+        _check(not bad, "train.report_to", f"unknown tracker(s) {bad}; valid: tensorboard, wandb, trackio")
         _check(self.lr > 0, "train.lr", "must be > 0")
         _check(
             self.lr_schedule in ("cosine", "constant"),
@@ -268,6 +288,8 @@ class EvalConfig:
     """Prompts per generation batch (left padded)."""
     max_new_tokens: int = 128
     """Longest completion at evaluation."""
+    max_items: int | None = None
+    """Validation while training uses only the first N items of ``data.val_path`` (a fixed subset)."""
 
     def __post_init__(self) -> None:
         _check(
@@ -280,6 +302,7 @@ class EvalConfig:
             "eval",
             "samples, batch_size, max_new_tokens must be >= 1",
         )
+        _check(self.max_items is None or self.max_items >= 1, "eval.max_items", "must be >= 1 or null")
 
 
 @dataclass

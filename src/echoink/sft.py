@@ -23,6 +23,7 @@ from transformers import get_constant_schedule_with_warmup
 from .config import Config, save_config
 from .data import Sample, load_split, sample_messages
 from .model import Engine
+from .recipe_card import write_recipe
 from .runlog import RunLog
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ def sft(cfg: Config) -> Path:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         save_model(accelerator.unwrap_model(scorer).model, engine.processor, out / "final")
+        write_recipe(cfg, out / "final", "sft")  # eval follows the training's prompt and budgets
     return out
 
 

@@ -53,7 +53,8 @@ def _free_port() -> int:
 
 
 def _launch(recipe: Path, mode: str, out: Path, processes: int) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TESTS), "ACCELERATE_USE_CPU": "1"}
+    paths = os.pathsep.join([str(TESTS.parent / "src"), str(TESTS)])  # this checkout's package, not an installed one
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": paths, "ACCELERATE_USE_CPU": "1"}
     if processes == 1:
         cmd = [sys.executable, str(WORKER)]
     else:
@@ -90,6 +91,8 @@ def test_two_processes_of_b_equal_one_process_of_2b(tiny_model_dir, dist_split, 
     (token counts) and the no_sync gradient accumulation are both exercised.
     """
     extra = ("algo.loss_agg=token-mean", "train.mini_batch_prompts=1")
+    # Validation at step 3 on 5 items: 3 + 2 per process, the second padded (weight 0), sums gathered.
+    extra += (f"data.val_path={dist_split}", "train.eval_every=3", "eval.max_items=5", "eval.batch_size=2")
     two, one = tmp_path / "two", tmp_path / "one"
     _launch(
         _recipe(tmp_path, tiny_model_dir, dist_split, "train.prompts_per_step=2", *extra), "global", two, 2
@@ -107,3 +110,6 @@ def test_two_processes_of_b_equal_one_process_of_2b(tiny_model_dir, dist_split, 
     for a, b in zip(rows2, rows1, strict=True):  # metrics describe the global batch
         for key in ("reward", "reward_std", "completions/mean_length", "frac_reward_zero_std", "grad_norm"):
             assert a[key] == pytest.approx(b[key], abs=1e-5), key
+    assert rows2[-1]["eval/n"] == rows1[-1]["eval/n"] == 5  # every item once, padding not counted
+    for key in ("eval/accuracy", "eval/format_rate", "eval/mean_length"):
+        assert rows2[-1][key] == pytest.approx(rows1[-1][key]), key

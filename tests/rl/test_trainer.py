@@ -121,7 +121,8 @@ def _train_cmd(cfg_path: Path, *extra: str) -> list[str]:
 def test_kill_and_resume_is_bitwise_exact(family_model_dir, train_split, tmp_path):
     tiny_model_dir = family_model_dir
     tests_dir = str(Path(__file__).parents[1])  # the subprocess imports the test reward from media_helpers
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": tests_dir}
+    src_dir = str(Path(__file__).parents[2] / "src")  # this checkout's package, not an installed copy
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([src_dir, tests_dir])}
     base = recipe(tiny_model_dir, train_split, tmp_path / "unused", "train.max_steps=4", "train.save_every=1")
     from echoink.config import save_config
 
@@ -181,3 +182,18 @@ def test_checkpoint_write_is_atomic_under_sigkill(tmp_path):
             weights = load_file(str(ckpt / "trainable.safetensors"))
             assert all(float(w.flatten()[0]) == state["marker"] for w in weights.values())
             assert (ckpt / "optimizer.pt").exists() and (ckpt / "rng.pt").exists()
+
+
+def test_gspo_sequence_level_changes_the_off_policy_pass(tiny_model_dir, train_split, tmp_path):
+    """algo.importance_sampling_level reaches the loss: with μ = 2 the second pass has ratio != 1."""
+    rows = {}
+    for level in ("token", "sequence"):
+        cfg = recipe(
+            tiny_model_dir, train_split, tmp_path / level, "train.max_steps=1", "algo.num_iterations=2",
+            "rollout.max_new_tokens=6", f"algo.importance_sampling_level={level}",
+        )  # fmt: skip
+        rows[level] = read_jsonl(train(cfg) / "metrics.jsonl")[0]
+    token, sequence = rows["token"], rows["sequence"]
+    assert token["reward"] == sequence["reward"]  # same seed, same rollouts: only the loss differs
+    assert token["ratio_mean"] != sequence["ratio_mean"]
+    assert token["loss"] != sequence["loss"]

@@ -98,8 +98,9 @@ def _fixed_rollout(prompts: list[str], trainer) -> dict:
     }
 
 
-def _trainer(model_dir: Path, tmp_path: Path, loss_type: str, scale: str):
+def _trainer(model_dir: Path, tmp_path: Path, loss_type: str, scale: str, is_level: str = "token"):
     args = trl.GRPOConfig(
+        importance_sampling_level=is_level,
         output_dir=str(tmp_path),
         per_device_train_batch_size=len(COMPLETIONS),
         num_generations=G,
@@ -174,9 +175,18 @@ def test_matches_trl_grpo_trainer(
     torch.testing.assert_close(logp[m], trl_logp[m], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(ref_logp[m], batch["ref_per_token_logps"][m], atol=1e-5, rtol=1e-5)
 
+    _assert_loss_parity(trainer, batch, adv, ref_logp, agg)
+
+
+def _assert_loss_parity(trainer, batch: dict, adv, ref_logp, agg: str, is_level: str = "token") -> None:
+    """Loss, gradients of every parameter and logged clip ratios / KL: ours vs TRL's ``_compute_loss``."""
+    model, mask = trainer.model, batch["completion_mask"]
+    logp = _completion_logps(model, batch)
     # Loss, off-policy so both clips fire: inject the same old log-probs into TRL's batch.
     gen = torch.Generator().manual_seed(7)
     old = logp.detach() + torch.randn(logp.shape, generator=gen) * 0.3
+    if is_level == "sequence":  # token noise averages out over a sequence: shift whole sequences too
+        old = old + torch.randn(logp.shape[0], 1, generator=gen) * 0.5
     batch["old_per_token_logps"] = old
     model.zero_grad()
     trl_loss = trainer._compute_loss(model, batch)
@@ -185,7 +195,7 @@ def test_matches_trl_grpo_trainer(
     model.zero_grad()
     ours, metrics = policy_loss(
         _completion_logps(model, batch), old, adv, mask, 0.2, 0.28,
-        ref_logp=ref_logp, beta=0.05, kl_kind="k3", agg=agg, max_len=MAX_LEN,
+        ref_logp=ref_logp, beta=0.05, kl_kind="k3", agg=agg, max_len=MAX_LEN, is_level=is_level,
     )  # fmt: skip
     ours.backward()
     torch.testing.assert_close(ours, trl_loss, atol=1e-5, rtol=1e-5)
@@ -197,3 +207,17 @@ def test_matches_trl_grpo_trainer(
     assert metrics["clip_frac_low"].item() == pytest.approx(logged["clip_ratio/low_mean"][-1], abs=1e-6)
     assert metrics["clip_frac_high"].item() == pytest.approx(logged["clip_ratio/high_mean"][-1], abs=1e-6)
     assert metrics["kl"].item() == pytest.approx(logged["kl"][-1], rel=1e-5)
+
+
+@pytest.mark.parametrize(("loss_type", "scale", "agg"), [CASES[0], CASES[1]])
+def test_gspo_matches_trl_sequence_level(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loss_type: str, scale: str, agg: str
+) -> None:
+    """GSPO: TRL's ``importance_sampling_level="sequence"`` (one length-normalised ratio per completion)."""
+    monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
+    trainer, rows = _trainer(model_dir, tmp_path, loss_type, scale, is_level="sequence")
+    batch = trainer._generate_and_score_completions(rows)
+    adv = batch["advantages"]  # checked against ours in test_matches_trl_grpo_trainer
+    with torch.no_grad():
+        ref_logp = _completion_logps(trainer.ref_model, batch)
+    _assert_loss_parity(trainer, batch, adv, ref_logp, agg, is_level="sequence")

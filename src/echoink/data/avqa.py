@@ -8,7 +8,9 @@ A row looks like::
      "path": {"image": "images/sample_7.jpg", "audio": "audios/sample_7.wav"},
      "data_source": "..."}
 
-Media paths are relative to the split file's folder (the dataset root). Every problem with a row is
+Media paths are relative to the split file's folder (the dataset root). A split may also be named
+by its directory as AVQA-R1-6K extracts (``AVQA_R1/train`` holding ``omni_rl_format_train.json``,
+``audios/`` and ``images/``). Every problem with a row is
 a ``RowError`` naming file, row index and reason; ``on_error="strict"`` raises the first one,
 ``"skip"`` keeps going and returns them all, so nothing is dropped silently.
 """
@@ -154,6 +156,25 @@ def _check_media(kind: str, path: Path, data_type: str) -> None:
             )
 
 
+SPLIT_FILE_PATTERN = "omni_rl_format_*.json"  # AVQA-R1-6K: AVQA_R1/{train,valid}/omni_rl_format_{split}.json
+
+
+def split_file(path: str | Path) -> Path:
+    """The split file ``path`` names: itself, or the one ``omni_rl_format_*.json`` in a split directory."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    found = sorted(path.glob(SPLIT_FILE_PATTERN))
+    if len(found) == 1:
+        return found[0]
+    if found:
+        names = ", ".join(f.name for f in found)
+        raise RowError(path, -1, f"holds several split files ({names}); name one of them")
+    splits = [d.name for d in sorted(path.iterdir()) if d.is_dir() and any(d.glob(SPLIT_FILE_PATTERN))]
+    hint = f"; its split directories: {', '.join(splits)}" if splits else ""
+    raise RowError(path, -1, f"a split directory must hold one {SPLIT_FILE_PATTERN} file{hint}")
+
+
 def load_split(
     path: str | Path,
     on_error: str = "strict",
@@ -163,7 +184,7 @@ def load_split(
     """Load and validate a split. ``on_error``: "strict" raises the first RowError, "skip" collects them."""
     if on_error not in ("strict", "skip"):
         raise ValueError(f"on_error must be 'strict' or 'skip', got {on_error!r}")
-    path = Path(path)
+    path = split_file(path)
     rows = read_rows(path)
     if not isinstance(rows, list):
         raise RowError(path, -1, "a split must be a JSON list of rows (or JSON Lines)")

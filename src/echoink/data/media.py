@@ -1,8 +1,10 @@
 """Audio and image loading with real libraries: soundfile + soxr for sound, Pillow for pictures.
 
 Audio comes back as 16 kHz mono float32 (what Qwen2.5-Omni's Whisper feature extractor expects);
-resampling uses soxr's VHQ polyphase resampler. Images come back as RGB, downscaled to at most
-``max_pixels`` pixels.
+resampling uses soxr's VHQ polyphase resampler. Images come back as RGB, resized as qwen-omni-utils
+(EchoInk's bundled copy) resizes them: each side a multiple of 28 px, the area within
+[``min_pixels``, ``max_pixels``] *after* that rounding, so a budget of P px never gives more than
+P / 784 image tokens. The processor's own resize then leaves them as they are.
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ import soxr
 from PIL import Image, UnidentifiedImageError
 
 SAMPLE_RATE = 16_000
+
+# qwen-omni-utils v2_5/vision_process.py (HarryHsing/EchoInk src/qwen-omni-utils): IMAGE_FACTOR,
+# MIN_PIXELS, MAX_RATIO. 28 = Qwen2.5-Omni's 14-px patch x 2x2 merge: one image token per 28x28 cell.
+IMAGE_FACTOR = 28
+MIN_PIXELS = 4 * 28 * 28
+MAX_RATIO = 200
 
 
 class MediaError(ValueError):
@@ -62,18 +70,59 @@ def audio_info(path: str | Path) -> tuple[float, int, int]:
     return info.frames / info.samplerate, info.samplerate, info.channels
 
 
-def load_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
-    """Open an image as RGB; if it has more than ``max_pixels`` pixels, downscale keeping the aspect."""
+def smart_resize(
+    height: int, width: int, max_pixels: int, min_pixels: int = MIN_PIXELS, factor: int = IMAGE_FACTOR
+) -> tuple[int, int]:
+    """(height, width): both multiples of ``factor``, area in [min_pixels, max_pixels], aspect kept closely.
+
+    qwen-omni-utils' ``smart_resize``, the rule EchoInk's images went through; it rounds first and
+    bounds the rounded area, so the budget holds for the pixels the vision tower sees.
+
+    >>> smart_resize(1440, 1920, max_pixels=200_704)  # 13 x 18 = 234 tokens <= 256
+    (364, 504)
+    >>> smart_resize(56, 168, max_pixels=50_176)  # on the grid and inside the budget: unchanged
+    (56, 168)
+    >>> smart_resize(20, 20, max_pixels=50_176)  # raised to min_pixels
+    (56, 56)
+    """
+    if max(height, width) / min(height, width) > MAX_RATIO:
+        raise ValueError(
+            f"aspect ratio must be at most {MAX_RATIO}, got {max(height, width) / min(height, width):.0f}"
+        )
+    h_bar = max(factor, round(height / factor) * factor)
+    w_bar = max(factor, round(width / factor) * factor)
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        # max(factor, .): a side of a very thin image would floor to 0 px (qwen-omni-utils would then
+        # fail in PIL); transformers' copy of this function keeps one cell, as here.
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def load_image(path: str | Path, max_pixels: int | None = None, min_pixels: int = MIN_PIXELS) -> Image.Image:
+    """Open an image as RGB; with ``max_pixels``, resize it to ``smart_resize``'s size (bicubic, as PIL's default).
+
+    ``max_pixels=None`` returns the decoded image untouched (the processor applies its own bounds).
+    """
     try:
         with Image.open(path) as img:
             img.load()
             rgb = img.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise MediaError(f"{path}: cannot read image ({err})") from err
-    if max_pixels is not None and rgb.width * rgb.height > max_pixels:
-        scale = math.sqrt(max_pixels / (rgb.width * rgb.height))
-        size = (max(1, int(rgb.width * scale)), max(1, int(rgb.height * scale)))
-        rgb = rgb.resize(size, Image.Resampling.BICUBIC)
+    if max_pixels is None:
+        return rgb
+    try:
+        height, width = smart_resize(rgb.height, rgb.width, max_pixels, min_pixels)
+    except ValueError as err:
+        raise MediaError(f"{path}: {err}") from err
+    if (width, height) != rgb.size:  # an image already on the grid is returned as decoded, not resampled
+        rgb = rgb.resize((width, height), Image.Resampling.BICUBIC)
     return rgb
 
 

@@ -8,31 +8,65 @@ layer never re-reads files.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from ..registry import Registry
+from . import paper_prompts as paper
 from .media import blank_like, load_audio, load_image, silence_like
 from .schema import Sample
 
-# Qwen2.5-Omni's own system prompt; the model was trained with it, and EchoInk-R1 keeps it.
+# Qwen2.5-Omni's own "virtual human" system prompt (its model card asks for it when speech output is
+# wanted). EchoInk-R1 does not send it: its training turn has no system message at all.
 SYSTEM_PROMPT = (
     "You are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of perceiving "
     "auditory and visual inputs, as well as generating text and speech."
 )
 
-TEMPLATES: Registry[Callable[[Sample], str]] = Registry("prompt template")
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """A user-turn text for a sample plus the system turn that goes with it.
+
+    ``system=None`` sends no system message, so the chat template's default applies (Qwen2.5-Omni's
+    template then writes "You are a helpful assistant."), as EchoInk's training does.
+    """
+
+    render: Callable[[Sample], str]
+    system: str | None
+    source: str
+    """Where the wording comes from, for ``echoink data prompt`` and reports."""
+
+    def __call__(self, sample: Sample) -> str:
+        return self.render(sample)
 
 
-def question_with_options(sample: Sample) -> str:
-    return sample.question + " Options:\n" + "\n".join(sample.options)
+TEMPLATES: Registry[PromptTemplate] = Registry("prompt template")
 
 
-@TEMPLATES.register("reasoning")
-def reasoning_template(sample: Sample) -> str:
-    """EchoInk-R1's reasoning prompt: think in <think>, answer one letter in <answer>."""
+def question_with_options(sample: Sample, separator: str = paper.TRAIN_OPTIONS_SEPARATOR) -> str:
+    return sample.question + separator + "\n".join(sample.options)
+
+
+def _paper_reasoning(sample: Sample) -> str:
+    question = question_with_options(sample, paper.TRAIN_OPTIONS_SEPARATOR)
+    return paper.QUESTION_TEMPLATE.format(Question=question) + paper.TYPE_TEMPLATE_MULTIPLE_CHOICE
+
+
+def _paper_eval(sample: Sample) -> str:
+    question = question_with_options(sample, paper.EVAL_OPTIONS_SEPARATOR)
+    return paper.QUESTION_TEMPLATE.format(Question=question) + paper.TYPE_TEMPLATE_MULTIPLE_CHOICE
+
+
+def _paper_base(sample: Sample) -> str:
+    question = question_with_options(sample, paper.EVAL_OPTIONS_SEPARATOR)
+    return paper.BASE_QUESTION_TEMPLATE.format(Question=question) + paper.TYPE_TEMPLATE_MULTIPLE_CHOICE
+
+
+def _reasoning_short(sample: Sample) -> str:
     return (
         question_with_options(sample) + "\n"
         "Please think about this question as if you were a human pondering deeply. "
@@ -43,14 +77,39 @@ def reasoning_template(sample: Sample) -> str:
     )
 
 
-@TEMPLATES.register("direct")
-def direct_template(sample: Sample) -> str:
-    """Direct answer: the option letter only, still inside <answer> so one parser serves both."""
+def _direct(sample: Sample) -> str:
     return (
         question_with_options(sample) + "\n"
         "Consider both the visual and audio information. Answer with only the single option letter "
         "within the <answer> </answer> tags."
     )
+
+
+TEMPLATES.register("reasoning")(
+    PromptTemplate(_paper_reasoning, None, "EchoInk-R1 training prompt (grpo.py), no system message")
+)
+TEMPLATES.register("paper_eval")(
+    PromptTemplate(_paper_eval, None, "EchoInk-R1 eval script, RL model (options after a newline)")
+)
+TEMPLATES.register("paper_base")(
+    PromptTemplate(_paper_base, paper.BASE_SYSTEM_PROMPT, "EchoInk-R1 eval script, base model")
+)
+# verl-omni's Qwen3-Omni GSPO AVQA recipe: the instructions in the system turn, the question alone in the
+# user turn (its "<image><audio>" markers are our image and audio blocks, which come first as there).
+TEMPLATES.register("verl_omni_avqa")(
+    PromptTemplate(
+        lambda sample: question_with_options(sample, paper.VERL_OMNI_OPTIONS_SEPARATOR),
+        paper.VERL_OMNI_AVQA_SYSTEM_PROMPT,
+        "verl-omni examples/gspo_trainer/data_process/avqa.py",
+    )
+)
+# echoink's first reasoning prompt: EchoInk's without the inner-dialogue sentences, with Qwen's system
+# prompt. The CPU demo was tuned on it and its tiny tokenizer was trained on it, so it stays as it was.
+TEMPLATES.register("reasoning_short")(
+    PromptTemplate(_reasoning_short, SYSTEM_PROMPT, "echoink (EchoInk's, shortened), Qwen system prompt")
+)
+# The letter only, still inside <answer> so one parser serves both.
+TEMPLATES.register("direct")(PromptTemplate(_direct, SYSTEM_PROMPT, "echoink, Qwen system prompt"))
 
 
 def load_media(
@@ -77,14 +136,17 @@ def build_messages(
     audio: np.ndarray | None = None,
     image: Image.Image | None = None,
 ) -> list[dict[str, Any]]:
-    """Chat messages: system prompt, then the user turn with [image][audio][text] content blocks."""
+    """Chat messages: the template's system turn (if any), then the user turn with [image][audio][text] blocks."""
+    prompt = TEMPLATES.get(template)
     content: list[dict[str, Any]] = []
     if image is not None:
         content.append({"type": "image", "image": image})
     if audio is not None:
         content.append({"type": "audio", "audio": audio})
-    content.append({"type": "text", "text": TEMPLATES.get(template)(sample)})
-    return [
-        {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
-        {"role": "user", "content": content},
-    ]
+    content.append({"type": "text", "text": prompt(sample)})
+    system = (
+        []
+        if prompt.system is None
+        else [{"role": "system", "content": [{"type": "text", "text": prompt.system}]}]
+    )
+    return [*system, {"role": "user", "content": content}]

@@ -34,6 +34,7 @@ FIXED_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("groups with zero reward std", ("frac_reward_zero_std",)),
     ("entropy", ("entropy",)),
     ("grad norm", ("grad_norm",)),
+    ("validation (greedy)", ("eval/accuracy", "eval/format_rate")),
 )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..data import Sample
 from ..rl.rewards import parse_answer
+from .paper import is_paper_decoding, lenient_accuracy
 from .stats import majority_vote, mcnemar, mean_and_interval, pass_at_k
 
 _ROW_KEYS = frozenset(
@@ -96,6 +97,7 @@ def summarize(
         block["unparseable_rate"] = sum(r["pred"] is None for r in flat) / n
         block["mean_length"] = sum(r["length"] for r in flat) / n
         block["truncated_rate"] = sum(r["truncated"] for r in flat) / n
+        block["accuracy_echoink_parser"] = lenient_accuracy(flat)  # the paper's metric, beside the strict one
         block["by"] = {
             f: {
                 str(value): _accuracy_block(
@@ -149,6 +151,9 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, list[str]]]:
         cells = [name, f"{b['accuracy']:.3f}", f"[{lo:.3f}, {hi:.3f}]", drop, p]
         cells += [f"{b['format_rate']:.3f}", f"{b['unparseable_rate']:.3f}", f"{b['mean_length']:.1f}"]
         rows.append(("condition", cells))
+        if "accuracy_echoink_parser" in b:
+            note = "EchoInk's lenient parser (reads 'a' as A), for comparison with the paper only"
+            rows.append(("extra", [f"accuracy {b['accuracy_echoink_parser']:.3f} under {note}"]))
         if "majority_accuracy" in b:
             passk = "  ".join(f"pass@{j} {v:.3f}" for j, v in b["pass@k"].items())
             rows.append(
@@ -178,6 +183,8 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, list[str]]]:
 def format_summary(summary: dict[str, Any]) -> str:
     """A plain-text table of a summary, one line per condition and per metadata group."""
     lines = [f"model {summary['model']}  data {summary['data']}  items {summary['n_items']}"]
+    if (settings := summary.get("settings")) is not None:
+        lines.append(_settings_line(settings))
     lines.append("".join(f"{c:<{w}}" for c, w in zip(SUMMARY_COLUMNS, _WIDTHS, strict=True)).rstrip())
     for kind, cells in summary_rows(summary):
         line = (
@@ -187,3 +194,19 @@ def format_summary(summary: dict[str, Any]) -> str:
         )
         lines.append(line.rstrip())
     return "\n".join(lines)
+
+
+def _settings_line(settings: dict[str, Any]) -> str:
+    """Prompt, decoding (labelled when it is EchoInk's) and media budgets, as the predictions were made."""
+    d = settings["decoding"]
+    decoding = (
+        "greedy"
+        if d["mode"] == "greedy"
+        else f"sample x{d['samples']}, T={d['temperature']}, top-p {d['top_p']}"
+    )
+    if is_paper_decoding(d):
+        decoding += " (EchoInk's RL-model decoding)"
+    return (
+        f"prompt {settings['template']}  decoding {decoding}  max_new_tokens {settings['max_new_tokens']}  "
+        f"max_pixels {settings['max_pixels']}  max_audio_seconds {settings['max_audio_seconds']}"
+    )

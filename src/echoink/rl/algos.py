@@ -21,6 +21,7 @@ import torch
 
 SCALES = ("group", "batch", "none")
 KL_KINDS = ("k1", "k3", "abs")
+IS_LEVELS = ("token", "sequence")
 
 
 def group_advantages(
@@ -146,7 +147,32 @@ def agg_loss(
 
 
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    if x.shape[-1] == 1 and mask.shape[-1] != 1:  # one value per sequence (GSPO): a mean over sequences
+        return x.mean()
     return (x * mask).sum() / mask.sum().clamp(min=1)
+
+
+def log_importance_weights(
+    logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor, level: str = "token"
+) -> torch.Tensor:
+    """log ρ: "token" -> [N, T] per-token ``logp - old_logp`` (GRPO/PPO); "sequence" -> [N, 1] GSPO's
+    length-normalised sequence log-ratio ``mean_t(logp - old_logp)`` over the masked tokens.
+
+    GSPO (Zheng et al. 2025) clips ``exp`` of the sequence value once per completion, so one token's
+    large ratio cannot dominate a sequence's update; TRL names it ``importance_sampling_level="sequence"``.
+
+    >>> logp, old = torch.tensor([[0.0, -1.0, 5.0]]), torch.tensor([[-1.0, -1.0, 0.0]])
+    >>> mask = torch.tensor([[1, 1, 0]])  # the third token is padding
+    >>> log_importance_weights(logp, old, mask, "sequence").tolist()
+    [[0.5]]
+    """
+    log_ratio = logp.float() - old_logp.float()  # [N, T]
+    if level == "token":
+        return log_ratio
+    if level == "sequence":
+        mask = mask.to(torch.float32)
+        return ((log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1))[:, None]  # [N, 1]
+    raise ValueError(f"unknown importance sampling level {level!r}; valid: {', '.join(IS_LEVELS)}")
 
 
 def policy_loss(
@@ -162,15 +188,18 @@ def policy_loss(
     kl_kind: str = "k3",
     agg: str = "seq-mean-token-mean",
     max_len: int | None = None,
+    is_level: str = "token",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped-ratio GRPO loss with a KL penalty: the negative of the paper's objective.
 
     logp, old_logp, ref_logp, mask: [N, T]; advantages: [N]. Per token:
     ``-min(ρ·A, clip(ρ, 1-eps_low, 1+eps_high)·A) + beta·KL(logp, ref_logp)`` with ρ = exp(logp - old_logp),
     then ``agg_loss(…, agg, max_len)``. With one update per rollout (μ=1) pass ``old_logp=logp.detach()``:
-    ρ is 1 and the gradient is the plain policy gradient.
+    ρ is 1 and the gradient is the plain policy gradient. ``is_level="sequence"`` (GSPO) uses one ρ per
+    completion, ``log_importance_weights``'s length-normalised sequence ratio, clipped per sequence.
 
-    Metrics (detached scalars, means over masked tokens): ``clip_frac_low`` (ρ < 1-eps_low with A < 0),
+    Metrics (detached scalars, means over masked tokens, or over sequences for ``is_level="sequence"``
+    as TRL logs them): ``clip_frac_low`` (ρ < 1-eps_low with A < 0),
     ``clip_frac_high`` (ρ > 1+eps_high with A > 0), ``ratio_mean``, and ``kl`` when ``ref_logp`` is given.
 
     >>> logp = torch.zeros(2, 3, requires_grad=True)
@@ -182,10 +211,10 @@ def policy_loss(
         raise ValueError("beta > 0 needs ref_logp")
     mask = mask.to(torch.float32)
     logp = logp.float()
-    ratio = torch.exp(logp - old_logp.float())  # [N, T]
+    ratio = torch.exp(log_importance_weights(logp, old_logp, mask, is_level))  # [N, T] or [N, 1]
     adv = advantages.float()[:, None]  # [N, 1]
     clipped = ratio.clamp(1 - eps_low, 1 + eps_high)
-    loss_mat = -torch.min(ratio * adv, clipped * adv)  # [N, T]
+    loss_mat = -torch.min(ratio * adv, clipped * adv).expand_as(logp)  # [N, T]
     metrics: dict[str, torch.Tensor] = {}
     if ref_logp is not None:
         kl = kl_penalty(logp, ref_logp, kl_kind)

@@ -30,6 +30,8 @@ from .distributed import check_world, deepspeed_problems
 from .experience import Experience, collect_experience, register_rewards
 from .metrics import step_metrics
 from .sampling import PromptSampler
+from .trackers import log_to_trackers, start_trackers, stop_trackers, tracker_kwargs
+from .validation import make_validator, validation_metrics
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class Run:
 def train(cfg: Config, resume: bool = False) -> Path:
     """Train with GRPO as ``cfg`` says; returns the run directory."""
     run = setup_run(cfg, resume)
+    validator = make_validator(run)  # None unless train.eval_every
     bar = tqdm(
         total=cfg.train.max_steps, initial=run.step, desc="GRPO", disable=not run.accelerator.is_main_process
     )
@@ -72,8 +75,10 @@ def train(cfg: Config, resume: bool = False) -> Path:
         update = optimise(run, batch)
         run.step += 1
         metrics = step_metrics(batch, update, run, time.perf_counter() - t_start)
-        if run.step % cfg.train.log_every == 0:
+        metrics.update(validation_metrics(run, validator))  # every process takes part
+        if run.step % cfg.train.log_every == 0 or "eval/accuracy" in metrics:
             run.log.metrics(run.step, metrics)
+            log_to_trackers(run.accelerator, run.step, metrics)
         if run.step % cfg.train.rollouts_every == 0:
             run.log.rollouts(rollout_rows(run.step, batch, cfg.train.rollouts_per_log))
         if run.step % cfg.train.save_every == 0 or run.step == cfg.train.max_steps:
@@ -84,6 +89,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
         bar.update(1)
     bar.close()
     export_final(run)
+    stop_trackers(run.accelerator)
     return run.run_dir
 
 
@@ -94,7 +100,9 @@ def setup_run(cfg: Config, resume: bool) -> Run:
     # find_unused_parameters: transformers' audio tower defines audio_bos_eos_token but never uses it,
     # and DDP would wait forever for its gradient (an error on the second step).
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision, kwargs_handlers=[ddp])
+    accelerator = Accelerator(
+        mixed_precision=cfg.train.mixed_precision, kwargs_handlers=[ddp], **tracker_kwargs(cfg)
+    )
     check_world(accelerator)
     if accelerator.state.deepspeed_plugin is not None:
         problems = deepspeed_problems(accelerator.state.deepspeed_plugin.deepspeed_config, cfg)
@@ -107,6 +115,7 @@ def setup_run(cfg: Config, resume: bool) -> Run:
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
+    start_trackers(accelerator, cfg)  # train.report_to: TensorBoard / W&B / Trackio
     loaded = load_split(cfg.data.train_path, on_error=cfg.data.on_error, max_samples=cfg.data.max_samples)
     for skipped in loaded.skipped:
         log.warning("skipped %s", skipped)
@@ -227,6 +236,7 @@ def optimise(run: Run, exp: Experience) -> dict[str, float]:
                     logp, old, part.advantages, loss_mask[rows], cfg.algo.epsilon_low, cfg.algo.epsilon_high,
                     ref_logp=part.ref_logprobs, beta=cfg.algo.beta, kl_kind=cfg.algo.kl_estimator,
                     agg=cfg.algo.loss_agg, max_len=cfg.rollout.max_new_tokens,
+                    is_level=cfg.algo.importance_sampling_level,
                 )  # fmt: skip
                 if aux is not None:  # MoE load balancing (algo.router_aux_loss_coef > 0)
                     loss = loss + cfg.algo.router_aux_loss_coef * aux
@@ -368,9 +378,11 @@ def restore(run: Run) -> None:
 def export_final(run: Run) -> None:
     """Save the trained thinker (or adapter) + processor to run_dir/final for eval and plain transformers."""
     from ..model.loading import save_model
+    from ..recipe_card import write_recipe
 
     run.accelerator.wait_for_everyone()
     if run.accelerator.is_main_process:
         save_model(
             run.accelerator.unwrap_model(run.scorer).model, run.engine.processor, run.run_dir / "final"
         )
+        write_recipe(run.cfg, run.run_dir / "final", "grpo")  # eval follows the training's prompt and budgets

@@ -1,0 +1,74 @@
+"""The recipe a model was trained with, written next to its weights so evaluation can follow it.
+
+``final/`` of a GRPO or SFT run gets ``echoink_recipe.json``: the prompt template, media budgets and
+completion length the model learned with, plus the whole config. ``echoink eval --model DIR`` takes
+those as its defaults (a flag still wins), so the README's plain command evaluates a run the way it
+was trained rather than at the evaluator's own defaults.
+
+>>> eval_settings({"template": None, "max_new_tokens": 64}, {"template": "direct", "max_new_tokens": 768})
+({'template': 'direct', 'max_new_tokens': 64}, {'template': 'training recipe', 'max_new_tokens': 'flag'})
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+
+RECIPE_FILE = "echoink_recipe.json"
+
+EVAL_DEFAULTS: dict[str, Any] = {
+    "template": "reasoning",
+    "max_new_tokens": 256,
+    "max_audio_seconds": None,
+    "max_pixels": 224 * 224,
+}
+"""What ``echoink eval`` uses for a model without a recipe and no flag."""
+
+
+def write_recipe(cfg: Config, model_dir: str | Path, stage: str) -> Path:
+    """Write ``model_dir/echoink_recipe.json`` for a model trained by ``stage`` ("grpo" or "sft") under ``cfg``.
+
+    SFT records no completion length (it never generated); its model is evaluated at the default.
+    """
+    d = cfg.data
+    follow = {"template": d.template, "max_audio_seconds": d.max_audio_seconds, "max_pixels": d.max_pixels}
+    if stage == "grpo":
+        follow["max_new_tokens"] = cfg.rollout.max_new_tokens
+    path = Path(model_dir) / RECIPE_FILE
+    path.write_text(json.dumps({"stage": stage, "eval": follow, "config": cfg.to_dict()}, indent=1))
+    return path
+
+
+def read_recipe(model_dir: str | Path) -> dict[str, Any]:
+    """The evaluation settings a model directory's recipe asks for ({} when it has none)."""
+    path = Path(model_dir) / RECIPE_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return dict(json.loads(path.read_text())["eval"])
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not an echoink recipe ({err})") from None
+
+
+def eval_settings(flags: dict[str, Any], recipe: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """(value, source) per setting in ``flags``: the flag when given (not None), else the recipe, else the default."""
+    values, sources = {}, {}
+    for key, flag in flags.items():
+        if flag is not None:
+            values[key], sources[key] = flag, "flag"
+        elif key in recipe:
+            values[key], sources[key] = recipe[key], "training recipe"
+        else:
+            values[key], sources[key] = EVAL_DEFAULTS[key], "default"
+    return values, sources
+
+
+def record_sources(summary_path: str | Path, sources: dict[str, str]) -> None:
+    """Add where each evaluation setting came from (flag, training recipe, default) to a summary.json."""
+    path = Path(summary_path)
+    summary = json.loads(path.read_text())
+    summary["settings_source"] = sources
+    path.write_text(json.dumps(summary, indent=1))

@@ -1,0 +1,55 @@
+"""train.report_to=[tensorboard]: the event files hold the metrics.jsonl curves (read back with TensorBoard's reader)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from echoink.config import ConfigError, load_config
+from echoink.rl.trainer import train
+from echoink.runlog import read_jsonl
+from media_helpers import write_small_split
+
+
+def test_tensorboard_event_files_hold_the_reward_curve(tiny_model_dir: Path, tmp_path: Path):
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    split = write_small_split(tmp_path / "data", n=4)
+    run = tmp_path / "run"
+    cfg = load_config(
+        None,
+        [
+            f"model.path={tiny_model_dir}", f"data.train_path={split}", f"data.val_path={split}",
+            f"train.output_dir={run}", "train.max_steps=4", "train.prompts_per_step=2",
+            "rollout.num_generations=2", "rollout.max_new_tokens=4", "train.eval_every=2",
+            "eval.max_items=2", "train.report_to=[tensorboard]", "train.save_every=100",
+            "algo.rewards={'media_helpers:parity_reward': 1.0}",
+        ],
+    )  # fmt: skip
+    train(cfg)
+    rows = read_jsonl(run / "metrics.jsonl")
+    events = list(run.glob("echoink/events.out.tfevents.*"))
+    assert events, sorted(p.relative_to(run) for p in run.rglob("*") if p.is_file())
+    acc = event_accumulator.EventAccumulator(str(events[0].parent), size_guidance={"scalars": 0})
+    acc.Reload()
+    reward = [(e.step, e.value) for e in acc.Scalars("reward")]
+    assert reward == [(r["step"], pytest.approx(r["reward"])) for r in rows]
+    assert len({v for _, v in reward}) > 1  # a curve, not a constant
+    assert [e.step for e in acc.Scalars("eval/accuracy")] == [2, 4]
+
+
+def test_unknown_tracker_is_named():
+    with pytest.raises(ConfigError, match="train.report_to"):
+        load_config(None, ["train.report_to=[tensorbord]"])
+
+
+def test_a_tracker_that_is_not_installed_fails_before_training(tmp_path: Path):
+    import importlib.util
+
+    from echoink.rl.trackers import tracker_kwargs
+
+    if importlib.util.find_spec("trackio") is not None:
+        pytest.skip("trackio is installed here")
+    cfg = load_config(None, ["train.report_to=[trackio]", f"train.output_dir={tmp_path}"])
+    with pytest.raises(ValueError, match="trackio not installed"):
+        tracker_kwargs(cfg)  # accelerate itself would only warn and log nowhere
