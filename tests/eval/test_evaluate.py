@@ -109,7 +109,7 @@ def test_settings_are_validated(eval_split, tmp_path):
     with pytest.raises(ValueError, match="samples must be 1"):
         Decoding(mode="greedy", samples=2)
     with pytest.raises(ValueError, match="unknown ablation"):
-        evaluate("tiny", eval_split, tmp_path, ablate=["video"])
+        evaluate("tiny", eval_split, tmp_path, ablate=["colour"])
 
 
 def test_real_tiny_model_end_to_end(tiny_model_dir, eval_split, tmp_path):

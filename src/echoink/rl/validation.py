@@ -61,7 +61,7 @@ def make_validator(run: Any) -> Validator | None:
 
 
 def _logged(path: Path) -> list[dict[str, Any]]:
-    from .runlog import read_jsonl
+    from ..runlog import read_jsonl
 
     return read_jsonl(path) if path.exists() else []
 
