@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -27,6 +28,9 @@ def _version(value: bool) -> None:
 def main(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show the full traceback of an error (accepted anywhere on the line)."
     ),
 ) -> None:
     """echoink: train and evaluate omni-modal reasoning with GRPO."""
@@ -148,14 +152,13 @@ def model_tiny(
 
 
 def _recipe(recipe: Path, overrides: list[str]):
-    """Load a recipe + overrides, or exit 2 with the field-named error."""
-    from .config import ConfigError, load_config
+    """Load a recipe + overrides and check the files it names (errors reach ``run`` as one line)."""
+    from .config import load_config
+    from .preflight import check_recipe_inputs
 
-    try:
-        return load_config(recipe, overrides)
-    except (ConfigError, OSError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+    cfg = load_config(recipe, overrides)
+    check_recipe_inputs(cfg)
+    return cfg
 
 
 @app.command("train")
@@ -167,12 +170,20 @@ def train_cmd(
     resume: bool = typer.Option(
         False, "--resume", help="Continue from the newest checkpoint in train.output_dir."
     ),
+    allow_config_change: bool = typer.Option(
+        False,
+        "--allow-config-change",
+        help="With --resume: apply recipe changes to lr, schedule, rollout, algo... from the current step "
+        "(recorded in config_history.jsonl) instead of refusing them.",
+    ),
 ) -> None:
     """Train with GRPO (rollout -> rewards -> advantages -> policy update); writes a run directory."""
     from .rl.trainer import train
+    from .runlock import run_lock
 
     cfg = _recipe(recipe, overrides)
-    run_dir = train(cfg, resume=resume)
+    with run_lock(cfg.train.output_dir):
+        run_dir = train(cfg, resume=resume, allow_config_change=allow_config_change)
     typer.echo(f"run directory: {run_dir}")
 
 
@@ -184,10 +195,12 @@ def sft_cmd(
     ),
 ) -> None:
     """Supervised fine-tuning on the rows' reference reasoning traces (the cold start before GRPO)."""
+    from .runlock import run_lock
     from .sft import sft
 
     cfg = _recipe(recipe, overrides)
-    out = sft(cfg)
+    with run_lock(cfg.sft.output_dir):
+        out = sft(cfg)
     typer.echo(f"fine-tuned model: {out / 'final'}")
 
 
@@ -223,19 +236,20 @@ def eval_cmd(
     from .data import TEMPLATES
     from .eval.evaluate import Decoding, evaluate
     from .eval.summary import format_summary
+    from .preflight import check_model_dir, check_split_file
+    from .runlock import run_lock
 
     if prompt not in TEMPLATES:
         raise typer.BadParameter(f"unknown template {prompt!r}; valid: {', '.join(TEMPLATES.names())}")
-    try:
-        dec = Decoding(decoding, samples, temperature, top_p, seed)
+    dec = Decoding(decoding, samples, temperature, top_p, seed)
+    check_model_dir(model, "--model")
+    check_split_file(data, "--data")
+    with run_lock(out):
         summary = evaluate(
             model, data, out, template=prompt, decoding=dec, ablate=[a.strip() for a in ablate.split(",")],
             batch_size=batch_size, max_new_tokens=max_new_tokens, limit=limit,
             max_audio_seconds=max_audio_seconds, max_pixels=max_pixels,
         )  # fmt: skip
-    except ValueError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(format_summary(summary))
     typer.echo(f"written: {out / 'summary.json'}, {out / 'predictions.jsonl'}")
 
@@ -310,5 +324,38 @@ def report_cmd(
     typer.echo(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
+def _is_user_error(err: BaseException) -> bool:
+    """Errors a user's input causes (bad recipe, data, paths, a held lock): shown as one line.
+
+    echoink's own exception types (ConfigError, RowError, MediaError, RunLocked, TrainingAborted)
+    and the standard library's file and value errors; anything else is a bug and keeps its trace.
+    """
+    import yaml
+
+    ours = type(err).__module__.startswith("echoink.")
+    return ours or isinstance(err, ValueError | OSError | yaml.YAMLError)
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def run(argv: list[str] | None = None) -> None:
+    """The console entry point: ``app`` with user errors as ``error: <where>: <reason>`` and exit 2.
+
+    ``--debug`` (anywhere on the command line) shows the full traceback instead.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    try:
+        app(args=args, prog_name="echoink")
+    except Exception as err:
+        if debug or not _is_user_error(err):
+            raise
+        typer.echo(f"error: {_one_line(err)}", err=True)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    app()
+    run()

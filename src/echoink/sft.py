@@ -23,6 +23,7 @@ from transformers import get_constant_schedule_with_warmup
 from .config import Config, save_config
 from .data import Sample, load_split
 from .rl.experience import prompt_inputs
+from .rl.guards import check_weights
 from .rl.runlog import RunLog
 from .rl.scoring import CompletionScorer, attach_owners
 
@@ -83,6 +84,7 @@ def sft(cfg: Config) -> Path:
         accelerator.backward(loss)
         grad_norm = float(accelerator.clip_grad_norm_(params, s.max_grad_norm))
         optimizer.step()
+        check_weights(policy, step)
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         metrics = {"loss": loss.item(), "token_accuracy": accuracy, "grad_norm": grad_norm}

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from ..data import Sample, load_split
+from ..jsonl import read_jsonl
 from ..rl.rewards import accuracy_reward, format_reward, parse_answer
 from .summary import short_metadata, summarize
 
@@ -158,19 +159,7 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
 
 def read_predictions(path: Path) -> list[dict[str, Any]]:
     """Rows of a predictions file; a last line cut short by a kill is dropped (and removed from the file)."""
-    if not path.exists():
-        return []
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    rows = []
-    for i, line in enumerate(lines):
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i != len(lines) - 1:
-                raise ValueError(f"{path}: line {i + 1} is not JSON") from None
-            log.warning("%s: dropping a truncated last line", path)
-            path.write_text("".join(lines[:-1]), encoding="utf-8")
-    return rows
+    return read_jsonl(path, repair=True) if path.exists() else []
 
 
 def _complete_rows(path: Path, k: int) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ import soundfile as sf
 import yaml
 
 from ..data import SAMPLE_RATE, Sample, load_audio, load_image, load_split
-from ..rl.runlog import read_jsonl
+from ..jsonl import read_jsonl
 from .aha import Marker, detect
 from .analysis import analyze, is_correct
 from .report_page import page

@@ -20,14 +20,16 @@ from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from tqdm.auto import tqdm
 from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
-from ..config import Config, save_config
+from ..config import Config
 from ..data import load_split
 from . import algos
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .distributed import check_world, deepspeed_problems
 from .experience import RolloutBatch, collect_experience, register_rewards
+from .guards import check_weights
 from .metrics import step_metrics
 from .rollout import Experience
+from .run_dir import apply_changes, prepare_run_dir
 from .runlog import RunLog
 from .sampling import PromptSampler
 from .scoring import CompletionScorer
@@ -61,9 +63,9 @@ class Run:
     skipped_updates: int = 0
 
 
-def train(cfg: Config, resume: bool = False) -> Path:
+def train(cfg: Config, resume: bool = False, allow_config_change: bool = False) -> Path:
     """Train with GRPO as ``cfg`` says; returns the run directory."""
-    run = setup_run(cfg, resume)
+    run = setup_run(cfg, resume, allow_config_change)
     bar = tqdm(
         total=cfg.train.max_steps, initial=run.step, desc="GRPO", disable=not run.accelerator.is_main_process
     )
@@ -88,7 +90,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
     return run.run_dir
 
 
-def setup_run(cfg: Config, resume: bool) -> Run:
+def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> Run:
     from ..model.inputs import generation_config
     from ..model.loading import load_policy, load_processor, load_reference
 
@@ -106,9 +108,7 @@ def setup_run(cfg: Config, resume: bool) -> Run:
         torch.set_num_threads(cfg.train.threads)
     set_seed(cfg.train.seed)
     run_dir = Path(cfg.train.output_dir)
-    if accelerator.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
+    changes = prepare_run_dir(cfg, resume, allow_config_change, main=accelerator.is_main_process)
     loaded = load_split(cfg.data.train_path, on_error=cfg.data.on_error, max_samples=cfg.data.max_samples)
     for skipped in loaded.skipped:
         log.warning("skipped %s", skipped)
@@ -165,10 +165,7 @@ def setup_run(cfg: Config, resume: bool) -> Run:
     )
     if resume:
         restore(run)
-    elif latest_checkpoint(run_dir) is not None:
-        raise FileExistsError(
-            f"{run_dir} already holds checkpoints; pass --resume to continue it or choose another train.output_dir"
-        )
+        apply_changes(run.optimizer, run.scheduler, cfg, changes)
     else:
         run.log.reset()
     return run
@@ -294,6 +291,7 @@ def _step(run: Run, totals: dict) -> None:
     totals["grad_norm"] = grad_norm
     if finite:
         run.optimizer.step()
+        check_weights(run.policy, run.step + 1)
         run.bad_steps = 0
     else:
         run.bad_steps += 1
@@ -371,5 +369,6 @@ def export_final(run: Run) -> None:
     from ..model.loading import save_model
 
     run.accelerator.wait_for_everyone()
+    check_weights(run.policy, run.step, "before writing final/")
     if run.accelerator.is_main_process:
         save_model(run.accelerator.unwrap_model(run.scorer).model, run.processor, run.run_dir / "final")
