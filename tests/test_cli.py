@@ -1,5 +1,7 @@
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 from echoink import __version__
 
@@ -11,8 +13,12 @@ def test_version():
     assert out.stdout.strip() == f"echoink {__version__}"
 
 
-def _cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "echoink", *args], capture_output=True, text=True, cwd=cwd)
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": SRC}  # this checkout's package, not an installed one
+    return subprocess.run([sys.executable, "-m", "echoink", *args], capture_output=True, text=True, env=env)
 
 
 def test_user_errors_are_one_line_exit_2_and_debug_shows_the_trace(tmp_path):

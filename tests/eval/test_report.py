@@ -125,3 +125,12 @@ def test_report_in_headless_chromium(run_dir, tmp_path):
         browser.close()
     assert problems == []
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_torn_last_line_is_ignored(tmp_path):
+    rows = [{"step": 1, "id": "x", "completion": AHA}, {"step": 2, "id": "y", "completion": PLAIN}]
+    text = "".join(json.dumps(r) + "\n" for r in rows) + '{"step": 3, "id": "z", "compl'
+    (tmp_path / "rollouts.jsonl").write_text(text)
+    result = CliRunner().invoke(app, ["report", str(tmp_path), "--out", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r.html").read_text().count('class="card"') == 2

@@ -120,7 +120,8 @@ def _train_cmd(cfg_path: Path, *extra: str) -> list[str]:
 
 def test_kill_and_resume_is_bitwise_exact(tiny_model_dir, train_split, tmp_path):
     tests_dir = str(Path(__file__).parents[1])  # the subprocess imports the test reward from media_helpers
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": tests_dir}
+    src = str(Path(__file__).parents[2] / "src")  # this checkout's package, not an installed one
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([src, tests_dir])}
     base = recipe(tiny_model_dir, train_split, tmp_path / "unused", "train.max_steps=4", "train.save_every=1")
     from echoink.config import save_config
 
