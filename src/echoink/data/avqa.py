@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .answers import parse_answer_letters
 from .media import MediaError, audio_info, verify_image
-from .schema import DATA_TYPES, OPTION_RE, RowError, Sample, parse_answer_letters
+from .schema import DATA_TYPES, OPTION_RE, RowError, Sample
 
 # Row keys that become typed fields; everything else lands in Sample.metadata.
 _CORE_KEYS = {"problem_id", "problem", "data_type", "problem_type", "options", "solution", "path"}

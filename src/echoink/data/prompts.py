@@ -30,26 +30,53 @@ def question_with_options(sample: Sample) -> str:
     return sample.question + " Options:\n" + "\n".join(sample.options)
 
 
+MULTI_ANSWER = (
+    "Please provide all correct option letters, separated by commas (e.g., A, C), "
+    "within the <answer> </answer> tags."
+)
+
+
+def answer_instruction(sample: Sample, single: str) -> str:
+    """The template's own one-letter instruction ``single``, or, for a row with several correct
+    options, ``MULTI_ANSWER``, which asks for all of them.
+
+    A multi-answer row scores only when every correct letter is given (the accuracy reward compares
+    sets), so a prompt demanding "only the single option letter" would make obeying it always wrong.
+
+    >>> from echoink.data.schema import Sample
+    >>> row = Sample("1", "q", ("A. x", "B. y", "C. z"), "A,C", None, None, "text")
+    >>> answer_instruction(row, "One letter.") == MULTI_ANSWER
+    True
+    """
+    return MULTI_ANSWER if "," in sample.answer else single
+
+
 @TEMPLATES.register("reasoning")
 def reasoning_template(sample: Sample) -> str:
-    """EchoInk-R1's reasoning prompt: think in <think>, answer one letter in <answer>."""
+    """EchoInk-R1's reasoning prompt: think in <think>, answer one letter (all correct letters for a
+    multi-answer row) in <answer>."""
     return (
         question_with_options(sample) + "\n"
         "Please think about this question as if you were a human pondering deeply. "
         "Make sure to carefully consider both the visual and audio information before answering. "
         "Provide your detailed reasoning between the <think> </think> tags, and then give your final "
         "answer between the <answer> </answer> tags. "
-        "Please provide only the single option letter (e.g., A, B, C, D, etc.) within the <answer> </answer> tags."
+        + answer_instruction(
+            sample,
+            "Please provide only the single option letter (e.g., A, B, C, D, etc.) "
+            "within the <answer> </answer> tags.",
+        )
     )
 
 
 @TEMPLATES.register("direct")
 def direct_template(sample: Sample) -> str:
-    """Direct answer: the option letter only, still inside <answer> so one parser serves both."""
+    """Direct answer: the option letter(s) only, still inside <answer> so one parser serves both."""
+    single = "Answer with only the single option letter within the <answer> </answer> tags."
     return (
-        question_with_options(sample) + "\n"
-        "Consider both the visual and audio information. Answer with only the single option letter "
-        "within the <answer> </answer> tags."
+        question_with_options(sample)
+        + "\nConsider both the visual and audio information. "
+        + answer_instruction(sample, single)
     )
 
 

@@ -9,7 +9,6 @@ from typing import Any
 
 DATA_TYPES = ("image_audio", "audio", "image", "text")  # "text": no media (text-only GRPO, benchmarks)
 OPTION_RE = re.compile(r"^\s*([A-Z])\s*[.)]\s*(.*)$", re.S)
-SOLUTION_RE = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.S | re.I)
 
 
 class RowError(ValueError):
@@ -42,14 +41,3 @@ class Sample:
     def solution(self) -> str:
         """The answer in the dataset's form, as rewards expect it."""
         return f"<answer>{self.answer}</answer>"
-
-
-def parse_answer_letters(solution: str) -> list[str]:
-    """Letters named by a solution: "<answer>C</answer>" -> ["C"], "A, C" -> ["A", "C"].
-
-    >>> parse_answer_letters("<answer>C</answer>"), parse_answer_letters("B"), parse_answer_letters("<answer>A,C</answer>")
-    (['C'], ['B'], ['A', 'C'])
-    """
-    m = SOLUTION_RE.search(solution)
-    body = m.group(1) if m else solution
-    return re.findall(r"\b([A-Za-z])\b", body.upper())
