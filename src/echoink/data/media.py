@@ -8,6 +8,9 @@ resampling uses soxr's VHQ polyphase resampler. Images come back as RGB, downsca
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +20,11 @@ import soxr
 from PIL import Image, UnidentifiedImageError
 
 SAMPLE_RATE = 16_000
+# The shortest clip (16 kHz samples) that gives Qwen2.5-Omni's audio encoder one output token: it
+# needs 3 mel frames (hop 160, so > 320 samples), which its two halvings, (L-1)//2+1 then
+# (L-2)//2+1, leave as 1. A 0-token clip crashes get_rope_index on image+audio prompts (measured on
+# the tiny thinker: 320 samples fail, 321 run).
+MIN_AUDIO_SAMPLES = 321
 
 
 class MediaError(ValueError):
@@ -41,10 +49,17 @@ def load_audio(path: str | Path, max_seconds: float | None = None) -> AudioClip:
         raise MediaError(f"{path}: cannot read audio ({err})") from err
     if data.shape[0] == 0:
         raise MediaError(f"{path}: audio file has no samples")
+    if not np.isfinite(data).all():
+        raise MediaError(f"{path}: audio holds NaN or infinite samples")
     mono = data.mean(axis=1)
     if rate != SAMPLE_RATE:
         mono = soxr.resample(mono, rate, SAMPLE_RATE, quality="VHQ")
     mono = np.ascontiguousarray(mono, dtype=np.float32)
+    if len(mono) < MIN_AUDIO_SAMPLES:
+        raise MediaError(
+            f"{path}: audio too short ({len(mono)} samples at 16 kHz; the audio encoder needs "
+            f"at least {MIN_AUDIO_SAMPLES}, {MIN_AUDIO_SAMPLES / SAMPLE_RATE * 1000:.0f} ms)"
+        )
     clipped = False
     if max_seconds is not None and len(mono) > max_seconds * SAMPLE_RATE:
         mono, clipped = mono[: int(max_seconds * SAMPLE_RATE)], True
@@ -62,14 +77,42 @@ def audio_info(path: str | Path) -> tuple[float, int, int]:
     return info.frames / info.samplerate, info.samplerate, info.channels
 
 
-def load_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
-    """Open an image as RGB; if it has more than ``max_pixels`` pixels, downscale keeping the aspect."""
+@contextmanager
+def _open_image(path: str | Path) -> Iterator[Image.Image]:
+    """Image.open with Pillow's decompression-bomb warning made an error: an image of more than
+    ``Image.MAX_IMAGE_PIXELS`` pixels is refused as a bad row instead of decoded into memory."""
     try:
-        with Image.open(path) as img:
-            img.load()
-            rgb = img.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                yield img
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise MediaError(f"{path}: image too large to decode safely ({err})") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise MediaError(f"{path}: cannot read image ({err})") from err
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """RGB with 8 bits a channel; 16-bit and float grey levels are scaled, not clipped.
+
+    Pillow's own ``convert`` clips I;16 / I values above 255, which turns a 16-bit PNG into {0, 255}.
+    """
+    if img.mode.startswith("I") or img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        if img.mode == "F":
+            top = 1.0 if arr.max(initial=0.0) <= 1.0 else 255.0
+        else:
+            top = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        grey = np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    return img.convert("RGB")
+
+
+def load_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
+    """Decode an image fully as 8-bit RGB; if it has more than ``max_pixels`` pixels, downscale keeping the aspect."""
+    with _open_image(path) as img:
+        img.load()  # the whole file: a truncated JPEG fails here, not in verify()
+        rgb = _to_rgb(img)
     if max_pixels is not None and rgb.width * rgb.height > max_pixels:
         scale = math.sqrt(max_pixels / (rgb.width * rgb.height))
         size = (max(1, int(rgb.width * scale)), max(1, int(rgb.height * scale)))
@@ -78,14 +121,11 @@ def load_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
 
 
 def verify_image(path: str | Path) -> tuple[int, int]:
-    """(width, height) after a full decode check; raises MediaError if unreadable."""
-    try:
-        with Image.open(path) as img:
-            img.verify()
-        with Image.open(path) as img:
-            return img.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        raise MediaError(f"{path}: cannot read image ({err})") from err
+    """(width, height) after Pillow's cheap structure check (not a full decode: see ``load_image``)."""
+    with _open_image(path) as img:
+        img.verify()
+    with _open_image(path) as img:
+        return img.size
 
 
 def silence_like(clip: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ class RowError(ValueError):
 
     def __init__(self, file: str | Path, row: int, reason: str) -> None:
         self.file, self.row, self.reason = str(file), row, reason
-        super().__init__(f"{file}: row {row}: {reason}")
+        super().__init__(f"{file}: row {row}: {reason}" if row >= 0 else f"{file}: {reason}")
 
 
 @dataclass(frozen=True)
