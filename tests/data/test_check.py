@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import re
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,32 +15,14 @@ from PIL import Image
 from echoink.data import RowError, load_image
 from echoink.data.check import check_split
 from echoink.data.media import MIN_AUDIO_SAMPLES, MediaError
-from media_helpers import make_row, write_image, write_split, write_tone
-
-
-def png_header_only(path: Path, width: int, height: int) -> Path:
-    """A PNG whose header claims ``width`` x ``height`` (a decompression bomb's signature) in 60 bytes."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit grey
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0"))
-        + chunk(b"IEND", b"")
-    )
-    return path
-
-
-def write_truncated_jpeg(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path, "JPEG")
-    path.write_bytes(path.read_bytes()[:-300])
-    return path
+from media_helpers import (
+    make_row,
+    png_header_only,
+    write_image,
+    write_split,
+    write_tone,
+    write_truncated_jpeg,
+)
 
 
 def write_wave(path: Path, wave: np.ndarray, rate: int = 16_000) -> Path:

@@ -25,6 +25,10 @@ SAMPLE_RATE = 16_000
 # (L-2)//2+1, leave as 1. A 0-token clip crashes get_rope_index on image+audio prompts (measured on
 # the tiny thinker: 320 samples fail, 321 run).
 MIN_AUDIO_SAMPLES = 321
+# Qwen's vision processor refuses an aspect ratio of 200 or more. Downscaling to as few as 784 pixels
+# (data.max_pixels' minimum) floors the short side to >= 2 pixels, which can raise the ratio by up to
+# 1/2.28; 150 stays under 200 after that.
+MAX_ASPECT = 150
 
 
 class MediaError(ValueError):
@@ -113,6 +117,11 @@ def load_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
     with _open_image(path) as img:
         img.load()  # the whole file: a truncated JPEG fails here, not in verify()
         rgb = _to_rgb(img)
+    if max(rgb.size) > MAX_ASPECT * min(rgb.size):
+        raise MediaError(
+            f"{path}: aspect ratio {max(rgb.size) / min(rgb.size):.0f}:1 ({rgb.width}x{rgb.height}); "
+            f"the vision processor needs at most {MAX_ASPECT}:1"
+        )
     if max_pixels is not None and rgb.width * rgb.height > max_pixels:
         scale = math.sqrt(max_pixels / (rgb.width * rgb.height))
         size = (max(1, int(rgb.width * scale)), max(1, int(rgb.height * scale)))
