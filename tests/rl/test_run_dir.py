@@ -61,6 +61,10 @@ def test_resume_refuses_trajectory_changes_and_lists_them(tiny_model_dir, split,
             resume=True,
             allow_config_change=True,
         )
+    with pytest.raises(ConfigError, match="^train.max_steps: 1 is below the step"):
+        setup_run(
+            recipe(tiny_model_dir, split, trained, "train.max_steps=1"), resume=True, allow_config_change=True
+        )
     assert (trained / "config.yaml").read_text() == before and not (trained / HISTORY).exists()
     run = setup_run(
         recipe(tiny_model_dir, split, trained, "train.log_every=2", *SAME), resume=True

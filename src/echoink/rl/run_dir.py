@@ -82,6 +82,11 @@ def prepare_run_dir(cfg: Config, resume: bool, allow_change: bool = False, main:
             f"train.output_dir: {run_dir} already holds checkpoints; pass --resume to continue it "
             "or choose another train.output_dir"
         )
+    if step is not None and resume and cfg.train.max_steps < step:
+        raise ConfigError(
+            f"train.max_steps: {cfg.train.max_steps} is below the step of the run's newest checkpoint "
+            f"({step}); a resumed run cannot end before it started"
+        )
     changes: list[Change] = []
     saved_path = run_dir / "config.yaml"
     if step is not None and saved_path.exists():
