@@ -56,10 +56,10 @@ def test_stale_lock_of_a_dead_pid_is_taken_over_with_a_warning(tmp_path: Path, c
     proc = _holder(tmp_path / "run", "die")
     proc.wait()
     with caplog.at_level(logging.WARNING, logger="echoink.runlock"):
-        fh = acquire(tmp_path / "run", "me")
+        lock = acquire(tmp_path / "run", "me")
     assert f"stale lock of pid {proc.pid}" in caplog.text
     assert json.loads((tmp_path / "run" / LOCK_FILE).read_text())["command"] == "me"
-    release(fh)
+    release(lock)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="echoink.runlock"), run_lock(tmp_path / "run"):
         pass  # a clean release leaves nothing stale
@@ -69,6 +69,15 @@ def test_stale_lock_of_a_dead_pid_is_taken_over_with_a_warning(tmp_path: Path, c
 def test_same_directory_twice_in_one_process_is_refused(tmp_path: Path):
     with run_lock(tmp_path), pytest.raises(RunLocked, match=f"pid {os.getpid()}"):
         acquire(tmp_path)
+
+
+def test_a_directory_made_only_for_the_lock_is_removed_on_release(tmp_path: Path):
+    with run_lock(tmp_path / "new"):
+        assert (tmp_path / "new" / LOCK_FILE).exists()
+    assert not (tmp_path / "new").exists()  # a command that failed its checks leaves nothing behind
+    with run_lock(tmp_path / "used"):
+        (tmp_path / "used" / "metrics.jsonl").write_text("")
+    assert sorted(p.name for p in (tmp_path / "used").iterdir()) == [LOCK_FILE, "metrics.jsonl"]
 
 
 def test_cli_train_into_a_held_directory_fails_before_writing(tiny_model_dir, good_split, tmp_path):

@@ -9,7 +9,7 @@ and names the offending field, so a bad recipe fails before any model is loaded.
 >>> load_config(None, ["algo.bogus=1"])
 Traceback (most recent call last):
 ...
-echoink.config_sections.ConfigError: unknown field 'algo.bogus'; valid fields of algo: ...
+echoink.config_sections.ConfigError: algo.bogus: unknown field; valid fields of algo: ...
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
     if unknown:
         where = prefix or "the recipe"
         raise ConfigError(
-            f"unknown field '{_join(prefix, unknown[0])}'; valid fields of {where}: {', '.join(hints)}"
+            f"{_join(prefix, unknown[0])}: unknown field; valid fields of {where}: {', '.join(hints)}"
         )
     kwargs = {k: _coerce(v, hints[k], _join(prefix, k)) for k, v in values.items()}
     return cls(**kwargs)

@@ -154,7 +154,7 @@ class AlgoConfig:
         _check(
             self.kl_estimator in ("k1", "k3", "abs"),
             "algo.kl_estimator",
-            f"unknown estimator {self.kl_estimator!r}",
+            f"unknown estimator {self.kl_estimator!r}; valid: k1, k3, abs",
         )
         _check(self.epsilon_low >= 0 and self.epsilon_high >= 0, "algo.epsilon_low/high", "must be >= 0")
         _check(self.num_iterations >= 1, "algo.num_iterations", "must be >= 1")

@@ -22,7 +22,9 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,13 @@ LOCK_FILE = ".echoink.lock"
 
 class RunLocked(RuntimeError):
     """Another live process holds the output directory; the message names it."""
+
+
+@dataclass
+class HeldLock:
+    file: TextIO  # open, flock'ed
+    path: Path
+    created_dir: bool  # acquire made the directory (release removes it if nothing else was written)
 
 
 def _holder(fh) -> dict:
@@ -49,12 +58,13 @@ def _describe(info: dict) -> str:
     )
 
 
-def acquire(directory: str | Path, command: str | None = None):
-    """Lock ``directory`` (created if missing) for this process; returns the open lock file.
+def acquire(directory: str | Path, command: str | None = None) -> HeldLock:
+    """Lock ``directory`` (created if missing) for this process.
 
     Raises RunLocked at once if a live process holds it. Release with :func:`release`.
     """
     directory = Path(directory)
+    created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOCK_FILE
     fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held until release)
@@ -84,11 +94,20 @@ def acquire(directory: str | Path, command: str | None = None):
         )
     )
     fh.flush()
-    return fh
+    return HeldLock(fh, path, created)
 
 
-def release(fh) -> None:
-    """Empty the record (so the next holder sees no stale lock) and drop the flock."""
+def release(lock: HeldLock) -> None:
+    """Empty the record (so the next holder sees no stale lock) and drop the flock.
+
+    A directory this lock created and nothing else wrote into (the command failed its checks) is
+    removed, lock file first while the flock is still held, so no other process can lock a file
+    that is about to disappear.
+    """
+    fh, path = lock.file, lock.path
+    if lock.created_dir and [p.name for p in path.parent.iterdir()] == [LOCK_FILE]:
+        path.unlink()
+        path.parent.rmdir()
     fh.seek(0)
     fh.truncate()
     fh.flush()
@@ -106,8 +125,8 @@ def run_lock(directory: str | Path, command: str | None = None) -> Iterator[None
     if not _is_main_rank():
         yield
         return
-    fh = acquire(directory, command)
+    lock = acquire(directory, command)
     try:
         yield
     finally:
-        release(fh)
+        release(lock)

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from echoink.config import ConfigError
+from echoink.data import RowError
 from echoink.rl.checkpoint import latest_checkpoint
 from echoink.rl.guards import NonFiniteWeights
 from echoink.rl.run_dir import HISTORY
@@ -97,3 +98,11 @@ def test_weights_broken_by_a_step_stop_the_run_and_final_is_not_written(tiny_mod
     with pytest.raises(NonFiniteWeights, match=r"^step 1: \d+ of \d+ trainable tensors are non-finite"):
         train(cfg)
     assert not (tmp_path / "run" / "final").exists() and latest_checkpoint(tmp_path / "run") is None
+
+
+def test_a_split_that_fails_to_load_writes_nothing(tiny_model_dir, tmp_path):
+    bad = tmp_path / "split.json"
+    bad.write_bytes("[]".encode("utf-16"))
+    with pytest.raises(RowError, match="UTF-16"):
+        setup_run(recipe(tiny_model_dir, bad, tmp_path / "run"), resume=False)
+    assert not (tmp_path / "run" / "config.yaml").exists()  # was written before the split was read

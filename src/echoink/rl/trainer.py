@@ -108,8 +108,8 @@ def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> R
         torch.set_num_threads(cfg.train.threads)
     set_seed(cfg.train.seed)
     run_dir = Path(cfg.train.output_dir)
-    changes = prepare_run_dir(cfg, resume, allow_config_change, main=accelerator.is_main_process)
     loaded = load_split(cfg.data.train_path, on_error=cfg.data.on_error, max_samples=cfg.data.max_samples)
+    changes = prepare_run_dir(cfg, resume, allow_config_change, main=accelerator.is_main_process)
     for skipped in loaded.skipped:
         log.warning("skipped %s", skipped)
     policy = load_policy(cfg.model, device=accelerator.device)
