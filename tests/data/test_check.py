@@ -126,3 +126,11 @@ def test_cli_names_a_bad_encoding_in_one_line(tmp_path: Path):
 def test_load_image_raises_media_error_for_a_truncated_jpeg(tmp_path: Path):
     with pytest.raises(MediaError, match="bad.jpg: cannot read image"):
         load_image(write_truncated_jpeg(tmp_path / "bad.jpg"))
+
+
+def test_too_short_clips_are_skipped_even_by_header_only_loading(tmp_path: Path):
+    from echoink.data import load_split
+
+    write_wave(tmp_path / "audios/short.wav", np.array([0.1]))
+    result = load_split(_split_with(tmp_path, audio="audios/short.wav"), on_error="skip")  # what eval loads
+    assert [s.id for s in result.samples] == ["0"] and "too short" in result.skipped[0].reason

@@ -59,11 +59,7 @@ def load_audio(path: str | Path, max_seconds: float | None = None) -> AudioClip:
     if rate != SAMPLE_RATE:
         mono = soxr.resample(mono, rate, SAMPLE_RATE, quality="VHQ")
     mono = np.ascontiguousarray(mono, dtype=np.float32)
-    if len(mono) < MIN_AUDIO_SAMPLES:
-        raise MediaError(
-            f"{path}: audio too short ({len(mono)} samples at 16 kHz; the audio encoder needs "
-            f"at least {MIN_AUDIO_SAMPLES}, {MIN_AUDIO_SAMPLES / SAMPLE_RATE * 1000:.0f} ms)"
-        )
+    _check_length(path, len(mono))
     clipped = False
     if max_seconds is not None and len(mono) > max_seconds * SAMPLE_RATE:
         mono, clipped = mono[: int(max_seconds * SAMPLE_RATE)], True
@@ -71,14 +67,24 @@ def load_audio(path: str | Path, max_seconds: float | None = None) -> AudioClip:
 
 
 def audio_info(path: str | Path) -> tuple[float, int, int]:
-    """(seconds, sample rate, channels) from the header alone; raises MediaError if unreadable."""
+    """(seconds, sample rate, channels) from the header alone; raises MediaError if unreadable or
+    too short for the audio encoder (so even header-only loading skips such a clip)."""
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
         raise MediaError(f"{path}: cannot read audio ({err})") from err
     if info.frames <= 0:
         raise MediaError(f"{path}: audio file has no samples")
+    _check_length(path, round(info.frames * SAMPLE_RATE / info.samplerate))
     return info.frames / info.samplerate, info.samplerate, info.channels
+
+
+def _check_length(path: str | Path, samples_16k: int) -> None:
+    if samples_16k < MIN_AUDIO_SAMPLES:
+        raise MediaError(
+            f"{path}: audio too short ({samples_16k} samples at 16 kHz; the audio encoder needs "
+            f"at least {MIN_AUDIO_SAMPLES}, {MIN_AUDIO_SAMPLES / SAMPLE_RATE * 1000:.0f} ms)"
+        )
 
 
 @contextmanager
