@@ -56,11 +56,11 @@ def sft(cfg: Config) -> Path:
     accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision)
     set_seed(s.seed)
     out = Path(s.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
     samples = load_split(
         cfg.data.train_path, on_error=cfg.data.on_error, max_samples=cfg.data.max_samples
     ).samples
+    out.mkdir(parents=True, exist_ok=True)  # only once the data loaded: a refused run writes nothing
+    save_config(cfg, out / "config.yaml")
     policy = load_policy(cfg.model, device=accelerator.device)
     processor = load_processor(cfg.model.path)
     params = [p for p in policy.parameters() if p.requires_grad]
