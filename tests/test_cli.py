@@ -45,3 +45,21 @@ def test_missing_inputs_are_named_before_any_model_loads(tiny_model_dir, good_sp
         == f"error: {tmp_path / 'none.yaml'}: cannot read the recipe (No such file or directory)"
     )
     assert not (tmp_path / "e").exists()  # nothing written
+
+
+def test_usage_errors_are_one_line_too(tmp_path):
+    out = _cli(
+        "eval",
+        "--model",
+        str(tmp_path),
+        "--data",
+        str(tmp_path),
+        "--out",
+        str(tmp_path),
+        "--max-pixels",
+        "10",
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "error: echoink eval: Invalid value for '--max-pixels': Input should be greater than or equal to 784"
+    ]  # was typer's boxed panel

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -229,7 +230,7 @@ def eval_cmd(
         None, "--max-audio-seconds", help="Cut audio to this length."
     ),
     max_pixels: int = typer.Option(
-        224 * 224, "--max-pixels", help="Downscale larger images to this many pixels."
+        224 * 224, "--max-pixels", min=28 * 28, help="Downscale larger images to this many pixels."
     ),
 ) -> None:
     """Evaluate a model fairly: strict parsing, Wilson/bootstrap CIs, majority vote, pass@k, ablations."""
@@ -241,6 +242,8 @@ def eval_cmd(
 
     if prompt not in TEMPLATES:
         raise typer.BadParameter(f"unknown template {prompt!r}; valid: {', '.join(TEMPLATES.names())}")
+    if max_audio_seconds is not None and not 0 < max_audio_seconds < math.inf:  # NaN fails too
+        raise typer.BadParameter(f"--max-audio-seconds must be a positive number, got {max_audio_seconds}")
     dec = Decoding(decoding, samples, temperature, top_p, seed)
     check_model_dir(model, "--model")
     check_split_file(data, "--data")
@@ -336,25 +339,42 @@ def _is_user_error(err: BaseException) -> bool:
     return ours or isinstance(err, ValueError | OSError | yaml.YAMLError)
 
 
-def _one_line(err: BaseException) -> str:
+def _one_line(err: BaseException | str) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
 def run(argv: list[str] | None = None) -> None:
     """The console entry point: ``app`` with user errors as ``error: <where>: <reason>`` and exit 2.
 
-    ``--debug`` (anywhere on the command line) shows the full traceback instead.
+    Usage errors (an unknown option, a value out of range) get the same one line instead of
+    typer's boxed panel. ``--debug`` (anywhere on the command line) shows the full traceback instead.
     """
+    try:  # typer >= 0.2x carries its own copy of click
+        from typer._click import exceptions as cx
+    except ImportError:  # pragma: no cover
+        from click import exceptions as cx
+
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
     try:
-        app(args=args, prog_name="echoink")
+        code = app(args=args, prog_name="echoink", standalone_mode=False)
+    except cx.NoArgsIsHelpError as err:
+        typer.echo(err.format_message(), err=True)  # the help text itself
+        sys.exit(err.exit_code)
+    except cx.ClickException as err:
+        where = f"{err.ctx.command_path}: " if getattr(err, "ctx", None) is not None else ""
+        typer.echo(f"error: {where}{_one_line(err.format_message())}", err=True)
+        sys.exit(err.exit_code)
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        sys.exit(1)
     except Exception as err:
         if debug or not _is_user_error(err):
             raise
         typer.echo(f"error: {_one_line(err)}", err=True)
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

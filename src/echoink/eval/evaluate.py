@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -56,7 +57,7 @@ class Decoding:
             raise ValueError(f"decoding must be greedy or sample, got {self.mode!r}")
         if self.samples < 1 or (self.mode == "greedy" and self.samples != 1):
             raise ValueError(f"samples must be 1 for greedy and >= 1 for sample, got {self.samples}")
-        if self.temperature <= 0 or not 0 < self.top_p <= 1:
+        if not self.temperature > 0 or math.isinf(self.temperature) or not 0 < self.top_p <= 1:  # NaN fails
             raise ValueError("temperature must be > 0 and top_p in (0, 1]")
 
     def generate_kwargs(self) -> dict[str, Any]:
