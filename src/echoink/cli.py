@@ -10,7 +10,18 @@ import typer
 
 from . import __version__
 
-app = typer.Typer(
+
+class _App(typer.Typer):
+    """A Typer whose plain call (``app()``, what the ``echoink`` console script does) goes through
+    :func:`run`, so an installed script shows user errors as one line without being regenerated."""
+
+    def __call__(self, *args, **kwargs):
+        if args or kwargs:
+            return super().__call__(*args, **kwargs)
+        return run()
+
+
+app = _App(
     help="GRPO for audio-visual reasoning on the Qwen2.5-Omni thinker (EchoInk-R1).", no_args_is_help=True
 )
 data_app = typer.Typer(help="Inspect and generate datasets in the AVQA-R1-6K schema.", no_args_is_help=True)
