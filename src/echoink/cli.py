@@ -338,54 +338,11 @@ def report_cmd(
     typer.echo(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
-def _is_user_error(err: BaseException) -> bool:
-    """Errors a user's input causes (bad recipe, data, paths, a held lock): shown as one line.
-
-    echoink's own exception types (ConfigError, RowError, MediaError, RunLocked, TrainingAborted)
-    and the standard library's file and value errors; anything else is a bug and keeps its trace.
-    """
-    import yaml
-
-    ours = type(err).__module__.startswith("echoink.")
-    return ours or isinstance(err, ValueError | OSError | yaml.YAMLError)
-
-
-def _one_line(err: BaseException | str) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
-
-
 def run(argv: list[str] | None = None) -> None:
-    """The console entry point: ``app`` with user errors as ``error: <where>: <reason>`` and exit 2.
+    """The console entry point: ``app`` with every user error as one ``error:`` line (see ``cli_errors``)."""
+    from .cli_errors import run_app
 
-    Usage errors (an unknown option, a value out of range) get the same one line instead of
-    typer's boxed panel. ``--debug`` (anywhere on the command line) shows the full traceback instead.
-    """
-    try:  # typer >= 0.2x carries its own copy of click
-        from typer._click import exceptions as cx
-    except ImportError:  # pragma: no cover
-        from click import exceptions as cx
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
-    args = [a for a in args if a != "--debug"]
-    try:
-        code = app(args=args, prog_name="echoink", standalone_mode=False)
-    except cx.NoArgsIsHelpError as err:
-        typer.echo(err.format_message(), err=True)  # the help text itself
-        sys.exit(err.exit_code)
-    except cx.ClickException as err:
-        where = f"{err.ctx.command_path}: " if getattr(err, "ctx", None) is not None else ""
-        typer.echo(f"error: {where}{_one_line(err.format_message())}", err=True)
-        sys.exit(err.exit_code)
-    except typer.Abort:
-        typer.echo("error: aborted", err=True)
-        sys.exit(1)
-    except Exception as err:
-        if debug or not _is_user_error(err):
-            raise
-        typer.echo(f"error: {_one_line(err)}", err=True)
-        sys.exit(2)
-    sys.exit(code if isinstance(code, int) else 0)
+    run_app(app, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":
