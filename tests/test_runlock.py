@@ -105,3 +105,9 @@ def _recipe(tmp_path: Path) -> Path:
     path = tmp_path / "recipe.yaml"
     path.write_text("train:\n  max_steps: 1\n")
     return path
+
+
+def test_an_output_path_that_is_a_file_is_named(tmp_path: Path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="file: exists and is not a directory"):
+        acquire(tmp_path / "file")

@@ -64,6 +64,8 @@ def acquire(directory: str | Path, command: str | None = None) -> HeldLock:
     Raises RunLocked at once if a live process holds it. Release with :func:`release`.
     """
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(f"{directory}: exists and is not a directory; choose an output directory")
     created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOCK_FILE

@@ -106,3 +106,9 @@ def test_a_split_that_fails_to_load_writes_nothing(tiny_model_dir, tmp_path):
     with pytest.raises(RowError, match="UTF-16"):
         setup_run(recipe(tiny_model_dir, bad, tmp_path / "run"), resume=False)
     assert not (tmp_path / "run" / "config.yaml").exists()  # was written before the split was read
+
+
+def test_a_batch_larger_than_the_split_is_refused_before_writing(tiny_model_dir, split, tmp_path):
+    with pytest.raises(ValueError, match=r"^train.prompts_per_step: the dataset has 8 prompts"):
+        setup_run(recipe(tiny_model_dir, split, tmp_path / "run", "train.prompts_per_step=9"), resume=False)
+    assert not (tmp_path / "run" / "config.yaml").exists()  # was written, then the model loaded, then this

@@ -109,6 +109,13 @@ def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> R
     set_seed(cfg.train.seed)
     run_dir = Path(cfg.train.output_dir)
     loaded = load_split(cfg.data.train_path, on_error=cfg.data.on_error, max_samples=cfg.data.max_samples)
+    sampler = PromptSampler(
+        len(loaded.samples),
+        cfg.train.prompts_per_step,
+        cfg.train.seed,
+        accelerator.process_index,
+        accelerator.num_processes,
+    )
     changes = prepare_run_dir(cfg, resume, allow_config_change, main=accelerator.is_main_process)
     for skipped in loaded.skipped:
         log.warning("skipped %s", skipped)
@@ -130,13 +137,6 @@ def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> R
         scheduler = get_constant_schedule_with_warmup(optimizer, cfg.train.warmup_steps)
     # The scheduler is not prepared: accelerate would step it once per process per call.
     scorer, optimizer = accelerator.prepare(CompletionScorer(policy, sharing), optimizer)
-    sampler = PromptSampler(
-        len(loaded.samples),
-        cfg.train.prompts_per_step,
-        cfg.train.seed,
-        accelerator.process_index,
-        accelerator.num_processes,
-    )
     r = cfg.rollout
     vocab = policy.get_output_embeddings().weight.shape[0]
     gen_config = generation_config(
