@@ -48,6 +48,8 @@ def test_int_accepted_for_float():
         ("train.lr=false", "train.lr"),
         ("train.lr=.inf", "train.lr"),  # was accepted; final/ came out non-finite
         ("rollout.temperature=.nan", "rollout.temperature"),
+        ("train.lr=1e39", "train.lr"),  # finite, but torch's AdamW step overflowed with a traceback
+        ("sft.lr=2", "sft.lr"),
         ("algo.rewards={accuracy: .nan}", "algo.rewards.accuracy"),  # was silently counted as 0
         ("algo.rewards={accuracy: heavy}", "algo.rewards.accuracy"),  # was a crash at the first rollout
         ("algo.rewards={accuracy: true}", "algo.rewards.accuracy"),

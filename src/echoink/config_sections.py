@@ -217,7 +217,9 @@ class TrainConfig:
         ):
             _check(getattr(self, name) >= 1, f"train.{name}", "must be >= 1")
         _check(self.mini_batch_prompts >= 0, "train.mini_batch_prompts", "must be >= 0")
-        _check(self.lr > 0, "train.lr", "must be > 0")
+        # An AdamW step moves each weight by about lr: above 1 no run is meaningful, and far above
+        # (1e39) torch itself fails on the float32 overflow.
+        _check(0 < self.lr <= 1, "train.lr", "must be in (0, 1]")
         _check(
             self.lr_schedule in ("cosine", "constant"),
             "train.lr_schedule",
@@ -284,7 +286,7 @@ class SFTConfig:
         _check(self.save_every >= 0, "sft.save_every", "must be >= 0")
         for name in ("max_steps", "batch_size"):
             _check(getattr(self, name) >= 1, f"sft.{name}", "must be >= 1")
-        _check(self.lr > 0, "sft.lr", "must be > 0")
+        _check(0 < self.lr <= 1, "sft.lr", "must be in (0, 1] (see train.lr)")
         _check(self.warmup_steps >= 0, "sft.warmup_steps", "must be >= 0")
 
 
