@@ -1,5 +1,7 @@
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 from echoink import __version__
 
@@ -9,3 +11,55 @@ def test_version():
         [sys.executable, "-m", "echoink", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == f"echoink {__version__}"
+
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": SRC}  # this checkout's package, not an installed one
+    return subprocess.run([sys.executable, "-m", "echoink", *args], capture_output=True, text=True, env=env)
+
+
+def test_user_errors_are_one_line_exit_2_and_debug_shows_the_trace(tmp_path):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("train:\n  lr: [1\n")
+    out = _cli("train", str(recipe))
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"error: {recipe}: invalid YAML at line 3 column 1: expected ',' or ']', but got '<stream end>'"
+    ]
+    debug = _cli("train", str(recipe), "--debug")
+    assert debug.returncode != 0 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
+
+
+def test_missing_inputs_are_named_before_any_model_loads(tiny_model_dir, good_split, tmp_path):
+    out = _cli(
+        "eval", "--model", str(tmp_path / "nomodel"), "--data", str(good_split), "--out", str(tmp_path / "e")
+    )
+    assert out.returncode == 2 and out.stderr.startswith("error: --model: ") and "Traceback" not in out.stderr
+    out = _cli("sft", str(tmp_path / "none.yaml"), "--set", f"model.path={tiny_model_dir}")
+    assert (
+        out.returncode == 2
+        and out.stderr.strip()
+        == f"error: {tmp_path / 'none.yaml'}: cannot read the recipe (No such file or directory)"
+    )
+    assert not (tmp_path / "e").exists()  # nothing written
+
+
+def test_usage_errors_are_one_line_too(tmp_path):
+    out = _cli(
+        "eval",
+        "--model",
+        str(tmp_path),
+        "--data",
+        str(tmp_path),
+        "--out",
+        str(tmp_path),
+        "--max-pixels",
+        "10",
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "error: echoink eval: Invalid value for '--max-pixels': Input should be greater than or equal to 784"
+    ]  # was typer's boxed panel

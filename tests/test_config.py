@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,57 @@ def test_no_stays_a_string_where_the_docs_say_no(tmp_path: Path):
     assert cfg.train.mixed_precision == "no" and cfg.model.gradient_checkpointing is True
     with pytest.raises(ConfigError, match="model.gradient_checkpointing"):
         load_config(None, ["model.gradient_checkpointing=yes"])  # a clear error, not a silent string
+
+
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("train.max_steps=true", "train.max_steps"),  # was read as 1
+        ("train.lr=false", "train.lr"),
+        ("train.lr=.inf", "train.lr"),  # was accepted; final/ came out non-finite
+        ("rollout.temperature=.nan", "rollout.temperature"),
+        ("train.lr=1e39", "train.lr"),  # finite, but torch's AdamW step overflowed with a traceback
+        ("sft.lr=2", "sft.lr"),
+        ("algo.rewards={accuracy: .nan}", "algo.rewards.accuracy"),  # was silently counted as 0
+        ("algo.rewards={accuracy: heavy}", "algo.rewards.accuracy"),  # was a crash at the first rollout
+        ("algo.rewards={accuracy: true}", "algo.rewards.accuracy"),
+        ("model.gradient_checkpointing=1", "model.gradient_checkpointing"),
+        ("model.lora_target_modules=[q_proj, [v_proj]]", "model.lora_target_modules[1]"),
+    ],
+)
+def test_values_are_typed_and_finite(override: str, field: str):
+    with pytest.raises(ConfigError, match=f"^{re.escape(field)}: "):
+        load_config(None, [override])
+
+
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("data.template=fancy", "data.template"),  # was found only at the first rollout
+        ("eval.template=fancy", "eval.template"),
+        ("algo.loss_agg=seq-sum", "algo.loss_agg"),  # was found only at the first loss
+        ("algo.rewards={acuracy: 1.0}", "algo.rewards.acuracy"),
+        ("algo.rewards={'no_such_module_x:f': 1.0}", "algo.rewards.no_such_module_x:f"),
+    ],
+)
+def test_registry_names_are_checked_when_the_recipe_loads(override: str, field: str):
+    with pytest.raises(ConfigError, match=f"^{re.escape(field)}: .*") as err:
+        load_config(None, [override])
+    if "template" in field:
+        assert "valid: direct, paper_base" in str(err.value)
+
+
+def test_user_reward_that_imports_is_accepted():
+    cfg = load_config(None, ["algo.rewards={'media_helpers:parity_reward': 1.0}"])
+    assert list(cfg.algo.rewards) == ["media_helpers:parity_reward"]
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path: Path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("train:\n  lr: 1e-5\n  max_steps: [3\n")
+    with pytest.raises(ConfigError, match=r"r\.yaml: invalid YAML at line \d+ column \d+"):
+        load_config(recipe)
+    with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read the recipe"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match=r"override 'train\.lr=\[1': invalid YAML"):
+        load_config(None, ["train.lr=[1"])

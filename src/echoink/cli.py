@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import math
+import sys
 from pathlib import Path
 
 import typer
 
 from . import __version__
 
-app = typer.Typer(
+
+class _App(typer.Typer):
+    """A Typer whose plain call (``app()``, what the ``echoink`` console script does) goes through
+    :func:`run`, so an installed script shows user errors as one line without being regenerated."""
+
+    def __call__(self, *args, **kwargs):
+        if args or kwargs:
+            return super().__call__(*args, **kwargs)
+        return run()
+
+
+app = _App(
     help="GRPO for audio-visual reasoning on the Qwen2.5-Omni thinker (EchoInk-R1).", no_args_is_help=True
 )
 data_app = typer.Typer(help="Inspect and generate datasets in the AVQA-R1-6K schema.", no_args_is_help=True)
@@ -27,6 +40,9 @@ def _version(value: bool) -> None:
 def main(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show the full traceback of an error (accepted anywhere on the line)."
     ),
 ) -> None:
     """echoink: train and evaluate omni-modal reasoning with GRPO."""
@@ -175,14 +191,13 @@ def model_tiny(
 
 
 def _recipe(recipe: Path, overrides: list[str]):
-    """Load a recipe + overrides, or exit 2 with the field-named error."""
-    from .config import ConfigError, load_config
+    """Load a recipe + overrides and check the files it names (errors reach ``run`` as one line)."""
+    from .config import load_config
+    from .preflight import check_recipe_inputs
 
-    try:
-        return load_config(recipe, overrides)
-    except (ConfigError, OSError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+    cfg = load_config(recipe, overrides)
+    check_recipe_inputs(cfg)
+    return cfg
 
 
 @app.command("train")
@@ -194,12 +209,20 @@ def train_cmd(
     resume: bool = typer.Option(
         False, "--resume", help="Continue from the newest checkpoint in train.output_dir."
     ),
+    allow_config_change: bool = typer.Option(
+        False,
+        "--allow-config-change",
+        help="With --resume: apply recipe changes to lr, schedule, rollout, algo... from the current step "
+        "(recorded in config_history.jsonl) instead of refusing them.",
+    ),
 ) -> None:
     """Train with GRPO (rollout -> rewards -> advantages -> policy update); writes a run directory."""
     from .rl.trainer import train
+    from .runlock import run_lock
 
     cfg = _recipe(recipe, overrides)
-    run_dir = train(cfg, resume=resume)
+    with run_lock(cfg.train.output_dir):
+        run_dir = train(cfg, resume=resume, allow_config_change=allow_config_change)
     typer.echo(f"run directory: {run_dir}")
 
 
@@ -211,10 +234,12 @@ def sft_cmd(
     ),
 ) -> None:
     """Supervised fine-tuning on the rows' reference reasoning traces (the cold start before GRPO)."""
+    from .runlock import run_lock
     from .sft import sft
 
     cfg = _recipe(recipe, overrides)
-    out = sft(cfg)
+    with run_lock(cfg.sft.output_dir):
+        out = sft(cfg)
     typer.echo(f"fine-tuned model: {out / 'final'}")
 
 
@@ -273,15 +298,17 @@ def eval_cmd(
     from .data.messages import VideoSettings
     from .eval.evaluate import Decoding, evaluate
     from .eval.summary import format_summary
+    from .preflight import check_model_dir, check_split_file
     from .recipe_card import eval_settings, read_recipe, record_sources
+    from .runlock import run_lock
 
+    if max_audio_seconds is not None and not 0 <= max_audio_seconds < math.inf:  # NaN fails too; 0: no cut
+        raise typer.BadParameter(f"--max-audio-seconds must be a number >= 0, got {max_audio_seconds}")
+    check_model_dir(model, "--model")
+    check_split_file(data, "--data")
     flags = {"template": prompt, "max_new_tokens": max_new_tokens, "max_pixels": max_pixels}
     flags["max_audio_seconds"] = max_audio_seconds
-    try:
-        used, sources = eval_settings(flags, read_recipe(model))
-    except ValueError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+    used, sources = eval_settings(flags, read_recipe(model))  # a ValueError is a one-line user error
     if used["max_audio_seconds"] == 0:  # an explicit "no cut", overriding the recipe's
         used["max_audio_seconds"] = None
     typer.echo("settings: " + ", ".join(f"{k}={used[k]} ({sources[k]})" for k in used))
@@ -289,17 +316,14 @@ def eval_cmd(
         raise typer.BadParameter(
             f"unknown template {used['template']!r}; valid: {', '.join(TEMPLATES.names())}"
         )
-    try:
-        dec = Decoding(*_decoding(decoding, samples, temperature, top_p), seed=seed)
+    dec = Decoding(*_decoding(decoding, samples, temperature, top_p), seed=seed)
+    with run_lock(out):
         summary = evaluate(
             model, data, out, decoding=dec, ablate=[a.strip() for a in ablate.split(",")],
             batch_size=batch_size, limit=limit, **used,
             video=VideoSettings(video_fps, max_frames, desync_seconds=desync_seconds),
         )  # fmt: skip
-    except ValueError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
-    record_sources(out / "summary.json", sources)
+        record_sources(out / "summary.json", sources)
     typer.echo(format_summary(summary))
     typer.echo(f"written: {out / 'summary.json'}, {out / 'predictions.jsonl'}")
 
@@ -420,5 +444,12 @@ def report_cmd(
     typer.echo(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
+def run(argv: list[str] | None = None) -> None:
+    """The console entry point: ``app`` with every user error as one ``error:`` line (see ``cli_errors``)."""
+    from .cli_errors import run_app
+
+    run_app(app, sys.argv[1:] if argv is None else argv)
+
+
 if __name__ == "__main__":
-    app()
+    run()

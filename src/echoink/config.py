@@ -9,12 +9,13 @@ and names the offending field, so a bad recipe fails before any model is loaded.
 >>> load_config(None, ["algo.bogus=1"])
 Traceback (most recent call last):
 ...
-echoink.config_sections.ConfigError: unknown field 'algo.bogus'; valid fields of algo: ...
+echoink.config_sections.ConfigError: algo.bogus: unknown field; valid fields of algo: ...
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -96,7 +97,11 @@ def _field_types(cls: type) -> dict[str, Any]:
 
 
 def _coerce(value: Any, tp: Any, name: str) -> Any:
-    """Turn a YAML value (or an override string parsed by YAML) into the field's declared type."""
+    """Turn a YAML value (or an override string parsed by YAML) into the field's declared type.
+
+    Booleans are not numbers here (``max_steps: true`` is an error, not 1) and every float must be
+    finite: a NaN weight or an infinite learning rate is refused by name, not discovered mid-run.
+    """
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -107,22 +112,39 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{name}: expected a mapping, got {type(value).__name__}")
         return _build(tp, value, name)
-    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if tp is float and isinstance(value, str):
-        # YAML 1.1 reads "2e-6" (no dot) as a string; users mean a number.
-        try:
-            return float(value)
-        except ValueError:
-            raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+    if tp in (int, float) and isinstance(value, bool):
+        raise ConfigError(f"{name}: expected a number, got the boolean {value!r}")
+    if tp is float:
+        return _finite_float(value, name)
     if tp is str and isinstance(value, int | float):
         return str(value)
+    if origin is dict and isinstance(value, dict):
+        key_tp, value_tp = typing.get_args(tp) or (Any, Any)
+        return {
+            _coerce(k, key_tp, name): _coerce(v, value_tp, f"{name}.{k}") if value_tp is not Any else v
+            for k, v in value.items()
+        }
+    if origin is list and isinstance(value, list):
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, item_tp, f"{name}[{i}]") if item_tp is not Any else v for i, v in enumerate(value)]
     check = origin or tp
-    if check in (list, dict) and isinstance(value, check):
-        return value
     if isinstance(check, type) and not isinstance(value, check):
         raise ConfigError(f"{name}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
     return value
+
+
+def _finite_float(value: Any, name: str) -> float:
+    if isinstance(value, str):
+        # YAML 1.1 reads "2e-6" (no dot) as a string; users mean a number.
+        try:
+            value = float(value)
+        except ValueError:
+            raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+    if not isinstance(value, int | float):
+        raise ConfigError(f"{name}: expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}: must be a finite number, got {value!r}")
+    return float(value)
 
 
 def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
@@ -131,7 +153,7 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
     if unknown:
         where = prefix or "the recipe"
         raise ConfigError(
-            f"unknown field '{_join(prefix, unknown[0])}'; valid fields of {where}: {', '.join(hints)}"
+            f"{_join(prefix, unknown[0])}: unknown field; valid fields of {where}: {', '.join(hints)}"
         )
     kwargs = {k: _coerce(v, hints[k], _join(prefix, k)) for k, v in values.items()}
     return cls(**kwargs)
@@ -152,21 +174,51 @@ def apply_override(tree: dict[str, Any], override: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {override!r}: {part} is not a section")
-    node[parts[-1]] = _yaml(raw) if raw.strip() else ""
+    try:
+        node[parts[-1]] = _yaml(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {override!r}: invalid YAML value{_yaml_where(err)}") from None
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
-    """Read a YAML recipe (or defaults when ``path`` is None), apply dotted overrides, validate."""
+    """Read a YAML recipe (or defaults when ``path`` is None), apply dotted overrides, validate.
+
+    Every name a registry resolves (rewards, templates, loss aggregations, KL kinds) is checked
+    here too, so a typo fails before any model loads.
+    """
+    from .config_names import check_names
+
     tree: dict[str, Any] = {}
     if path is not None:
-        text = Path(path).read_text()
-        loaded = _yaml(text) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: a recipe must be a mapping of sections")
-        tree = loaded
+        tree = _read_recipe(Path(path))
     for item in overrides or []:
         apply_override(tree, item)
-    return _build(Config, tree, "")
+    cfg = _build(Config, tree, "")
+    check_names(cfg)
+    return cfg
+
+
+def _read_recipe(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the recipe ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the recipe is not UTF-8 text") from None
+    try:
+        loaded = _yaml(text) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML{_yaml_where(err)}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: a recipe must be a mapping of sections")
+    return loaded
+
+
+def _yaml_where(err: yaml.YAMLError) -> str:
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or ""
+    where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+    return f"{where}: {problem}" if problem else where
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

@@ -180,7 +180,7 @@ class AlgoConfig:
         _check(
             self.kl_estimator in ("k1", "k3", "abs"),
             "algo.kl_estimator",
-            f"unknown estimator {self.kl_estimator!r}",
+            f"unknown estimator {self.kl_estimator!r}; valid: k1, k3, abs",
         )
         _check(self.epsilon_low >= 0 and self.epsilon_high >= 0, "algo.epsilon_low/high", "must be >= 0")
         _check(self.num_iterations >= 1, "algo.num_iterations", "must be >= 1")
@@ -262,7 +262,9 @@ class TrainConfig:
         _check(self.eval_every >= 0, "train.eval_every", "must be >= 0 (0: no validation)")
         bad = [t for t in self.report_to if t not in ("tensorboard", "wandb", "trackio")]
         _check(not bad, "train.report_to", f"unknown tracker(s) {bad}; valid: tensorboard, wandb, trackio")
-        _check(self.lr > 0, "train.lr", "must be > 0")
+        # An AdamW step moves each weight by about lr: above 1 no run is meaningful, and far above
+        # (1e39) torch itself fails on the float32 overflow.
+        _check(0 < self.lr <= 1, "train.lr", "must be in (0, 1]")
         _check(
             self.lr_schedule in ("cosine", "constant"),
             "train.lr_schedule",
@@ -332,7 +334,7 @@ class SFTConfig:
         _check(self.save_every >= 0, "sft.save_every", "must be >= 0")
         for name in ("max_steps", "batch_size"):
             _check(getattr(self, name) >= 1, f"sft.{name}", "must be >= 1")
-        _check(self.lr > 0, "sft.lr", "must be > 0")
+        _check(0 < self.lr <= 1, "sft.lr", "must be in (0, 1] (see train.lr)")
         _check(self.warmup_steps >= 0, "sft.warmup_steps", "must be >= 0")
 
 

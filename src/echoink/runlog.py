@@ -11,6 +11,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .jsonl import read_jsonl
+
+__all__ = ["RunLog", "read_jsonl"]
+
 
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
@@ -45,27 +49,10 @@ class RunLog:
                 path.unlink(missing_ok=True)
 
     def truncate_after(self, step: int) -> None:
-        """Drop lines of steps > ``step`` (called on resume from checkpoint ``step``)."""
+        """Drop lines of steps > ``step`` (called on resume from checkpoint ``step``), and a torn last line."""
         if not self.enabled:
             return
         for path in (self.metrics_path, self.rollouts_path):
             if path.exists():
-                kept = [
-                    line
-                    for line in path.read_text().splitlines()
-                    if line and json.loads(line)["step"] <= step
-                ]
-                path.write_text("".join(line + "\n" for line in kept))
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Read a JSONL file; a bad line raises with the file and line number."""
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}: line {lineno}: {err.msg}") from err
-    return rows
+                kept = [row for row in read_jsonl(path, repair=True) if row["step"] <= step]
+                path.write_text("".join(json.dumps(row) + "\n" for row in kept), encoding="utf-8")

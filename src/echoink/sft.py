@@ -22,6 +22,7 @@ from transformers import get_constant_schedule_with_warmup
 
 from .config import Config, save_config
 from .data import Sample, load_split, sample_messages
+from .guards import check_weights
 from .model import Engine
 from .recipe_card import write_recipe
 from .runlog import RunLog
@@ -54,11 +55,11 @@ def sft(cfg: Config) -> Path:
     accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision)
     set_seed(s.seed)
     out = Path(s.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
     samples = load_split(
         cfg.data.train_path, on_error=cfg.data.on_error, max_samples=cfg.data.max_samples
     ).samples
+    out.mkdir(parents=True, exist_ok=True)  # only once the data loaded: a refused run writes nothing
+    save_config(cfg, out / "config.yaml")
     policy = load_policy(cfg.model, device=accelerator.device)
     engine = Engine.for_model(policy, load_processor(cfg.model.path))
     params = [p for p in policy.parameters() if p.requires_grad]
@@ -82,6 +83,7 @@ def sft(cfg: Config) -> Path:
         accelerator.backward(loss)
         grad_norm = float(accelerator.clip_grad_norm_(params, s.max_grad_norm))
         optimizer.step()
+        check_weights(policy, step)
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         metrics = {"loss": loss.item(), "token_accuracy": accuracy, "grad_norm": grad_norm}

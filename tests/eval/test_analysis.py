@@ -96,3 +96,14 @@ def test_eval_folder_and_cli(tmp_path):
     assert result.exit_code == 0, result.output
     assert "aha moments in predictions: 50.0% of 2 (correct 100.0% of 1, wrong 0.0% of 1" in result.output
     assert not (tmp_path / "analysis/curves.png").exists()
+
+
+def test_torn_last_lines_are_ignored(tmp_path):
+    _write_jsonl(tmp_path / "metrics.jsonl", [{"step": 1, "reward": 0.5}, {"step": 2, "reward": 0.7}])
+    _write_jsonl(tmp_path / "rollouts.jsonl", [{"step": 1, "id": "0", "completion": AHA}])
+    for name in ("metrics.jsonl", "rollouts.jsonl"):
+        with open(tmp_path / name, "a") as fh:
+            fh.write('{"step": 3, "completion": "<think>cut by a ki')  # a kill mid-write
+    result = CliRunner().invoke(app, ["analyze", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "analysis/curves.png").exists()

@@ -125,3 +125,43 @@ def test_report_in_headless_chromium(run_dir, tmp_path):
         browser.close()
     assert problems == []
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_torn_last_line_is_ignored(tmp_path):
+    rows = [{"step": 1, "id": "x", "completion": AHA}, {"step": 2, "id": "y", "completion": PLAIN}]
+    text = "".join(json.dumps(r) + "\n" for r in rows) + '{"step": 3, "id": "z", "compl'
+    (tmp_path / "rollouts.jsonl").write_text(text)
+    result = CliRunner().invoke(app, ["report", str(tmp_path), "--out", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r.html").read_text().count('class="card"') == 2
+
+
+HOSTILE = ["<!--<script>", "</script><script>alert(1)</script>", "a&b\"'>", "<!-- x -->"]
+
+
+def test_hostile_ids_cannot_close_or_comment_out_the_embedded_json(tmp_path):
+    from media_helpers import make_row, write_image, write_split, write_tone
+
+    rows = []
+    for i, sid in enumerate(HOSTILE):
+        write_image(tmp_path / f"images/sample_{i}.png")
+        write_tone(tmp_path / f"audios/sample_{i}.wav", seconds=0.2)
+        rows.append({**make_row(i), "problem_id": sid})
+    split = write_split(tmp_path, rows)
+    run = tmp_path / "run"
+    run.mkdir()
+    rollouts = [
+        {"step": 1, "id": sid, "completion": f"<think>{sid}</think><answer>A</answer>"} for sid in HOSTILE
+    ]
+    (run / "rollouts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rollouts))
+    page = build_report(run, data=split).read_text()
+    start = page.index('<script id="media" type="application/json">') + len(
+        '<script id="media" type="application/json">'
+    )
+    embedded = page[start : page.index("</script>", start)]
+    # In script data the HTML tokenizer reacts only to "<": without one it cannot leave the element early
+    # or enter the (double-)escaped states that "<!--<script>" opens. Was: the raw ids, "<" and all.
+    assert "<" not in embedded
+    media = json.loads(embedded)  # what the page's JSON.parse reads
+    assert sorted(media) == sorted(HOSTILE) and all(set(m) == {"image", "audio"} for m in media.values())
+    assert page.count("<script") == 2 and page.count("</script>") == 2  # the media JSON and the page's code

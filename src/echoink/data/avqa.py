@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .answers import parse_answer_letters
 from .media import MediaError, audio_info, verify_image
-from .schema import DATA_TYPES, OPTION_RE, RowError, Sample, parse_answer_letters
+from .schema import DATA_TYPES, OPTION_RE, RowError, Sample
 from .video import video_info
 
 # Row keys that become typed fields; everything else lands in Sample.metadata.
@@ -43,16 +44,21 @@ class LoadResult:
     samples: list[Sample]
     skipped: list[RowError] = field(default_factory=list)
     rows: int = 0
+    row_of: dict[str, int] = field(default_factory=dict)
+    """Row index in the file of each sample, by id."""
 
 
 def read_rows(path: str | Path) -> list[Any]:
-    """The raw rows of a split: a JSON list, or JSON Lines (one object per line)."""
+    """The raw rows of a split: a JSON list, or JSON Lines (one object per line).
+
+    A file that is empty, not UTF-8 (UTF-16 is named), one JSON object, or not JSON is a RowError
+    naming the file and saying which.
+    """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise RowError(path, -1, f"cannot read file ({err.strerror})") from err
+    text = _read_text(path)
     stripped = text.lstrip()
+    if not stripped:
+        raise RowError(path, -1, "the split is empty (no rows)")
     if stripped.startswith("["):
         try:
             rows = json.loads(text)
@@ -60,7 +66,29 @@ def read_rows(path: str | Path) -> list[Any]:
             raise RowError(
                 path, -1, f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"
             ) from err
-        return rows
+    else:
+        rows = _json_lines(path, text)
+    if isinstance(rows, list) and not rows:
+        raise RowError(path, -1, "the split has no rows")
+    return rows
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise RowError(path, -1, f"cannot read file ({err.strerror})") from err
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:4096]:
+        raise RowError(path, -1, "the file is UTF-16 (or binary), not UTF-8; save it as UTF-8")
+    try:
+        return data.decode("utf-8-sig")  # a UTF-8 byte-order mark is harmless
+    except UnicodeDecodeError as err:
+        raise RowError(
+            path, -1, f"not UTF-8 text (invalid byte 0x{data[err.start]:02x} at offset {err.start})"
+        ) from None
+
+
+def _json_lines(path: Path, text: str) -> list[Any]:
     rows = []
     for lineno, line in enumerate(text.splitlines()):
         if not line.strip():
@@ -68,8 +96,21 @@ def read_rows(path: str | Path) -> list[Any]:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as err:
+            if not rows and _is_one_object(text):
+                raise RowError(
+                    path,
+                    -1,
+                    "holds one JSON object, not rows: a split is a JSON list of rows or one row per line",
+                ) from None
             raise RowError(path, len(rows), f"invalid JSON on line {lineno + 1}: {err.msg}") from err
     return rows
+
+
+def _is_one_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except json.JSONDecodeError:
+        return False
 
 
 def _media_path(root: Path, rel: Any, kind: str) -> Path:
@@ -190,7 +231,7 @@ def load_split(
         raise RowError(path, -1, "a split must be a JSON list of rows (or JSON Lines)")
     root = path.parent
     result = LoadResult(samples=[], rows=len(rows))
-    seen: dict[str, int] = {}
+    seen = result.row_of
     for index, row in enumerate(rows):
         try:
             sample = parse_row(row, root, check_media=check_media)

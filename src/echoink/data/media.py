@@ -10,6 +10,9 @@ P / 784 image tokens. The processor's own resize then leaves them as they are.
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +22,15 @@ import soxr
 from PIL import Image, UnidentifiedImageError
 
 SAMPLE_RATE = 16_000
+# The shortest clip (16 kHz samples) that gives Qwen2.5-Omni's audio encoder one output token: it
+# needs 3 mel frames (hop 160, so > 320 samples), which its two halvings, (L-1)//2+1 then
+# (L-2)//2+1, leave as 1. A 0-token clip crashes get_rope_index on image+audio prompts (measured on
+# the tiny thinker: 320 samples fail, 321 run).
+MIN_AUDIO_SAMPLES = 321
+# Qwen's vision processor refuses an aspect ratio of 200 or more. Downscaling to as few as 784 pixels
+# (data.max_pixels' minimum) floors the short side to >= 2 pixels, which can raise the ratio by up to
+# 1/2.28; 150 stays under 200 after that.
+MAX_ASPECT = 150
 
 # qwen-omni-utils v2_5/vision_process.py (HarryHsing/EchoInk src/qwen-omni-utils): IMAGE_FACTOR,
 # MIN_PIXELS, MAX_RATIO. 28 = Qwen2.5-Omni's 14-px patch x 2x2 merge: one image token per 28x28 cell.
@@ -49,10 +61,13 @@ def load_audio(path: str | Path, max_seconds: float | None = None) -> AudioClip:
         raise MediaError(f"{path}: cannot read audio ({err})") from err
     if data.shape[0] == 0:
         raise MediaError(f"{path}: audio file has no samples")
+    if not np.isfinite(data).all():
+        raise MediaError(f"{path}: audio holds NaN or infinite samples")
     mono = data.mean(axis=1)
     if rate != SAMPLE_RATE:
         mono = soxr.resample(mono, rate, SAMPLE_RATE, quality="VHQ")
     mono = np.ascontiguousarray(mono, dtype=np.float32)
+    _check_length(path, len(mono))
     clipped = False
     if max_seconds is not None and len(mono) > max_seconds * SAMPLE_RATE:
         mono, clipped = mono[: int(max_seconds * SAMPLE_RATE)], True
@@ -60,13 +75,15 @@ def load_audio(path: str | Path, max_seconds: float | None = None) -> AudioClip:
 
 
 def audio_info(path: str | Path) -> tuple[float, int, int]:
-    """(seconds, sample rate, channels) from the header alone; raises MediaError if unreadable."""
+    """(seconds, sample rate, channels) from the header alone; raises MediaError if unreadable or
+    too short for the audio encoder (so even header-only loading skips such a clip)."""
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
         raise MediaError(f"{path}: cannot read audio ({err})") from err
     if info.frames <= 0:
         raise MediaError(f"{path}: audio file has no samples")
+    _check_length(path, round(info.frames * SAMPLE_RATE / info.samplerate))
     return info.frames / info.samplerate, info.samplerate, info.channels
 
 
@@ -104,17 +121,58 @@ def smart_resize(
     return h_bar, w_bar
 
 
+def _check_length(path: str | Path, samples_16k: int) -> None:
+    if samples_16k < MIN_AUDIO_SAMPLES:
+        raise MediaError(
+            f"{path}: audio too short ({samples_16k} samples at 16 kHz; the audio encoder needs "
+            f"at least {MIN_AUDIO_SAMPLES}, {MIN_AUDIO_SAMPLES / SAMPLE_RATE * 1000:.0f} ms)"
+        )
+
+
+@contextmanager
+def _open_image(path: str | Path) -> Iterator[Image.Image]:
+    """Image.open with Pillow's decompression-bomb warning made an error: an image of more than
+    ``Image.MAX_IMAGE_PIXELS`` pixels is refused as a bad row instead of decoded into memory."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                yield img
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise MediaError(f"{path}: image too large to decode safely ({err})") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        raise MediaError(f"{path}: cannot read image ({err})") from err
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """RGB with 8 bits a channel; 16-bit and float grey levels are scaled, not clipped.
+
+    Pillow's own ``convert`` clips I;16 / I values above 255, which turns a 16-bit PNG into {0, 255}.
+    """
+    if img.mode.startswith("I") or img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        if img.mode == "F":
+            top = 1.0 if arr.max(initial=0.0) <= 1.0 else 255.0
+        else:
+            top = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        grey = np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    return img.convert("RGB")
+
+
 def load_image(path: str | Path, max_pixels: int | None = None, min_pixels: int = MIN_PIXELS) -> Image.Image:
-    """Open an image as RGB; with ``max_pixels``, resize it to ``smart_resize``'s size (bicubic, as PIL's default).
+    """Decode an image fully as 8-bit RGB; with ``max_pixels``, resize it to ``smart_resize``'s size (bicubic).
 
     ``max_pixels=None`` returns the decoded image untouched (the processor applies its own bounds).
     """
-    try:
-        with Image.open(path) as img:
-            img.load()
-            rgb = img.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise MediaError(f"{path}: cannot read image ({err})") from err
+    with _open_image(path) as img:
+        img.load()  # the whole file: a truncated JPEG fails here, not in verify()
+        rgb = _to_rgb(img)
+    if max(rgb.size) > MAX_ASPECT * min(rgb.size):
+        raise MediaError(
+            f"{path}: aspect ratio {max(rgb.size) / min(rgb.size):.0f}:1 ({rgb.width}x{rgb.height}); "
+            f"the vision processor needs at most {MAX_ASPECT}:1"
+        )
     if max_pixels is None:
         return rgb
     try:
@@ -127,14 +185,11 @@ def load_image(path: str | Path, max_pixels: int | None = None, min_pixels: int 
 
 
 def verify_image(path: str | Path) -> tuple[int, int]:
-    """(width, height) after a full decode check; raises MediaError if unreadable."""
-    try:
-        with Image.open(path) as img:
-            img.verify()
-        with Image.open(path) as img:
-            return img.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        raise MediaError(f"{path}: cannot read image ({err})") from err
+    """(width, height) after Pillow's cheap structure check (not a full decode: see ``load_image``)."""
+    with _open_image(path) as img:
+        img.verify()
+    with _open_image(path) as img:
+        return img.size
 
 
 def silence_like(clip: np.ndarray) -> np.ndarray:

@@ -51,19 +51,45 @@ def question_with_options(sample: Sample, separator: str = paper.TRAIN_OPTIONS_S
     return sample.question + separator + "\n".join(sample.options)
 
 
+MULTI_ANSWER = (
+    "Please provide all correct option letters, separated by commas (e.g., A, C), "
+    "within the <answer> </answer> tags."
+)
+
+
+def answer_instruction(sample: Sample, single: str) -> str:
+    """The template's own one-letter instruction ``single``, or, for a row with several correct
+    options, ``MULTI_ANSWER``, which asks for all of them.
+
+    A multi-answer row scores only when every correct letter is given (the accuracy reward compares
+    sets), so a prompt demanding "only the single option letter" would make obeying it always wrong.
+
+    >>> from echoink.data.schema import Sample
+    >>> row = Sample("1", "q", ("A. x", "B. y", "C. z"), "A,C", None, None, "text")
+    >>> answer_instruction(row, "One letter.") == MULTI_ANSWER
+    True
+    """
+    return MULTI_ANSWER if "," in sample.answer else single
+
+
+def _paper_type(sample: Sample) -> str:
+    """EchoInk's multiple-choice TYPE_TEMPLATE (verbatim), or the all-letters one for a multi-answer row."""
+    return answer_instruction(sample, paper.TYPE_TEMPLATE_MULTIPLE_CHOICE.strip()).join((" ", ""))
+
+
 def _paper_reasoning(sample: Sample) -> str:
     question = question_with_options(sample, paper.TRAIN_OPTIONS_SEPARATOR)
-    return paper.QUESTION_TEMPLATE.format(Question=question) + paper.TYPE_TEMPLATE_MULTIPLE_CHOICE
+    return paper.QUESTION_TEMPLATE.format(Question=question) + _paper_type(sample)
 
 
 def _paper_eval(sample: Sample) -> str:
     question = question_with_options(sample, paper.EVAL_OPTIONS_SEPARATOR)
-    return paper.QUESTION_TEMPLATE.format(Question=question) + paper.TYPE_TEMPLATE_MULTIPLE_CHOICE
+    return paper.QUESTION_TEMPLATE.format(Question=question) + _paper_type(sample)
 
 
 def _paper_base(sample: Sample) -> str:
     question = question_with_options(sample, paper.EVAL_OPTIONS_SEPARATOR)
-    return paper.BASE_QUESTION_TEMPLATE.format(Question=question) + paper.TYPE_TEMPLATE_MULTIPLE_CHOICE
+    return paper.BASE_QUESTION_TEMPLATE.format(Question=question) + _paper_type(sample)
 
 
 def _reasoning_short(sample: Sample) -> str:
@@ -73,15 +99,20 @@ def _reasoning_short(sample: Sample) -> str:
         "Make sure to carefully consider both the visual and audio information before answering. "
         "Provide your detailed reasoning between the <think> </think> tags, and then give your final "
         "answer between the <answer> </answer> tags. "
-        "Please provide only the single option letter (e.g., A, B, C, D, etc.) within the <answer> </answer> tags."
+        + answer_instruction(
+            sample,
+            "Please provide only the single option letter (e.g., A, B, C, D, etc.) "
+            "within the <answer> </answer> tags.",
+        )
     )
 
 
 def _direct(sample: Sample) -> str:
+    single = "Answer with only the single option letter within the <answer> </answer> tags."
     return (
-        question_with_options(sample) + "\n"
-        "Consider both the visual and audio information. Answer with only the single option letter "
-        "within the <answer> </answer> tags."
+        question_with_options(sample)
+        + "\nConsider both the visual and audio information. "
+        + answer_instruction(sample, single)
     )
 
 

@@ -10,7 +10,6 @@ from typing import Any
 DATA_TYPES = ("image_audio", "audio", "image", "text", "video_audio", "video")
 """"text": no media (text-only GRPO); "video_audio": a video whose own soundtrack is the audio; "video": frames only."""
 OPTION_RE = re.compile(r"^\s*([A-Z])\s*[.)]\s*(.*)$", re.S)
-SOLUTION_RE = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.S | re.I)
 
 
 class RowError(ValueError):
@@ -18,7 +17,7 @@ class RowError(ValueError):
 
     def __init__(self, file: str | Path, row: int, reason: str) -> None:
         self.file, self.row, self.reason = str(file), row, reason
-        super().__init__(f"{file}: row {row}: {reason}")
+        super().__init__(f"{file}: row {row}: {reason}" if row >= 0 else f"{file}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -44,14 +43,3 @@ class Sample:
     def solution(self) -> str:
         """The answer in the dataset's form, as rewards expect it."""
         return f"<answer>{self.answer}</answer>"
-
-
-def parse_answer_letters(solution: str) -> list[str]:
-    """Letters named by a solution: "<answer>C</answer>" -> ["C"], "A, C" -> ["A", "C"].
-
-    >>> parse_answer_letters("<answer>C</answer>"), parse_answer_letters("B"), parse_answer_letters("<answer>A,C</answer>")
-    (['C'], ['B'], ['A', 'C'])
-    """
-    m = SOLUTION_RE.search(solution)
-    body = m.group(1) if m else solution
-    return re.findall(r"\b([A-Za-z])\b", body.upper())

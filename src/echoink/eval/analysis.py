@@ -22,7 +22,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never a display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..runlog import read_jsonl  # noqa: E402
+from ..jsonl import read_jsonl  # noqa: E402
 from .aha import detect  # noqa: E402
 
 log = logging.getLogger(__name__)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -30,6 +31,7 @@ import torch
 
 from ..data import Sample, load_split, sample_messages
 from ..data.messages import ABLATIONS, VideoSettings
+from ..jsonl import read_jsonl
 from ..rl.rewards import accuracy_reward, format_reward, parse_answer
 from .summary import short_metadata, summarize
 
@@ -58,7 +60,7 @@ class Decoding:
             raise ValueError(f"decoding must be greedy or sample, got {self.mode!r}")
         if self.samples < 1 or (self.mode == "greedy" and self.samples != 1):
             raise ValueError(f"samples must be 1 for greedy and >= 1 for sample, got {self.samples}")
-        if self.temperature <= 0 or not 0 < self.top_p <= 1:
+        if not self.temperature > 0 or math.isinf(self.temperature) or not 0 < self.top_p <= 1:  # NaN fails
             raise ValueError("temperature must be > 0 and top_p in (0, 1]")
 
     def generate_kwargs(self) -> dict[str, Any]:
@@ -165,19 +167,7 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
 
 def read_predictions(path: Path) -> list[dict[str, Any]]:
     """Rows of a predictions file; a last line cut short by a kill is dropped (and removed from the file)."""
-    if not path.exists():
-        return []
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    rows = []
-    for i, line in enumerate(lines):
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i != len(lines) - 1:
-                raise ValueError(f"{path}: line {i + 1} is not JSON") from None
-            log.warning("%s: dropping a truncated last line", path)
-            path.write_text("".join(lines[:-1]), encoding="utf-8")
-    return rows
+    return read_jsonl(path, repair=True) if path.exists() else []
 
 
 def _complete_rows(path: Path, k: int) -> list[dict[str, Any]]:

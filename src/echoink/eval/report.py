@@ -25,10 +25,10 @@ import soundfile as sf
 import yaml
 
 from ..data import SAMPLE_RATE, Sample, load_audio, load_image, load_split
-from ..runlog import read_jsonl
+from ..jsonl import read_jsonl
 from .aha import Marker, detect
 from .analysis import analyze, is_correct
-from .report_page import page
+from .report_page import page, script_json
 from .summary import SUMMARY_COLUMNS, summary_rows
 
 log = logging.getLogger(__name__)
@@ -249,7 +249,7 @@ def build_report(
         filters=_filters(rows),
         total=len(rows),
         cards=cards,
-        media=json.dumps(media).replace("</", "<\\/"),
+        media=script_json(media),
     )
     target = Path(out) if out is not None else run / "report.html"
     target.write_text(text, encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from string import Template
 
 PAGE = Template(
@@ -83,6 +84,21 @@ JS = """
   apply();
 })();
 """
+
+
+def script_json(value: object) -> str:
+    """JSON safe inside a ``<script>`` element: no ``<``, ``>`` or ``&`` at all (JSON's \\u escapes).
+
+    Escaping only ``</`` is not enough: an id such as ``<!--<script>`` moves the HTML tokenizer into
+    its "double-escaped" script state, where ``</script>`` no longer ends the element, and the rest
+    of the page (media, filters) becomes script text. With no ``<`` the tokenizer never leaves plain
+    script data.
+
+    >>> print(script_json({"<!--<script>": "a&b"}))
+    {"\\u003c!--\\u003cscript\\u003e": "a\\u0026b"}
+    """
+    text = json.dumps(value)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def page(**fields: str | int) -> str:

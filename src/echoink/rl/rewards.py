@@ -19,93 +19,21 @@ unclosed tags).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 
-from echoink.data.schema import parse_answer_letters
+from echoink.data.answers import parse_answer, parse_answer_letters
 from echoink.registry import Registry
+
+__all__ = ["REWARDS", "accuracy_reward", "format_reward", "parse_answer", "score"]
 
 RewardFn = Callable[..., list[float | None]]
 REWARDS: Registry[RewardFn] = Registry("reward")
 
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 _ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
-# Separators between letters in a list answer ("A, C", "A and C", "A/C"). One character class, so
-# finditer is linear.
-_LIST_TOKEN = re.compile(r"[^\s,;/&]+")
-_MARKS = "().:"  # "(C)", "C.", "C)", "C:" all name C
-_MAX_LIST_TOKENS = 64  # a longer "list" is not an answer; the cap keeps the Python loop short
-
-
-def _last_answer_body(text: str) -> str | None:
-    """Content of the last well-formed ``<answer>…</answer>`` block, or None.
-
-    The last well-formed block opens at the last ``<answer>`` that has a ``</answer>`` after it and
-    ends at the first ``</answer>`` after that opening. Three linear scans, no retries.
-    """
-    last_close = text.rfind(_ANSWER_CLOSE)
-    if last_close < 0:
-        return None
-    start = text.rfind(_ANSWER_OPEN, 0, last_close)
-    if start < 0:
-        return None
-    start += len(_ANSWER_OPEN)
-    return text[start : text.find(_ANSWER_CLOSE, start)]
-
-
-def _single_letter(token: str) -> str | None:
-    core = token.strip(_MARKS)
-    if len(core) == 1 and core.isascii() and core.isalpha():
-        return core.upper()
-    return None
-
-
-def _letters_of(body: str) -> list[str] | None:
-    """Letters an answer body names, or None if it is not one of the accepted forms.
-
-    Accepted: a list of letter marks ("C", "(C)", "c.", "A, C", "A and C") or one mark followed by
-    option text ("C. a dog barking", "(C) a dog"). Anything else ("A or B", "Cat", "I think C") is None.
-    """
-    letters: set[str] = set()
-    for i, m in enumerate(_LIST_TOKEN.finditer(body)):
-        token = m.group()
-        if token.lower() == "and":
-            continue
-        letter = _single_letter(token) if i < _MAX_LIST_TOKENS else None
-        if letter is None:
-            break  # not a pure list; maybe a mark followed by option text
-        letters.add(letter)
-    else:
-        return sorted(letters) or None
-    head = body.lstrip()
-    first, rest = (head.split(None, 1) + [""])[:2]
-    # The mark must carry punctuation, so "A or B" is not read as "A" plus option text "or B".
-    if first[:1] in _MARKS or first[-1:] in _MARKS:
-        letter = _single_letter(first)
-        if letter is not None and rest.strip():
-            return [letter]
-    return None
-
-
-def parse_answer(completion: str) -> str | None:
-    """The answer a completion gives: letters of its last well-formed ``<answer>`` block, sorted and
-    comma-joined ("C", "A,C"); None when there is no such block or its content is not a letter answer.
-
-    >>> parse_answer("<think>hmm</think><answer>(c)</answer>")
-    'C'
-    >>> parse_answer("<answer>A</answer> on reflection <answer>C, A</answer>")
-    'A,C'
-    >>> parse_answer("<answer>A or B</answer>") is None, parse_answer("<answer>B") is None
-    (True, True)
-    """
-    body = _last_answer_body(completion)
-    if body is None:
-        return None
-    letters = _letters_of(body)
-    return ",".join(letters) if letters else None
 
 
 @REWARDS.register("accuracy")

@@ -16,7 +16,8 @@ class PromptSampler:
     def __init__(self, num_items: int, per_process: int, seed: int, rank: int = 0, world: int = 1) -> None:
         if num_items < per_process * world:
             raise ValueError(
-                f"dataset has {num_items} prompts, fewer than one global batch ({per_process} x {world})"
+                f"train.prompts_per_step: the dataset has {num_items} prompts, fewer than one global "
+                f"batch ({per_process} prompts x {world} processes)"
             )
         self.num_items, self.per_process, self.seed = num_items, per_process, seed
         self.rank, self.world = rank, world

@@ -20,8 +20,9 @@ from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from tqdm.auto import tqdm
 from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
-from ..config import Config, save_config
+from ..config import Config
 from ..data import load_split
+from ..guards import check_weights
 from ..model import Engine
 from ..runlog import RunLog
 from . import algos
@@ -29,6 +30,7 @@ from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .distributed import check_world, deepspeed_problems
 from .experience import Experience, collect_experience, register_rewards
 from .metrics import step_metrics
+from .run_dir import apply_changes, prepare_run_dir
 from .sampling import PromptSampler
 from .trackers import log_to_trackers, start_trackers, stop_trackers, tracker_kwargs
 from .validation import make_validator, validation_metrics
@@ -62,9 +64,9 @@ class Run:
     skipped_updates: int = 0
 
 
-def train(cfg: Config, resume: bool = False) -> Path:
+def train(cfg: Config, resume: bool = False, allow_config_change: bool = False) -> Path:
     """Train with GRPO as ``cfg`` says; returns the run directory."""
-    run = setup_run(cfg, resume)
+    run = setup_run(cfg, resume, allow_config_change)
     validator = make_validator(run)  # None unless train.eval_every
     bar = tqdm(
         total=cfg.train.max_steps, initial=run.step, desc="GRPO", disable=not run.accelerator.is_main_process
@@ -93,7 +95,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
     return run.run_dir
 
 
-def setup_run(cfg: Config, resume: bool) -> Run:
+def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> Run:
     from ..model.loading import load_policy, load_processor, load_reference
 
     register_rewards(cfg.algo.rewards)  # fail on an unknown reward before loading anything
@@ -112,11 +114,16 @@ def setup_run(cfg: Config, resume: bool) -> Run:
         torch.set_num_threads(cfg.train.threads)
     set_seed(cfg.train.seed)
     run_dir = Path(cfg.train.output_dir)
-    if accelerator.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
-    start_trackers(accelerator, cfg)  # train.report_to: TensorBoard / W&B / Trackio
     loaded = load_split(cfg.data.train_path, on_error=cfg.data.on_error, max_samples=cfg.data.max_samples)
+    sampler = PromptSampler(
+        len(loaded.samples),
+        cfg.train.prompts_per_step,
+        cfg.train.seed,
+        accelerator.process_index,
+        accelerator.num_processes,
+    )
+    changes = prepare_run_dir(cfg, resume, allow_config_change, main=accelerator.is_main_process)
+    start_trackers(accelerator, cfg)  # train.report_to: TensorBoard / W&B / Trackio
     for skipped in loaded.skipped:
         log.warning("skipped %s", skipped)
     policy = load_policy(cfg.model, device=accelerator.device)
@@ -140,13 +147,6 @@ def setup_run(cfg: Config, resume: bool) -> Run:
     # The scheduler is not prepared: accelerate would step it once per process per call.
     scorer = engine.scorer(policy, sharing, cfg.algo.router_aux_loss_coef, cfg.train.completions_per_pass)
     scorer, optimizer = accelerator.prepare(scorer, optimizer)
-    sampler = PromptSampler(
-        len(loaded.samples),
-        cfg.train.prompts_per_step,
-        cfg.train.seed,
-        accelerator.process_index,
-        accelerator.num_processes,
-    )
     r = cfg.rollout
     gen_config = engine.generation_config(
         engine.vocab_size(policy),
@@ -173,10 +173,7 @@ def setup_run(cfg: Config, resume: bool) -> Run:
     )
     if resume:
         restore(run)
-    elif latest_checkpoint(run_dir) is not None:
-        raise FileExistsError(
-            f"{run_dir} already holds checkpoints; pass --resume to continue it or choose another train.output_dir"
-        )
+        apply_changes(run.optimizer, run.scheduler, cfg, changes)
     else:
         run.log.reset()
     return run
@@ -303,6 +300,7 @@ def _step(run: Run, totals: dict) -> None:
     totals["grad_norm"] = grad_norm
     if finite:
         run.optimizer.step()
+        check_weights(run.policy, run.step + 1)
         run.bad_steps = 0
     else:
         run.bad_steps += 1
@@ -381,6 +379,7 @@ def export_final(run: Run) -> None:
     from ..recipe_card import write_recipe
 
     run.accelerator.wait_for_everyone()
+    check_weights(run.policy, run.step, "before writing final/")
     if run.accelerator.is_main_process:
         save_model(
             run.accelerator.unwrap_model(run.scorer).model, run.engine.processor, run.run_dir / "final"

@@ -1,0 +1,61 @@
+"""How the command line reports errors: one ``error: <file or field>: <reason>`` line, exit 2.
+
+A user's mistake (a bad recipe, a missing file, a damaged split, a held lock) is not a bug, so it
+gets no traceback; ``--debug`` anywhere on the command line brings the traceback back.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+
+def is_user_error(err: BaseException) -> bool:
+    """Errors a user's input causes (bad recipe, data, paths, a held lock): shown as one line.
+
+    echoink's own exception types (ConfigError, RowError, MediaError, RunLocked, TrainingAborted)
+    and the standard library's file and value errors; anything else is a bug and keeps its trace.
+    """
+    import yaml
+
+    ours = type(err).__module__.startswith("echoink.")
+    return ours or isinstance(err, ValueError | OSError | yaml.YAMLError)
+
+
+def one_line(err: BaseException | str) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def run_app(app: typer.Typer, argv: list[str]) -> None:
+    """Run ``app`` on ``argv`` with user errors as ``error: <where>: <reason>`` and exit 2; exits.
+
+    Usage errors (an unknown option, a value out of range) get the same one line instead of
+    typer's boxed panel. ``--debug`` (anywhere on the command line) shows the full traceback instead.
+    """
+    try:  # typer >= 0.2x carries its own copy of click
+        from typer._click import exceptions as cx
+    except ImportError:  # pragma: no cover
+        from click import exceptions as cx
+
+    args = list(argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    try:
+        code = typer.Typer.__call__(app, args=args, prog_name="echoink", standalone_mode=False)
+    except cx.NoArgsIsHelpError as err:
+        typer.echo(err.format_message(), err=True)  # the help text itself
+        sys.exit(err.exit_code)
+    except cx.ClickException as err:
+        where = f"{err.ctx.command_path}: " if getattr(err, "ctx", None) is not None else ""
+        typer.echo(f"error: {where}{one_line(err.format_message())}", err=True)
+        sys.exit(err.exit_code)
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        sys.exit(1)
+    except Exception as err:
+        if debug or not is_user_error(err):
+            raise
+        typer.echo(f"error: {one_line(err)}", err=True)
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

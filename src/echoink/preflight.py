@@ -1,0 +1,71 @@
+"""Checks of the files a command will read, made before any model loads or anything is written.
+
+Each failure is a ``ConfigError`` whose message starts with the field or option that named the
+path, so the CLI prints one ``error: <field>: <reason>`` line instead of a loader's traceback (a
+model directory without tokenizer.json otherwise surfaces as "Image features and image tokens do
+not match", minutes later).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .config_sections import ConfigError
+
+ADAPTER_CONFIG = "adapter_config.json"
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json")
+
+
+def check_split_file(path: str | Path, field: str) -> Path:
+    """``path`` is a readable, non-empty file."""
+    if not str(path):
+        raise ConfigError(f"{field}: no split given")
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{field}: {p} does not exist")
+    if not p.is_file():
+        raise ConfigError(f"{field}: {p} is not a file")
+    return p
+
+
+def check_model_dir(path: str | Path, field: str) -> Path:
+    """``path`` holds a loadable model: config.json, weights and tokenizer.json (or a LoRA adapter whose base does)."""
+    if not str(path):
+        raise ConfigError(f"{field}: no model directory given")
+    p = Path(path)
+    if not p.is_dir():
+        raise ConfigError(
+            f"{field}: {p} is not a directory (no hub is contacted; build a model with `echoink model tiny --out DIR`)"
+        )
+    adapter = p / ADAPTER_CONFIG
+    if adapter.exists():
+        base = _adapter_base(adapter, field)
+        if not any(p.glob("adapter_model.*")):
+            raise ConfigError(f"{field}: {p} holds {ADAPTER_CONFIG} but no adapter weights")
+        check_model_dir(base, f"{field} (the adapter's base {base})")
+    else:
+        if not (p / "config.json").is_file():
+            raise ConfigError(f"{field}: {p} has no config.json; not a model directory")
+        if not any(f for pattern in WEIGHT_PATTERNS for f in p.glob(pattern)):
+            raise ConfigError(f"{field}: {p} holds no weights (*.safetensors or *.bin)")
+    if not (p / "tokenizer.json").is_file():
+        raise ConfigError(f"{field}: {p} has no tokenizer.json (copy the tokenizer files of its base model)")
+    return p
+
+
+def _adapter_base(adapter: Path, field: str) -> Path:
+    try:
+        base = json.loads(adapter.read_text())["base_model_name_or_path"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"{field}: {adapter} is unreadable or names no base model ({err})") from None
+    return Path(base)
+
+
+def check_recipe_inputs(cfg: Any) -> None:
+    """The data splits and model directory a ``train`` or ``sft`` recipe names exist and look loadable."""
+    check_split_file(cfg.data.train_path, "data.train_path")
+    if cfg.data.val_path:
+        check_split_file(cfg.data.val_path, "data.val_path")
+    check_model_dir(cfg.model.path, "model.path")
