@@ -7,9 +7,9 @@ import logging
 from pathlib import Path
 
 import pytest
-from echoink.rl.runlog import RunLog
 
 from echoink.jsonl import read_jsonl
+from echoink.runlog import RunLog
 
 TORN = '{"step": 3, "completion": "<think>half'
 

@@ -27,6 +27,7 @@ def test_video_grpo_resume_and_ablations(family_model_dir, video_bench, tmp_path
         f"model.path={family_model_dir}", f"data.train_path={video_bench / 'train.json'}", f"train.output_dir={run}",
         "train.prompts_per_step=2", "rollout.num_generations=2", "rollout.max_new_tokens=6", "train.save_every=1",
         "algo.rewards={accuracy: 1.0, format: 1.0, 'media_helpers:parity_reward': 1.0}", "data.max_frames=8",
+        "train.lr_schedule=constant",  # a longer run with the same schedule: an honest resume
     ]  # fmt: skip
     train(load_config(None, [*overrides, "train.max_steps=2"]))
     train(load_config(None, [*overrides, "train.max_steps=3"]), resume=True)

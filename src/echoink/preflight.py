@@ -19,12 +19,20 @@ WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json")
 
 
 def check_split_file(path: str | Path, field: str) -> Path:
-    """``path`` is a readable, non-empty file."""
+    """``path`` is a readable file, or a split directory holding one (AVQA-R1-6K's ``AVQA_R1/train``)."""
+    from .data.avqa import split_file
+    from .data.schema import RowError
+
     if not str(path):
         raise ConfigError(f"{field}: no split given")
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{field}: {p} does not exist")
+    if p.is_dir():
+        try:
+            p = split_file(p)
+        except RowError as err:
+            raise ConfigError(f"{field}: {err}") from None
     if not p.is_file():
         raise ConfigError(f"{field}: {p} is not a file")
     return p
