@@ -28,7 +28,7 @@ def one(g: int, mode: str, per_pass: int, tokens: int, hidden: int, family: str)
     torch.manual_seed(0)
     model, engine = tiny_model(hidden, 2, 1, family)
     if mode == "checkpointing":
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     _, prompts = av_prompts(engine, model.config, 1, 10.0)
     comp = torch.randint(20, 300, (g, tokens))
     scorer = engine.scorer(model, "prefix", 0.0, per_pass if mode == "checkpointing" else 0)

@@ -32,7 +32,7 @@ def test_model_dir_checks(tiny_model_dir: Path, tmp_path: Path):
 def test_split_and_recipe_checks(tiny_model_dir: Path, good_split: Path, tmp_path: Path):
     with pytest.raises(ConfigError, match="^--data: .*does not exist"):
         check_split_file(tmp_path / "nope.json", "--data")
-    with pytest.raises(ConfigError, match="^--data: .*is not a file"):
+    with pytest.raises(ConfigError, match="^--data: .*a split directory must hold one omni_rl_format"):
         check_split_file(tmp_path, "--data")
     ok = [f"model.path={tiny_model_dir}", f"data.train_path={good_split}"]
     check_recipe_inputs(load_config(None, ok))

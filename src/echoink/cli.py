@@ -401,6 +401,12 @@ def demo_cmd(
     ),
 ) -> None:
     """The main job: benchmark -> tiny Omni model -> SFT -> evaluate -> GRPO -> evaluate -> summary."""
+    import os
+
+    # Idle OpenMP workers spin by default; on cores shared with other work they steal the time the
+    # busy thread needs (the demo ran 14-50x slower under load). PASSIVE makes them sleep instead.
+    # It must be set before torch starts its thread pool, and it changes no arithmetic.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from .demo import DEFAULT_RECIPE, run_demo
 
     if modality not in ("image", "video"):

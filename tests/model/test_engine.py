@@ -201,7 +201,7 @@ def test_gradient_checkpointing_keeps_prefix_sharing_exact(family_tiny, av_sampl
     comp = _completions(prompts, processor)
     ref_logp = engine.logprobs(model, prompts, comp, G, 1.0, "repeat").detach()
     ref = _grads(model, engine, prompts, comp, "repeat")
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     seen, hooks = _item_counter(model)
     try:
         model.zero_grad(set_to_none=True)
