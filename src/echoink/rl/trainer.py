@@ -99,20 +99,7 @@ def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> R
     from ..model.loading import load_policy, load_processor, load_reference
 
     register_rewards(cfg.algo.rewards)  # fail on an unknown reward before loading anything
-    # find_unused_parameters: transformers' audio tower defines audio_bos_eos_token but never uses it,
-    # and DDP would wait forever for its gradient (an error on the second step).
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    accelerator = Accelerator(
-        mixed_precision=cfg.train.mixed_precision, kwargs_handlers=[ddp], **tracker_kwargs(cfg)
-    )
-    check_world(accelerator)
-    if accelerator.state.deepspeed_plugin is not None:
-        problems = deepspeed_problems(accelerator.state.deepspeed_plugin.deepspeed_config, cfg)
-        if problems:
-            raise ValueError("DeepSpeed config does not fit the trainer: " + "; ".join(problems))
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    set_seed(cfg.train.seed)
+    accelerator = make_accelerator(cfg)
     run_dir = Path(cfg.train.output_dir)
     loaded = load_split(cfg.data.train_path, on_error=cfg.data.on_error, max_samples=cfg.data.max_samples)
     sampler = PromptSampler(
@@ -138,23 +125,14 @@ def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> R
             "gradient checkpointing: prefix sharing is on (prompt once, completions checkpointed, %s per pass)",
             per_pass,
         )
-    trainable = [p for p in policy.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    if cfg.train.lr_schedule == "cosine":
-        scheduler = get_cosine_schedule_with_warmup(optimizer, cfg.train.warmup_steps, cfg.train.max_steps)
-    else:
-        scheduler = get_constant_schedule_with_warmup(optimizer, cfg.train.warmup_steps)
+    optimizer, scheduler = make_optimizer(policy, cfg)
     # The scheduler is not prepared: accelerate would step it once per process per call.
     scorer = engine.scorer(policy, sharing, cfg.algo.router_aux_loss_coef, cfg.train.completions_per_pass)
     scorer, optimizer = accelerator.prepare(scorer, optimizer)
     r = cfg.rollout
+    sampling = {"temperature": r.temperature, "top_p": r.top_p, "top_k": r.top_k}
     gen_config = engine.generation_config(
-        engine.vocab_size(policy),
-        max_new_tokens=r.max_new_tokens,
-        do_sample=True,
-        temperature=r.temperature,
-        top_p=r.top_p,
-        top_k=r.top_k,
+        engine.vocab_size(policy), max_new_tokens=r.max_new_tokens, do_sample=True, **sampling
     )
     run = Run(
         cfg=cfg,
@@ -177,6 +155,36 @@ def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> R
     else:
         run.log.reset()
     return run
+
+
+def make_accelerator(cfg: Config) -> Accelerator:
+    """The accelerator for this launch, checked (one process group; a DeepSpeed config that fits), seeded."""
+    # find_unused_parameters: transformers' audio tower defines audio_bos_eos_token but never uses it,
+    # and DDP would wait forever for its gradient (an error on the second step).
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    accelerator = Accelerator(
+        mixed_precision=cfg.train.mixed_precision, kwargs_handlers=[ddp], **tracker_kwargs(cfg)
+    )
+    check_world(accelerator)
+    if accelerator.state.deepspeed_plugin is not None:
+        problems = deepspeed_problems(accelerator.state.deepspeed_plugin.deepspeed_config, cfg)
+        if problems:
+            raise ValueError("DeepSpeed config does not fit the trainer: " + "; ".join(problems))
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    set_seed(cfg.train.seed)
+    return accelerator
+
+
+def make_optimizer(policy: torch.nn.Module, cfg: Config):
+    """(AdamW over the trainable parameters, its warm-up + cosine or constant LR schedule)."""
+    trainable = [p for p in policy.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    if cfg.train.lr_schedule == "cosine":
+        scheduler = get_cosine_schedule_with_warmup(optimizer, cfg.train.warmup_steps, cfg.train.max_steps)
+    else:
+        scheduler = get_constant_schedule_with_warmup(optimizer, cfg.train.warmup_steps)
+    return optimizer, scheduler
 
 
 def next_rollout_batch(run: Run) -> Experience:
