@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
@@ -22,7 +21,8 @@ class _App(typer.Typer):
 
 
 app = _App(
-    help="GRPO for audio-visual reasoning on the Qwen2.5-Omni thinker (EchoInk-R1).", no_args_is_help=True
+    help="GRPO for audio-visual reasoning on the Qwen2.5-Omni and Qwen3-Omni thinkers (EchoInk-R1).",
+    no_args_is_help=True,
 )
 data_app = typer.Typer(help="Inspect and generate datasets in the AVQA-R1-6K schema.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -250,151 +250,6 @@ def sft_cmd(
     typer.echo(f"fine-tuned model: {out / 'final'}")
 
 
-@app.command("eval")
-def eval_cmd(
-    model: Path = typer.Option(
-        ..., "--model", help="Model directory (thinker, full Omni checkpoint or LoRA adapter)."
-    ),
-    data: Path = typer.Option(..., "--data", help="Split file or split directory (AVQA_R1/valid)."),
-    out: Path = typer.Option(
-        ..., "--out", help="Output folder (predictions.jsonl, summary.json); re-run to resume."
-    ),
-    prompt: str | None = typer.Option(
-        None, "--prompt", help="Prompt template (default: the model's training recipe, else reasoning)."
-    ),
-    decoding: str = typer.Option(
-        "greedy", "--decoding", help="greedy, sample, or paper (EchoInk's: one sample, T = 1, top-p 0.95)."
-    ),
-    samples: int = typer.Option(1, "--samples", min=1, help="Completions per item (sample decoding)."),
-    temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature."),
-    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass."),
-    seed: int = typer.Option(0, "--seed", help="Sampling seed."),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per generation batch."),
-    max_new_tokens: int | None = typer.Option(
-        None, "--max-new-tokens", min=1, help="Longest completion (default: the training's, else 256)."
-    ),
-    ablate: str = typer.Option(
-        "none",
-        "--ablate",
-        help="Comma list of none, audio (silence), image (blank), video (blank frames), "
-        "desync (a video's soundtrack shifted by --desync-seconds).",
-    ),
-    video_fps: float = typer.Option(2.0, "--video-fps", min=0.01, help="Video rows: frames per second."),
-    max_frames: int = typer.Option(16, "--max-frames", min=2, help="Video rows: at most this many frames."),
-    desync_seconds: float | None = typer.Option(
-        None,
-        "--desync-seconds",
-        help="Shift of the soundtrack in the desync ablation (default: half the clip).",
-    ),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate only the first N items."),
-    max_audio_seconds: float | None = typer.Option(
-        None,
-        "--max-audio-seconds",
-        min=0,
-        help="Cut audio to this length; 0: no cut (default: the training's).",
-    ),
-    max_pixels: int | None = typer.Option(
-        None,
-        "--max-pixels",
-        min=784,
-        help="Image budget after 28-px rounding (default: the training's, else 50,176).",
-    ),
-) -> None:
-    """Evaluate a model fairly: strict parsing, Wilson/bootstrap CIs, majority vote, pass@k, ablations."""
-    from .data import TEMPLATES
-    from .data.messages import VideoSettings
-    from .eval.evaluate import Decoding, evaluate
-    from .eval.summary import format_summary
-    from .preflight import check_model_dir, check_split_file
-    from .recipe_card import eval_settings, read_recipe, record_sources
-    from .runlock import run_lock
-
-    if max_audio_seconds is not None and not 0 <= max_audio_seconds < math.inf:  # NaN fails too; 0: no cut
-        raise typer.BadParameter(f"--max-audio-seconds must be a number >= 0, got {max_audio_seconds}")
-    check_model_dir(model, "--model")
-    check_split_file(data, "--data")
-    flags = {"template": prompt, "max_new_tokens": max_new_tokens, "max_pixels": max_pixels}
-    flags["max_audio_seconds"] = max_audio_seconds
-    used, sources = eval_settings(flags, read_recipe(model))  # a ValueError is a one-line user error
-    if used["max_audio_seconds"] == 0:  # an explicit "no cut", overriding the recipe's
-        used["max_audio_seconds"] = None
-    typer.echo("settings: " + ", ".join(f"{k}={used[k]} ({sources[k]})" for k in used))
-    if used["template"] not in TEMPLATES:
-        raise typer.BadParameter(
-            f"unknown template {used['template']!r}; valid: {', '.join(TEMPLATES.names())}"
-        )
-    dec = Decoding(*_decoding(decoding, samples, temperature, top_p), seed=seed)
-    with run_lock(out):
-        summary = evaluate(
-            model, data, out, decoding=dec, ablate=[a.strip() for a in ablate.split(",")],
-            batch_size=batch_size, limit=limit, **used,
-            video=VideoSettings(video_fps, max_frames, desync_seconds=desync_seconds),
-        )  # fmt: skip
-        record_sources(out / "summary.json", sources)
-    typer.echo(format_summary(summary))
-    typer.echo(f"written: {out / 'summary.json'}, {out / 'predictions.jsonl'}")
-
-
-def _decoding(mode: str, samples: int, temperature: float, top_p: float) -> tuple[str, int, float, float]:
-    """(mode, samples, temperature, top_p); "paper" is EchoInk's RL-model decoding and admits no overrides."""
-    from .eval.paper import PAPER_SAMPLING
-
-    if mode != "paper":
-        return mode, samples, temperature, top_p
-    if (samples, temperature, top_p) != (1, 1.0, 1.0):
-        raise typer.BadParameter(
-            "--decoding paper fixes 1 sample, T = 1, top-p 0.95; drop --samples/--temperature/--top-p"
-        )
-    p = PAPER_SAMPLING
-    return "sample", p["samples"], p["temperature"], p["top_p"]
-
-
-@app.command("export")
-def export_cmd(
-    source: Path = typer.Argument(..., help="Run directory (its final/) or a thinker model directory."),
-    out: Path = typer.Option(..., "--out", help="Empty or new folder for the full Qwen2.5-Omni model."),
-    base: Path | None = typer.Option(
-        None, "--base", help="The full model trained from (its talker, token2wav and speakers are kept)."
-    ),
-) -> None:
-    """A full Qwen2.5-Omni directory (Qwen2_5OmniForConditionalGeneration) from a trained thinker."""
-    from .export import ExportError, export_omni
-
-    try:
-        path = export_omni(source, out, base)
-    except ExportError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
-    speech = (
-        "with the base model's talker and token2wav" if base else "text only (enable_audio_output: false)"
-    )
-    typer.echo(f"full model: {path} ({speech})")
-
-
-@app.command("compare")
-def compare_cmd(
-    summary_a: Path = typer.Argument(..., help="A's summary.json (its predictions.jsonl beside it)."),
-    summary_b: Path = typer.Argument(..., help="B's summary.json."),
-    condition: str = typer.Option(
-        "none", "--condition", help="Which condition to compare: none, audio, image."
-    ),
-    json_out: Path | None = typer.Option(None, "--json", help="Also write the comparison as JSON here."),
-) -> None:
-    """Side-by-side metrics with CIs, and McNemar's paired test on the items both evaluated."""
-    import json
-
-    from .eval.compare import compare, format_comparison
-
-    try:
-        result = compare(summary_a, summary_b, condition)
-    except (OSError, ValueError, KeyError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
-    typer.echo(format_comparison(result))
-    if json_out is not None:
-        json_out.write_text(json.dumps(result, indent=1))
-
-
 @app.command("demo")
 def demo_cmd(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Run directory for every stage's output."),
@@ -418,37 +273,7 @@ def demo_cmd(
     run_demo(out, budget_minutes, recipe, overrides, echo=typer.echo)
 
 
-@app.command("analyze")
-def analyze_cmd(
-    run_dir: Path = typer.Argument(..., help="Run directory (metrics.jsonl, rollouts.jsonl) or eval folder."),
-    out: Path | None = typer.Option(None, "--out", help="Output folder (default RUN_DIR/analysis)."),
-) -> None:
-    """Training curves (PNG) and aha-moment rates: overall, per step, among correct vs wrong, top examples."""
-    from .eval.analysis import analyze, format_analysis
-
-    if not run_dir.is_dir():
-        typer.echo(f"error: {run_dir} is not a directory", err=True)
-        raise typer.Exit(2)
-    typer.echo(format_analysis(analyze(run_dir, out)))
-
-
-@app.command("report")
-def report_cmd(
-    run_dir: Path = typer.Argument(..., help="Run directory or eval folder."),
-    out: Path | None = typer.Option(None, "--out", help="HTML file to write (default RUN_DIR/report.html)."),
-    data: Path | None = typer.Option(
-        None, "--data", help="Split whose media to embed (default: from the run)."
-    ),
-    max_items: int = typer.Option(300, "--max-items", min=1, help="Most completions listed."),
-) -> None:
-    """One self-contained HTML page: curves, summary tables, completions with media, aha highlights, filters."""
-    from .eval.report import build_report
-
-    if not run_dir.is_dir():
-        typer.echo(f"error: {run_dir} is not a directory", err=True)
-        raise typer.Exit(2)
-    path = build_report(run_dir, out, data, max_items)
-    typer.echo(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+from . import cli_eval  # noqa: E402,F401  (registers eval, export, compare, analyze, report on ``app``)
 
 
 def run(argv: list[str] | None = None) -> None:
