@@ -131,3 +131,9 @@ def write_truncated_jpeg(path: Path) -> Path:
     Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path, "JPEG")
     path.write_bytes(path.read_bytes()[:-300])
     return path
+
+
+def length_if_a(completions: list[str], solution: list[str], **_) -> list[float]:
+    """Completion length for rows whose answer is A, 0 otherwise: A groups carry reward variance, the
+    others never do (so dynamic sampling resamples exactly the non-A groups)."""
+    return [float(len(c)) if "A" in s else 0.0 for c, s in zip(completions, solution, strict=True)]

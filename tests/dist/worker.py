@@ -39,6 +39,8 @@ def global_rollout(run):
 
 
 def main(recipe: str, mode: str, out: str) -> None:
+    import json
+
     from safetensors.torch import save_file
 
     from echoink.config import load_config
@@ -52,6 +54,8 @@ def main(recipe: str, mode: str, out: str) -> None:
     def dump_then_export(run) -> None:
         name = f"rank-{run.accelerator.process_index}.safetensors"
         save_file(trainable_state(run.policy), str(Path(out) / name))
+        sampler = Path(out) / f"rank-{run.accelerator.process_index}.sampler.json"
+        sampler.write_text(json.dumps(run.sampler.state_dict()))  # where this process is in the order
         export(run)
 
     trainer.export_final = dump_then_export

@@ -193,12 +193,24 @@ def next_rollout_batch(run: Run) -> Experience:
     run.policy.eval()  # no dropout while sampling
     batch = collect_experience(run.engine, run.policy, run.reference, _draw(run), run.gen_config, cfg)
     rounds = 0
-    while cfg.algo.drop_zero_std_groups and batch.zero_std.any() and rounds < cfg.algo.max_resample_rounds:
+    while (
+        cfg.algo.drop_zero_std_groups
+        and rounds < cfg.algo.max_resample_rounds
+        and _any_process(run, batch.zero_std)
+    ):
         extra = collect_experience(run.engine, run.policy, run.reference, _draw(run), run.gen_config, cfg)
         batch = merge_signal_groups(batch, extra, cfg.train.prompts_per_step, run.engine.pad_id)
         rounds += 1
     run.policy.train()
     return batch
+
+
+def _any_process(run: Run, flags: torch.Tensor) -> bool:
+    """True on every process when any process has a set flag: resampling rounds are agreed by all, so
+    every process draws the same number of batches and all stay on the one global prompt order."""
+    acc = run.accelerator
+    local = torch.tensor(float(flags.any()), device=acc.device)
+    return bool(acc.reduce(local, "sum") > 0) if acc.num_processes > 1 else bool(local)
 
 
 def _draw(run: Run) -> list:
@@ -216,7 +228,13 @@ def merge_signal_groups(first: Experience, extra: Experience, size: int, pad_id:
 
 
 def optimise(run: Run, exp: Experience) -> dict[str, float]:
-    """μ passes over the batch in mini-batches of prompts; one optimiser step per pass."""
+    """μ passes over the batch in mini-batches of prompts; one optimiser step per pass.
+
+    The LR schedule advances once per training step (after the μ passes), so ``max_steps`` of a
+    cosine schedule means training steps whatever μ is. A pass whose loss or gradient is not finite
+    skips that pass's update only; the step counts as bad (``train.max_bad_steps`` in a row abort)
+    when any of its passes was skipped.
+    """
     cfg, acc = run.cfg, run.accelerator
     b = exp.num_prompts
     mb = cfg.train.mini_batch_prompts or b
@@ -226,39 +244,50 @@ def optimise(run: Run, exp: Experience) -> dict[str, float]:
         loss_mask = loss_mask * (~exp.truncated).float()[:, None]
     weights = _chunk_weights(acc, loss_mask, chunks, exp.group_size, cfg.algo.loss_agg)
     totals: dict[str, float] = {}
+    skipped = 0
     for _ in range(cfg.algo.num_iterations):
         t0 = time.perf_counter()
+        pass_loss = 0.0
         for i, (start, stop) in enumerate(chunks):
-            part = exp.prompt_slice(start, stop)
-            rows = slice(start * exp.group_size, stop * exp.group_size)
             sync = acc.no_sync(run.scorer) if i < len(chunks) - 1 else contextlib.nullcontext()
-            with sync:
-                logp, aux = run.scorer(
-                    part.prompts, part.completion_ids, exp.group_size, cfg.rollout.temperature
-                )
-                old = part.old_logprobs if part.old_logprobs is not None else logp.detach()
-                loss, m = algos.policy_loss(
-                    logp, old, part.advantages, loss_mask[rows], cfg.algo.epsilon_low, cfg.algo.epsilon_high,
-                    ref_logp=part.ref_logprobs, beta=cfg.algo.beta, kl_kind=cfg.algo.kl_estimator,
-                    agg=cfg.algo.loss_agg, max_len=cfg.rollout.max_new_tokens,
-                    is_level=cfg.algo.importance_sampling_level,
-                )  # fmt: skip
-                if aux is not None:  # MoE load balancing (algo.router_aux_loss_coef > 0)
-                    loss = loss + cfg.algo.router_aux_loss_coef * aux
-                    m["aux_loss"] = aux.detach()
+            with sync:  # DDP decides in the forward whether the backward all-reduces: both go inside
+                loss, m, logp, rows = _mini_batch_loss(run, exp, start, stop, loss_mask)
                 acc.backward(loss * weights[i])
+            pass_loss += float(loss.detach())
             _accumulate(totals, m, logp.detach(), loss_mask[rows], loss.detach())
         totals["time/policy_forward_backward"] = (
             totals.get("time/policy_forward_backward", 0) + time.perf_counter() - t0
         )
         t0 = time.perf_counter()
-        _step(run, totals)
+        skipped += not _step(run, totals, pass_loss)
         totals["time/optimizer"] = totals.get("time/optimizer", 0) + time.perf_counter() - t0
+    run.scheduler.step()  # once per training step
+    _count_bad_step(run, skipped)
+    totals["skipped_updates"] = float(run.skipped_updates)
     n_passes = cfg.algo.num_iterations * len(chunks)
     return {
         k: (v / n_passes if not k.startswith(("time/", "grad_norm", "skipped")) else v)
         for k, v in totals.items()
     }
+
+
+def _mini_batch_loss(run: Run, exp: Experience, start: int, stop: int, loss_mask: torch.Tensor):
+    """(loss, metrics, [rows, T] log-probs, row slice) of prompts [start, stop) and their completions."""
+    cfg = run.cfg
+    part = exp.prompt_slice(start, stop)
+    rows = slice(start * exp.group_size, stop * exp.group_size)
+    logp, aux = run.scorer(part.prompts, part.completion_ids, exp.group_size, cfg.rollout.temperature)
+    old = part.old_logprobs if part.old_logprobs is not None else logp.detach()
+    loss, m = algos.policy_loss(
+        logp, old, part.advantages, loss_mask[rows], cfg.algo.epsilon_low, cfg.algo.epsilon_high,
+        ref_logp=part.ref_logprobs, beta=cfg.algo.beta, kl_kind=cfg.algo.kl_estimator,
+        agg=cfg.algo.loss_agg, max_len=cfg.rollout.max_new_tokens,
+        is_level=cfg.algo.importance_sampling_level,
+    )  # fmt: skip
+    if aux is not None:  # MoE load balancing (algo.router_aux_loss_coef > 0)
+        loss = loss + cfg.algo.router_aux_loss_coef * aux
+        m["aux_loss"] = aux.detach()
+    return loss, m, logp, rows
 
 
 def _chunk_weights(acc: Accelerator, mask: torch.Tensor, chunks: list, g: int, agg: str) -> list[float]:
@@ -298,30 +327,31 @@ def _accumulate(
         totals[k] = totals.get(k, 0.0) + float(v)
 
 
-def _step(run: Run, totals: dict) -> None:
-    """Clip, check finiteness, step; a non-finite loss or grad norm skips the update (K in a row aborts)."""
+def _step(run: Run, totals: dict, pass_loss: float) -> bool:
+    """Clip, check this pass's loss and gradient, step; False when the update was skipped (not finite)."""
     acc = run.accelerator
     params = [p for p in run.policy.parameters() if p.requires_grad]
-    grad_norm = acc.clip_grad_norm_(params, run.cfg.train.max_grad_norm)
-    grad_norm = float(grad_norm)
-    finite = math.isfinite(grad_norm) and math.isfinite(totals.get("loss", 0.0))
+    grad_norm = float(acc.clip_grad_norm_(params, run.cfg.train.max_grad_norm))
     totals["grad_norm"] = grad_norm
+    finite = math.isfinite(grad_norm) and math.isfinite(pass_loss)
     if finite:
         run.optimizer.step()
         check_weights(run.policy, run.step + 1)
-        run.bad_steps = 0
     else:
-        run.bad_steps += 1
         run.skipped_updates += 1
         log.warning("step %d: non-finite loss or grad norm (%s); update skipped", run.step + 1, grad_norm)
-        if run.bad_steps >= run.cfg.train.max_bad_steps:
-            raise TrainingAborted(
-                f"{run.bad_steps} consecutive non-finite updates at step {run.step + 1}; "
-                "lower train.lr or check the data (see metrics.jsonl)"
-            )
-    run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
-    totals["skipped_updates"] = float(run.skipped_updates)
+    return finite
+
+
+def _count_bad_step(run: Run, skipped_passes: int) -> None:
+    """A step with any skipped pass is bad; ``train.max_bad_steps`` bad steps in a row abort."""
+    run.bad_steps = run.bad_steps + 1 if skipped_passes else 0
+    if run.bad_steps >= run.cfg.train.max_bad_steps:
+        raise TrainingAborted(
+            f"{run.bad_steps} consecutive steps with non-finite updates, the last at step {run.step + 1}; "
+            "lower train.lr or check the data (see metrics.jsonl)"
+        )
 
 
 def rollout_rows(step: int, batch: Experience, limit: int) -> list[dict]:
