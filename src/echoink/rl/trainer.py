@@ -26,7 +26,7 @@ from ..guards import check_weights
 from ..model import Engine
 from ..runlog import RunLog
 from . import algos
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import load_latest_intact, save_checkpoint
 from .distributed import check_world, deepspeed_problems
 from .experience import Experience, collect_experience, register_rewards
 from .metrics import step_metrics
@@ -399,11 +399,11 @@ def checkpoint(run: Run) -> None:
 
 
 def restore(run: Run) -> None:
-    path = latest_checkpoint(run.run_dir)
-    if path is None:
+    found = load_latest_intact(run.run_dir, run.policy, run.optimizer, run.scheduler)
+    if found is None:
         log.warning("--resume: no checkpoint in %s; starting from step 0", run.run_dir)
         return
-    state = load_checkpoint(path, run.policy, run.optimizer, run.scheduler)
+    path, state = found
     run.step = int(state["step"])
     run.sampler.load_state_dict(state["sampler"])
     run.skipped_updates, run.bad_steps = int(state["skipped_updates"]), int(state["bad_steps"])
