@@ -93,3 +93,24 @@ def test_a_bad_pass_skips_only_itself(tiny_model_dir, split, tmp_path, monkeypat
     assert update["skipped_updates"] == 1.0 and run.bad_steps == 1
     moved = [n for n, p in run.policy.named_parameters() if p.requires_grad and not torch.equal(p, before[n])]
     assert moved, "the finite second pass must update the weights"
+
+
+def test_bf16_mixed_precision_trains_policy_and_reference_on_cpu(tiny_model_dir, split, tmp_path):
+    """accelerate's bf16 autocast on the CPU: the policy pass and the frozen reference both run in it,
+    the finiteness guard sees finite numbers, and the weights move."""
+    cfg = recipe(tiny_model_dir, split, tmp_path / "run", "train.mixed_precision=bf16", "algo.beta=0.04")
+    run = setup_run(cfg, resume=False)
+    assert run.accelerator.mixed_precision == "bf16" and run.reference is not None
+    before = {n: p.detach().clone() for n, p in run.policy.named_parameters() if p.requires_grad}
+    del run
+    rows = read_jsonl(train(cfg) / "metrics.jsonl")
+    assert all(
+        math.isfinite(r["loss"]) and math.isfinite(r["kl"]) and r["skipped_updates"] == 0 for r in rows
+    )
+    assert any(r["kl"] != 0 for r in rows), "the reference must differ from the moving policy"
+    from safetensors.torch import load_file
+
+    from echoink.rl.checkpoint import latest_checkpoint
+
+    final = load_file(str(latest_checkpoint(Path(cfg.train.output_dir)) / "trainable.safetensors"))
+    assert sum(not torch.equal(final[n], p) for n, p in before.items()) > len(before) // 2
