@@ -93,5 +93,8 @@ def test_restore_is_exact_weights_optimizer_and_every_rng(tmp_path):
     model, opt, sched = _parts()
     path, state = load_latest_intact(tmp_path, model, opt, sched)
     assert state["sampler"]["cursor"] == 2 and sched.last_epoch == 2
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), trained.state_dict().values(), strict=True)
+    )
     assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == draws
