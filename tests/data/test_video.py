@@ -104,3 +104,21 @@ def test_ablations_change_only_what_they_name(bench):
     assert np.array_equal(desync["soundtrack"][half:], none["soundtrack"][:-half])
     assert np.array_equal(desync["soundtrack"][:half], none["soundtrack"][-half:])  # the tone is never lost
     assert np.array_equal(desync["video"], none["video"])
+
+
+def test_data_check_passes_the_benchmark_and_names_a_silent_video_row(bench, tmp_path):
+    from echoink.data.check import check_split
+
+    report = check_split(bench / "train.json")
+    assert report.good == 16 and not report.problems
+    assert any("video: seconds min 4.00" in line and "frames 8-8" in line for line in report.lines())
+    write_video(tmp_path / "videos/silent.mp4", np.zeros((4, 56, 56, 3), np.uint8), 2, None)
+    rows = json.loads((bench / "train.json").read_text())[:2]
+    rows[1] = {**rows[1], "path": {"video": "videos/silent.mp4"}}
+    for r in rows[:1]:  # keep row 0 valid: point it at a copy in this folder
+        (tmp_path / "videos" / "ok.mp4").write_bytes((bench / r["path"]["video"]).read_bytes())
+        r["path"] = {"video": "videos/ok.mp4"}
+    (tmp_path / "split.json").write_text(json.dumps(rows))
+    report = check_split(tmp_path / "split.json")
+    assert report.good == 1 and [p.row for p in report.problems] == [1]
+    assert "no audio stream" in str(report.problems[0])

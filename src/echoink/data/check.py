@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .avqa import load_split
-from .media import MediaError, load_audio, load_image
+from .media import MIN_AUDIO_SAMPLES, MediaError, load_audio, load_image
 from .schema import RowError
 
 
@@ -25,6 +25,7 @@ class SplitReport:
     needs: Counter = field(default_factory=Counter)
     audio_seconds: list[float] = field(default_factory=list)
     image_sizes: list[tuple[int, int]] = field(default_factory=list)
+    video_stats: list[tuple[float, int]] = field(default_factory=list)  # (seconds, decoded frames)
 
     def lines(self) -> list[str]:
         out = [f"{self.path}: {self.rows} rows, {self.good} good, {len(self.problems)} bad"]
@@ -37,6 +38,13 @@ class SplitReport:
             a = np.array(self.audio_seconds)
             out.append(
                 f"  audio seconds: min {a.min():.2f}, mean {a.mean():.2f}, max {a.max():.2f} ({len(a)} clips)"
+            )
+        if self.video_stats:
+            sec = np.array([v[0] for v in self.video_stats])
+            frames = np.array([v[1] for v in self.video_stats])
+            out.append(
+                f"  video: seconds min {sec.min():.2f}, mean {sec.mean():.2f}, max {sec.max():.2f}; "
+                f"frames {frames.min()}-{frames.max()} ({len(sec)} clips)"
             )
         if self.image_sizes:
             w = np.array([s[0] for s in self.image_sizes])
@@ -74,6 +82,7 @@ def check_split(path: str | Path) -> SplitReport:
         try:
             clip = load_audio(s.audio) if s.audio is not None else None
             image = load_image(s.image) if s.image is not None else None
+            video = _decode_video(s) if s.video is not None else None
         except MediaError as err:
             problems.append(RowError(path, result.row_of[s.id], str(err)))
             continue
@@ -87,5 +96,22 @@ def check_split(path: str | Path) -> SplitReport:
             report.audio_seconds.append(clip.seconds)
         if image is not None:
             report.image_sizes.append(image.size)
+        if video is not None:
+            report.video_stats.append(video)
     problems.sort(key=lambda p: p.row)
     return report
+
+
+def _decode_video(sample) -> tuple[float, int]:
+    """(seconds, frames) after decoding the whole clip and its soundtrack as training would."""
+    from .video import load_video, video_info
+
+    info = video_info(sample.video)
+    clip = load_video(sample.video, fps=2.0, max_frames=2 * info.frames)  # every frame, and the sound
+    if (
+        sample.data_type == "video_audio"
+        and clip.soundtrack is not None
+        and len(clip.soundtrack) < MIN_AUDIO_SAMPLES
+    ):
+        raise MediaError(f"{sample.video}: soundtrack too short for the audio encoder")
+    return info.seconds, info.frames
