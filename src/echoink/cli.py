@@ -69,6 +69,12 @@ def data_synth(
     ),
     families: str = typer.Option("", "--families", help="Comma-separated question families (default: all)."),
     workers: int = typer.Option(0, "--workers", min=0, help="Processes (0: up to 2 CPUs)."),
+    shortcut: float = typer.Option(
+        None,
+        "--shortcut",
+        help="Fraction of train items whose visual cue points to the answer (held-out: "
+        "half broken, half none); default families: shortcut_where. See docs/grounding.md.",
+    ),
 ) -> None:
     """Generate the embedded audio-visual benchmark (AVQA-R1-6K schema) with reference reasoning traces.
 
@@ -78,7 +84,9 @@ def data_synth(
     from .data.synth import SynthSpec, generate
 
     names = tuple(f.strip() for f in families.split(",") if f.strip())
-    chosen = {"families": names} if names else {}
+    if shortcut is not None and not names:
+        from .data.synth_shortcut import SHORTCUT_FAMILIES as names
+    chosen = {"families": names, "shortcut": shortcut} if names else {}
     try:
         spec = SynthSpec(seed, difficulty, correction_rate, **chosen)
     except (KeyError, ValueError) as err:
