@@ -85,7 +85,9 @@ def data_synth(
 
     names = tuple(f.strip() for f in families.split(",") if f.strip())
     if shortcut is not None and not names:
-        from .data.synth_shortcut import SHORTCUT_FAMILIES as names
+        from .data.synth_shortcut import SHORTCUT_FAMILIES
+
+        names = SHORTCUT_FAMILIES
     chosen = {"families": names, "shortcut": shortcut} if names else {}
     try:
         spec = SynthSpec(seed, difficulty, correction_rate, **chosen)
