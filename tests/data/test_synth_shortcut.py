@@ -131,3 +131,13 @@ def test_cli_shortcut_defaults_to_the_shortcut_family(tmp_path: Path):
     bad = subprocess.run([*cmd[:-2], "--shortcut", "0.5", "--families", "tone_where"], capture_output=True,
                          text=True, check=False)  # fmt: skip
     assert bad.returncode != 0 and "shortcut_where" in bad.stderr
+
+
+def test_heldout_parts_can_include_aligned():
+    spec = SynthSpec(families=("shortcut_where",), shortcut=0.8, heldout=("broken", "none", "aligned"))
+    from echoink.data.synth_shortcut import status_of
+
+    statuses = Counter(status_of(plan_item(spec, "test", i)[0]) for i in range(120))
+    assert statuses == {"broken": 40, "none": 40, "aligned": 40}
+    with pytest.raises(ValueError, match="heldout must name"):
+        SynthSpec(families=("shortcut_where",), shortcut=0.8, heldout=("sometimes",))

@@ -27,7 +27,7 @@ import yaml
 
 from .synth_media import render_audio, render_image, save_png, save_wav
 from .synth_scene import DIFFICULTIES, FAMILIES, FAMILY_BLOCK, LETTERS, Plan, schedule_block
-from .synth_shortcut import SHORTCUT_FAMILIES, cue_status, status_of, with_cue
+from .synth_shortcut import HELDOUT, SHORTCUT_FAMILIES, STATUSES, cue_status, status_of, with_cue
 
 DATA_SOURCE = "echoink-synth"
 _ITEM, _BLOCK, _CUE = 0, 1, 2  # RNG streams
@@ -45,9 +45,11 @@ class SynthSpec:
     # fraction of training items of shortcut families whose visual cue points to the answer (held-out
     # splits: half broken, half none); None: no cue and no ``shortcut`` row field (synth_shortcut)
     shortcut: float | None = None
+    heldout: tuple[str, ...] = HELDOUT  # the cue statuses non-train splits cycle through, a block each
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "families", tuple(self.families))
+        object.__setattr__(self, "heldout", tuple(self.heldout))
         if not self.families:
             raise ValueError("families must name at least one question family")
         DIFFICULTIES.get(self.difficulty)  # unknown names list the valid ones
@@ -59,6 +61,8 @@ class SynthSpec:
                 raise ValueError(f"shortcut must be in [0, 1], got {self.shortcut}")
             if not set(self.families) & set(SHORTCUT_FAMILIES):
                 raise ValueError(f"shortcut needs one of the families {', '.join(SHORTCUT_FAMILIES)}")
+        if not self.heldout or set(self.heldout) - set(STATUSES):
+            raise ValueError(f"heldout must name cue statuses from {', '.join(STATUSES)}, got {self.heldout}")
 
 
 def _rng(seed: int, split: str, stream: int, n: int) -> np.random.Generator:
@@ -74,7 +78,8 @@ def plan_item(spec: SynthSpec, split: str, index: int) -> tuple[Plan, str, bool,
     plan = FAMILIES.get(name).plan(rng, letter, DIFFICULTIES.get(spec.difficulty))
     if spec.shortcut is not None:  # its own stream: the item itself does not depend on its cue
         cue_rng = _rng(spec.seed, split, _CUE, index)
-        plan = with_cue(plan, cue_status(name, split, index // len(block), spec.shortcut, cue_rng), cue_rng)
+        status = cue_status(name, split, index // len(block), spec.shortcut, cue_rng, spec.heldout)
+        plan = with_cue(plan, status, cue_rng)
     trace, corrected = plan.trace(rng, spec.correction_rate)
     return plan, trace, corrected, rng
 
@@ -149,7 +154,9 @@ def generate(
     # YAML, not JSON, so `echoink data check DIR/*.json` sees only the splits
     manifest = {"generator": DATA_SOURCE, **asdict(spec), "sizes": dict(sizes)}
     if spec.shortcut is None:  # the manifest of a benchmark without the cue stays as it was
-        del manifest["shortcut"]
+        del manifest["shortcut"], manifest["heldout"]
+    else:
+        manifest["heldout"] = list(spec.heldout)
     manifest["families"] = list(spec.families)
     (out / "synth.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
     return paths

@@ -8,6 +8,8 @@ mentions, a dark frame around one object, can be laid over it:
 * ``broken``: the frame is on a wrong object (half of every held-out split);
 * ``none``: no frame (the rest, the "neutral" items).
 
+``SynthSpec.heldout`` can add an aligned part to held-out splits (the experiment does, to report it).
+
 Rows carry ``shortcut: aligned | broken | none``, so evaluation reports accuracy by it. A model that
 follows the frame scores ~100% on aligned items, ~0% on broken ones and chance on neutral ones; a
 model that listens scores the same on all three. Why a frame and four places: the cue must be able to
@@ -42,6 +44,8 @@ from .synth_scene import (
 )
 
 STATUSES = ("aligned", "broken", "none")
+HELDOUT = ("broken", "none")
+"""The parts of a held-out split, one schedule block each in turn (add "aligned" to measure it held out)."""
 SHORTCUT_FAMILIES = ("shortcut_where",)
 """Families whose option i names the i-th object from the left, so a frame on object i points to option i."""
 _K = 4  # objects in the row
@@ -66,16 +70,21 @@ def shortcut_where(rng: np.random.Generator, letter: int, diff: Difficulty) -> P
 
 
 def cue_status(
-    family_name: str, split: str, block: int, aligned_fraction: float, rng: np.random.Generator
+    family_name: str,
+    split: str,
+    block: int,
+    aligned_fraction: float,
+    rng: np.random.Generator,
+    heldout: tuple[str, ...] = HELDOUT,
 ) -> str:
     """Whether an item gets the frame and where: ``train`` items are aligned with probability
-    ``aligned_fraction`` (else none); every other split alternates broken / none by schedule block, so
+    ``aligned_fraction`` (else none); every other split cycles through ``heldout`` by schedule block, so
     each part has every answer letter equally often. Families without the cue are always none."""
     if family_name not in SHORTCUT_FAMILIES:
         return "none"
     if split == "train":
         return "aligned" if rng.random() < aligned_fraction else "none"
-    return "broken" if block % 2 == 0 else "none"
+    return heldout[block % len(heldout)]
 
 
 def with_cue(plan: Plan, status: str, rng: np.random.Generator) -> Plan:
