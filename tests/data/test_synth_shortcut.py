@@ -119,6 +119,9 @@ def test_eval_summary_reports_accuracy_by_shortcut(bench: Path):
     by = summarize(rows, samples, ["none"])["conditions"]["none"]["by"]["shortcut"]
     assert set(by) == {"broken", "none"} and by["broken"]["n"] == 100
     assert by["broken"]["accuracy"] == 0.0 and by["broken"]["ci95"][1] < 0.05
+    broken = [s for s in samples if s.metadata["shortcut"] == "broken"]  # one part alone is still reported
+    only = summarize([r for r in rows if r["id"] in {s.id for s in broken}], broken, ["none"])
+    assert set(only["conditions"]["none"]["by"]["shortcut"]) == {"broken"}
 
 
 def test_cli_shortcut_defaults_to_the_shortcut_family(tmp_path: Path):

@@ -188,3 +188,22 @@ def test_bad_grounding_settings_are_refused(tiny_model_dir, split, tmp_path):
     ):
         with pytest.raises(ConfigError, match=bad.split("=")[0]):
             _cfg(tiny_model_dir, split, tmp_path, bad)
+
+
+def test_items_that_do_not_need_or_lack_the_modality_get_no_counterfactual(tiny_model_dir, split, tmp_path):
+    from dataclasses import replace
+
+    from echoink.rl.grounding import counterfactual_pass
+
+    cfg = _cfg(tiny_model_dir, split, tmp_path / "run", "algo.drop_unimodal_groups=true")
+    run = setup_run(cfg, resume=False)
+    s = load_split(split).samples
+    samples = [
+        replace(
+            s[0], metadata={"needs": "image"}
+        ),  # answerable from the picture: removing audio proves nothing
+        replace(s[1], audio=None, data_type="image"),  # no audio to remove
+        replace(s[2], metadata={"needs": "both"}),
+    ]
+    cf = counterfactual_pass(run.engine, run.policy, samples, run.gen_config, cfg, "cpu")
+    assert cf.answers[0] is None and cf.answers[1] is None and len(cf.answers[2]) == 3

@@ -13,8 +13,8 @@ Two signals come from it:
   (``P_cf(gold) >= algo.unimodal_threshold``) has its advantages scaled by
   ``algo.unimodal_group_weight`` (0 = dropped), in the spirit of OmniClean's data filtering.
 
-Items whose ``needs`` metadata says they do not need the removed modality get no counterfactual
-(reward None, weight 1). The maths is pure functions (shapes: B prompts, G completions each, N = B·G,
+Items without the removed modality, or whose ``needs`` metadata says they do not need it, get no
+counterfactual (reward None, weight 1). The maths is pure functions (shapes: B prompts, G completions each, N = B·G,
 M counterfactual answers per prompt); ``counterfactual_pass`` orders the engine calls. References:
 HumanOmniV2 (the shortcut problem), OmniClean (arXiv 2605.12034), SFFL (2605.09906), RL-CoMM (2511.10059).
 
@@ -128,6 +128,9 @@ def wanted(algo) -> bool:
 
 
 def _needs_removed(sample, removed: str) -> bool:
+    """Whether removing the modality can change the answer: the item has it, and ``needs`` (if given) says so."""
+    if (sample.audio if removed == "audio" else sample.image) is None:
+        return False  # nothing to remove: the "counterfactual" would be the prompt itself
     needs = sample.metadata.get("needs")
     return needs is None or needs in (removed, "both")
 
