@@ -121,7 +121,8 @@ def _train_cmd(cfg_path: Path, *extra: str) -> list[str]:
 def test_kill_and_resume_is_bitwise_exact(family_model_dir, train_split, tmp_path):
     tiny_model_dir = family_model_dir
     tests_dir = str(Path(__file__).parents[1])  # the subprocess imports the test reward from media_helpers
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": tests_dir}
+    src = str(Path(__file__).parents[2] / "src")  # this checkout's package, not the one the venv installed
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([tests_dir, src])}
     base = recipe(tiny_model_dir, train_split, tmp_path / "unused", "train.max_steps=4", "train.save_every=1")
     from echoink.config import save_config
 

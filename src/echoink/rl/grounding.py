@@ -6,9 +6,9 @@ each prompt once (the towers and prompt prefill run once per prompt, the M compl
 prefix) and gives, per prompt, the distribution of the answers the policy gives without the modality.
 Two signals come from it:
 
-* the ``grounding`` reward (weight ``algo.rewards.grounding``): a correct completion is penalised by
-  the probability that the policy gives the same answer without the modality,
-  ``-P_cf(own answer)``; a correct answer that the removed modality did not decide earns less;
+* the ``grounding`` reward (``rewards.grounding_reward``, weight ``algo.rewards.grounding``): a correct
+  completion is penalised by the probability that the policy gives the same answer without the
+  modality, ``-P_cf(own answer)``; a correct answer that the removed modality did not decide earns less;
 * ``algo.drop_unimodal_groups``: a group whose prompt the policy answers correctly without the modality
   (``P_cf(gold) >= algo.unimodal_threshold``) has its advantages scaled by
   ``algo.unimodal_group_weight`` (0 = dropped), in the spirit of OmniClean's data filtering.
@@ -22,8 +22,6 @@ HumanOmniV2 (the shortcut problem), OmniClean (arXiv 2605.12034), SFFL (2605.099
 >>> cf = answer_ids(["A", "A", "C", "A", "B", "B"]).view(2, 3)   # M=3 answers per prompt without audio
 >>> counterfactual_prob(own, cf, G=2).tolist()
 [0.6666..., 0.0, 0.0, 0.3333...]
->>> grounding_penalty(torch.tensor([True, True, False, True]), torch.tensor([0.5, 0.0, 1.0, 1.0])).tolist()
-[-0.5, 0.0, 0.0, -1.0]
 """
 
 from __future__ import annotations
@@ -31,12 +29,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
 from ..data.schema import parse_answer_letters
-from .rewards import REWARDS, accuracy_reward, parse_answer
+from .rewards import parse_answer
 
 _NO_ANSWER = -1  # an unparseable answer: never equal to a letter, and never "the same answer" as one
 GROUNDING_FIELD = "counterfactual_prob"
@@ -64,36 +61,11 @@ def counterfactual_prob(own: torch.Tensor, cf: torch.Tensor, G: int) -> torch.Te
     return same.float().mean(-1).reshape(-1)
 
 
-def grounding_penalty(correct: torch.Tensor, cf_prob: torch.Tensor) -> torch.Tensor:
-    """-P_cf(own answer) for correct completions, 0 for wrong ones: [N] bool, [N] -> [N] float32."""
-    zero = torch.zeros_like(cf_prob, dtype=torch.float32)
-    return torch.where(correct, zero - cf_prob.float(), zero)  # 0 - p, not -p: no -0.0 in the logs
-
-
 def unimodal_group_weights(cf_accuracy: torch.Tensor, threshold: float, weight: float) -> torch.Tensor:
     """Per-group advantage weights [B]: ``weight`` where the counterfactual accuracy [B] >= ``threshold``
     (the prompt is answerable without the modality), else 1. NaN (not applicable) keeps weight 1."""
     unimodal = ~torch.isnan(cf_accuracy) & (cf_accuracy >= threshold)
     return torch.where(unimodal, torch.tensor(float(weight)), torch.tensor(1.0))
-
-
-@REWARDS.register("grounding")
-def grounding_reward(
-    completions: list[str], solution: list[str], counterfactual_prob: list[float | None], **_: Any
-) -> list[float | None]:
-    """``-counterfactual_prob`` for a correct completion, 0.0 for a wrong one, None where no
-    counterfactual applies. ``counterfactual_prob`` (P of the same answer with the needed modality
-    removed) is a row field the experience step computes (``counterfactual_pass``).
-
-    >>> grounding_reward(["<answer>B</answer>", "<answer>C</answer>", "<answer>B</answer>"],
-    ...                  ["B", "B", "B"], [0.75, 0.75, None])
-    [-0.75, 0.0, None]
-    """
-    correct = accuracy_reward(completions, solution)
-    out: list[float | None] = []
-    for ok, p in zip(correct, counterfactual_prob, strict=True):
-        out.append(None if p is None else float(grounding_penalty(torch.tensor(ok == 1.0), torch.tensor(p))))
-    return out
 
 
 @dataclass
