@@ -98,6 +98,12 @@ def data_synth(
         "--modality",
         help="image (an image + an audio clip) or video (mp4 clips with their soundtrack).",
     ),
+    shortcut: float = typer.Option(
+        None,
+        "--shortcut",
+        help="Fraction of train items whose visual cue points to the answer (held-out: "
+        "half broken, half none); default families: shortcut_where. See docs/grounding.md.",
+    ),
 ) -> None:
     """Generate the embedded audio-visual benchmark (AVQA-R1-6K schema) with reference reasoning traces.
 
@@ -120,7 +126,11 @@ def data_synth(
         return
 
     names = tuple(f.strip() for f in families.split(",") if f.strip())
-    chosen = {"families": names} if names else {}
+    if shortcut is not None and not names:
+        from .data.synth_shortcut import SHORTCUT_FAMILIES
+
+        names = SHORTCUT_FAMILIES
+    chosen = {"families": names, "shortcut": shortcut} if names else {}
     try:
         spec = SynthSpec(seed, difficulty, correction_rate, **chosen)
     except (KeyError, ValueError) as err:

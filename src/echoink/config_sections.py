@@ -172,9 +172,28 @@ class AlgoConfig:
     router_aux_loss_coef: float = 0.0
     """Weight of the MoE load-balancing loss (Qwen3-Omni; ignored by dense families). Qwen3-Omni ships
     0.001 for pre-training; 0 (the default) adds none, as TRL and verl default for RL."""
+    drop_unimodal_groups: bool = False
+    """Counterfactual filtering (docs/grounding.md): scale the advantages of groups whose prompt the policy
+    answers correctly with ``counterfactual_ablate`` removed by ``unimodal_group_weight``."""
+    unimodal_threshold: float = 0.5
+    """A group counts as unimodal when at least this fraction of its counterfactual answers is right."""
+    unimodal_group_weight: float = 0.0
+    """Advantage weight of a unimodal group (0 = dropped, 1 = kept)."""
+    counterfactual_ablate: str = "audio"
+    """The modality the grounding reward and filter remove: audio (silence) or image (blank)."""
+    counterfactual_samples: int = 4
+    """M: answers sampled per prompt with the modality removed (one shared-prefix pass per prompt)."""
 
     def __post_init__(self) -> None:
         _check(bool(self.rewards), "algo.rewards", "needs at least one reward")
+        _check(
+            self.counterfactual_ablate in ("audio", "image"),
+            "algo.counterfactual_ablate",
+            f"must be audio or image, got {self.counterfactual_ablate!r}",
+        )
+        _check(self.counterfactual_samples >= 1, "algo.counterfactual_samples", "must be >= 1")
+        _check(0 <= self.unimodal_threshold <= 1, "algo.unimodal_threshold", "must be in [0, 1]")
+        _check(self.unimodal_group_weight >= 0, "algo.unimodal_group_weight", "must be >= 0")
         _check(self.router_aux_loss_coef >= 0, "algo.router_aux_loss_coef", "must be >= 0")
         _check(self.beta >= 0, "algo.beta", "must be >= 0")
         _check(

@@ -9,7 +9,8 @@ size), so any item can be made alone, in any process, and a seed gives byte-iden
 Families and knobs live in ``synth_scene`` (pure planning), drawing and sound in ``synth_media``.
 Every row carries extra keys the loader keeps as ``Sample.metadata``: ``needs`` (audio/image/both),
 ``family``, ``conflict``, ``reasoning`` (a reference ``<think>..</think><answer>X</answer>`` trace),
-``self_correction``, ``cue``, ``scene`` and ``difficulty``.
+``self_correction``, ``cue``, ``scene`` and ``difficulty``; with ``SynthSpec.shortcut`` set, also
+``shortcut`` (aligned / broken / none: where a visual cue points, see ``synth_shortcut``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import json
 import os
 import zlib
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +27,10 @@ import yaml
 
 from .synth_media import render_audio, render_image, save_png, save_wav
 from .synth_scene import DIFFICULTIES, FAMILIES, FAMILY_BLOCK, LETTERS, Plan, schedule_block
+from .synth_shortcut import HELDOUT, SHORTCUT_FAMILIES, STATUSES, cue_status, status_of, with_cue
 
 DATA_SOURCE = "echoink-synth"
-_ITEM, _BLOCK = 0, 1  # RNG streams
+_ITEM, _BLOCK, _CUE = 0, 1, 2  # RNG streams
 _CHUNK = 200  # items per worker task
 
 
@@ -40,15 +42,27 @@ class SynthSpec:
     difficulty: str = "medium"  # a DIFFICULTIES name
     correction_rate: float = 0.25  # fraction of traces with a "Wait, ..." self-correction
     families: tuple[str, ...] = tuple(FAMILY_BLOCK)  # a subset keeps their relative proportions
+    # fraction of training items of shortcut families whose visual cue points to the answer (held-out
+    # splits: half broken, half none); None: no cue and no ``shortcut`` row field (synth_shortcut)
+    shortcut: float | None = None
+    heldout: tuple[str, ...] = HELDOUT  # the cue statuses non-train splits cycle through, a block each
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "families", tuple(self.families))
+        object.__setattr__(self, "heldout", tuple(self.heldout))
         if not self.families:
             raise ValueError("families must name at least one question family")
         DIFFICULTIES.get(self.difficulty)  # unknown names list the valid ones
         schedule_block(self.families)
         if not 0.0 <= self.correction_rate <= 1.0:
             raise ValueError(f"correction_rate must be in [0, 1], got {self.correction_rate}")
+        if self.shortcut is not None:
+            if not 0.0 <= self.shortcut <= 1.0:
+                raise ValueError(f"shortcut must be in [0, 1], got {self.shortcut}")
+            if not set(self.families) & set(SHORTCUT_FAMILIES):
+                raise ValueError(f"shortcut needs one of the families {', '.join(SHORTCUT_FAMILIES)}")
+        if not self.heldout or set(self.heldout) - set(STATUSES):
+            raise ValueError(f"heldout must name cue statuses from {', '.join(STATUSES)}, got {self.heldout}")
 
 
 def _rng(seed: int, split: str, stream: int, n: int) -> np.random.Generator:
@@ -62,6 +76,10 @@ def plan_item(spec: SynthSpec, split: str, index: int) -> tuple[Plan, str, bool,
     name, letter = block[order[index % len(block)]]
     rng = _rng(spec.seed, split, _ITEM, index)
     plan = FAMILIES.get(name).plan(rng, letter, DIFFICULTIES.get(spec.difficulty))
+    if spec.shortcut is not None:  # its own stream: the item itself does not depend on its cue
+        cue_rng = _rng(spec.seed, split, _CUE, index)
+        status = cue_status(name, split, index // len(block), spec.shortcut, cue_rng, spec.heldout)
+        plan = with_cue(plan, status, cue_rng)
     trace, corrected = plan.trace(rng, spec.correction_rate)
     return plan, trace, corrected, rng
 
@@ -70,7 +88,8 @@ def make_item(out: Path, spec: SynthSpec, split: str, index: int) -> dict:
     """Plan one item, write its image and audio under ``out``, return its row."""
     plan, trace, corrected, rng = plan_item(spec, split, index)
     diff = DIFFICULTIES.get(spec.difficulty)
-    image, boxes = render_image(plan.scene, diff, rng)
+    diff = replace(diff, canvas=plan.canvas) if plan.canvas else diff
+    image, boxes = render_image(plan.scene, diff, rng, plan.mark)
     stem = f"{split}-{index:05d}"
     paths = {"image": f"images/{stem}.png", "audio": f"audios/{stem}.wav"}
     save_png(image, out / paths["image"])
@@ -95,7 +114,7 @@ def make_item(out: Path, spec: SynthSpec, split: str, index: int) -> dict:
             for o, b in zip(plan.scene, boxes, strict=True)
         ],
         "difficulty": diff.name,
-    }
+    } | ({"shortcut": status_of(plan)} if spec.shortcut is not None else {})
 
 
 def _make_chunk(args: tuple[Path, SynthSpec, str, range]) -> list[dict]:
@@ -134,6 +153,10 @@ def generate(
         paths[split].write_text(json.dumps(split_rows, indent=1) + "\n", encoding="utf-8")
     # YAML, not JSON, so `echoink data check DIR/*.json` sees only the splits
     manifest = {"generator": DATA_SOURCE, **asdict(spec), "sizes": dict(sizes)}
+    if spec.shortcut is None:  # the manifest of a benchmark without the cue stays as it was
+        del manifest["shortcut"], manifest["heldout"]
+    else:
+        manifest["heldout"] = list(spec.heldout)
     manifest["families"] = list(spec.families)
     (out / "synth.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
     return paths

@@ -30,6 +30,7 @@ CLUTTER = (150, 150, 150)
 PITCH_CENTRE_HZ = 620.0  # the "mid" level; the others sit pitch_ratio apart (easy 215..1792 Hz)
 BEEP_HZ = 2600.0  # above every tone level, so beeps never name a colour
 BEEP_ON_S, BEEP_GAP_S = 0.09, 0.13
+FRAME_RGB, FRAME_PX = (20, 20, 20), 4  # the shortcut cue's frame: darker than every object and the clutter
 Box = tuple[int, int, int, int]
 
 
@@ -66,9 +67,10 @@ def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: Box, fill: tuple[int
 
 
 def render_image(
-    scene: tuple[Obj, ...], diff: Difficulty, rng: np.random.Generator
+    scene: tuple[Obj, ...], diff: Difficulty, rng: np.random.Generator, mark: int | None = None
 ) -> tuple[np.ndarray, list[Box]]:
-    """The row of objects on a light background, plus grey clutter and pixel noise as ``diff`` asks.
+    """The row of objects on a light background, plus grey clutter and pixel noise as ``diff`` asks;
+    ``mark``: an object to frame (the visual shortcut cue, synth_shortcut; draws nothing from ``rng``).
     Returns ([H, W, 3] uint8 pixels, the objects' boxes)."""
     width, height = diff.canvas
     img = Image.new("RGB", (width, height), BACKGROUND)
@@ -80,6 +82,9 @@ def render_image(
     boxes = layout(len(scene), diff, rng)
     for i in rng.permutation(len(scene)):  # random stacking order, so overlaps hide either side
         _draw_shape(draw, scene[i].shape, boxes[i], RGB[scene[i].colour])
+    if mark is not None:
+        x0, y0, x1, y1 = boxes[mark]
+        draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=FRAME_RGB, width=FRAME_PX)
     pixels = np.asarray(img)  # [H, W, 3] uint8
     if diff.pixel_noise > 0:
         # grain: uniform luminance noise (one value per pixel, all channels) with std pixel_noise; colour

@@ -108,6 +108,8 @@ class Plan:
     cue: Cue
     conflict: bool  # the cue names something the picture lacks; the answer is NONE
     steps: tuple[Step, ...]
+    canvas: tuple[int, int] | None = None  # image size when the family needs another than the difficulty's
+    mark: int | None = None  # the object framed by the visual shortcut cue (synth_shortcut), if any
 
     def trace(self, rng: np.random.Generator, correction_rate: float) -> tuple[str, bool]:
         """The reference ``<think>..</think><answer>X</answer>``; with probability ``correction_rate`` one
@@ -213,6 +215,8 @@ FAMILY_BLOCK = {
     "colour_shape": 4,
     "audio_colour": 4,
 }
+# Families only made when named (``--families`` / ``--shortcut``), so the default mix stays as it was.
+OPT_IN_BLOCK: dict[str, int] = {}
 
 
 def family(name: str, needs: str) -> Callable:
@@ -358,4 +362,5 @@ def schedule_block(families: Sequence[str] | None = None) -> list[tuple[str, int
     names = list(families or FAMILY_BLOCK)
     for name in names:
         FAMILIES.get(name)  # unknown names list the valid ones
-    return [(name, i % 4) for name in names for i in range(FAMILY_BLOCK[name])]
+    sizes = {**FAMILY_BLOCK, **OPT_IN_BLOCK}
+    return [(name, i % 4) for name in names for i in range(sizes[name])]

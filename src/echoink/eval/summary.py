@@ -40,17 +40,18 @@ def short_metadata(sample: Sample) -> dict[str, Any]:
     }
 
 
-ALWAYS_GROUPED = "needs"
+ALWAYS_GROUPED = ("needs", "shortcut")  # shortcut: a split of broken items only still reports its part
 
 
 def _group_fields(samples: Sequence[Sample]) -> list[str]:
     """Metadata fields worth grouping by: present on every item, 2 to 20 values, fewer than the items.
-    ``needs`` always counts (one value too): the modality analysis reads accuracy on "both" items."""
+    ``needs`` and ``shortcut`` always count (one value too): the modality analysis reads accuracy on
+    "both" items, the shortcut analysis on "broken" ones."""
     if not samples:
         return []
     keys = set.intersection(*(set(short_metadata(s)) for s in samples))
     cap = min(20, len(samples) - 1)
-    return sorted(k for k in keys if k == ALWAYS_GROUPED or 2 <= len({s.metadata[k] for s in samples}) <= cap)
+    return sorted(k for k in keys if k in ALWAYS_GROUPED or 2 <= len({s.metadata[k] for s in samples}) <= cap)
 
 
 def _accuracy_block(scores: list[list[float]]) -> dict[str, Any]:

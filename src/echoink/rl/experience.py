@@ -19,7 +19,7 @@ from torch import nn
 
 from ..data import Sample, sample_messages
 from ..model import Engine, PromptBatch
-from . import algos
+from . import algos, grounding
 from .rewards import score
 
 
@@ -138,11 +138,16 @@ def collect_experience(
     prompts = encode_samples(engine, samples, cfg.data, device)
     done = engine.sample(policy, prompts, g, gen_config, shared=cfg.rollout.sharing != "repeat")
     timings["time/rollout"] = time.perf_counter() - t0
+    cf, cf_metrics = grounding.ground(engine, policy, samples, gen_config, cfg, device)  # None unless asked
 
     t0 = time.perf_counter()
     texts = engine.decode(done.ids)
-    matrix, total, names = score(texts, reward_fields(samples, g), cfg.algo.rewards)
+    fields = reward_fields(samples, g) | (cf.reward_fields(texts, g) if cf else {})
+    matrix, total, names = score(texts, fields, cfg.algo.rewards)
     advantages, zero_std = algos.group_advantages(total, g, scale=cfg.algo.scale_rewards)
+    if cf is not None:  # counterfactual filtering; metrics ride with the timings (averaged, not maxed)
+        advantages, more = grounding.weigh_advantages(advantages, cf, samples, g, cfg.algo)
+        timings |= cf_metrics | more
     timings["time/rewards"] = time.perf_counter() - t0
 
     exp = Experience(

@@ -85,6 +85,32 @@ def format_reward(completions: list[str], **_: Any) -> list[float]:
     return [1.0 if _is_format_ok(text) else 0.0 for text in completions]
 
 
+@REWARDS.register("grounding")
+def grounding_reward(
+    completions: list[str],
+    solution: list[str],
+    counterfactual_prob: list[float | None] | None = None,
+    **_: Any,
+) -> list[float | None]:
+    """Modality grounding (docs/grounding.md): ``-counterfactual_prob`` for a correct completion, 0.0 for a
+    wrong one, None where no counterfactual was computed. ``counterfactual_prob`` is the probability that
+    the policy gives the same answer with the needed modality removed, a row field the experience step
+    computes (``rl.grounding.counterfactual_pass``); without it every value is None.
+
+    >>> grounding_reward(["<answer>B</answer>", "<answer>C</answer>", "<answer>B</answer>", "<answer>B</answer>"],
+    ...                  ["B", "B", "B", "B"], [0.75, 0.75, None, 0.0])
+    [-0.75, 0.0, None, 0.0]
+    """
+    if counterfactual_prob is None:
+        return [None] * len(completions)
+    correct = accuracy_reward(completions, solution)
+    # 0.0 - p, not -p: a grounded answer (p = 0) logs 0.0, not -0.0
+    return [
+        None if p is None else (0.0 - float(p) if ok == 1.0 else 0.0)
+        for ok, p in zip(correct, counterfactual_prob, strict=True)
+    ]
+
+
 def _as_fields(rows_or_fields: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]) -> dict[str, list]:
     if isinstance(rows_or_fields, Mapping):
         return {key: list(values) for key, values in rows_or_fields.items()}

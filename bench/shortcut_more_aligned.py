@@ -1,0 +1,51 @@
+"""GRPO arms from an existing shortcut experiment's SFT base on a train split with another aligned fraction.
+
+    python bench/shortcut_more_aligned.py --exp runs/shortcut --out runs/shortcut_p1 --aligned 1.0
+
+Same seed, so the same questions as the experiment's train split, only framed differently; every arm is
+evaluated on the experiment's held-out split. Writes OUT/summary.json (as the experiment's model blocks).
+This is how docs/grounding.md's "P = 1.0" rows were made (with --set train.max_steps=150).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from echoink.config import load_config
+from echoink.data.synth import SynthSpec, generate
+from echoink.eval.evaluate import evaluate
+from echoink.rl.trainer import train
+from echoink.shortcut_experiment import ARMS, PARTS, RECIPE, model_block, step_cost
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--exp", type=Path, required=True, help="a finished shortcut experiment's --out")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--aligned", type=float, default=1.0)
+    p.add_argument("--arms", default="paper,grounded")
+    p.add_argument("--set", action="append", default=[], dest="overrides")
+    a = p.parse_args()
+    cfg = load_config(RECIPE, a.overrides)
+    spec = SynthSpec(
+        cfg.demo.seed, cfg.demo.difficulty, families=("shortcut_where",), shortcut=a.aligned, heldout=PARTS
+    )
+    generate(a.out / "bench", {"train": cfg.demo.train_items}, spec)
+    e, results = cfg.eval, {}
+    for arm in a.arms.split(","):
+        paths = [f"data.train_path={a.out / 'bench' / 'train.json'}", f"model.path={a.exp / 'sft' / 'final'}"]
+        train(load_config(RECIPE, [*paths, f"train.output_dir={a.out / arm}", *a.overrides, *ARMS[arm]]))
+        s = evaluate(
+            a.out / arm / "final", a.exp / "bench" / "test.json", a.out / f"eval_{arm}", ablate=["audio", "image"],
+            batch_size=e.batch_size, max_new_tokens=e.max_new_tokens, template=e.template, decoding=e.decoding,
+            max_pixels=cfg.data.max_pixels,
+        )  # fmt: skip
+        results[arm] = {**model_block(s), "step_cost": step_cost(a.out / arm / "metrics.jsonl")}
+    (a.out / "summary.json").write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

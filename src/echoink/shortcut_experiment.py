@@ -1,0 +1,183 @@
+"""Does GRPO take a visual shortcut, and does grounding stop it? One rerunnable experiment on a CPU.
+
+    python -m echoink.shortcut_experiment --out runs/shortcut [--recipe configs/shortcut_cpu.yaml]
+        [--arms paper,grounded,filtered] [--aligned 0.8] [--set train.max_steps=100 ...]
+
+Stages (each the package's public path, as in ``echoink.demo``): the ``shortcut_where`` benchmark with a
+fraction ``--aligned`` of training items framed on the answer and a held-out split in three equal
+parts (broken, none, aligned), a tiny model, an SFT cold start (the common base), then for each arm
+GRPO from that base for the same steps and seed, and an evaluation of every model with both
+ablations. Arms: ``paper`` (accuracy + format), ``grounded`` (+ the grounding reward, weight 1),
+``filtered`` (paper rewards + ``algo.drop_unimodal_groups``). ``summary.md`` / ``summary.json``: accuracy
+with 95% CIs on each part, the audio- and image-ablation drops, and the counterfactual pass's cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .config import load_config
+from .demo import Stages
+
+RECIPE = Path(__file__).resolve().parents[2] / "configs" / "shortcut_cpu.yaml"
+PARTS = ("broken", "none", "aligned")
+ARMS: dict[str, list[str]] = {
+    "paper": [],  # the recipe's rewards: accuracy + format, weights 1, 1
+    "grounded": ["algo.rewards={accuracy: 1.0, format: 1.0, grounding: 1.0}"],
+    "filtered": ["algo.drop_unimodal_groups=true"],
+}
+
+
+def _config(out: Path, recipe: Path, overrides: list[str], arm: str | None = None):
+    paths = [
+        f"data.train_path={out / 'bench' / 'train.json'}",
+        f"model.path={out / 'model'}",
+        f"sft.output_dir={out / 'sft'}",
+    ]
+    if arm is not None:  # every arm starts from the SFT base
+        paths += [f"model.path={out / 'sft' / 'final'}", f"train.output_dir={out / arm}"]
+    return load_config(recipe, paths + list(overrides) + (ARMS[arm] if arm else []))
+
+
+def run_experiment(
+    out: Path,
+    recipe: Path | None = None,
+    overrides: list[str] | None = None,
+    arms: list[str] | None = None,
+    aligned: float = 0.8,
+    echo=print,
+) -> dict[str, Any]:
+    """Run every stage into ``out`` (earlier outputs there are removed); returns the summary."""
+    from .data.synth import SynthSpec, benchmark_corpus, generate
+    from .eval.evaluate import evaluate
+    from .model.tiny import build_tiny
+    from .rl.trainer import train
+    from .sft import sft
+
+    recipe, overrides, arms = recipe or RECIPE, list(overrides or []), list(arms or ARMS)
+    if bad := [a for a in arms if a not in ARMS]:
+        raise ValueError(f"unknown arm(s) {bad}; valid: {', '.join(ARMS)}")
+    cfg = _config(out, recipe, overrides)
+    for arm in arms:
+        _config(out, recipe, overrides, arm)  # a bad override fails now, not after the SFT
+    for name in ("bench", "model", "sft", "eval_base", *ARMS, *(f"eval_{a}" for a in ARMS)):
+        shutil.rmtree(out / name, ignore_errors=True)
+    d, stages = cfg.demo, Stages(60, echo)
+    spec = SynthSpec(d.seed, d.difficulty, families=("shortcut_where",), shortcut=aligned, heldout=PARTS)
+    stages.run(
+        "benchmark", lambda: generate(out / "bench", {"train": d.train_items, "test": d.test_items}, spec)
+    )
+    model = out / "model"
+    corpus = benchmark_corpus()
+    stages.run(
+        "tiny model",
+        lambda: build_tiny(model, d.hidden, d.layers, d.vocab, d.seed, corpus, d.rope_theta, d.family),
+    )
+    stages.run("SFT cold start", lambda: sft(cfg))
+    e, test = cfg.eval, out / "bench" / "test.json"
+    kwargs = dict(ablate=["audio", "image"], batch_size=e.batch_size, max_new_tokens=e.max_new_tokens)
+    kwargs.update(template=e.template, decoding=e.decoding, max_pixels=cfg.data.max_pixels)
+    results = {
+        "base": stages.run(
+            "evaluate base", lambda: evaluate(out / "sft" / "final", test, out / "eval_base", **kwargs)
+        )
+    }
+    costs = {}
+    for arm in arms:
+        arm_cfg = _config(out, recipe, overrides, arm)
+        stages.run(f"GRPO {arm}", lambda c=arm_cfg: train(c))
+        costs[arm] = step_cost(out / arm / "metrics.jsonl")
+        results[arm] = stages.run(
+            f"evaluate {arm}", lambda a=arm: evaluate(out / a / "final", test, out / f"eval_{a}", **kwargs)
+        )
+    summary = {
+        "aligned_fraction": aligned,
+        "grpo_steps": cfg.train.max_steps,
+        "group_size": cfg.rollout.num_generations,
+        "counterfactual_samples": cfg.algo.counterfactual_samples,
+        "models": {name: model_block(s) for name, s in results.items()},
+        "step_cost": costs,
+        "seconds": stages.seconds,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    (out / "summary.md").write_text(summary_markdown(summary))
+    echo("\n" + summary_markdown(summary))
+    return summary
+
+
+def model_block(summary: dict[str, Any]) -> dict[str, Any]:
+    """Accuracy [CI] and n per shortcut part, and each ablation's drop (all items and per part)."""
+    conds = summary["conditions"]
+    by = conds["none"]["by"].get("shortcut", {})
+    block: dict[str, Any] = {
+        "accuracy": conds["none"]["accuracy"],
+        "parts": {p: {k: by[p][k] for k in ("accuracy", "ci95", "n")} for p in PARTS if p in by},
+    }
+    for ablated in ("audio", "image"):
+        if ablated in conds:
+            block[f"{ablated}_drop"] = conds[ablated]["drop"]
+            block[f"{ablated}_drop_by"] = conds[ablated]["drop_by"].get("shortcut", {})
+    return block
+
+
+def step_cost(metrics_path: Path) -> dict[str, float]:
+    """Mean step time and the counterfactual pass's share of it, from a run's metrics.jsonl."""
+    from .runlog import read_jsonl
+
+    rows = read_jsonl(metrics_path)
+    step = sum(r["step_time"] for r in rows) / max(len(rows), 1)
+    cf = sum(r.get("time/counterfactual", 0.0) for r in rows) / max(len(rows), 1)
+    return {"step_s": step, "counterfactual_s": cf, "counterfactual_fraction": cf / step if step else 0.0}
+
+
+def _pct(block: dict | None) -> str:
+    if not block:
+        return "-"
+    lo, hi = block["ci95"]
+    return f"{100 * block['accuracy']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] (n={block['n']})"
+
+
+def summary_markdown(s: dict[str, Any]) -> str:
+    header = "| model | broken | neutral (none) | aligned | audio-ablation drop | image-ablation drop |"
+    lines = [
+        "# Visual shortcut vs grounding (echoink.shortcut_experiment)",
+        "",
+        f"Train: {100 * s['aligned_fraction']:.0f}% of items framed on the answer. Held-out test: broken / "
+        f"neutral / aligned thirds. GRPO {s['grpo_steps']} steps, G = {s['group_size']}, "
+        f"M = {s['counterfactual_samples']} counterfactual answers per prompt; greedy decoding; 95% Wilson CIs.",
+        "",
+        header,
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in s["models"].items():
+        parts = [_pct(m["parts"].get(p)) for p in PARTS]
+        drops = [f"{100 * m[k]:+.1f} pts" if k in m else "-" for k in ("audio_drop", "image_drop")]
+        lines.append(f"| {name} | " + " | ".join(parts + drops) + " |")
+    lines += ["", "Step cost (mean over the run): "]
+    for arm, c in s["step_cost"].items():
+        lines.append(
+            f"- {arm}: {c['step_s']:.2f} s/step, counterfactual pass {c['counterfactual_s']:.2f} s "
+            f"({100 * c['counterfactual_fraction']:.0f}% of the step)"
+        )
+    lines += ["", "Wall time per stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in s["seconds"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=Path("runs/shortcut"))
+    p.add_argument("--recipe", type=Path, default=RECIPE)
+    p.add_argument("--arms", default=",".join(ARMS), help=f"comma list of {', '.join(ARMS)}")
+    p.add_argument("--aligned", type=float, default=0.8, help="fraction of train items framed on the answer")
+    p.add_argument("--set", action="append", default=[], dest="overrides", help="recipe override key=value")
+    a = p.parse_args(argv)
+    arms = [x.strip() for x in a.arms.split(",") if x.strip()]
+    run_experiment(a.out, a.recipe, a.overrides, arms, a.aligned)
+
+
+if __name__ == "__main__":
+    main()

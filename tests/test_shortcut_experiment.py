@@ -1,0 +1,40 @@
+"""The shortcut experiment at toy size: every arm trains from the same base, every model is evaluated
+by shortcut part with both ablations, and the counterfactual pass's cost is measured (no accuracy is
+asserted here; the real run's numbers are in docs/grounding.md)."""
+
+import json
+
+import pytest
+
+from echoink.shortcut_experiment import run_experiment
+
+TOY = [
+    "demo.train_items=32", "demo.test_items=12", "demo.hidden=64", "sft.max_steps=2", "sft.batch_size=4",
+    "sft.warmup_steps=0", "train.max_steps=2", "train.prompts_per_step=2", "rollout.num_generations=2",
+    "rollout.max_new_tokens=8", "eval.max_new_tokens=8", "eval.batch_size=12", "algo.counterfactual_samples=2",
+]  # fmt: skip
+
+
+def test_experiment_writes_the_table_for_every_arm(tmp_path):
+    out = tmp_path / "exp"
+    summary = run_experiment(out, overrides=TOY, arms=["paper", "grounded"], echo=lambda _: None)
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert set(summary["models"]) == {"base", "paper", "grounded"}
+    for block in summary["models"].values():
+        assert {p: b["n"] for p, b in block["parts"].items()} == {"broken": 4, "none": 4, "aligned": 4}
+        assert "audio_drop" in block and "image_drop" in block
+    cost = summary["step_cost"]
+    assert cost["paper"]["counterfactual_s"] == 0.0 and 0 < cost["grounded"]["counterfactual_fraction"] < 1
+    for arm in ("paper", "grounded"):  # the same base and seed for every arm
+        cfg = (out / arm / "config.yaml").read_text()
+        assert str(out / "sft" / "final") in cfg and "seed: 0" in cfg
+    assert "grounding" in (out / "grounded" / "config.yaml").read_text()
+    assert "| model | broken |" in (out / "summary.md").read_text()
+
+
+def test_unknown_arm_or_override_fails_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="valid: paper, grounded, filtered"):
+        run_experiment(tmp_path, overrides=TOY, arms=["nope"])
+    with pytest.raises(ValueError, match="counterfactual_samples"):
+        run_experiment(tmp_path, overrides=[*TOY, "algo.counterfactual_samples=0"], arms=["grounded"])
+    assert not (tmp_path / "bench").exists()
