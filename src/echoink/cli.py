@@ -116,14 +116,7 @@ def data_synth(
     if modality not in ("image", "video"):
         raise typer.BadParameter(f"--modality must be image or video, got {modality!r}")
     if modality == "video":
-        from .data.synth_video import VideoSpec, generate_video
-
-        start = time.perf_counter()
-        sizes = {"train": train, "val": val, "test": test}
-        for split, path in generate_video(out, sizes, VideoSpec(seed=seed)).items():
-            typer.echo(f"{path}: {sizes[split]} items")
-        typer.echo(f"{sum(sizes.values())} video items in {time.perf_counter() - start:.1f} s")
-        return
+        return _synth_video(out, seed, {"train": train, "val": val, "test": test})
 
     names = tuple(f.strip() for f in families.split(",") if f.strip())
     if shortcut is not None and not names:
@@ -143,6 +136,17 @@ def data_synth(
         typer.echo(f"{path}: {sizes[split]} items")
     total = sum(sizes.values())
     typer.echo(f"{total} items ({difficulty}) in {seconds:.1f} s ({total / max(seconds, 1e-9):.0f} items/s)")
+
+
+def _synth_video(out: Path, seed: int, sizes: dict[str, int]) -> None:
+    import time
+
+    from .data.synth_video import VideoSpec, generate_video
+
+    start = time.perf_counter()
+    for split, path in generate_video(out, sizes, VideoSpec(seed=seed)).items():
+        typer.echo(f"{path}: {sizes[split]} items")
+    typer.echo(f"{sum(sizes.values())} video items in {time.perf_counter() - start:.1f} s")
 
 
 @data_app.command("show")
