@@ -114,7 +114,8 @@ def test_eval_summary_reports_accuracy_by_shortcut(bench: Path):
         pred = cue_follower(row, bench)
         rows.append(
             {"id": sample.id, "condition": "none", "sample": 0, "pred": pred, "correct": pred == sample.answer,
-             "format_ok": True, "length": 1, "truncated": False}
+             "format_ok": True, "length": 1, "truncated": False, "answer": sample.answer,
+             "completion": f"<answer>{pred}</answer>"}
         )  # fmt: skip
     by = summarize(rows, samples, ["none"])["conditions"]["none"]["by"]["shortcut"]
     assert set(by) == {"broken", "none"} and by["broken"]["n"] == 100

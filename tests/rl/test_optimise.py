@@ -98,6 +98,10 @@ def test_a_bad_pass_skips_only_itself(tiny_model_dir, split, tmp_path, monkeypat
 def test_bf16_mixed_precision_trains_policy_and_reference_on_cpu(tiny_model_dir, split, tmp_path):
     """accelerate's bf16 autocast on the CPU: the policy pass and the frozen reference both run in it,
     the finiteness guard sees finite numbers, and the weights move."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)  # earlier tests made it fp32, once per process
+    request_reset = AcceleratorState._reset_state
     cfg = recipe(tiny_model_dir, split, tmp_path / "run", "train.mixed_precision=bf16", "algo.beta=0.04")
     run = setup_run(cfg, resume=False)
     assert run.accelerator.mixed_precision == "bf16" and run.reference is not None
@@ -114,3 +118,4 @@ def test_bf16_mixed_precision_trains_policy_and_reference_on_cpu(tiny_model_dir,
 
     final = load_file(str(latest_checkpoint(Path(cfg.train.output_dir)) / "trainable.safetensors"))
     assert sum(not torch.equal(final[n], p) for n, p in before.items()) > len(before) // 2
+    request_reset(reset_partial_state=True)  # leave no bf16 state to the tests after this one

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data.schema import parse_answer_letters
+from ..data.answers import parse_answer_letters
 from .rewards import parse_answer
 
 _NO_ANSWER = -1  # an unparseable answer: never equal to a letter, and never "the same answer" as one
