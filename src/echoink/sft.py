@@ -21,7 +21,9 @@ from tqdm.auto import tqdm
 from transformers import get_constant_schedule_with_warmup
 
 from .config import Config, save_config
-from .data import Sample, load_split, sample_messages
+from .data import Sample, load_split
+from .data.media import MediaError
+from .data.messages import decodable_messages
 from .guards import check_weights
 from .model import Engine
 from .recipe_card import write_recipe
@@ -102,7 +104,11 @@ def sft(cfg: Config) -> Path:
 def sft_step(scorer, engine: Engine, batch: list[Sample], cfg: Config, device) -> tuple[torch.Tensor, float]:
     """Mean negative log-likelihood of the traces' tokens, and greedy token accuracy (approximate: exp(logp) > 0.5)."""
     d = cfg.data
-    messages = sample_messages(batch, d.template, d.max_audio_seconds, d.max_pixels, video=d.video())
+    batch, messages = decodable_messages(  # a file broken since loading: skipped or an error (data.on_error)
+        batch, d.template, d.max_audio_seconds, d.max_pixels, d.on_error, video=d.video()
+    )
+    if not batch:
+        raise MediaError("every row of this SFT batch failed to decode (see the warnings above)")
     prompts = engine.encode(messages).to(device)
     ids, mask = target_ids(engine, batch, cfg.sft.trace_field)
     ids, mask = ids.to(device), mask.to(device).float()

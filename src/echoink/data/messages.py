@@ -7,16 +7,19 @@ soundtrack with its frames in time.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .media import silence_like
+from .media import MediaError, silence_like
 from .prompts import build_messages, load_media
 from .schema import Sample
 from .video import load_video, shifted
+
+log = logging.getLogger(__name__)
 
 ABLATIONS = ("none", "audio", "image", "video", "desync")
 """none; audio -> silence; image -> blank; video -> blank frames; desync -> soundtrack shifted in time."""
@@ -68,3 +71,28 @@ def sample_messages(
             messages = build_messages(sample, template, audio=audio, image=image)
         out.append(messages)
     return out
+
+
+def decodable_messages(
+    samples: Sequence[Sample],
+    template: str,
+    max_audio_seconds: float | None,
+    max_pixels: int | None,
+    on_error: str = "strict",
+    ablate: str = "none",
+    video: VideoSettings | None = None,
+) -> tuple[list[Sample], list[list[dict[str, Any]]]]:
+    """(the samples whose media decode, their conversations). A file that fails at run time (changed
+    since ``data check``, or never checked): ``on_error="skip"`` leaves its row out with a warning
+    naming row and file, ``"strict"`` raises a MediaError naming them."""
+    kept, out = [], []
+    for sample in samples:
+        try:
+            out += sample_messages([sample], template, max_audio_seconds, max_pixels, ablate, video)
+        except MediaError as err:
+            if on_error != "skip":
+                raise MediaError(f"row {sample.id}: {err}") from None
+            log.warning("skipped row %s at run time: %s", sample.id, err)
+            continue
+        kept.append(sample)
+    return kept, out

@@ -29,8 +29,8 @@ from typing import Any
 
 import torch
 
-from ..data import Sample, load_split, sample_messages
-from ..data.messages import ABLATIONS, VideoSettings
+from ..data import Sample, load_split
+from ..data.messages import ABLATIONS, VideoSettings, decodable_messages
 from ..jsonl import read_jsonl
 from ..rl.rewards import accuracy_reward, format_reward, parse_answer
 from .summary import short_metadata, summarize
@@ -192,14 +192,13 @@ def predict_batch(
 ) -> list[dict[str, Any]]:
     """Generate K completions for each of the B samples under ``condition``; B*K prediction rows."""
     dec = settings.decoding
-    messages = sample_messages(
-        samples,
-        settings.template,
-        settings.max_audio_seconds,
-        settings.max_pixels,
-        ablate=condition,
-        video=settings.video,
-    )
+    # Rows load in skip mode: a file that fails to decode now is left out with a warning, not fatal.
+    samples, messages = decodable_messages(
+        samples, settings.template, settings.max_audio_seconds, settings.max_pixels, "skip", condition,
+        settings.video,
+    )  # fmt: skip
+    if not samples:
+        return []
     param = next(model.parameters())
     prompts = engine.encode(messages).to(param.device, param.dtype)
     if dec.mode == "sample":

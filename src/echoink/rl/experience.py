@@ -18,6 +18,8 @@ import torch
 from torch import nn
 
 from ..data import Sample, sample_messages
+from ..data.media import MediaError
+from ..data.messages import decodable_messages
 from ..model import Engine, PromptBatch
 from . import algos, grounding
 from .rewards import score
@@ -116,9 +118,8 @@ def encode_samples(
     engine: Engine, samples: Sequence[Sample], data_cfg, device, ablate: str = "none"
 ) -> PromptBatch:
     """Decode media, render the chat prompts and run the processor once for the batch, on ``device``."""
-    messages = sample_messages(
-        samples, data_cfg.template, data_cfg.max_audio_seconds, data_cfg.max_pixels, ablate
-    )
+    d = data_cfg
+    messages = sample_messages(samples, d.template, d.max_audio_seconds, d.max_pixels, ablate, d.video())
     return engine.encode(messages).to(device)
 
 
@@ -135,7 +136,15 @@ def collect_experience(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     device = next(policy.parameters()).device
-    prompts = encode_samples(engine, samples, cfg.data, device)
+    d = cfg.data
+    samples, messages = (
+        decodable_messages(  # a file broken since loading: skipped or an error, by data.on_error
+            samples, d.template, d.max_audio_seconds, d.max_pixels, d.on_error, video=d.video()
+        )
+    )
+    if not samples:
+        raise MediaError("every prompt of this step failed to decode (see the warnings above)")
+    prompts = engine.encode(messages).to(device)
     done = engine.sample(policy, prompts, g, gen_config, shared=cfg.rollout.sharing != "repeat")
     timings["time/rollout"] = time.perf_counter() - t0
     cf, cf_metrics = grounding.ground(engine, policy, samples, gen_config, cfg, device)  # None unless asked
