@@ -139,7 +139,8 @@ def test_torn_last_line_is_ignored(tmp_path):
 HOSTILE = ["<!--<script>", "</script><script>alert(1)</script>", "a&b\"'>", "<!-- x -->"]
 
 
-def test_hostile_ids_cannot_close_or_comment_out_the_embedded_json(tmp_path):
+def _hostile_report(tmp_path: Path) -> Path:
+    """A report whose ids and texts are the HOSTILE strings, with real media for each."""
     from media_helpers import make_row, write_image, write_split, write_tone
 
     rows = []
@@ -154,7 +155,11 @@ def test_hostile_ids_cannot_close_or_comment_out_the_embedded_json(tmp_path):
         {"step": 1, "id": sid, "completion": f"<think>{sid}</think><answer>A</answer>"} for sid in HOSTILE
     ]
     (run / "rollouts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rollouts))
-    page = build_report(run, data=split).read_text()
+    return build_report(run, data=split)
+
+
+def test_hostile_ids_cannot_close_or_comment_out_the_embedded_json(tmp_path):
+    page = _hostile_report(tmp_path).read_text()
     start = page.index('<script id="media" type="application/json">') + len(
         '<script id="media" type="application/json">'
     )
@@ -165,3 +170,42 @@ def test_hostile_ids_cannot_close_or_comment_out_the_embedded_json(tmp_path):
     media = json.loads(embedded)  # what the page's JSON.parse reads
     assert sorted(media) == sorted(HOSTILE) and all(set(m) == {"image", "audio"} for m in media.values())
     assert page.count("<script") == 2 and page.count("</script>") == 2  # the media JSON and the page's code
+
+
+@pytest.mark.skipif(_chromium_missing() is not None, reason=str(_chromium_missing()))
+def test_hostile_report_still_works_in_headless_chromium(tmp_path):
+    """With ids and texts like "<!--<script>": every card shows, every image and sound decodes, the
+    filters still filter, and the page raises no error."""
+    from playwright.sync_api import sync_playwright
+
+    path = _hostile_report(tmp_path)
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda err: problems.append(str(err)))
+        page.goto(path.as_uri())
+        page.wait_for_load_state("load")
+        n = len(HOSTILE)
+        assert page.locator("#count").inner_text() == str(n) and page.locator(".card").count() == n
+        widths = page.eval_on_selector_all(".card img", "imgs => imgs.map(i => i.complete && i.naturalWidth)")
+        assert len(widths) == n and all(w > 0 for w in widths)
+        durations = page.eval_on_selector_all(
+            ".card audio",
+            """els => Promise.all(els.map(a => new Promise(done => {
+                if (a.readyState >= 1) return done(a.duration);
+                a.addEventListener("loadedmetadata", () => done(a.duration));
+                a.addEventListener("error", () => done(-1));
+                a.load();
+            })))""",
+        )
+        assert len(durations) == n and all(d == pytest.approx(0.2, abs=0.05) for d in durations)
+        page.click('#filters button[data-filter="aha"][data-value="0"]')  # no trace self-corrects
+        assert page.locator("#count").inner_text() == str(n)
+        page.click('#filters button[data-filter="aha"][data-value="1"]')
+        assert page.locator("#count").inner_text() == "0" and page.locator(".card:visible").count() == 0
+        page.click('#filters button[data-filter="aha"][data-value="all"]')
+        assert page.locator(".card:visible").count() == n
+        browser.close()
+    assert problems == []

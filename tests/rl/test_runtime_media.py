@@ -34,6 +34,8 @@ def test_skip_mode_leaves_the_broken_row_out_and_names_it(tiny_model_dir, broken
 
 
 def test_strict_mode_stops_naming_row_and_file(tiny_model_dir, broken_split, tmp_path):
-    cfg = recipe(tiny_model_dir, broken_split, tmp_path / "run", "train.prompts_per_step=8", "train.max_steps=1")
+    cfg = recipe(
+        tiny_model_dir, broken_split, tmp_path / "run", "train.prompts_per_step=8", "train.max_steps=1"
+    )
     with pytest.raises(MediaError, match=r"row 0: .*sample_0\.png"):
         train(cfg)
