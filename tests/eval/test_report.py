@@ -82,6 +82,15 @@ def _chromium_missing() -> str | None:
     return None
 
 
+def _open_browser(pw, problems: list[str]):
+    """(browser, page) in headless Chromium; console errors and page errors are appended to ``problems``."""
+    browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    page = browser.new_page()
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda err: problems.append(str(err)))
+    return browser, page
+
+
 @pytest.mark.skipif(_chromium_missing() is not None, reason=str(_chromium_missing()))
 def test_report_in_headless_chromium(run_dir, tmp_path):
     from playwright.sync_api import sync_playwright
@@ -89,10 +98,7 @@ def test_report_in_headless_chromium(run_dir, tmp_path):
     path = build_report(run_dir)
     problems: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-        page.on("pageerror", lambda err: problems.append(str(err)))
+        browser, page = _open_browser(pw, problems)
         page.on(
             "request",
             lambda req: problems.append(req.url) if not req.url.startswith(("file:", "data:")) else None,
@@ -181,10 +187,7 @@ def test_hostile_report_still_works_in_headless_chromium(tmp_path):
     path = _hostile_report(tmp_path)
     problems: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-        page.on("pageerror", lambda err: problems.append(str(err)))
+        browser, page = _open_browser(pw, problems)
         page.goto(path.as_uri())
         page.wait_for_load_state("load")
         n = len(HOSTILE)

@@ -140,14 +140,7 @@ def tiny_thinker_config(
 
 def build_processor(tokenizer: PreTrainedTokenizerBase) -> Qwen2_5OmniProcessor:
     """The real Qwen2.5-Omni processor with the 7B's feature extractor and image/video processor settings."""
-    features = WhisperFeatureExtractor(
-        feature_size=128,
-        sampling_rate=16_000,
-        hop_length=160,
-        chunk_length=30,
-        n_fft=400,
-        return_attention_mask=True,
-    )
+    features = whisper_features()
     image = Qwen2VLImageProcessor(
         min_pixels=3136, max_pixels=12_845_056, patch_size=14, temporal_patch_size=2, merge_size=2
     )
@@ -184,13 +177,32 @@ def make_tiny(
         return make_tiny_qwen3(hidden, layers, vocab, seed, extra_corpus, rope_theta)
     tokenizer = train_tokenizer(vocab, extra_corpus)
     cfg = tiny_thinker_config(hidden, layers, vocab, token_ids_for_config(tokenizer), rope_theta)
+    return instantiate(Qwen2_5OmniThinkerForConditionalGeneration, cfg, tokenizer, seed), build_processor(
+        tokenizer
+    )
+
+
+def instantiate(model_class: type, cfg, tokenizer: PreTrainedTokenizerBase, seed: int) -> PreTrainedModel:
+    """A randomly initialised thinker (seeded) that stops at <|im_end|> / pad, in eval mode."""
     torch.manual_seed(seed)
-    model = Qwen2_5OmniThinkerForConditionalGeneration(cfg)
+    model = model_class(cfg)
     model.generation_config = GenerationConfig(
         eos_token_id=[tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id],
         pad_token_id=tokenizer.pad_token_id,
     )
-    return model.eval(), build_processor(tokenizer)
+    return model.eval()
+
+
+def whisper_features() -> WhisperFeatureExtractor:
+    """Both Omni families' audio front end: Whisper's 128-mel features, 16 kHz, hop 160."""
+    return WhisperFeatureExtractor(
+        feature_size=128,
+        sampling_rate=16_000,
+        hop_length=160,
+        chunk_length=30,
+        n_fft=400,
+        return_attention_mask=True,
+    )
 
 
 def build_tiny(

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import torch
 from transformers import (
-    GenerationConfig,
     Qwen2VLImageProcessor,
     Qwen2VLVideoProcessor,
     Qwen3OmniMoeProcessor,
     Qwen3OmniMoeThinkerConfig,
     Qwen3OmniMoeThinkerForConditionalGeneration,
-    WhisperFeatureExtractor,
 )
 
 from .tokenizer import QWEN3_OMNI_TOKENS, train_tokenizer
@@ -102,14 +99,9 @@ def tiny_qwen3_config(
 
 def build_qwen3_processor(tokenizer) -> Qwen3OmniMoeProcessor:
     """The real Qwen3-Omni processor: Whisper 128-mel features, 16-px patches merged 2x2."""
-    features = WhisperFeatureExtractor(
-        feature_size=128,
-        sampling_rate=16_000,
-        hop_length=160,
-        chunk_length=30,
-        n_fft=400,
-        return_attention_mask=True,
-    )
+    from .tiny import whisper_features
+
+    features = whisper_features()
     geometry = {
         "min_pixels": 4096,
         "max_pixels": 12_845_056,
@@ -135,14 +127,9 @@ def make_tiny_qwen3(
     rope_theta: float = 1e6,
 ) -> tuple[Qwen3OmniMoeThinkerForConditionalGeneration, Qwen3OmniMoeProcessor]:
     """The tiny Qwen3-Omni thinker and its processor, in memory. Deterministic for given arguments."""
-    from .tiny import token_ids_for_config
+    from .tiny import instantiate, token_ids_for_config
 
     tokenizer = train_tokenizer(vocab, extra_corpus, QWEN3_OMNI_TOKENS)
     cfg = tiny_qwen3_config(hidden, layers, vocab, token_ids_for_config(tokenizer), rope_theta)
-    torch.manual_seed(seed)
-    model = Qwen3OmniMoeThinkerForConditionalGeneration(cfg)
-    model.generation_config = GenerationConfig(
-        eos_token_id=[tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id],
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return model.eval(), build_qwen3_processor(tokenizer)
+    model = instantiate(Qwen3OmniMoeThinkerForConditionalGeneration, cfg, tokenizer, seed)
+    return model, build_qwen3_processor(tokenizer)
