@@ -20,7 +20,8 @@ def nonfinite_parameters(model: torch.nn.Module) -> list[str]:
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not named:
         return []
-    ok = torch.stack([torch.isfinite(p.detach()).all() for _, p in named])  # [P] bool
+    # Under DeepSpeed ZeRO-3 a parameter is an empty placeholder; this process's share is ds_tensor.
+    ok = torch.stack([torch.isfinite(getattr(p, "ds_tensor", p).detach()).all() for _, p in named])  # [P]
     if bool(ok.all()):
         return []
     return [n for (n, _), good in zip(named, ok.tolist(), strict=True) if not good]

@@ -185,8 +185,9 @@ class Engine:
     # --- the model -----------------------------------------------------------------------------------
     @staticmethod
     def vocab_size(model: nn.Module) -> int:
-        """The model's output rows (read before any sharded wrapper hides the weights)."""
-        return thinker_of(model).get_output_embeddings().weight.shape[0]
+        """The model's output rows (also under ZeRO-3, whose weights are empty placeholders: ds_shape)."""
+        weight = thinker_of(model).get_output_embeddings().weight
+        return int(getattr(weight, "ds_shape", weight.shape)[0])
 
     def sample(
         self,

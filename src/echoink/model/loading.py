@@ -81,15 +81,27 @@ def load_thinker(
     attn_implementation: str = "sdpa",
 ) -> PreTrainedModel:
     """The thinker alone, straight onto ``device``; talker/token2wav tensors in the checkpoint are never read."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
     family, config = thinker_config(path)
-    return family.thinker_class.from_pretrained(
+    # Under a DeepSpeed ZeRO-3 launch transformers loads each weight straight into its partitions
+    # (deepspeed.zero.Init), so no process ever holds the whole model; it refuses a device_map then.
+    zero3 = is_deepspeed_zero3_enabled()
+    thinker = family.thinker_class.from_pretrained(
         path,
         config=config,
         dtype=DTYPES[dtype],
         attn_implementation=attn_implementation,
-        device_map={"": device},
+        device_map=None if zero3 else {"": device},
         local_files_only=True,
     )
+    if zero3:
+        # transformers' ZeRO-3 loader records every candidate key renaming, not only those it used,
+        # and save_pretrained then "reverts" renamings that never happened (keys like
+        # thinker.model.thinker.audio_tower...). Without the record it uses the model type's default
+        # renamings: the names a plain load writes back.
+        thinker.__dict__.pop("_weight_conversions", None)
+    return thinker
 
 
 def load_processor(path: str | Path) -> ProcessorMixin:

@@ -22,12 +22,17 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
-def save_model(model: nn.Module, processor: ProcessorMixin, out_dir: str | Path) -> Path:
-    """Write safetensors weights (the thinker, or only the adapter of a peft model) + config + processor."""
+def save_model(
+    model: nn.Module, processor: ProcessorMixin, out_dir: str | Path, state_dict: dict | None = None
+) -> Path:
+    """Write safetensors weights (the thinker, or only the adapter of a peft model) + config + processor.
+
+    ``state_dict``: the weights to write when the model's own are partitioned (gathered under ZeRO-3).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = _unwrap(model)
-    model.save_pretrained(out)  # safetensors
+    model.save_pretrained(out, state_dict=state_dict)  # safetensors
     processor.save_pretrained(out)
     log.info("saved %s to %s", type(model).__name__, out)
     return out

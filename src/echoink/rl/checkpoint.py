@@ -1,8 +1,12 @@
 """Checkpoints written atomically (temp dir + rename) and read back for an exact resume.
 
-A checkpoint directory ``step-000012/`` holds: the model (safetensors, or the LoRA adapter),
-``optimizer.pt``, ``scheduler.pt``, ``rng.pt`` (python, numpy, torch CPU and CUDA states) and
-``trainer_state.json`` (step, sampler position, counters). It is written to a hidden temp
+A checkpoint directory ``step-000012/`` holds: the trainable weights (``trainable.safetensors``, full
+weights or only the LoRA adapters; gathered from every process under ZeRO-3), ``optimizer.pt`` (or,
+when DeepSpeed partitions the optimiser, one ``optimizer-rank{r}.pt`` per process: its moments and
+under ZeRO-3 its fp32 master weights), ``scheduler.pt``, ``rng.pt`` (python, numpy, torch CPU and CUDA
+states; ``rng-rank{r}.pt`` for process r > 0) and ``trainer_state.json`` (step, sampler position,
+counters, how many processes wrote it). Every process writes its own files into one hidden temp
+directory; the main process writes the rest, the manifest, and renames it. It is written to a hidden temp
 directory and renamed into place only when complete, so a kill during the write leaves the previous
 checkpoint as the newest complete one; pruning renames a checkpoint out of sight before deleting it,
 so a kill while pruning never leaves a half-deleted one visible.
@@ -24,6 +28,8 @@ import pickle
 import random
 import re
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +42,7 @@ log = logging.getLogger(__name__)
 STEP_DIR = re.compile(r"^step-(\d+)$")
 WEIGHTS = "trainable.safetensors"
 MANIFEST = "manifest.json"
+PER_PROCESS = re.compile(r"^(rng|optimizer)-rank\d+\.pt$")  # one process's file; others skip it
 
 
 class CheckpointDamaged(ValueError):
@@ -91,21 +98,61 @@ def write_manifest(ckpt: Path) -> None:
     (ckpt / MANIFEST).write_text(json.dumps(files, indent=1))
 
 
-def verify(ckpt: Path) -> None:
-    """Raise CheckpointDamaged unless every file the manifest lists is there, of its size and hash."""
+def verify(ckpt: Path, mine: Callable[[str], bool] = lambda name: True) -> None:
+    """Raise CheckpointDamaged unless every file the manifest lists (that ``mine`` selects) is there,
+    of its size and hash."""
     try:
         files = json.loads((ckpt / MANIFEST).read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise CheckpointDamaged(f"{ckpt / MANIFEST}: unreadable manifest ({err})") from None
     for name, want in files.items():
+        if not mine(name):
+            continue
         f = ckpt / name
         if not f.is_file() or f.stat().st_size != want["bytes"] or _sha256(f) != want["sha256"]:
             raise CheckpointDamaged(f"{f}: missing or altered (size or SHA-256 differs from the manifest)")
 
 
-def _safe_load(path: Path) -> Any:
+@dataclass
+class Processes:
+    """This process's part in a checkpoint. One process (the default): it writes and reads everything.
+
+    Several: each writes and reads its own RNG state (and, ``sharded_optimizer``, its optimiser
+    partition); the main one (rank 0) writes the rest. ``barrier`` waits for all; ``all_agree(ok)`` is
+    True on every process only when ``ok`` is True on every process (so all fall back together).
+    ``load_optimizer(optimizer, state)`` restores a partition (DeepSpeed takes one state per process);
+    ``weights_in_optimizer``: the partition holds the master weights (ZeRO-3), so the weights file is
+    not copied back into the (partitioned) parameters. ``safe_globals``: classes a partition holds
+    besides tensors and containers, allowed by name to ``torch.load(weights_only=True)``.
+    """
+
+    rank: int = 0
+    world: int = 1
+    sharded_optimizer: bool = False
+    weights_in_optimizer: bool = False
+    barrier: Callable[[], None] = lambda: None
+    all_agree: Callable[[bool], bool] = lambda ok: ok
+    load_optimizer: Callable[[Any, Any], None] | None = None
+    safe_globals: list[type] = field(default_factory=list)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def rng_file(self) -> str:
+        return "rng.pt" if self.rank == 0 else f"rng-rank{self.rank}.pt"
+
+    def optimizer_file(self) -> str:
+        return f"optimizer-rank{self.rank}.pt" if self.sharded_optimizer else "optimizer.pt"
+
+
+ONE = Processes()
+
+
+def _safe_load(path: Path, allowed: list[type] | None = None) -> Any:
     try:
-        return torch.load(path, weights_only=True)
+        with torch.serialization.safe_globals(allowed or []):
+            return torch.load(path, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
         raise CheckpointDamaged(f"{path}: does not load as plain data ({str(err).splitlines()[0]})") from None
 
@@ -113,6 +160,12 @@ def _safe_load(path: Path) -> Any:
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Every parameter that trains (full weights, or only the LoRA adapters), by name."""
     return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _fsync_all(folder: Path, names: list[str] | None = None) -> None:
+    for f in folder.iterdir() if names is None else (folder / n for n in names):
+        with open(f, "rb") as fh:  # data on disk before the rename makes it visible
+            os.fsync(fh.fileno())
 
 
 def save_checkpoint(
@@ -123,31 +176,45 @@ def save_checkpoint(
     scheduler: Any,
     trainer_state: dict[str, Any],
     keep: int = 2,
+    weights: dict[str, torch.Tensor] | None = None,
+    procs: Processes = ONE,
 ) -> Path:
-    """Write ``run_dir/checkpoints/step-N`` atomically and prune to the newest ``keep``."""
+    """Write ``run_dir/checkpoints/step-N`` atomically and prune to the newest ``keep``.
+
+    Every process calls it. ``weights``: the trainable weights when the model's own are partitioned
+    (gathered on the main process; ignored elsewhere), else ``trainable_state(model)``.
+    """
     root = run_dir / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
-    for stale in root.glob(".del-*"):  # hidden by a deletion that a kill interrupted
-        shutil.rmtree(stale, ignore_errors=True)
     final = root / f"step-{step:06d}"
-    tmp = root / f".tmp-step-{step:06d}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    save_file(trainable_state(model), str(tmp / WEIGHTS))
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    torch.save(rng_state(), tmp / "rng.pt")
-    (tmp / "trainer_state.json").write_text(json.dumps({"step": step, **trainer_state}, indent=1))
-    write_manifest(tmp)
-    for f in tmp.iterdir():  # data on disk before the rename makes it visible
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    if final.exists():
-        _remove(final)
-    os.rename(tmp, final)
-    for old in list_checkpoints(run_dir)[:-keep]:
-        _remove(old)
+    tmp = root / f".tmp-step-{step:06d}"
+    if procs.main:
+        root.mkdir(parents=True, exist_ok=True)
+        for stale in list(root.glob(".del-*")) + list(root.glob(".tmp-*")):  # left by a kill
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.mkdir()
+    procs.barrier()
+    mine = [procs.rng_file()]
+    torch.save(rng_state(), tmp / procs.rng_file())
+    if procs.sharded_optimizer:
+        torch.save(optimizer.state_dict(), tmp / procs.optimizer_file())
+        mine.append(procs.optimizer_file())
+    _fsync_all(tmp, mine)
+    procs.barrier()
+    if procs.main:
+        save_file(weights if weights is not None else trainable_state(model), str(tmp / WEIGHTS))
+        if not procs.sharded_optimizer:
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        state = {"step": step, "processes": procs.world, **trainer_state}
+        (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
+        write_manifest(tmp)
+        _fsync_all(tmp)
+        if final.exists():
+            _remove(final)
+        os.rename(tmp, final)
+        for old in list_checkpoints(run_dir)[:-keep]:
+            _remove(old)
+    procs.barrier()
     return final
 
 
@@ -173,38 +240,79 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def read_checkpoint(path: Path, procs: Processes = ONE) -> dict[str, Any]:
+    """Verify and load (without running code) what this process restores from ``path``.
+
+    Raises CheckpointDamaged when a file is missing, altered or not plain data, or the checkpoint was
+    written by a different number of processes than hold partitions now.
+    """
+    own = {procs.rng_file(), procs.optimizer_file()}
+    verify(path, lambda name: not PER_PROCESS.match(name) or name in own)  # not the others' partitions
+    state = json.loads((path / "trainer_state.json").read_text())
+    written_by = int(state.get("processes", 1))
+    if procs.sharded_optimizer and written_by != procs.world:
+        raise CheckpointDamaged(
+            f"{path}: written by {written_by} processes; its optimiser partitions need {written_by} again"
+        )
+    rng = path / procs.rng_file()
+    loaded = {
+        "trainer_state": state,
+        "optimizer": _safe_load(path / procs.optimizer_file(), procs.safe_globals),
+        "scheduler": _safe_load(path / "scheduler.pt"),
+        "rng": _safe_load(rng if rng.exists() else path / "rng.pt"),  # fewer processes than now: rank 0's
+        "weights": None if procs.weights_in_optimizer else load_file(str(path / WEIGHTS)),
+    }
+    return loaded
+
+
+def apply_checkpoint(
+    path: Path, loaded: dict[str, Any], model: torch.nn.Module, optimizer, scheduler, procs: Processes = ONE
+) -> dict[str, Any]:
+    """Restore weights, optimiser, scheduler and RNG from :func:`read_checkpoint`; the trainer state."""
+    if loaded["weights"] is not None:
+        params = dict(model.named_parameters())
+        missing = sorted(set(n for n, p in params.items() if p.requires_grad) - set(loaded["weights"]))
+        if missing:
+            raise ValueError(f"{path}: checkpoint lacks trainable parameters, e.g. {missing[:3]}")
+        with torch.no_grad():
+            for name, value in loaded["weights"].items():
+                params[name].copy_(value)
+    if procs.load_optimizer is not None:
+        procs.load_optimizer(optimizer, loaded["optimizer"])
+    else:
+        optimizer.load_state_dict(loaded["optimizer"])
+    scheduler.load_state_dict(loaded["scheduler"])
+    set_rng_state(loaded["rng"])
+    return loaded["trainer_state"]
+
+
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler) -> dict[str, Any]:
     """Verify, then restore weights, optimizer, scheduler and RNG states; return the trainer state.
 
     Raises CheckpointDamaged (nothing restored) when a file is altered or does not load as plain data.
     """
-    verify(path)
-    loaded = {name: _safe_load(path / f"{name}.pt") for name in ("optimizer", "scheduler", "rng")}
-    weights = load_file(str(path / WEIGHTS))
-    params = dict(model.named_parameters())
-    missing = sorted(set(n for n, p in params.items() if p.requires_grad) - set(weights))
-    if missing:
-        raise ValueError(f"{path}: checkpoint lacks trainable parameters, e.g. {missing[:3]}")
-    with torch.no_grad():
-        for name, value in weights.items():
-            params[name].copy_(value)
-    optimizer.load_state_dict(loaded["optimizer"])
-    scheduler.load_state_dict(loaded["scheduler"])
-    set_rng_state(loaded["rng"])
-    return json.loads((path / "trainer_state.json").read_text())
+    return apply_checkpoint(path, read_checkpoint(path), model, optimizer, scheduler)
 
 
-def load_latest_intact(run_dir: Path, model, optimizer, scheduler) -> tuple[Path, dict[str, Any]] | None:
-    """Restore the newest checkpoint that verifies; a damaged newer one is skipped with a warning.
+def load_latest_intact(
+    run_dir: Path, model, optimizer, scheduler, procs: Processes = ONE
+) -> tuple[Path, dict[str, Any]] | None:
+    """Restore the newest checkpoint that verifies on every process; a damaged newer one is skipped
+    with a warning naming the bad file.
 
     None when there is no checkpoint; CheckpointDamaged when there are some and none is intact.
     """
     found = list_checkpoints(run_dir)
     for path in reversed(found):
         try:
-            return path, load_checkpoint(path, model, optimizer, scheduler)
+            loaded = read_checkpoint(path, procs)
         except CheckpointDamaged as err:
+            loaded = None
             log.warning("checkpoint %s is damaged, trying the previous one: %s", path.name, err)
+        if procs.all_agree(loaded is not None):
+            return path, apply_checkpoint(path, loaded, model, optimizer, scheduler, procs)
+        if loaded is not None:
+            log.warning("checkpoint %s is damaged on another process, trying the previous one", path.name)
     if found:
         raise CheckpointDamaged(f"{run_dir / 'checkpoints'}: no intact checkpoint among {len(found)}")
     return None

@@ -8,28 +8,29 @@ Shapes: B prompts per process per step, G completions each, N = B·G, T completi
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs, set_seed
 from tqdm.auto import tqdm
 from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
 from ..config import Config
 from ..data import load_split
-from ..guards import check_weights
 from ..model import Engine
 from ..runlog import RunLog
-from . import algos
+from . import algos, sharding
 from .distributed import check_world, deepspeed_problems
 from .experience import Experience, collect_experience, register_rewards
 from .metrics import step_metrics
-from .persistence import checkpoint, export_final, restore, rollout_rows
+from .persistence import check_policy, checkpoint, export_final, restore, rollout_rows
 from .run_dir import apply_changes, prepare_run_dir
 from .sampling import PromptSampler
 from .trackers import log_to_trackers, start_trackers, stop_trackers, tracker_kwargs
@@ -59,6 +60,7 @@ class Run:
     gen_config: object  # transformers GenerationConfig for rollouts
     log: RunLog
     run_dir: Path
+    zero_stage: int | None = None  # DeepSpeed's ZeRO stage, None without DeepSpeed (sharding.py)
     step: int = 0
     bad_steps: int = 0
     skipped_updates: int = 0
@@ -118,6 +120,7 @@ def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> R
     if cfg.algo.beta > 0 and cfg.model.lora_rank == 0:
         reference = load_reference(cfg.model, device=accelerator.device)
     engine = Engine.for_model(policy, load_processor(cfg.model.path))
+    vocab = engine.vocab_size(policy)  # before prepare: ZeRO-3 leaves each weight an empty placeholder
     sharing = cfg.rollout.sharing
     if cfg.model.gradient_checkpointing and sharing == "prefix":
         per_pass = cfg.train.completions_per_pass or "all"
@@ -129,11 +132,12 @@ def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> R
     # The scheduler is not prepared: accelerate would step it once per process per call.
     scorer = engine.scorer(policy, sharing, cfg.algo.router_aux_loss_coef, cfg.train.completions_per_pass)
     scorer, optimizer = accelerator.prepare(scorer, optimizer)
+    if reference is not None:
+        reference = sharding.shard_reference(accelerator, reference)  # ZeRO-3: partitioned too
+    log.info("weights: %s on %d processes", sharding.engine_name(accelerator), accelerator.num_processes)
     r = cfg.rollout
     sampling = {"temperature": r.temperature, "top_p": r.top_p, "top_k": r.top_k}
-    gen_config = engine.generation_config(
-        engine.vocab_size(policy), max_new_tokens=r.max_new_tokens, do_sample=True, **sampling
-    )
+    gen_config = engine.generation_config(vocab, max_new_tokens=r.max_new_tokens, do_sample=True, **sampling)
     run = Run(
         cfg=cfg,
         accelerator=accelerator,
@@ -148,7 +152,9 @@ def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> R
         gen_config=gen_config,
         log=RunLog(run_dir, enabled=accelerator.is_main_process),
         run_dir=run_dir,
+        zero_stage=sharding.zero_stage(accelerator),
     )
+    write_launch(run)
     if resume:
         restore(run)
         apply_changes(run.optimizer, run.scheduler, cfg, changes)
@@ -161,19 +167,43 @@ def make_accelerator(cfg: Config) -> Accelerator:
     """The accelerator for this launch, checked (one process group; a DeepSpeed config that fits), seeded."""
     # find_unused_parameters: transformers' audio tower defines audio_bos_eos_token but never uses it,
     # and DDP would wait forever for its gradient (an error on the second step).
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)]
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true" and not torch.cuda.is_available():
+        # Without a GPU accelerate finds no backend for DeepSpeed and leaves every process alone (a
+        # group of 1). Naming gloo makes DeepSpeed's CPU accelerator form the group: the sharded
+        # engine then runs exactly as on GPUs, only its collectives go over gloo (docs/scaling.md).
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        handlers.append(InitProcessGroupKwargs(backend="gloo"))
     accelerator = Accelerator(
-        mixed_precision=cfg.train.mixed_precision, kwargs_handlers=[ddp], **tracker_kwargs(cfg)
+        mixed_precision=cfg.train.mixed_precision, kwargs_handlers=handlers, **tracker_kwargs(cfg)
     )
     check_world(accelerator)
     if accelerator.state.deepspeed_plugin is not None:
-        problems = deepspeed_problems(accelerator.state.deepspeed_plugin.deepspeed_config, cfg)
+        ds = accelerator.state.deepspeed_plugin.deepspeed_config
+        problems = deepspeed_problems(ds, cfg)
         if problems:
             raise ValueError("DeepSpeed config does not fit the trainer: " + "; ".join(problems))
+        if ds.get("gradient_clipping", "auto") == "auto":
+            ds["gradient_clipping"] = cfg.train.max_grad_norm  # DeepSpeed clips inside its step
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     set_seed(cfg.train.seed)
     return accelerator
+
+
+def write_launch(run: Run) -> None:
+    """``run_dir/launch.json``: how this launch holds its weights (what bench/sharded_cpu.sh reports)."""
+    acc = run.accelerator
+    if acc.is_main_process:
+        launch = {
+            "engine": sharding.engine_name(acc),
+            "processes": acc.num_processes,
+            "zero_stage": run.zero_stage,
+            "device": acc.device.type,
+            "backend": acc.state.backend,
+            "mixed_precision": run.cfg.train.mixed_precision,
+        }
+        (run.run_dir / "launch.json").write_text(json.dumps(launch, indent=1) + "\n")
 
 
 def make_optimizer(policy: torch.nn.Module, cfg: Config):
@@ -191,18 +221,23 @@ def next_rollout_batch(run: Run) -> Experience:
     """Sample prompts and roll out; with dynamic sampling, replace zero-signal groups (capped rounds)."""
     cfg = run.cfg
     run.policy.eval()  # no dropout while sampling
-    batch = collect_experience(run.engine, run.policy, run.reference, _draw(run), run.gen_config, cfg)
+    batch = _roll_out(run)
     rounds = 0
     while (
         cfg.algo.drop_zero_std_groups
         and rounds < cfg.algo.max_resample_rounds
         and _any_process(run, batch.zero_std)
     ):
-        extra = collect_experience(run.engine, run.policy, run.reference, _draw(run), run.gen_config, cfg)
+        extra = _roll_out(run)
         batch = merge_signal_groups(batch, extra, cfg.train.prompts_per_step, run.engine.pad_id)
         rounds += 1
     run.policy.train()
     return batch
+
+
+def _roll_out(run: Run) -> Experience:
+    with sharding.full_weights(run.accelerator, run.scorer):  # ZeRO-3: one gather per rollout
+        return collect_experience(run.engine, run.policy, run.reference, _draw(run), run.gen_config, run.cfg)
 
 
 def _any_process(run: Run, flags: torch.Tensor) -> bool:
@@ -252,7 +287,7 @@ def optimise(run: Run, exp: Experience) -> dict[str, float]:
             sync = acc.no_sync(run.scorer) if i < len(chunks) - 1 else contextlib.nullcontext()
             with sync:  # DDP decides in the forward whether the backward all-reduces: both go inside
                 loss, m, logp, rows = _mini_batch_loss(run, exp, start, stop, loss_mask)
-                acc.backward(loss * weights[i])
+                _backward(run, loss * weights[i])
             pass_loss += float(loss.detach())
             _accumulate(totals, m, logp.detach(), loss_mask[rows], loss.detach())
         totals["time/policy_forward_backward"] = (
@@ -327,20 +362,33 @@ def _accumulate(
         totals[k] = totals.get(k, 0.0) + float(v)
 
 
+def _backward(run: Run, loss: torch.Tensor) -> None:
+    if run.zero_stage is not None:
+        sharding.backward(run.scorer, loss)  # not accelerate's: it would step before the check below
+    else:
+        run.accelerator.backward(loss)
+
+
 def _step(run: Run, totals: dict, pass_loss: float) -> bool:
-    """Clip, check this pass's loss and gradient, step; False when the update was skipped (not finite)."""
-    acc = run.accelerator
-    params = [p for p in run.policy.parameters() if p.requires_grad]
-    grad_norm = float(acc.clip_grad_norm_(params, run.cfg.train.max_grad_norm))
+    """Clip, check this pass's loss and gradient, step; False when the update was skipped (not finite).
+
+    DeepSpeed clips and steps itself: its gradient partitions are checked on every process first.
+    """
+    if run.zero_stage is not None:
+        finite, grad_norm = sharding.step_if_finite(run.scorer)
+    else:
+        params = [p for p in run.policy.parameters() if p.requires_grad]
+        grad_norm = float(run.accelerator.clip_grad_norm_(params, run.cfg.train.max_grad_norm))
+        finite = math.isfinite(grad_norm) and math.isfinite(pass_loss)
+        if finite:
+            run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
     totals["grad_norm"] = grad_norm
-    finite = math.isfinite(grad_norm) and math.isfinite(pass_loss)
     if finite:
-        run.optimizer.step()
-        check_weights(run.policy, run.step + 1)
+        check_policy(run, run.step + 1)
     else:
         run.skipped_updates += 1
         log.warning("step %d: non-finite loss or grad norm (%s); update skipped", run.step + 1, grad_norm)
-    run.optimizer.zero_grad(set_to_none=True)
     return finite
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ..data import Sample, load_split
+from .sharding import full_weights
 
 log = logging.getLogger(__name__)
 
@@ -101,23 +102,25 @@ def _local_counts(run: Any, validator: Validator) -> torch.Tensor:
     sums = torch.zeros(len(COUNTS), dtype=torch.float64)
     was_training = run.policy.training
     run.policy.eval()
-    for start in range(0, len(validator.items), size):
-        rows = predict_batch(run.policy, run.engine, validator.items[start : start + size], "none", settings)
-        for row, w in zip(rows, validator.weights[start : start + size], strict=True):
-            values = (row["correct"], row["format_ok"], row["pred"] is None, row["length"], 1)
-            sums += w * torch.tensor([float(v) for v in values], dtype=torch.float64)
+    with full_weights(run.accelerator, run.scorer):  # ZeRO-3: gathered once, not per token
+        for start in range(0, len(validator.items), size):
+            items = validator.items[start : start + size]
+            rows = predict_batch(run.policy, run.engine, items, "none", settings)
+            for row, w in zip(rows, validator.weights[start : start + size], strict=True):
+                values = (row["correct"], row["format_ok"], row["pred"] is None, row["length"], 1)
+                sums += w * torch.tensor([float(v) for v in values], dtype=torch.float64)
     run.policy.train(was_training)
     return sums
 
 
 def _save_best(run: Any) -> None:
     """``run_dir/best``: the policy as ``final/`` would be, with its recipe and the step it is from."""
-    from ..model.loading import save_model
     from ..recipe_card import write_recipe
+    from .persistence import save_policy
 
+    best = Path(run.run_dir) / "best"
+    save_policy(run, best)  # every process: ZeRO-3 gathers
     if run.accelerator.is_main_process:
-        best = Path(run.run_dir) / "best"
-        save_model(run.accelerator.unwrap_model(run.scorer).model, run.engine.processor, best)
         write_recipe(run.cfg, best, "grpo")
         (best / "step.txt").write_text(f"{run.step}\n")
     run.accelerator.wait_for_everyone()

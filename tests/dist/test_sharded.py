@@ -1,0 +1,157 @@
+"""DeepSpeed ZeRO-3 on two CPU processes (``bench/sharded_cpu.sh``: accelerate + DeepSpeed's CPU
+accelerator + gloo), against two-process DDP, through the trainer the GPU launch runs.
+
+Both launches roll out with the same seeds, so the same weights must sample the same completions:
+ZeRO-3 equal to DDP means its gathered generation, partitioned reference, reduce-scattered gradients,
+clipping and partitioned AdamW all compute what DDP computes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from echoink.rl.checkpoint import latest_checkpoint, list_checkpoints
+from echoink.runlog import read_jsonl
+from media_helpers import write_small_split
+
+pytest.importorskip("deepspeed", reason="the sharded engine needs DeepSpeed (make test installs it)")
+
+ROOT = Path(__file__).parents[2]
+TESTS = ROOT / "tests"
+SCRIPT = ROOT / "bench" / "sharded_cpu.sh"
+STEPS = 8
+
+
+def _sets(model: Path, split: Path, *extra: str) -> list[str]:
+    values = [
+        f"model.path={model}", f"data.train_path={split}", f"data.val_path={split}", f"train.max_steps={STEPS}",
+        "train.prompts_per_step=2", "rollout.num_generations=2", "rollout.max_new_tokens=8",
+        "train.lr=1e-3", "train.seed=5", "train.save_every=4", "train.eval_every=0", "train.threads=1",
+        "algo.beta=0.04", "algo.rewards={format: 1.0, 'media_helpers:parity_reward': 1.0}", *extra,
+    ]  # fmt: skip
+    return [arg for v in values for arg in ("--set", v)]
+
+
+def _env() -> dict[str, str]:
+    paths = os.pathsep.join([str(ROOT / "src"), str(TESTS)])  # the parity reward lives in tests/
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": paths}
+
+
+def _sharded(out: Path, sets: list[str], *flags: str) -> dict:
+    done = subprocess.run(
+        ["bash", str(SCRIPT), str(out), *flags, *sets], env=_env(), capture_output=True, text=True
+    )
+    assert done.returncode == 0, _errors(done.stderr)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _ddp(out: Path, sets: list[str]) -> None:
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+        str(_free_port()), "-m", "echoink", "train", str(ROOT / "configs" / "tiny_cpu.yaml"),
+        "--set", f"train.output_dir={out}", *sets,
+    ]  # fmt: skip
+    env = {**_env(), "ACCELERATE_USE_CPU": "1"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, _errors(done.stderr)
+
+
+def _errors(stderr: str) -> str:
+    """The trainer's own one-line errors first (the launcher's traceback after them says little)."""
+    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    return "\n".join(lines[:4]) + "\n" + stderr[-2000:]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k] - b[k]).abs().max()) for k in a)
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_model_dir, tmp_path_factory):
+    """One uninterrupted ZeRO-3 run and one DDP run of the same recipe (shared by the tests below)."""
+    root = tmp_path_factory.mktemp("sharded")
+    sets = _sets(tiny_model_dir, write_small_split(root / "data"))
+    report = _sharded(root / "zero3", sets)
+    _ddp(root / "ddp", sets)
+    return root, sets, report
+
+
+def test_zero3_on_two_cpu_processes_equals_ddp(runs, tiny_model_dir):
+    root, _, report = runs
+    assert report["engine"] == "deepspeed-zero3" and report["processes"] == 2
+    assert report["steps"] == STEPS and report["backend"] == "gloo"
+    zero3, ddp = _weights(root / "zero3" / "final"), _weights(root / "ddp" / "final")
+    assert _max_diff(zero3, ddp) < 1e-5
+    start = _weights(tiny_model_dir)
+    moved = max(float((zero3[k] - start[k]).abs().max()) for k in start)
+    assert moved > 1e-3  # trained, not two untouched copies
+    rows_z, rows_d = read_jsonl(root / "zero3" / "metrics.jsonl"), read_jsonl(root / "ddp" / "metrics.jsonl")
+    assert any(r["reward_std"] > 0 for r in rows_z)  # there was a learning signal
+    for a, b in zip(rows_z, rows_d, strict=True):  # the same completions were sampled
+        for key in ("reward", "kl", "completions/mean_length", "grad_norm"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), (a["step"], key)
+
+
+def test_final_is_gathered_and_loads_in_plain_transformers(runs):
+    from transformers import Qwen2_5OmniThinkerForConditionalGeneration
+
+    root, _, _ = runs
+    final = root / "zero3" / "final"
+    model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(final, local_files_only=True)
+    saved = load_file(str(latest_checkpoint(root / "zero3") / "trainable.safetensors"))  # gathered at step 8
+    params = dict(model.named_parameters())
+    assert saved.keys() == params.keys() and all(v.numel() > 0 for v in saved.values())
+    assert all(torch.equal(params[k].detach(), v) for k, v in saved.items())
+
+
+def test_checkpoint_holds_every_partition(runs):
+    root, _, _ = runs
+    ckpt = latest_checkpoint(root / "zero3")
+    names = {f.name for f in ckpt.iterdir()}
+    assert {"optimizer-rank0.pt", "optimizer-rank1.pt", "rng.pt", "rng-rank1.pt"} <= names
+    assert "optimizer.pt" not in names
+    assert json.loads((ckpt / "trainer_state.json").read_text())["processes"] == 2
+
+
+def test_kill_9_after_a_checkpoint_then_resume_equals_the_uninterrupted_run(runs):
+    root, sets, _ = runs
+    out = root / "killed"
+    proc = subprocess.Popen(
+        ["bash", str(SCRIPT), str(out), *sets], env=_env(), start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 600
+    while not list_checkpoints(out) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert [p.name for p in list_checkpoints(out)] == ["step-000004"]
+    assert not (out / "final").exists()  # killed mid-run, not after it
+    report = _sharded(out, sets, "--resume")
+    assert report["steps"] == STEPS
+    assert _max_diff(_weights(out / "final"), _weights(root / "zero3" / "final")) < 1e-6
+    assert [r["step"] for r in read_jsonl(out / "metrics.jsonl")] == list(range(1, STEPS + 1))
