@@ -32,14 +32,34 @@ SCRIPT = ROOT / "bench" / "sharded_cpu.sh"
 STEPS = 8
 
 
-def _sets(model: Path, split: Path, *extra: str) -> list[str]:
-    values = [
+def _values(model: Path, split: Path, *extra: str) -> list[str]:
+    return [
         f"model.path={model}", f"data.train_path={split}", f"data.val_path={split}", f"train.max_steps={STEPS}",
         "train.prompts_per_step=2", "rollout.num_generations=2", "rollout.max_new_tokens=8",
         "train.lr=1e-3", "train.seed=5", "train.save_every=4", "train.eval_every=0", "train.threads=1",
         "algo.beta=0.04", "algo.rewards={format: 1.0, 'media_helpers:parity_reward': 1.0}", *extra,
     ]  # fmt: skip
-    return [arg for v in values for arg in ("--set", v)]
+
+
+def _sets(model: Path, split: Path, *extra: str) -> list[str]:
+    return [arg for v in _values(model, split, *extra) for arg in ("--set", v)]
+
+
+def _worker(tmp: Path, values: list[str], mode: str) -> Path:
+    """sharded_worker.py under the ZeRO-3 CPU launch (as bench/sharded_cpu.sh launches the trainer)."""
+    from echoink.config import load_config, save_config
+
+    recipe, out = tmp / f"{mode}.yaml", tmp / mode
+    save_config(load_config(ROOT / "configs" / "tiny_cpu.yaml", values), recipe)
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+        "configs/accelerate/deepspeed_zero3_cpu.yaml", "--main_process_port", str(_free_port()),
+        str(Path(__file__).with_name("sharded_worker.py")), str(recipe), mode, str(out),
+    ]  # fmt: skip
+    env = {**_env(), "DS_ACCELERATOR": "cpu"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, _errors(done.stderr)
+    return out
 
 
 def _env() -> dict[str, str]:
@@ -100,6 +120,11 @@ def runs(tiny_model_dir, tmp_path_factory):
     return root, sets, report
 
 
+@pytest.fixture(scope="module")
+def split(runs) -> Path:
+    return runs[0] / "data" / "train.json"
+
+
 def test_zero3_on_two_cpu_processes_equals_ddp(runs, tiny_model_dir):
     root, _, report = runs
     assert report["engine"] == "deepspeed-zero3" and report["processes"] == 2
@@ -155,3 +180,26 @@ def test_kill_9_after_a_checkpoint_then_resume_equals_the_uninterrupted_run(runs
     assert report["steps"] == STEPS
     assert _max_diff(_weights(out / "final"), _weights(root / "zero3" / "final")) < 1e-6
     assert [r["step"] for r in read_jsonl(out / "metrics.jsonl")] == list(range(1, STEPS + 1))
+
+
+def test_rollouts_gather_the_weights_once_not_per_token(tiny_model_dir, split, tmp_path):
+    """The gather-once rollout samples exactly what per-layer gathering samples, with at most one
+    all-gather per weight instead of several per decoding step (no reference: only the policy's)."""
+    values = _values(tiny_model_dir, split, "rollout.max_new_tokens=16", "algo.beta=0")
+    out = _worker(tmp_path, values, "gathers")
+    for rank in (0, 1):
+        report = json.loads((out / f"gathers-rank{rank}.json").read_text())
+        once, per_layer = report["once"], report["per_layer"]
+        assert once["texts"] == per_layer["texts"]  # the same weights, the same samples
+        assert once["decode_steps"] >= 8  # decoding ran for several steps
+        assert 0 < once["gathers"] <= report["parameters"], once["by_op"]
+        assert per_layer["gathers"] >= 2 * once["decode_steps"] and per_layer["gathers"] > 2 * once["gathers"]
+
+
+def test_a_nan_pass_is_skipped_before_deepspeed_steps(tiny_model_dir, split, tmp_path):
+    """DeepSpeed in fp32/bf16 steps whatever gradient it gets; the trainer checks the partitions first."""
+    out = _worker(tmp_path, _values(tiny_model_dir, split, "train.max_steps=3"), "nan")
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert [r["skipped_updates"] for r in rows] == [0.0, 1.0, 1.0]
+    weights = _weights(out / "final")
+    assert all(bool(torch.isfinite(v).all()) for v in weights.values())
