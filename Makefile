@@ -34,6 +34,10 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
 	$(PIP) install -q -c constraints.txt -e '.[test]'
+	# DeepSpeed for the sharded tests (tests/dist/test_sharded.py, bench/sharded_cpu.sh). It ships
+	# only an sdist whose setup.py imports torch, so it builds against the torch installed above
+	# (no build isolation, which would fetch a second torch); no ops are compiled at install.
+	$(PIP) install -q -c constraints.txt --no-build-isolation deepspeed
 	touch $(STAMP)
 
 test: setup $(CHROMIUM) $(FFPROBE)

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from accelerate.commands.config.config_args import load_config_from_file
 from accelerate.utils import DistributedType
 from accelerate.utils.deepspeed import HfDeepSpeedConfig
@@ -18,7 +19,8 @@ from echoink.config import load_config
 from echoink.rl.distributed import deepspeed_problems
 
 ROOT = Path(__file__).parents[2]
-CONFIGS = sorted((ROOT / "configs" / "accelerate").glob("*.yaml"))
+ALL = sorted((ROOT / "configs" / "accelerate").glob("*.yaml"))
+CONFIGS = [p for p in ALL if not p.stem.endswith("_cpu")]  # the GPU launches; *_cpu: tests/dist/test_sharded.py
 PAPER = load_config(ROOT / "configs" / "echoink_r1_7b.yaml")
 PAPER_PROMPTS_PER_STEP = 8  # EchoInk-R1: 8 GPUs x 1 prompt x G=16
 
@@ -32,7 +34,12 @@ def test_the_expected_configs_ship():
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_config_parses_and_fits_the_paper_recipe(path):
     cfg = load_config_from_file(str(path))
-    assert cfg.mixed_precision == PAPER.train.mixed_precision  # the trainer passes its own precision too
+    if cfg.distributed_type == DistributedType.DEEPSPEED:
+        # accelerate launch refuses a mixed_precision next to a deepspeed_config_file (the JSON's
+        # bf16.enabled rules, checked below); it reads back as the default "no".
+        assert "mixed_precision" not in yaml.safe_load(path.read_text())
+    else:
+        assert cfg.mixed_precision == PAPER.train.mixed_precision  # the trainer passes its own precision too
     per_node = cfg.num_processes // cfg.num_machines
     assert cfg.num_processes == per_node * cfg.num_machines and per_node == 8
     assert per_node * PAPER.train.prompts_per_step == PAPER_PROMPTS_PER_STEP  # one node = the paper's batch
@@ -73,3 +80,18 @@ def test_deepspeed_problems_names_each_mismatch():
     assert any(
         "mini_batch_prompts" in p for p in deepspeed_problems({"train_micro_batch_size_per_gpu": 1}, split)
     )
+
+
+def test_the_cpu_zero3_config_is_the_paper_engine_in_fp32():
+    """configs/accelerate/deepspeed_zero3_cpu.yaml (bench/sharded_cpu.sh): 2 processes, and its JSON is
+    zero3.json but for precision and the persistence threshold (so the CPU run shards every weight)."""
+    cfg = load_config_from_file(str(ROOT / "configs" / "accelerate" / "deepspeed_zero3_cpu.yaml"))
+    assert cfg.distributed_type == DistributedType.DEEPSPEED and cfg.num_processes == 2 and not cfg.use_cpu
+    cpu = json.loads((ROOT / cfg.deepspeed_config["deepspeed_config_file"]).read_text())
+    gpu = json.loads((ROOT / "configs" / "accelerate" / "deepspeed" / "zero3.json").read_text())
+    assert deepspeed_problems(cpu, load_config(ROOT / "configs" / "tiny_cpu.yaml")) == []
+    assert "bf16" not in cpu and cpu["zero_optimization"]["stage3_param_persistence_threshold"] == 0
+    for section in (cpu, gpu):
+        section.pop("bf16", None), section.pop("gradient_clipping")  # the trainer fills "auto" from the recipe
+        section["zero_optimization"].pop("stage3_param_persistence_threshold")
+    assert cpu == gpu

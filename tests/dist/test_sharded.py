@@ -203,3 +203,26 @@ def test_a_nan_pass_is_skipped_before_deepspeed_steps(tiny_model_dir, split, tmp
     assert [r["skipped_updates"] for r in rows] == [0.0, 1.0, 1.0]
     weights = _weights(out / "final")
     assert all(bool(torch.isfinite(v).all()) for v in weights.values())
+
+
+def test_the_papers_own_zero3_config_trains_in_bf16(tiny_model_dir, split, tmp_path):
+    """configs/accelerate/deepspeed_zero3.yaml as shipped for 8 GPUs (bf16, overlap_comm, small weights
+    kept whole), on 2 CPU processes: it launches (it used to be refused for naming mixed_precision next
+    to its JSON), trains policy and partitioned reference in bf16, and writes a loadable final/."""
+    out = tmp_path / "bf16"
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+        "configs/accelerate/deepspeed_zero3.yaml", "--num_processes", "2", "--main_process_port",
+        str(_free_port()), "-m", "echoink", "train", "configs/tiny_cpu.yaml", "--set", f"train.output_dir={out}",
+        *_sets(tiny_model_dir, split, "train.max_steps=3", "train.mixed_precision=bf16", "train.max_grad_norm=5.0"),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, env={**_env(), "DS_ACCELERATOR": "cpu"}, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, _errors(done.stderr)
+    launch = json.loads((out / "launch.json").read_text())
+    assert launch["engine"] == "deepspeed-zero3" and launch["mixed_precision"] == "bf16"
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert len(rows) == 3 and all(r["skipped_updates"] == 0 for r in rows)
+    assert any(r["grad_norm"] > 0 for r in rows) and rows[-1]["kl"] > 0  # trained, reference in use
+    weights = _weights(out / "final")
+    assert {v.dtype for v in weights.values()} == {torch.bfloat16}  # 16-bit weights gathered on save
+    assert all(bool(torch.isfinite(v).all()) for v in weights.values())
