@@ -10,7 +10,11 @@ Activations are for the LLM only (the towers run once per prompt): with gradient
 saved [tokens, hidden] bf16 input per layer plus one layer's working set re-computed in backward
 (~34 · tokens · hidden bytes, Korthikanti et al. 2022, with flash attention), plus the [tokens, V]
 logits in bf16 and their fp32 log-softmax. Tokens per process = prompt once (shared prefix) +
-G · max_new_tokens. Buffers, fragmentation and CUDA context (~2-4 GB) are not included.
+G · max_new_tokens. Under ZeRO-3 the frozen reference is partitioned like the policy (an
+inference-only DeepSpeed engine, ``rl/sharding.py``), and the rollout gathers the full bf16 weights
+once (``full_weights``): ``rollout_peak`` is that moment (full weights + optimiser + reference shard;
+no activations or gradients are live then; the KV cache of G · max_new_tokens is not included).
+Buffers, fragmentation and CUDA context (~2-4 GB) are not included.
 
     python bench/memory_estimate.py            # markdown table (docs/scaling.md)
     python bench/memory_estimate.py --json     # one JSON line per setup
@@ -64,7 +68,8 @@ def setups(n: dict, tokens: int) -> list[dict]:
     act = activations(n, tokens)
     rows = []
 
-    def row(name, gpus, weights, grads, optim, reference):
+    def row(name, gpus, weights, grads, optim, reference, gathered=None):
+        rollout = (gathered if gathered is not None else weights) + optim + reference
         rows.append(
             {
                 "setup": name,
@@ -75,13 +80,14 @@ def setups(n: dict, tokens: int) -> list[dict]:
                 "reference_GiB": reference / GiB,
                 "activations_GiB": act / GiB,
                 "total_GiB": (weights + grads + optim + reference + act) / GiB,
+                "rollout_peak_GiB": rollout / GiB,
             }
         )
 
     row("DDP, pure bf16 AdamW", 8, 2 * p, 2 * p, 4 * p, 2 * p)
     row("DeepSpeed ZeRO-2, bf16", 8, 2 * p, 2 * p / 8, 12 * p / 8, 2 * p)
-    row("DeepSpeed ZeRO-3, bf16 (paper)", 8, 2 * p / 8, 2 * p / 8, 12 * p / 8, 2 * p)
-    row("ZeRO-3, 2 nodes x 8", 16, 2 * p / 16, 2 * p / 16, 12 * p / 16, 2 * p)
+    row("DeepSpeed ZeRO-3, bf16 (paper)", 8, 2 * p / 8, 2 * p / 8, 12 * p / 8, 2 * p / 8, gathered=2 * p)
+    row("ZeRO-3, 2 nodes x 8", 16, 2 * p / 16, 2 * p / 16, 12 * p / 16, 2 * p / 16, gathered=2 * p)
     # LoRA: frozen bf16 base, fp32 adapters with fp32 grads and AdamW moments; the reference is the
     # base with adapters disabled (no copy).
     row(f"LoRA r=64, 1 GPU ({lora / 1e6:.0f}M adapter params)", 1, 2 * p + 4 * lora, 4 * lora, 8 * lora, 0)
@@ -107,7 +113,7 @@ def main() -> None:
         f"audio {n['audio'] / 1e6:.0f}M, vision {n['vision'] / 1e6:.0f}M); {tokens} tokens per process "
         f"per pass (prompt {args.prompt_tokens} + G={args.generations} x {args.max_new_tokens}).\n"
     )
-    cols = ["params", "grads", "optimizer", "reference", "activations", "total"]
+    cols = ["params", "grads", "optimizer", "reference", "activations", "total", "rollout_peak"]
     print("| setup | GPUs | " + " | ".join(f"{c} GiB" for c in cols) + " |")
     print("|---|---:|" + "---:|" * len(cols))
     for r in rows:
