@@ -20,7 +20,9 @@ from echoink.rl.distributed import deepspeed_problems
 
 ROOT = Path(__file__).parents[2]
 ALL = sorted((ROOT / "configs" / "accelerate").glob("*.yaml"))
-CONFIGS = [p for p in ALL if not p.stem.endswith("_cpu")]  # the GPU launches; *_cpu: tests/dist/test_sharded.py
+CONFIGS = [
+    p for p in ALL if not p.stem.endswith("_cpu")
+]  # the GPU launches; *_cpu: tests/dist/test_sharded.py
 PAPER = load_config(ROOT / "configs" / "echoink_r1_7b.yaml")
 PAPER_PROMPTS_PER_STEP = 8  # EchoInk-R1: 8 GPUs x 1 prompt x G=16
 
@@ -92,6 +94,9 @@ def test_the_cpu_zero3_config_is_the_paper_engine_in_fp32():
     assert deepspeed_problems(cpu, load_config(ROOT / "configs" / "tiny_cpu.yaml")) == []
     assert "bf16" not in cpu and cpu["zero_optimization"]["stage3_param_persistence_threshold"] == 0
     for section in (cpu, gpu):
-        section.pop("bf16", None), section.pop("gradient_clipping")  # the trainer fills "auto" from the recipe
+        (
+            section.pop("bf16", None),
+            section.pop("gradient_clipping"),
+        )  # the trainer fills "auto" from the recipe
         section["zero_optimization"].pop("stage3_param_persistence_threshold")
     assert cpu == gpu

@@ -53,7 +53,9 @@ def _free_port() -> int:
 
 
 def _launch(recipe: Path, mode: str, out: Path, processes: int) -> None:
-    paths = os.pathsep.join([str(TESTS.parent / "src"), str(TESTS)])  # this checkout's package, not an installed one
+    paths = os.pathsep.join(
+        [str(TESTS.parent / "src"), str(TESTS)]
+    )  # this checkout's package, not an installed one
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": paths, "ACCELERATE_USE_CPU": "1"}
     if processes == 1:
         cmd = [sys.executable, str(WORKER)]

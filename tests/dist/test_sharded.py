@@ -216,7 +216,9 @@ def test_the_papers_own_zero3_config_trains_in_bf16(tiny_model_dir, split, tmp_p
         str(_free_port()), "-m", "echoink", "train", "configs/tiny_cpu.yaml", "--set", f"train.output_dir={out}",
         *_sets(tiny_model_dir, split, "train.max_steps=3", "train.mixed_precision=bf16", "train.max_grad_norm=5.0"),
     ]  # fmt: skip
-    done = subprocess.run(cmd, env={**_env(), "DS_ACCELERATOR": "cpu"}, capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        cmd, env={**_env(), "DS_ACCELERATOR": "cpu"}, capture_output=True, text=True, cwd=ROOT
+    )
     assert done.returncode == 0, _errors(done.stderr)
     launch = json.loads((out / "launch.json").read_text())
     assert launch["engine"] == "deepspeed-zero3" and launch["mixed_precision"] == "bf16"
@@ -226,3 +228,23 @@ def test_the_papers_own_zero3_config_trains_in_bf16(tiny_model_dir, split, tmp_p
     weights = _weights(out / "final")
     assert {v.dtype for v in weights.values()} == {torch.bfloat16}  # 16-bit weights gathered on save
     assert all(bool(torch.isfinite(v).all()) for v in weights.values())
+
+
+def test_resuming_a_zero3_checkpoint_under_ddp_is_refused_with_a_reason(runs, tmp_path):
+    """Partitions written by DeepSpeed cannot seed a DDP optimiser: one line saying so, not a fallback."""
+    import shutil
+
+    root, sets, _ = runs
+    out = tmp_path / "mixed"
+    shutil.copytree(root / "zero3", out)
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+        str(_free_port()), "-m", "echoink", "train", str(ROOT / "configs" / "tiny_cpu.yaml"),
+        "--set", f"train.output_dir={out}", *sets, "--resume",
+    ]  # fmt: skip
+    done = subprocess.run(
+        cmd, env={**_env(), "ACCELERATE_USE_CPU": "1"}, capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode != 0
+    assert "optimiser state is partitioned by DeepSpeed" in _errors(done.stderr)

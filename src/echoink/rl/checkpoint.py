@@ -205,7 +205,12 @@ def save_checkpoint(
         if not procs.sharded_optimizer:
             torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-        state = {"step": step, "processes": procs.world, **trainer_state}
+        state = {
+            "step": step,
+            "processes": procs.world,
+            "optimizer_partitioned": procs.sharded_optimizer,
+            **trainer_state,
+        }
         (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
         write_manifest(tmp)
         _fsync_all(tmp)
@@ -249,10 +254,17 @@ def read_checkpoint(path: Path, procs: Processes = ONE) -> dict[str, Any]:
     own = {procs.rng_file(), procs.optimizer_file()}
     verify(path, lambda name: not PER_PROCESS.match(name) or name in own)  # not the others' partitions
     state = json.loads((path / "trainer_state.json").read_text())
-    written_by = int(state.get("processes", 1))
-    if procs.sharded_optimizer and written_by != procs.world:
-        raise CheckpointDamaged(
-            f"{path}: written by {written_by} processes; its optimiser partitions need {written_by} again"
+    written_by, partitioned = int(state.get("processes", 1)), bool(state.get("optimizer_partitioned"))
+    if partitioned != procs.sharded_optimizer:
+        how = {True: "partitioned by DeepSpeed", False: "whole (one process or DDP)"}
+        raise ValueError(
+            f"{path}: its optimiser state is {how[partitioned]} but this launch's is "
+            f"{how[procs.sharded_optimizer]}; resume with the kind of launch that wrote it"
+        )
+    if partitioned and written_by != procs.world:
+        raise ValueError(
+            f"{path}: written by {written_by} processes, each with its optimiser partition; "
+            f"resume with {written_by} processes, not {procs.world}"
         )
     rng = path / procs.rng_file()
     loaded = {
