@@ -248,3 +248,12 @@ def test_resuming_a_zero3_checkpoint_under_ddp_is_refused_with_a_reason(runs, tm
     )
     assert done.returncode != 0
     assert "optimiser state is partitioned by DeepSpeed" in _errors(done.stderr)
+
+
+def test_zero3_with_gradient_checkpointing_equals_zero3_without(runs):
+    """The paper's combination: ZeRO-3 + gradient checkpointing (prefix sharing kept, completions
+    checkpointed one per chunk, re-gathered by DeepSpeed in the backward) trains the same weights."""
+    root, sets, _ = runs
+    extra = ["--set", "model.gradient_checkpointing=true", "--set", "train.completions_per_pass=1"]
+    _sharded(root / "zero3_gc", sets + extra)
+    assert _max_diff(_weights(root / "zero3_gc" / "final"), _weights(root / "zero3" / "final")) < 1e-5
