@@ -257,3 +257,26 @@ def test_zero3_with_gradient_checkpointing_equals_zero3_without(runs):
     extra = ["--set", "model.gradient_checkpointing=true", "--set", "train.completions_per_pass=1"]
     _sharded(root / "zero3_gc", sets + extra)
     assert _max_diff(_weights(root / "zero3_gc" / "final"), _weights(root / "zero3" / "final")) < 1e-5
+
+
+def test_a_damaged_partition_of_one_process_makes_every_process_fall_back(runs, tmp_path):
+    """Process 1's optimiser partition of the newest checkpoint is altered: process 0's files are fine,
+    yet both resume from the previous checkpoint (agreed), and train to the uninterrupted weights."""
+    import shutil
+
+    root, sets, _ = runs
+    out = tmp_path / "damaged"
+    shutil.copytree(root / "zero3", out)
+    shutil.rmtree(out / "final")
+    partition = out / "checkpoints" / "step-000008" / "optimizer-rank1.pt"
+    data = bytearray(partition.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    partition.write_bytes(bytes(data))
+    done = subprocess.run(
+        ["bash", str(SCRIPT), str(out), "--resume", *sets], env=_env(), capture_output=True, text=True
+    )
+    assert done.returncode == 0, _errors(done.stderr)
+    assert "optimizer-rank1.pt: missing or altered" in done.stderr
+    assert "damaged on another process" in done.stderr
+    assert _max_diff(_weights(out / "final"), _weights(root / "zero3" / "final")) < 1e-6
+    assert [r["step"] for r in read_jsonl(out / "metrics.jsonl")] == list(range(1, STEPS + 1))

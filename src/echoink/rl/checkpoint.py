@@ -251,8 +251,13 @@ def read_checkpoint(path: Path, procs: Processes = ONE) -> dict[str, Any]:
     Raises CheckpointDamaged when a file is missing, altered or not plain data, or the checkpoint was
     written by a different number of processes than hold partitions now.
     """
-    own = {procs.rng_file(), procs.optimizer_file()}
-    verify(path, lambda name: not PER_PROCESS.match(name) or name in own)  # not the others' partitions
+    # Each process checks what it reads; the main one also every other shared file (so a damaged
+    # weights file still makes all fall back, while 8 processes do not all hash 15 GB of weights).
+    rng = procs.rng_file() if (path / procs.rng_file()).exists() else "rng.pt"  # written by fewer: rank 0's
+    reads = {"trainer_state.json", "scheduler.pt", rng, procs.optimizer_file()}
+    if not procs.weights_in_optimizer:
+        reads.add(WEIGHTS)
+    verify(path, lambda name: name in reads or (procs.main and not PER_PROCESS.match(name)))
     state = json.loads((path / "trainer_state.json").read_text())
     written_by, partitioned = int(state.get("processes", 1)), bool(state.get("optimizer_partitioned"))
     if partitioned != procs.sharded_optimizer:
@@ -266,12 +271,11 @@ def read_checkpoint(path: Path, procs: Processes = ONE) -> dict[str, Any]:
             f"{path}: written by {written_by} processes, each with its optimiser partition; "
             f"resume with {written_by} processes, not {procs.world}"
         )
-    rng = path / procs.rng_file()
     loaded = {
         "trainer_state": state,
         "optimizer": _safe_load(path / procs.optimizer_file(), procs.safe_globals),
         "scheduler": _safe_load(path / "scheduler.pt"),
-        "rng": _safe_load(rng if rng.exists() else path / "rng.pt"),  # fewer processes than now: rank 0's
+        "rng": _safe_load(path / rng),
         "weights": None if procs.weights_in_optimizer else load_file(str(path / WEIGHTS)),
     }
     return loaded
