@@ -1,12 +1,22 @@
-"""Checks that a multi-process launch is what the trainer expects (accelerate / DeepSpeed)."""
+"""The launch: the accelerator a run trains on, checked against what the trainer expects
+(one process group; a DeepSpeed config that fits), and ``launch.json`` saying what it is."""
 
 from __future__ import annotations
 
+import json
 import os
+from typing import TYPE_CHECKING
 
+import torch
 from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs, set_seed
 
 from ..config import Config
+from . import sharding
+from .trackers import tracker_kwargs
+
+if TYPE_CHECKING:
+    from .trainer import Run
 
 
 def check_world(accelerator: Accelerator) -> None:
@@ -43,3 +53,46 @@ def deepspeed_problems(ds: dict, cfg: Config) -> list[str]:
     if bf16 != "auto" and bool(bf16) != (cfg.train.mixed_precision == "bf16"):
         out.append(f"bf16.enabled={bf16} but train.mixed_precision={cfg.train.mixed_precision}")
     return out
+
+
+def make_accelerator(cfg: Config) -> Accelerator:
+    """The accelerator for this launch, checked (one process group; a DeepSpeed config that fits), seeded."""
+    # find_unused_parameters: transformers' audio tower defines audio_bos_eos_token but never uses it,
+    # and DDP would wait forever for its gradient (an error on the second step).
+    handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)]
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true" and not torch.cuda.is_available():
+        # Without a GPU accelerate finds no backend for DeepSpeed and leaves every process alone (a
+        # group of 1). Naming gloo makes DeepSpeed's CPU accelerator form the group: the sharded
+        # engine then runs exactly as on GPUs, only its collectives go over gloo (docs/scaling.md).
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        handlers.append(InitProcessGroupKwargs(backend="gloo"))
+    accelerator = Accelerator(
+        mixed_precision=cfg.train.mixed_precision, kwargs_handlers=handlers, **tracker_kwargs(cfg)
+    )
+    check_world(accelerator)
+    if accelerator.state.deepspeed_plugin is not None:
+        ds = accelerator.state.deepspeed_plugin.deepspeed_config
+        problems = deepspeed_problems(ds, cfg)
+        if problems:
+            raise ValueError("DeepSpeed config does not fit the trainer: " + "; ".join(problems))
+        if ds.get("gradient_clipping", "auto") == "auto":
+            ds["gradient_clipping"] = cfg.train.max_grad_norm  # DeepSpeed clips inside its step
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    set_seed(cfg.train.seed)
+    return accelerator
+
+
+def write_launch(run: Run) -> None:
+    """``run_dir/launch.json``: how this launch holds its weights (what bench/sharded_cpu.sh reports)."""
+    acc = run.accelerator
+    if acc.is_main_process:
+        launch = {
+            "engine": sharding.engine_name(acc),
+            "processes": acc.num_processes,
+            "zero_stage": run.zero_stage,
+            "device": acc.device.type,
+            "backend": acc.state.backend,
+            "mixed_precision": run.cfg.train.mixed_precision,
+        }
+        (run.run_dir / "launch.json").write_text(json.dumps(launch, indent=1) + "\n")

@@ -1,4 +1,4 @@
-"""The GRPO training loop on accelerate (the only module here, with sft.py, that knows accelerate).
+"""The GRPO training loop on accelerate (launch set-up in distributed.py, DeepSpeed specifics in sharding.py).
 
     for step:  rollout -> rewards -> advantages -> μ optimisation passes -> log -> checkpoint
 
@@ -8,17 +8,14 @@ Shapes: B prompts per process per step, G completions each, N = B·G, T completi
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs, set_seed
 from tqdm.auto import tqdm
 from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
@@ -27,13 +24,13 @@ from ..data import load_split
 from ..model import Engine
 from ..runlog import RunLog
 from . import algos, sharding
-from .distributed import check_world, deepspeed_problems
+from .distributed import make_accelerator, write_launch
 from .experience import Experience, collect_experience, register_rewards
 from .metrics import step_metrics
 from .persistence import check_policy, checkpoint, export_final, restore, rollout_rows
 from .run_dir import apply_changes, prepare_run_dir
 from .sampling import PromptSampler
-from .trackers import log_to_trackers, start_trackers, stop_trackers, tracker_kwargs
+from .trackers import log_to_trackers, start_trackers, stop_trackers
 from .validation import make_validator, validation_metrics
 
 log = logging.getLogger(__name__)
@@ -161,49 +158,6 @@ def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> R
     else:
         run.log.reset()
     return run
-
-
-def make_accelerator(cfg: Config) -> Accelerator:
-    """The accelerator for this launch, checked (one process group; a DeepSpeed config that fits), seeded."""
-    # find_unused_parameters: transformers' audio tower defines audio_bos_eos_token but never uses it,
-    # and DDP would wait forever for its gradient (an error on the second step).
-    handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)]
-    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true" and not torch.cuda.is_available():
-        # Without a GPU accelerate finds no backend for DeepSpeed and leaves every process alone (a
-        # group of 1). Naming gloo makes DeepSpeed's CPU accelerator form the group: the sharded
-        # engine then runs exactly as on GPUs, only its collectives go over gloo (docs/scaling.md).
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
-        handlers.append(InitProcessGroupKwargs(backend="gloo"))
-    accelerator = Accelerator(
-        mixed_precision=cfg.train.mixed_precision, kwargs_handlers=handlers, **tracker_kwargs(cfg)
-    )
-    check_world(accelerator)
-    if accelerator.state.deepspeed_plugin is not None:
-        ds = accelerator.state.deepspeed_plugin.deepspeed_config
-        problems = deepspeed_problems(ds, cfg)
-        if problems:
-            raise ValueError("DeepSpeed config does not fit the trainer: " + "; ".join(problems))
-        if ds.get("gradient_clipping", "auto") == "auto":
-            ds["gradient_clipping"] = cfg.train.max_grad_norm  # DeepSpeed clips inside its step
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    set_seed(cfg.train.seed)
-    return accelerator
-
-
-def write_launch(run: Run) -> None:
-    """``run_dir/launch.json``: how this launch holds its weights (what bench/sharded_cpu.sh reports)."""
-    acc = run.accelerator
-    if acc.is_main_process:
-        launch = {
-            "engine": sharding.engine_name(acc),
-            "processes": acc.num_processes,
-            "zero_stage": run.zero_stage,
-            "device": acc.device.type,
-            "backend": acc.state.backend,
-            "mixed_precision": run.cfg.train.mixed_precision,
-        }
-        (run.run_dir / "launch.json").write_text(json.dumps(launch, indent=1) + "\n")
 
 
 def make_optimizer(policy: torch.nn.Module, cfg: Config):
