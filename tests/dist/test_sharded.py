@@ -280,3 +280,36 @@ def test_a_damaged_partition_of_one_process_makes_every_process_fall_back(runs, 
     assert "damaged on another process" in done.stderr
     assert _max_diff(_weights(out / "final"), _weights(root / "zero3" / "final")) < 1e-6
     assert [r["step"] for r in read_jsonl(out / "metrics.jsonl")] == list(range(1, STEPS + 1))
+
+
+def test_zero2_resumes_from_its_partitions_exactly(tiny_model_dir, split, tmp_path):
+    """The shipped deepspeed_zero2.yaml (bf16; weights whole, optimiser partitioned) on 2 CPU processes:
+    resuming from the step-2 checkpoint (weights from the file, each process's own AdamW partition)
+    ends on the uninterrupted run's weights."""
+    import shutil
+
+    def launch(out: Path, *flags: str) -> None:
+        cmd = [
+            sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+            "configs/accelerate/deepspeed_zero2.yaml", "--num_processes", "2", "--main_process_port",
+            str(_free_port()), "-m", "echoink", "train", "configs/tiny_cpu.yaml", "--set", f"train.output_dir={out}",
+            *_sets(tiny_model_dir, split, "train.max_steps=4", "train.save_every=2", "train.mixed_precision=bf16",
+                   "train.max_grad_norm=5.0"),
+            *flags,
+        ]  # fmt: skip
+        done = subprocess.run(
+            cmd, env={**_env(), "DS_ACCELERATOR": "cpu"}, capture_output=True, text=True, cwd=ROOT
+        )
+        assert done.returncode == 0, _errors(done.stderr)
+
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    launch(whole)
+    assert json.loads((whole / "launch.json").read_text())["engine"] == "deepspeed-zero2"
+    shutil.copytree(whole, resumed)
+    shutil.rmtree(resumed / "final")
+    shutil.rmtree(resumed / "checkpoints" / "step-000004")
+    assert {"optimizer-rank0.pt", "optimizer-rank1.pt"} <= {
+        f.name for f in (resumed / "checkpoints" / "step-000002").iterdir()
+    }
+    launch(resumed, "--resume")
+    assert _max_diff(_weights(resumed / "final"), _weights(whole / "final")) == 0.0

@@ -98,3 +98,21 @@ def test_restore_is_exact_weights_optimizer_and_every_rng(tmp_path):
         for a, b in zip(model.state_dict().values(), trained.state_dict().values(), strict=True)
     )
     assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == draws
+
+
+def test_a_planted_pickle_in_a_partition_file_is_refused_despite_the_allowed_classes(tmp_path):
+    """Partition files are read with DeepSpeed's loss-scaler, stage and slice classes allowed by name;
+    anything else, such as a payload that would create a file, is still refused."""
+    pytest.importorskip("deepspeed")
+    from echoink.rl.checkpoint import Processes, read_checkpoint
+    from echoink.rl.sharding import partition_safe_globals
+
+    procs = Processes(sharded_optimizer=True, safe_globals=partition_safe_globals())
+    model, opt, sched = _parts()
+    ckpt = save_checkpoint(tmp_path, 1, model, opt, sched, {"sampler": {}}, procs=procs)
+    assert read_checkpoint(ckpt, procs)["optimizer"].keys() == opt.state_dict().keys()  # loads when clean
+    marker = tmp_path / "pwned"
+    _replant(ckpt, "optimizer-rank0.pt", pickle.dumps({"state": _Planted(marker)}))
+    with pytest.raises(CheckpointDamaged, match="optimizer-rank0.pt"):
+        read_checkpoint(ckpt, procs)
+    assert not marker.exists(), "loading a partition ran code"
