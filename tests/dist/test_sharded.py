@@ -313,3 +313,18 @@ def test_zero2_resumes_from_its_partitions_exactly(tiny_model_dir, split, tmp_pa
     }
     launch(resumed, "--resume")
     assert _max_diff(_weights(resumed / "final"), _weights(whole / "final")) == 0.0
+
+
+def test_qwen3_omni_moe_trains_under_zero3_and_final_loads(tiny_qwen3_dir, split, tmp_path):
+    """The other family (MoE experts, deepstack) under the same ZeRO-3 path: trains with its reference
+    partitioned, and final/ is the plain transformers thinker with the checkpoint's gathered weights."""
+    from transformers import Qwen3OmniMoeThinkerForConditionalGeneration
+
+    out = tmp_path / "q3"
+    report = _sharded(out, _sets(tiny_qwen3_dir, split, "train.max_steps=3", "train.save_every=3"))
+    assert report["engine"] == "deepspeed-zero3" and report["steps"] == 3
+    model = Qwen3OmniMoeThinkerForConditionalGeneration.from_pretrained(out / "final", local_files_only=True)
+    saved = load_file(str(latest_checkpoint(out) / "trainable.safetensors"))
+    params = dict(model.named_parameters())
+    assert saved.keys() == params.keys() and all(torch.equal(params[k].detach(), v) for k, v in saved.items())
+    assert any(r["kl"] > 0 for r in read_jsonl(out / "metrics.jsonl"))
