@@ -119,3 +119,20 @@ def test_bf16_mixed_precision_trains_policy_and_reference_on_cpu(tiny_model_dir,
     final = load_file(str(latest_checkpoint(Path(cfg.train.output_dir)) / "trainable.safetensors"))
     assert sum(not torch.equal(final[n], p) for n, p in before.items()) > len(before) // 2
     request_reset(reset_partial_state=True)  # leave no bf16 state to the tests after this one
+
+
+def test_gradient_checkpointing_says_prefix_sharing_stays_on(tiny_model_dir, split, tmp_path, caplog):
+    """With model.gradient_checkpointing the policy pass stays "prefix" and the log says so (it used to
+    switch to "towers" silently), and the checkpointed pass trains."""
+    import logging
+
+    cfg = recipe(
+        tiny_model_dir, split, tmp_path / "run", "model.gradient_checkpointing=true",
+        "train.completions_per_pass=2", "train.max_steps=1",
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="echoink.rl.trainer"):
+        run = setup_run(cfg, resume=False)
+    assert "gradient checkpointing: prefix sharing is on" in caplog.text and "2 per pass" in caplog.text
+    assert run.scorer.sharing == "prefix" and run.cfg.rollout.sharing == "prefix"
+    update = trainer.optimise(run, trainer.next_rollout_batch(run))
+    assert math.isfinite(update["loss"]) and update["skipped_updates"] == 0.0

@@ -118,20 +118,15 @@ def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> R
         reference = load_reference(cfg.model, device=accelerator.device)
     engine = Engine.for_model(policy, load_processor(cfg.model.path))
     vocab = engine.vocab_size(policy)  # before prepare: ZeRO-3 leaves each weight an empty placeholder
-    sharing = cfg.rollout.sharing
-    if cfg.model.gradient_checkpointing and sharing == "prefix":
-        per_pass = cfg.train.completions_per_pass or "all"
-        log.info(
-            "gradient checkpointing: prefix sharing is on (prompt once, completions checkpointed, %s per pass)",
-            per_pass,
-        )
     optimizer, scheduler = make_optimizer(policy, cfg)
     # The scheduler is not prepared: accelerate would step it once per process per call.
-    scorer = engine.scorer(policy, sharing, cfg.algo.router_aux_loss_coef, cfg.train.completions_per_pass)
+    scorer = engine.scorer(
+        policy, cfg.rollout.sharing, cfg.algo.router_aux_loss_coef, cfg.train.completions_per_pass
+    )
     scorer, optimizer = accelerator.prepare(scorer, optimizer)
     if reference is not None:
         reference = sharding.shard_reference(accelerator, reference)  # ZeRO-3: partitioned too
-    log.info("weights: %s on %d processes", sharding.engine_name(accelerator), accelerator.num_processes)
+    _log_layout(cfg, accelerator)
     r = cfg.rollout
     sampling = {"temperature": r.temperature, "top_p": r.top_p, "top_k": r.top_k}
     gen_config = engine.generation_config(vocab, max_new_tokens=r.max_new_tokens, do_sample=True, **sampling)
@@ -158,6 +153,17 @@ def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> R
     else:
         run.log.reset()
     return run
+
+
+def _log_layout(cfg: Config, accelerator: Accelerator) -> None:
+    """Say how the weights are held and, with gradient checkpointing, that prefix sharing stays on."""
+    log.info("weights: %s on %d processes", sharding.engine_name(accelerator), accelerator.num_processes)
+    if cfg.model.gradient_checkpointing and cfg.rollout.sharing == "prefix":
+        per_pass = cfg.train.completions_per_pass or "all"
+        log.info(
+            "gradient checkpointing: prefix sharing is on (prompt once, completions checkpointed, %s per pass)",
+            per_pass,
+        )
 
 
 def make_optimizer(policy: torch.nn.Module, cfg: Config):
