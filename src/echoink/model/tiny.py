@@ -75,6 +75,29 @@ frequencies) at <= 2e-4 rad per image column, so a tiny model cannot tell left f
 a small base (e.g. 10) gives those frequencies 0.13-0.24 rad per column."""
 
 
+# The towers' tiny sizes (the 7B's input geometry: 128 mel bins, 14-px patches merged 2x2, 2 frames).
+TINY_AUDIO = {
+    "num_mel_bins": 128,
+    "encoder_layers": 2,
+    "encoder_attention_heads": 2,
+    "encoder_ffn_dim": 64,
+    "d_model": 32,
+    "n_window": 100,
+    "max_source_positions": 1500,
+}
+TINY_VISION = {
+    "depth": 2,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_heads": 2,
+    "patch_size": 14,
+    "spatial_merge_size": 2,
+    "temporal_patch_size": 2,
+    "window_size": 112,
+    "fullatt_block_indexes": [1],
+}
+
+
 def tiny_thinker_config(
     hidden: int, layers: int, vocab: int, token_ids: dict[str, int], rope_theta: float = DEFAULT_ROPE_THETA
 ) -> Qwen2_5OmniThinkerConfig:
@@ -99,32 +122,10 @@ def tiny_thinker_config(
         "pad_token_id": token_ids["pad"],
         "tie_word_embeddings": False,
     }
-    audio = {
-        "num_mel_bins": 128,
-        "encoder_layers": 2,
-        "encoder_attention_heads": 2,
-        "encoder_ffn_dim": 64,
-        "d_model": 32,
-        "output_dim": hidden,
-        "n_window": 100,
-        "max_source_positions": 1500,
-    }
-    vision = {
-        "depth": 2,
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_heads": 2,
-        "patch_size": 14,
-        "spatial_merge_size": 2,
-        "temporal_patch_size": 2,
-        "window_size": 112,
-        "out_hidden_size": hidden,
-        "fullatt_block_indexes": [1],
-    }
     cfg = Qwen2_5OmniThinkerConfig(
         text_config=text,
-        audio_config=audio,
-        vision_config=vision,
+        audio_config={**TINY_AUDIO, "output_dim": hidden},
+        vision_config={**TINY_VISION, "out_hidden_size": hidden},
         audio_token_index=token_ids["audio"],
         image_token_index=token_ids["image"],
         video_token_index=token_ids["video"],
