@@ -43,6 +43,26 @@ def _config(out: Path, recipe: Path, overrides: list[str], arm: str | None = Non
     return load_config(recipe, paths + list(overrides) + (ARMS[arm] if arm else []))
 
 
+def _benchmark_and_model(out: Path, cfg, aligned: float, stages: Stages) -> None:
+    """The shortcut benchmark (``aligned`` of its training rows with the sound on the answer's side)
+    and the tiny model, as the demo builds them."""
+    from .data.synth import SynthSpec, benchmark_corpus, generate
+    from .model.tiny import build_tiny
+
+    d = cfg.demo
+    spec = SynthSpec(d.seed, d.difficulty, families=("shortcut_where",), shortcut=aligned, heldout=PARTS)
+    stages.run(
+        "benchmark", lambda: generate(out / "bench", {"train": d.train_items, "test": d.test_items}, spec)
+    )
+    corpus = benchmark_corpus()
+    stages.run(
+        "tiny model",
+        lambda: build_tiny(
+            out / "model", d.hidden, d.layers, d.vocab, d.seed, corpus, d.rope_theta, d.family
+        ),
+    )
+
+
 def run_experiment(
     out: Path,
     recipe: Path | None = None,
@@ -52,9 +72,7 @@ def run_experiment(
     echo=print,
 ) -> dict[str, Any]:
     """Run every stage into ``out`` (earlier outputs there are removed); returns the summary."""
-    from .data.synth import SynthSpec, benchmark_corpus, generate
     from .eval.evaluate import evaluate
-    from .model.tiny import build_tiny
     from .rl.trainer import train
     from .sft import sft
 
@@ -66,17 +84,8 @@ def run_experiment(
         _config(out, recipe, overrides, arm)  # a bad override fails now, not after the SFT
     for name in ("bench", "model", "sft", "eval_base", *ARMS, *(f"eval_{a}" for a in ARMS)):
         shutil.rmtree(out / name, ignore_errors=True)
-    d, stages = cfg.demo, Stages(60, echo)
-    spec = SynthSpec(d.seed, d.difficulty, families=("shortcut_where",), shortcut=aligned, heldout=PARTS)
-    stages.run(
-        "benchmark", lambda: generate(out / "bench", {"train": d.train_items, "test": d.test_items}, spec)
-    )
-    model = out / "model"
-    corpus = benchmark_corpus()
-    stages.run(
-        "tiny model",
-        lambda: build_tiny(model, d.hidden, d.layers, d.vocab, d.seed, corpus, d.rope_theta, d.family),
-    )
+    stages = Stages(60, echo)
+    _benchmark_and_model(out, cfg, aligned, stages)
     stages.run("SFT cold start", lambda: sft(cfg))
     e, test = cfg.eval, out / "bench" / "test.json"
     kwargs = dict(ablate=["audio", "image"], batch_size=e.batch_size, max_new_tokens=e.max_new_tokens)
