@@ -116,3 +116,12 @@ def test_a_planted_pickle_in_a_partition_file_is_refused_despite_the_allowed_cla
     with pytest.raises(CheckpointDamaged, match="optimizer-rank0.pt"):
         read_checkpoint(ckpt, procs)
     assert not marker.exists(), "loading a partition ran code"
+
+
+def test_a_process_that_cannot_see_the_main_checkpoint_directory_says_why(tmp_path):
+    """Process 1 on a node whose train.output_dir is not the main process's: one clear error."""
+    from echoink.rl.checkpoint import Processes
+
+    model, opt, sched = _parts()
+    with pytest.raises(RuntimeError, match="filesystem every node shares"):
+        save_checkpoint(tmp_path, 1, model, opt, sched, {}, procs=Processes(rank=1, world=2))

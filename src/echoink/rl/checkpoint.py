@@ -193,6 +193,11 @@ def save_checkpoint(
             shutil.rmtree(stale, ignore_errors=True)
         tmp.mkdir()
     procs.barrier()
+    if not tmp.is_dir():  # created by the main process: another node without the shared filesystem
+        raise RuntimeError(
+            f"{tmp}: process {procs.rank} cannot see the checkpoint directory the main process created; "
+            "train.output_dir must be on a filesystem every node shares"
+        )
     mine = [procs.rng_file()]
     torch.save(rng_state(), tmp / procs.rng_file())
     if procs.sharded_optimizer:
