@@ -75,15 +75,32 @@ def _sharded(out: Path, sets: list[str], *flags: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _ddp(out: Path, sets: list[str]) -> None:
+DDP = [
+    "--multi_gpu",
+    "--num_processes",
+    "2",
+    "--num_machines",
+    "1",
+    "--mixed_precision",
+    "no",
+    "--dynamo_backend",
+    "no",
+]
+
+
+def _train(launch: list[str], out: Path, sets: list[str], *flags: str) -> subprocess.CompletedProcess:
+    """``accelerate launch LAUNCH -m echoink train configs/tiny_cpu.yaml``: DDP (``DDP``, gloo via
+    ACCELERATE_USE_CPU) or DeepSpeed (``--config_file ...``, gloo via DeepSpeed's CPU accelerator)."""
     cmd = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-        str(_free_port()), "-m", "echoink", "train", str(ROOT / "configs" / "tiny_cpu.yaml"),
-        "--set", f"train.output_dir={out}", *sets,
+        sys.executable, "-m", "accelerate.commands.launch", *launch, "--main_process_port", str(_free_port()),
+        "-m", "echoink", "train", "configs/tiny_cpu.yaml", "--set", f"train.output_dir={out}", *sets, *flags,
     ]  # fmt: skip
-    env = {**_env(), "ACCELERATE_USE_CPU": "1"}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    env = {**_env(), "ACCELERATE_USE_CPU": "1"} if launch == DDP else {**_env(), "DS_ACCELERATOR": "cpu"}
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+
+
+def _ddp(out: Path, sets: list[str]) -> None:
+    done = _train(DDP, out, sets)
     assert done.returncode == 0, _errors(done.stderr)
 
 
@@ -210,15 +227,11 @@ def test_the_papers_own_zero3_config_trains_in_bf16(tiny_model_dir, split, tmp_p
     kept whole), on 2 CPU processes: it launches (it used to be refused for naming mixed_precision next
     to its JSON), trains policy and partitioned reference in bf16, and writes a loadable final/."""
     out = tmp_path / "bf16"
-    cmd = [
-        sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-        "configs/accelerate/deepspeed_zero3.yaml", "--num_processes", "2", "--main_process_port",
-        str(_free_port()), "-m", "echoink", "train", "configs/tiny_cpu.yaml", "--set", f"train.output_dir={out}",
-        *_sets(tiny_model_dir, split, "train.max_steps=3", "train.mixed_precision=bf16", "train.max_grad_norm=5.0"),
-    ]  # fmt: skip
-    done = subprocess.run(
-        cmd, env={**_env(), "DS_ACCELERATOR": "cpu"}, capture_output=True, text=True, cwd=ROOT
+    launch = ["--config_file", "configs/accelerate/deepspeed_zero3.yaml", "--num_processes", "2"]
+    sets = _sets(
+        tiny_model_dir, split, "train.max_steps=3", "train.mixed_precision=bf16", "train.max_grad_norm=5.0"
     )
+    done = _train(launch, out, sets)
     assert done.returncode == 0, _errors(done.stderr)
     launch = json.loads((out / "launch.json").read_text())
     assert launch["engine"] == "deepspeed-zero3" and launch["mixed_precision"] == "bf16"
@@ -237,15 +250,7 @@ def test_resuming_a_zero3_checkpoint_under_ddp_is_refused_with_a_reason(runs, tm
     root, sets, _ = runs
     out = tmp_path / "mixed"
     shutil.copytree(root / "zero3", out)
-    cmd = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-        str(_free_port()), "-m", "echoink", "train", str(ROOT / "configs" / "tiny_cpu.yaml"),
-        "--set", f"train.output_dir={out}", *sets, "--resume",
-    ]  # fmt: skip
-    done = subprocess.run(
-        cmd, env={**_env(), "ACCELERATE_USE_CPU": "1"}, capture_output=True, text=True, cwd=ROOT
-    )
+    done = _train(DDP, out, sets, "--resume")
     assert done.returncode != 0
     assert "optimiser state is partitioned by DeepSpeed" in _errors(done.stderr)
 
@@ -288,22 +293,18 @@ def test_zero2_resumes_from_its_partitions_exactly(tiny_model_dir, split, tmp_pa
     ends on the uninterrupted run's weights."""
     import shutil
 
-    def launch(out: Path, *flags: str) -> None:
-        cmd = [
-            sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-            "configs/accelerate/deepspeed_zero2.yaml", "--num_processes", "2", "--main_process_port",
-            str(_free_port()), "-m", "echoink", "train", "configs/tiny_cpu.yaml", "--set", f"train.output_dir={out}",
-            *_sets(tiny_model_dir, split, "train.max_steps=4", "train.save_every=2", "train.mixed_precision=bf16",
-                   "train.max_grad_norm=5.0"),
-            *flags,
-        ]  # fmt: skip
-        done = subprocess.run(
-            cmd, env={**_env(), "DS_ACCELERATOR": "cpu"}, capture_output=True, text=True, cwd=ROOT
-        )
+    launch = ["--config_file", "configs/accelerate/deepspeed_zero2.yaml", "--num_processes", "2"]
+    sets = _sets(
+        tiny_model_dir, split, "train.max_steps=4", "train.save_every=2", "train.mixed_precision=bf16",
+        "train.max_grad_norm=5.0",
+    )  # fmt: skip
+
+    def run(out: Path, *flags: str) -> None:
+        done = _train(launch, out, sets, *flags)
         assert done.returncode == 0, _errors(done.stderr)
 
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    launch(whole)
+    run(whole)
     assert json.loads((whole / "launch.json").read_text())["engine"] == "deepspeed-zero2"
     shutil.copytree(whole, resumed)
     shutil.rmtree(resumed / "final")
@@ -311,7 +312,7 @@ def test_zero2_resumes_from_its_partitions_exactly(tiny_model_dir, split, tmp_pa
     assert {"optimizer-rank0.pt", "optimizer-rank1.pt"} <= {
         f.name for f in (resumed / "checkpoints" / "step-000002").iterdir()
     }
-    launch(resumed, "--resume")
+    run(resumed, "--resume")
     assert _max_diff(_weights(resumed / "final"), _weights(whole / "final")) == 0.0
 
 

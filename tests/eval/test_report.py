@@ -26,6 +26,13 @@ CHROMIUM_ARGS = [
 ]
 AHA = "<think>The answer is A. Wait, listen again: it is <b>B</b>.</think><answer>B</answer>"
 PLAIN = "<think>The tone rises, so A.</think><answer>A</answer>"
+# An <audio> element's duration once its metadata loads (-1 if it does not decode).
+AUDIO_DURATION = """a => new Promise(done => {
+    if (a.readyState >= 1) return done(a.duration);
+    a.addEventListener("loadedmetadata", () => done(a.duration));
+    a.addEventListener("error", () => done(-1));
+    a.load();
+})"""
 
 
 @pytest.fixture
@@ -116,15 +123,7 @@ def test_report_in_headless_chromium(run_dir, tmp_path):
         assert page.locator("#count").inner_text() == "16"
         # The embedded media decode: the image has pixels, the Ogg audio has a duration of about 1 s.
         assert page.eval_on_selector(".card img", "img => img.complete && img.naturalWidth") > 0
-        duration = page.eval_on_selector(
-            ".card audio",
-            """a => new Promise(done => {
-                if (a.readyState >= 1) return done(a.duration);
-                a.addEventListener("loadedmetadata", () => done(a.duration));
-                a.addEventListener("error", () => done(-1));
-                a.load();
-            })""",
-        )
+        duration = page.eval_on_selector(".card audio", AUDIO_DURATION)
         assert duration == pytest.approx(1.0, abs=0.05)
         shot = tmp_path / "report.png"
         page.screenshot(path=str(shot), full_page=True)
@@ -194,15 +193,7 @@ def test_hostile_report_still_works_in_headless_chromium(tmp_path):
         assert page.locator("#count").inner_text() == str(n) and page.locator(".card").count() == n
         widths = page.eval_on_selector_all(".card img", "imgs => imgs.map(i => i.complete && i.naturalWidth)")
         assert len(widths) == n and all(w > 0 for w in widths)
-        durations = page.eval_on_selector_all(
-            ".card audio",
-            """els => Promise.all(els.map(a => new Promise(done => {
-                if (a.readyState >= 1) return done(a.duration);
-                a.addEventListener("loadedmetadata", () => done(a.duration));
-                a.addEventListener("error", () => done(-1));
-                a.load();
-            })))""",
-        )
+        durations = page.eval_on_selector_all(".card audio", f"els => Promise.all(els.map({AUDIO_DURATION}))")
         assert len(durations) == n and all(d == pytest.approx(0.2, abs=0.05) for d in durations)
         page.click('#filters button[data-filter="aha"][data-value="0"]')  # no trace self-corrects
         assert page.locator("#count").inner_text() == str(n)
