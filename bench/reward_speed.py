@@ -12,7 +12,7 @@ import argparse
 import json
 import time
 
-from echoink.rl.rewards import REWARDS
+from echoink.scoring.rewards import REWARDS
 
 MB = 1 << 20
 

@@ -138,7 +138,7 @@ def run_trl(work: Path) -> dict:
     import trl
     from transformers import AutoTokenizer, TrainerCallback
 
-    from echoink.rl.rewards import accuracy_reward, format_reward
+    from echoink.scoring.rewards import accuracy_reward, format_reward
 
     class StepTimes(TrainerCallback):
         def __init__(self) -> None:

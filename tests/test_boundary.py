@@ -67,7 +67,7 @@ def _imports(path: Path) -> set[str]:
 )
 def test_eval_and_sft_import_only_the_rewards_from_rl(path: Path):
     rl = {m for m in _imports(path) if m == "echoink.rl" or m.startswith("echoink.rl.")}
-    assert rl <= {"echoink.rl.rewards"}, f"{path.name} imports {sorted(rl)}"
+    assert rl <= {"echoink.scoring.rewards"}, f"{path.name} imports {sorted(rl)}"
 
 
 def test_the_guard_sees_a_violation(tmp_path: Path):

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from echoink.config import ConfigError, load_config, save_config
+from echoink.preflight import check_names
 
 
 def test_yaml_plus_overrides(tmp_path: Path):
@@ -25,7 +26,6 @@ def test_round_trip(tmp_path: Path):
     "override, field",
     [
         ("rollout.num_generations=1", "rollout.num_generations"),
-        ("algo.scale_rewards=weird", "algo.scale_rewards"),
         ("train.lr=-1", "train.lr"),
         ("data.on_error=maybe", "data.on_error"),
         ("train.max_steps=abc", "train.max_steps"),
@@ -52,12 +52,11 @@ def test_every_shipped_recipe_loads_and_names_a_registered_template():
 
 
 def test_importance_sampling_level_is_validated():
-    assert (
-        load_config(None, ["algo.importance_sampling_level=sequence"]).algo.importance_sampling_level
-        == "sequence"
-    )
-    with pytest.raises(ConfigError, match="algo.importance_sampling_level"):
-        load_config(None, ["algo.importance_sampling_level=seq"])
+    cfg = load_config(None, ["algo.importance_sampling_level=sequence"])
+    check_names(cfg)
+    assert cfg.algo.importance_sampling_level == "sequence"
+    with pytest.raises(ConfigError, match="algo.importance_sampling_level: unknown policy loss 'seq'"):
+        check_names(load_config(None, ["algo.importance_sampling_level=seq"]))
 
 
 def test_no_stays_a_string_where_the_docs_say_no(tmp_path: Path):
@@ -98,19 +97,41 @@ def test_values_are_typed_and_finite(override: str, field: str):
         ("data.template=fancy", "data.template"),  # was found only at the first rollout
         ("eval.template=fancy", "eval.template"),
         ("algo.loss_agg=seq-sum", "algo.loss_agg"),  # was found only at the first loss
+        ("algo.scale_rewards=weird", "algo.scale_rewards"),
+        ("algo.kl_estimator=k2", "algo.kl_estimator"),
+        ("rollout.sharing=half", "rollout.sharing"),
+        ("train.report_to=[tensorbored]", "train.report_to"),
         ("algo.rewards={acuracy: 1.0}", "algo.rewards.acuracy"),
         ("algo.rewards={'no_such_module_x:f': 1.0}", "algo.rewards.no_such_module_x:f"),
     ],
 )
-def test_registry_names_are_checked_when_the_recipe_loads(override: str, field: str):
+def test_registry_names_are_checked_before_any_model_loads(override: str, field: str):
+    """The recipe loads (values only); ``preflight.check_names``, which every command runs before it
+    loads a model, names the field and lists the registry's own names."""
+    from echoink.rl.algos import ADVANTAGE_ESTIMATORS
+
+    cfg = load_config(None, [override])
     with pytest.raises(ConfigError, match=f"^{re.escape(field)}: .*") as err:
-        load_config(None, [override])
+        check_names(cfg)
     if "template" in field:
         assert "valid: direct, paper_base" in str(err.value)
+    if field == "algo.scale_rewards":
+        assert f"valid: {', '.join(ADVANTAGE_ESTIMATORS.names())}" in str(err.value)
+
+
+def test_loading_a_recipe_imports_no_training_code():
+    """config sits below the model and rl layers: loading a recipe must not pull them in."""
+    import subprocess
+    import sys
+
+    code = "import sys, echoink.config as c; c.load_config(None); print(sorted(m for m in sys.modules if m.startswith(('echoink.rl', 'echoink.model', 'echoink.scoring'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_user_reward_that_imports_is_accepted():
     cfg = load_config(None, ["algo.rewards={'media_helpers:parity_reward': 1.0}"])
+    check_names(cfg)
     assert list(cfg.algo.rewards) == ["media_helpers:parity_reward"]
 
 

@@ -214,9 +214,10 @@ def model_tiny(
 def _recipe(recipe: Path, overrides: list[str]):
     """Load a recipe + overrides and check the files it names (errors reach ``run`` as one line)."""
     from .config import load_config
-    from .preflight import check_recipe_inputs
+    from .preflight import check_names, check_recipe_inputs
 
     cfg = load_config(recipe, overrides)
+    check_names(cfg)
     check_recipe_inputs(cfg)
     return cfg
 

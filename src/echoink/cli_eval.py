@@ -65,7 +65,7 @@ def eval_cmd(
 ) -> None:
     """Evaluate a model fairly: strict parsing, Wilson/bootstrap CIs, majority vote, pass@k, ablations."""
     from .data.messages import VideoSettings
-    from .eval.evaluate import Decoding
+    from .scoring.predict import Decoding
 
     if max_audio_seconds is not None and not 0 <= max_audio_seconds < math.inf:  # NaN fails too; 0: no cut
         raise typer.BadParameter(f"--max-audio-seconds must be a number >= 0, got {max_audio_seconds}")

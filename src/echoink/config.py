@@ -183,19 +183,16 @@ def apply_override(tree: dict[str, Any], override: str) -> None:
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
     """Read a YAML recipe (or defaults when ``path`` is None), apply dotted overrides, validate.
 
-    Every name a registry resolves (rewards, templates, loss aggregations, KL kinds) is checked
-    here too, so a typo fails before any model loads.
+    Values are checked here (types, ranges); names a registry resolves (rewards, templates, the GRPO
+    core's variants) are checked by ``preflight.check_names``, which every command runs before it
+    loads a model.
     """
-    from .config_names import check_names
-
     tree: dict[str, Any] = {}
     if path is not None:
         tree = _read_recipe(Path(path))
     for item in overrides or []:
         apply_override(tree, item)
-    cfg = _build(Config, tree, "")
-    check_names(cfg)
-    return cfg
+    return _build(Config, tree, "")
 
 
 def _read_recipe(path: Path) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, load_config
+from .preflight import check_names
 
 log = logging.getLogger(__name__)
 DEFAULT_RECIPE = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
@@ -49,7 +50,9 @@ def demo_config(out: Path, recipe: Path | None = None, overrides: list[str] | No
         f"sft.output_dir={out / 'sft'}",
         f"train.output_dir={out / 'grpo'}",
     ]
-    return load_config(recipe or DEFAULT_RECIPE, paths + list(overrides or []))
+    cfg = load_config(recipe or DEFAULT_RECIPE, paths + list(overrides or []))
+    check_names(cfg)
+    return cfg
 
 
 def run_demo(

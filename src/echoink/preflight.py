@@ -1,4 +1,9 @@
-"""Checks of the files a command will read, made before any model loads or anything is written.
+"""Checks of the names and files a command will use, made before any model loads or anything is written.
+
+``check_names`` resolves every name of a recipe against the registry that owns it (prompt templates,
+rewards, the GRPO core's estimators, losses and aggregations, sharing modes, trackers), so the valid
+names in an error come from the registry itself and are written once. It runs here, above every
+layer, not inside ``load_config``: loading a recipe must not import the training code.
 
 Each failure is a ``ConfigError`` whose message starts with the field or option that named the
 path, so the CLI prints one ``error: <field>: <reason>`` line instead of a loader's traceback (a
@@ -16,6 +21,35 @@ from .config_sections import ConfigError
 
 ADAPTER_CONFIG = "adapter_config.json"
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json")
+
+
+def check_names(cfg: Any) -> None:
+    """Raise ConfigError naming the field of the first unknown name in ``cfg`` (a ``Config``)."""
+    from .data.prompts import TEMPLATES
+    from .model.passes import SHARING_MODES
+    from .rl.algos import ADVANTAGE_ESTIMATORS, KL_ESTIMATORS, LOSS_AGGREGATIONS, POLICY_LOSSES
+    from .rl.trackers import TRACKERS
+    from .scoring.rewards import register_rewards
+
+    algo = cfg.algo
+    for value, valid, field, kind in [
+        (cfg.data.template, TEMPLATES.names(), "data.template", "prompt template"),
+        (cfg.eval.template, TEMPLATES.names(), "eval.template", "prompt template"),
+        (cfg.rollout.sharing, list(SHARING_MODES), "rollout.sharing", "sharing mode"),
+        (algo.scale_rewards, ADVANTAGE_ESTIMATORS.names(), "algo.scale_rewards", "advantage estimator"),
+        (algo.kl_estimator, KL_ESTIMATORS.names(), "algo.kl_estimator", "KL estimator"),
+        (
+            algo.importance_sampling_level,
+            POLICY_LOSSES.names(),
+            "algo.importance_sampling_level",
+            "policy loss",
+        ),
+        (algo.loss_agg, LOSS_AGGREGATIONS.names(), "algo.loss_agg", "loss aggregation"),
+        *((t, list(TRACKERS), "train.report_to", "tracker") for t in cfg.train.report_to),
+    ]:
+        if value not in valid:
+            raise ConfigError(f"{field}: unknown {kind} {value!r}; valid: {', '.join(valid)}")
+    register_rewards(algo.rewards)
 
 
 def check_split_file(path: str | Path, field: str) -> Path:

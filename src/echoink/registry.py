@@ -12,7 +12,7 @@ Duplicate names are rejected and unknown names list the valid ones, so CLI choic
 >>> colours.get("blue")
 Traceback (most recent call last):
 ...
-KeyError: "unknown colour 'blue'; valid: red"
+echoink.registry.UnknownName: unknown colour 'blue'; valid: red
 """
 
 from __future__ import annotations
@@ -21,6 +21,14 @@ from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+
+class UnknownName(KeyError, ValueError):
+    """A name no registry entry has. Both a KeyError (a failed lookup) and a ValueError (a bad value
+    in a recipe or call), so callers that catch either see it; prints its message unquoted."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class Registry(Generic[T]):
@@ -45,7 +53,7 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise KeyError(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}") from None
+            raise UnknownName(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}") from None
 
     def names(self) -> list[str]:
         return sorted(self._items)

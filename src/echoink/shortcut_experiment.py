@@ -22,6 +22,7 @@ from typing import Any
 
 from .config import load_config
 from .demo import Stages
+from .preflight import check_names
 
 RECIPE = Path(__file__).resolve().parents[2] / "configs" / "shortcut_cpu.yaml"
 PARTS = ("broken", "none", "aligned")
@@ -40,7 +41,9 @@ def _config(out: Path, recipe: Path, overrides: list[str], arm: str | None = Non
     ]
     if arm is not None:  # every arm starts from the SFT base
         paths += [f"model.path={out / 'sft' / 'final'}", f"train.output_dir={out / arm}"]
-    return load_config(recipe, paths + list(overrides) + (ARMS[arm] if arm else []))
+    cfg = load_config(recipe, paths + list(overrides) + (ARMS[arm] if arm else []))
+    check_names(cfg)
+    return cfg
 
 
 def _benchmark_and_model(out: Path, cfg, aligned: float, stages: Stages) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from echoink.data import TEMPLATES, load_split
-from echoink.rl.rewards import accuracy_reward
+from echoink.scoring.rewards import accuracy_reward
 from media_helpers import make_row, write_image, write_split, write_tone
 
 

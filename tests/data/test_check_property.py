@@ -18,7 +18,8 @@ from PIL import Image
 
 from echoink.data import load_split
 from echoink.data.check import check_split
-from echoink.eval.evaluate import EvalSettings, load_model, predict_batch
+from echoink.eval.evaluate import load_model
+from echoink.scoring.predict import EvalSettings, predict_batch
 from media_helpers import make_row, png_header_only, write_split, write_truncated_jpeg
 
 IMAGES = st.one_of(

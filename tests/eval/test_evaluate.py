@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from echoink.eval.evaluate import Decoding, evaluate, read_predictions
+from echoink.eval.evaluate import evaluate, read_predictions
 from echoink.eval.summary import format_summary
+from echoink.scoring.predict import Decoding
 
 
 def _rows(out: Path) -> list[dict]:

@@ -9,7 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from echoink.rl.algos import AGG_MODES, agg_loss, group_advantages, kl_penalty, policy_loss, token_logprobs
+from echoink.model.logprobs import token_logprobs
+from echoink.rl.algos import LOSS_AGGREGATIONS, agg_loss, group_advantages, kl_penalty, policy_loss
 
 
 def _mean(xs: list[float]) -> float:
@@ -120,7 +121,7 @@ def test_group_advantages_finite_and_centred(rewards: list[float], G: int, scale
 
 
 def test_group_advantages_rejects_bad_args() -> None:
-    with pytest.raises(ValueError, match="valid: group, batch, none"):
+    with pytest.raises(ValueError, match="valid: batch, group, none"):
         group_advantages(torch.zeros(4), 2, "rank")
     with pytest.raises(ValueError):
         group_advantages(torch.zeros(5), 2)
@@ -173,11 +174,11 @@ def test_kl_penalty_matches_loop(kind: str) -> None:
     torch.testing.assert_close(got, torch.tensor(want), atol=1e-6, rtol=1e-5)
     if kind != "k1":
         assert (got >= 0).all()
-    with pytest.raises(ValueError, match="valid: k1, k3, abs"):
+    with pytest.raises(ValueError, match="valid: abs, k1, k3"):
         kl_penalty(logp, ref, "k2")
 
 
-@pytest.mark.parametrize("mode", list(AGG_MODES))
+@pytest.mark.parametrize("mode", list(LOSS_AGGREGATIONS))
 def test_agg_loss_matches_loop(mode: str) -> None:
     gen = torch.Generator().manual_seed(4)
     N, T = 6, 7
@@ -190,7 +191,7 @@ def test_agg_loss_matches_loop(mode: str) -> None:
         agg_loss(loss, mask, "sum")
 
 
-@pytest.mark.parametrize("mode", list(AGG_MODES))
+@pytest.mark.parametrize("mode", list(LOSS_AGGREGATIONS))
 @pytest.mark.parametrize("beta", [0.0, 0.04])
 def test_policy_loss_matches_loop(mode: str, beta: float) -> None:
     gen = torch.Generator().manual_seed(5)

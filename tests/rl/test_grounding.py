@@ -19,9 +19,9 @@ from echoink.rl.grounding import (
     unimodal_group_weights,
     weigh_advantages,
 )
-from echoink.rl.rewards import grounding_reward
 from echoink.rl.trainer import setup_run, train
 from echoink.runlog import read_jsonl
+from echoink.scoring.rewards import grounding_reward
 from media_helpers import write_small_split
 
 ANSWERS = ["A", "B", "C", "D", "A,C", None]
@@ -85,7 +85,7 @@ def test_counterfactual_fields_accuracy_and_weights():
 def _restore_rewards():
     """Recipes here name a user reward ("module:function"), which the trainer registers globally; take it
     out again so later test modules see the package's own registry."""
-    from echoink.rl.rewards import REWARDS
+    from echoink.scoring.rewards import REWARDS
 
     before = dict(REWARDS._items)
     yield

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from echoink.rl.rewards import REWARDS, accuracy_reward, format_reward, parse_answer, score
+from echoink.scoring.rewards import REWARDS, accuracy_reward, format_reward, parse_answer, score
 
 # EchoInk-R1's format reward, verbatim; it is used with re.match and no flags.
 ECHOINK_FORMAT = (

@@ -33,8 +33,9 @@ datasets = pytest.importorskip("datasets")
 from tokenizers import Tokenizer, models, pre_tokenizers  # noqa: E402
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM  # noqa: E402
 
-from echoink.rl.algos import group_advantages, policy_loss, token_logprobs  # noqa: E402
-from echoink.rl.rewards import accuracy_reward, format_reward, score  # noqa: E402
+from echoink.model.logprobs import token_logprobs  # noqa: E402
+from echoink.rl.algos import group_advantages, policy_loss  # noqa: E402
+from echoink.scoring.rewards import accuracy_reward, format_reward, score  # noqa: E402
 
 G, MAX_LEN, TEMPERATURE = 4, 16, 0.9  # MAX_LEN != padded T (13), so Dr. GRPO's constant is checked
 WEIGHTS = {"accuracy": 1.0, "format": 0.5}

@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..rl.rewards import parse_answer
+from ..scoring.rewards import parse_answer
 
 _I = re.IGNORECASE
 # Strong markers: a revision or re-examination wherever they occur (inside the think block).

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..rl.rewards import parse_answer
+from ..scoring.rewards import parse_answer
 from .evaluate import PREDICTIONS, read_predictions
 from .stats import majority_vote, mcnemar
 

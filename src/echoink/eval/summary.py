@@ -7,38 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..data import Sample
-from ..rl.rewards import parse_answer
+from ..scoring.predict import short_metadata
+from ..scoring.rewards import parse_answer
 from .paper import is_paper_decoding, lenient_accuracy
 from .stats import majority_vote, mcnemar, mean_and_interval, pass_at_k
-
-_ROW_KEYS = frozenset(
-    [
-        "id",
-        "condition",
-        "sample",
-        "prompt",
-        "decoding",
-        "completion",
-        "pred",
-        "answer",
-        "correct",
-        "format_ok",
-        "length",
-        "truncated",
-    ]
-)
-_NOT_GROUPS = frozenset({"reasoning"})  # the synthetic benchmark's reference trace
-
-
-def short_metadata(sample: Sample) -> dict[str, Any]:
-    """The sample's scalar metadata that can group results (strings of at most 40 characters, ints, bools)."""
-    return {
-        k: v
-        for k, v in sample.metadata.items()
-        if k not in _ROW_KEYS | _NOT_GROUPS
-        and (isinstance(v, bool | int) or (isinstance(v, str) and len(v) <= 40))
-    }
-
 
 ALWAYS_GROUPED = ("needs", "shortcut")  # shortcut: a split of broken items only still reports its part
 

@@ -26,8 +26,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 from transformers.cache_utils import DynamicCache
 
-from ..rl.algos import token_logprobs
 from .families import Family, PrefixEncoding
+from .logprobs import token_logprobs
 
 
 def is_checkpointing(thinker: nn.Module) -> bool:

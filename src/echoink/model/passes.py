@@ -18,9 +18,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..rl.algos import token_logprobs  # pure tensor maths (chunked log-softmax), shared with the loss
 from .checkpointed import is_checkpointing, logprobs_prefix_checkpointed
 from .families import Family, PrefixEncoding
+from .logprobs import token_logprobs
 from .mm import PromptBatch
 
 SHARING_MODES = ("prefix", "towers", "repeat")

@@ -1,11 +1,19 @@
-"""GRPO maths as pure tensor functions (paper Sec. 3.2): group-relative advantages, per-token
-log-probs, the KL penalty to a reference policy, and the clipped policy loss.
+"""GRPO maths as pure tensor functions (paper Sec. 3.2): group-relative advantages,
+the KL penalty to a reference policy, and the clipped policy loss.
 
 Shape letters: B prompts, G completions per prompt, N = B·G completions, T completion tokens,
-V vocabulary. All maths runs in float32 whatever the input dtype. This module imports only torch.
+V vocabulary. All maths runs in float32 whatever the input dtype. This module imports only torch
+and the name registry.
 
-The per-token loss and its aggregation are separate (``policy_loss`` calls ``agg_loss``): GRPO,
-DAPO/BNPO and Dr. GRPO differ mainly in ``agg``.
+Four registries, verl-style, hold the variants; a recipe names one entry of each, config checks and
+CLI help read their keys, and an unknown name is an error that lists the valid ones:
+
+* ``ADVANTAGE_ESTIMATORS`` (``algo.scale_rewards``): "group" (GRPO), "batch", "none" (Dr. GRPO);
+* ``KL_ESTIMATORS`` (``algo.kl_estimator``): "k1", "k3", "abs";
+* ``POLICY_LOSSES`` (``algo.importance_sampling_level``): "token" (GRPO/PPO), "sequence" (GSPO);
+* ``LOSS_AGGREGATIONS`` (``algo.loss_agg``): GRPO, DAPO/BNPO and Dr. GRPO differ mainly here.
+
+The per-token loss and its aggregation are separate (``policy_loss`` calls ``agg_loss``).
 
 >>> rewards = torch.tensor([1.0, 0.0, 1.0, 1.0])  # B=2 prompts, G=2
 >>> adv, zero_std = group_advantages(rewards, G=2)
@@ -19,9 +27,32 @@ from collections.abc import Callable
 
 import torch
 
-SCALES = ("group", "batch", "none")
-KL_KINDS = ("k1", "k3", "abs")
-IS_LEVELS = ("token", "sequence")
+from ..registry import Registry
+
+AdvantageFn = Callable[[torch.Tensor, float], torch.Tensor]
+KLFn = Callable[[torch.Tensor], torch.Tensor]
+PolicyLossFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+AggFn = Callable[[torch.Tensor, torch.Tensor, "int | None"], torch.Tensor]
+
+ADVANTAGE_ESTIMATORS: Registry[AdvantageFn] = Registry("advantage estimator")
+KL_ESTIMATORS: Registry[KLFn] = Registry("KL estimator")
+POLICY_LOSSES: Registry[PolicyLossFn] = Registry("policy loss")
+LOSS_AGGREGATIONS: Registry[AggFn] = Registry("loss aggregation")
+
+
+@ADVANTAGE_ESTIMATORS.register("group")
+def _group_scaled(centred: torch.Tensor, r: torch.Tensor, eps: float) -> torch.Tensor:
+    return centred / (r.std(dim=1, keepdim=True) + eps)  # GRPO: each group's own std
+
+
+@ADVANTAGE_ESTIMATORS.register("batch")
+def _batch_scaled(centred: torch.Tensor, r: torch.Tensor, eps: float) -> torch.Tensor:
+    return centred / (r.std() + eps)  # one std over all N rewards
+
+
+@ADVANTAGE_ESTIMATORS.register("none")
+def _unscaled(centred: torch.Tensor, r: torch.Tensor, eps: float) -> torch.Tensor:
+    return centred  # Dr. GRPO: no std division (no difficulty bias)
 
 
 def group_advantages(
@@ -39,52 +70,29 @@ def group_advantages(
     >>> group_advantages(torch.tensor([2.0, 0.0, 1.0, 1.0]), G=2, scale="none")[0].tolist()
     [1.0, -1.0, 0.0, 0.0]
     """
-    if scale not in SCALES:
-        raise ValueError(f"unknown advantage scale {scale!r}; valid: {', '.join(SCALES)}")
+    estimator = ADVANTAGE_ESTIMATORS.get(scale)  # [B, G] centred, [B, G] rewards, eps -> [B, G]
     if G < 2 or rewards.numel() % G:
         raise ValueError(f"need G >= 2 dividing the {rewards.numel()} rewards, got G={G}")
     r = rewards.float().view(-1, G)  # [B, G]
     zero_std = (r == r[:, :1]).all(dim=1)  # [B]; exact, unlike comparing a float std to 0
-    adv = r - r.mean(dim=1, keepdim=True)
-    if scale == "group":
-        adv = adv / (r.std(dim=1, keepdim=True) + eps)
-    elif scale == "batch":
-        adv = adv / (r.std() + eps)
+    adv = estimator(r - r.mean(dim=1, keepdim=True), r, eps)
     adv = torch.where(zero_std[:, None], torch.zeros_like(adv), adv)
     return adv.reshape(-1), zero_std
 
 
-def token_logprobs(
-    logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0, chunk_tokens: int = 256
-) -> torch.Tensor:
-    """log softmax(logits / temperature) at ``targets``: logits [N, T, V], targets [N, T] -> [N, T] float32.
+@KL_ESTIMATORS.register("k1")
+def _kl_k1(delta: torch.Tensor) -> torch.Tensor:
+    return -delta  # logp - ref: unbiased, can be negative
 
-    Computed as ``x[target] - logsumexp(x)`` over tiles of about ``chunk_tokens`` positions, so the
-    only float32 copy of the logits alive at a time is one [chunk_tokens, V] tile (a full log_softmax
-    of a bf16 [N, T, V] would allocate twice the logits' size in float32). Sliced (non-contiguous)
-    logits such as ``logits[:, P-1:-1]`` are read in place, never copied whole. Differentiable.
 
-    >>> logits = torch.tensor([[[0.0, 0.0], [2.0, 0.0]]])  # N=1, T=2, V=2
-    >>> token_logprobs(logits, torch.tensor([[0, 1]])).tolist()
-    [[-0.6931..., -2.1269...]]
-    """
-    N, T, _ = logits.shape
-    if N * T == 0:
-        return torch.zeros(N, T, dtype=torch.float32, device=logits.device)
-    # Tiles of rows x cols positions, cut from the [N, T, V] tensor itself: reshaping a sliced
-    # (non-contiguous) logits tensor to [N·T, V] would copy all of it.
-    rows, cols = max(1, chunk_tokens // T), min(T, max(1, chunk_tokens))
-    out = []
-    for n0 in range(0, N, rows):
-        row_out = []
-        for t0 in range(0, T, cols):
-            x = logits[n0 : n0 + rows, t0 : t0 + cols].float()  # [rows, cols, V]; the only float32 copy
-            if temperature != 1.0:
-                x = x / temperature
-            picked = x.gather(-1, targets[n0 : n0 + rows, t0 : t0 + cols, None]).squeeze(-1)
-            row_out.append(picked - torch.logsumexp(x, dim=-1))
-        out.append(torch.cat(row_out, dim=1))
-    return torch.cat(out, dim=0)
+@KL_ESTIMATORS.register("k3")
+def _kl_k3(delta: torch.Tensor) -> torch.Tensor:
+    return torch.exp(delta) - delta - 1  # unbiased and >= 0: the GRPO paper's estimator
+
+
+@KL_ESTIMATORS.register("abs")
+def _kl_abs(delta: torch.Tensor) -> torch.Tensor:
+    return delta.abs()
 
 
 def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str = "k3") -> torch.Tensor:
@@ -96,34 +104,23 @@ def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str = "k3") -> 
     >>> kl_penalty(torch.tensor([0.0]), torch.tensor([0.0]), "k3").tolist()
     [0.0]
     """
-    delta = ref_logp.float() - logp.float()
-    if kind == "k1":
-        return -delta
-    if kind == "k3":
-        return torch.exp(delta) - delta - 1
-    if kind == "abs":
-        return delta.abs()
-    raise ValueError(f"unknown KL estimator {kind!r}; valid: {', '.join(KL_KINDS)}")
+    return KL_ESTIMATORS.get(kind)(ref_logp.float() - logp.float())
 
 
+@LOSS_AGGREGATIONS.register("seq-mean-token-mean")  # GRPO (paper): each completion weighs the same
 def _seq_mean_token_mean(loss_mat: torch.Tensor, mask: torch.Tensor, max_len: int | None) -> torch.Tensor:
     return ((loss_mat * mask).sum(-1) / mask.sum(-1).clamp(min=1)).mean()
 
 
+@LOSS_AGGREGATIONS.register("token-mean")  # DAPO / BNPO: each token weighs the same
 def _token_mean(loss_mat: torch.Tensor, mask: torch.Tensor, max_len: int | None) -> torch.Tensor:
     return (loss_mat * mask).sum() / mask.sum().clamp(min=1)
 
 
+@LOSS_AGGREGATIONS.register("seq-mean-token-sum-norm")  # Dr. GRPO
 def _seq_mean_token_sum_norm(loss_mat: torch.Tensor, mask: torch.Tensor, max_len: int | None) -> torch.Tensor:
     # A constant denominator: no length bias (Dr. GRPO). T stands in when the caller gives no max length.
     return (loss_mat * mask).sum() / (loss_mat.shape[0] * (max_len or loss_mat.shape[-1]))
-
-
-AGG_MODES: dict[str, Callable[[torch.Tensor, torch.Tensor, int | None], torch.Tensor]] = {
-    "seq-mean-token-mean": _seq_mean_token_mean,  # GRPO (paper): each completion weighs the same
-    "token-mean": _token_mean,  # DAPO / BNPO: each token weighs the same
-    "seq-mean-token-sum-norm": _seq_mean_token_sum_norm,  # Dr. GRPO
-}
 
 
 def agg_loss(
@@ -136,14 +133,10 @@ def agg_loss(
     defaults to T). Rows with an empty mask count as zero loss.
 
     >>> loss, mask = torch.tensor([[1.0, 1.0], [4.0, 0.0]]), torch.tensor([[1, 1], [1, 0]])
-    >>> [agg_loss(loss, mask, m, max_len=4).item() for m in AGG_MODES]
-    [2.5, 2.0, 0.75]
+    >>> [agg_loss(loss, mask, m, max_len=4).item() for m in LOSS_AGGREGATIONS]  # sorted names
+    [2.5, 0.75, 2.0]
     """
-    try:
-        fn = AGG_MODES[mode]
-    except KeyError:
-        raise ValueError(f"unknown loss aggregation {mode!r}; valid: {', '.join(AGG_MODES)}") from None
-    return fn(loss_mat.float(), mask.to(torch.float32), max_len)
+    return LOSS_AGGREGATIONS.get(mode)(loss_mat.float(), mask.to(torch.float32), max_len)
 
 
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -152,27 +145,41 @@ def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1)
 
 
-def log_importance_weights(
-    logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor, level: str = "token"
-) -> torch.Tensor:
-    """log ρ: "token" -> [N, T] per-token ``logp - old_logp`` (GRPO/PPO); "sequence" -> [N, 1] GSPO's
-    length-normalised sequence log-ratio ``mean_t(logp - old_logp)`` over the masked tokens.
-
-    GSPO (Zheng et al. 2025) clips ``exp`` of the sequence value once per completion, so one token's
-    large ratio cannot dominate a sequence's update; TRL names it ``importance_sampling_level="sequence"``.
+def sequence_log_ratio(logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """GSPO's length-normalised sequence log-ratio ``mean_t(logp - old_logp)`` over the masked tokens,
+    [N, T] -> [N, 1].
 
     >>> logp, old = torch.tensor([[0.0, -1.0, 5.0]]), torch.tensor([[-1.0, -1.0, 0.0]])
     >>> mask = torch.tensor([[1, 1, 0]])  # the third token is padding
-    >>> log_importance_weights(logp, old, mask, "sequence").tolist()
+    >>> sequence_log_ratio(logp, old, mask).tolist()
     [[0.5]]
     """
+    mask = mask.to(torch.float32)
     log_ratio = logp.float() - old_logp.float()  # [N, T]
-    if level == "token":
-        return log_ratio
-    if level == "sequence":
-        mask = mask.to(torch.float32)
-        return ((log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1))[:, None]  # [N, 1]
-    raise ValueError(f"unknown importance sampling level {level!r}; valid: {', '.join(IS_LEVELS)}")
+    return ((log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1))[:, None]  # [N, 1]
+
+
+def _clipped_surrogate(
+    ratio: torch.Tensor, adv: torch.Tensor, eps_low: float, eps_high: float
+) -> torch.Tensor:
+    """``-min(ρ·A, clip(ρ, 1-eps_low, 1+eps_high)·A)``; ratio [N, T] or [N, 1], adv [N, 1]."""
+    return -torch.min(ratio * adv, ratio.clamp(1 - eps_low, 1 + eps_high) * adv)
+
+
+@POLICY_LOSSES.register("token")
+def clipped_token_loss(logp, old_logp, adv, mask, eps_low, eps_high) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO / GRPO: one ratio per token, clipped per token. Returns (loss [N, T], ratio [N, T])."""
+    ratio = torch.exp(logp.float() - old_logp.float())  # [N, T]
+    return _clipped_surrogate(ratio, adv, eps_low, eps_high), ratio
+
+
+@POLICY_LOSSES.register("sequence")
+def clipped_sequence_loss(logp, old_logp, adv, mask, eps_low, eps_high) -> tuple[torch.Tensor, torch.Tensor]:
+    """GSPO (Zheng et al. 2025): one length-normalised ratio per completion, clipped once per
+    completion, so one token's large ratio cannot dominate a sequence's update (TRL's
+    ``importance_sampling_level="sequence"``). Returns (loss [N, T], ratio [N, 1])."""
+    ratio = torch.exp(sequence_log_ratio(logp, old_logp, mask))  # [N, 1]
+    return _clipped_surrogate(ratio, adv, eps_low, eps_high).expand_as(logp), ratio
 
 
 def policy_loss(
@@ -195,8 +202,8 @@ def policy_loss(
     logp, old_logp, ref_logp, mask: [N, T]; advantages: [N]. Per token:
     ``-min(ρ·A, clip(ρ, 1-eps_low, 1+eps_high)·A) + beta·KL(logp, ref_logp)`` with ρ = exp(logp - old_logp),
     then ``agg_loss(…, agg, max_len)``. With one update per rollout (μ=1) pass ``old_logp=logp.detach()``:
-    ρ is 1 and the gradient is the plain policy gradient. ``is_level="sequence"`` (GSPO) uses one ρ per
-    completion, ``log_importance_weights``'s length-normalised sequence ratio, clipped per sequence.
+    ρ is 1 and the gradient is the plain policy gradient. ``is_level`` names the ``POLICY_LOSSES`` entry:
+    "token" (one ρ per token) or "sequence" (GSPO: ``sequence_log_ratio``, clipped per sequence).
 
     Metrics (detached scalars, means over masked tokens, or over sequences for ``is_level="sequence"``
     as TRL logs them): ``clip_frac_low`` (ρ < 1-eps_low with A < 0),
@@ -209,12 +216,11 @@ def policy_loss(
     """
     if beta > 0 and ref_logp is None:
         raise ValueError("beta > 0 needs ref_logp")
+    surrogate = POLICY_LOSSES.get(is_level)
     mask = mask.to(torch.float32)
     logp = logp.float()
-    ratio = torch.exp(log_importance_weights(logp, old_logp, mask, is_level))  # [N, T] or [N, 1]
     adv = advantages.float()[:, None]  # [N, 1]
-    clipped = ratio.clamp(1 - eps_low, 1 + eps_high)
-    loss_mat = -torch.min(ratio * adv, clipped * adv).expand_as(logp)  # [N, T]
+    loss_mat, ratio = surrogate(logp, old_logp, adv, mask, eps_low, eps_high)  # [N, T]; [N, T] or [N, 1]
     metrics: dict[str, torch.Tensor] = {}
     if ref_logp is not None:
         kl = kl_penalty(logp, ref_logp, kl_kind)

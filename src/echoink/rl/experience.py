@@ -21,8 +21,8 @@ from ..data import Sample, sample_messages
 from ..data.media import MediaError
 from ..data.messages import decodable_messages
 from ..model import Engine, PromptBatch
+from ..scoring.rewards import score
 from . import algos, grounding
-from .rewards import score
 
 
 @dataclass
@@ -75,22 +75,6 @@ class Experience:
             zero_std=None if self.zero_std is None else self.zero_std[start:stop],
             **per_completion,
         )
-
-
-def register_rewards(weights: dict[str, float]) -> None:
-    """Check every reward name; ``"package.module:function"`` names import and register a user's reward."""
-    import importlib
-
-    from .rewards import REWARDS
-
-    for name in weights:
-        if name in REWARDS:
-            continue
-        if ":" in name:
-            module, _, attr = name.partition(":")
-            REWARDS.register(name)(getattr(importlib.import_module(module), attr))
-        else:
-            REWARDS.get(name)  # raises with the list of valid names
 
 
 def reward_fields(samples: Sequence[Sample], group_size: int) -> dict[str, list]:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data.answers import parse_answer_letters
-from .rewards import parse_answer
+from ..scoring.rewards import parse_answer
 
 _NO_ANSWER = -1  # an unparseable answer: never equal to a letter, and never "the same answer" as one
 GROUNDING_FIELD = "counterfactual_prob"

@@ -22,11 +22,9 @@ from accelerate import Accelerator
 from ..config import Config
 
 PROJECT = "echoink"
-TRACKERS = ("tensorboard", "wandb", "trackio")
-
-
 # The import each tracker needs (accelerate's TensorBoard tracker also takes tensorboardX).
 _MODULES = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "trackio": ("trackio",)}
+TRACKERS = tuple(_MODULES)
 
 
 def tracker_kwargs(cfg: Config) -> dict[str, Any]:
@@ -34,6 +32,9 @@ def tracker_kwargs(cfg: Config) -> dict[str, Any]:
 
     A tracker whose package is missing is an error here: accelerate would only warn and drop it.
     """
+    unknown = [t for t in cfg.train.report_to if t not in _MODULES]
+    if unknown:
+        raise ValueError(f"train.report_to: unknown tracker(s) {unknown}; valid: {', '.join(TRACKERS)}")
     missing = [t for t in cfg.train.report_to if not any(importlib.util.find_spec(m) for m in _MODULES[t])]
     if missing:
         raise ValueError(

@@ -23,9 +23,10 @@ from ..config import Config
 from ..data import load_split
 from ..model import Engine
 from ..runlog import RunLog
+from ..scoring.rewards import register_rewards
 from . import algos, sharding
 from .distributed import make_accelerator, write_launch
-from .experience import Experience, collect_experience, register_rewards
+from .experience import Experience, collect_experience
 from .metrics import step_metrics
 from .persistence import check_policy, checkpoint, export_final, restore, rollout_rows
 from .run_dir import apply_changes, prepare_run_dir

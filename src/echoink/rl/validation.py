@@ -92,7 +92,7 @@ def validation_metrics(run: Any, validator: Validator | None) -> dict[str, float
 @torch.no_grad()
 def _local_counts(run: Any, validator: Validator) -> torch.Tensor:
     """[5] sums over this process's real items: correct, format_ok, unparseable, completion tokens, items."""
-    from ..eval.evaluate import Decoding, EvalSettings, predict_batch
+    from ..scoring.predict import Decoding, EvalSettings, predict_batch
 
     d, r = run.cfg.data, run.cfg.rollout
     settings = EvalSettings(

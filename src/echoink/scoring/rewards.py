@@ -19,15 +19,17 @@ unclosed tags).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 
-from echoink.data.answers import parse_answer, parse_answer_letters
-from echoink.registry import Registry
+from ..config_sections import ConfigError
+from ..data.answers import parse_answer, parse_answer_letters
+from ..registry import Registry
 
-__all__ = ["REWARDS", "accuracy_reward", "format_reward", "parse_answer", "score"]
+__all__ = ["REWARDS", "accuracy_reward", "format_reward", "parse_answer", "register_rewards", "score"]
 
 RewardFn = Callable[..., list[float | None]]
 REWARDS: Registry[RewardFn] = Registry("reward")
@@ -147,3 +149,25 @@ def score(
     matrix = torch.tensor(columns, dtype=torch.float32).reshape(len(names), len(completions)).T  # [N, K]
     w = torch.tensor([weights[name] for name in names], dtype=torch.float32)
     return matrix, (matrix * w).nansum(dim=1), names
+
+
+def register_rewards(weights: Mapping[str, float]) -> None:
+    """Check every reward name of ``algo.rewards``; a ``"package.module:function"`` name imports the
+    user's function and registers it under that name. Raises ConfigError naming the field."""
+    for name in weights:
+        if name in REWARDS:
+            continue
+        field = f"algo.rewards.{name}"
+        if ":" not in name:
+            raise ConfigError(
+                f"{field}: unknown reward {name!r}; valid: {', '.join(REWARDS.names())} "
+                "or 'package.module:function'"
+            )
+        module, _, attr = name.partition(":")
+        try:
+            fn = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as err:
+            raise ConfigError(f"{field}: cannot import the reward ({err})") from None
+        if not callable(fn):
+            raise ConfigError(f"{field}: {name} is not a function")
+        REWARDS.register(name)(fn)
