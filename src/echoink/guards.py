@@ -8,6 +8,8 @@ the step that broke the weights names it while the last checkpoint is still good
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 
@@ -27,9 +29,22 @@ def nonfinite_parameters(model: torch.nn.Module) -> list[str]:
     return [n for (n, _), good in zip(named, ok.tolist(), strict=True) if not good]
 
 
-def check_weights(model: torch.nn.Module, step: int, what: str = "after the optimiser step") -> None:
-    """Raise NonFiniteWeights if any trainable weight of ``model`` is not finite."""
+def check_weights(
+    model: torch.nn.Module,
+    step: int,
+    what: str = "after the optimiser step",
+    all_agree: Callable[[bool], bool] | None = None,
+) -> None:
+    """Raise NonFiniteWeights if any trainable weight of ``model`` is not finite.
+
+    ``all_agree(ok)`` (True on every process only when ``ok`` is True on every process) is for
+    processes that hold different partitions of the weights (ZeRO-3): then every process raises when
+    any holds a non-finite weight, or the finite ones would go on and wait for the others forever.
+    Replicas (one process, DDP, ZeRO-1/2) are equal, so each checks its own and passes None.
+    """
     bad = nonfinite_parameters(model)
+    if all_agree is not None and not all_agree(not bad) and not bad:
+        raise NonFiniteWeights(f"step {step}: trainable weights are non-finite {what} on another process")
     if bad:
         total = sum(1 for p in model.parameters() if p.requires_grad)
         raise NonFiniteWeights(

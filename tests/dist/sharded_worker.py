@@ -49,23 +49,24 @@ def gathers(recipe: str, out: Path) -> None:
     from echoink.config import load_config
     from echoink.rl import sharding, trainer
 
-    run = trainer.setup_run(load_config(recipe, [f"train.output_dir={out}"]), resume=False)
+    cfg = load_config(recipe, [f"train.output_dir={out}"])
+    run = trainer.setup_run(cfg, resume=False)
     report = {}
     for mode in ("once", "per_layer"):
         counts: dict[str, int] = {}
         torch.manual_seed(11)
-        run.sampler.load_state_dict({"epoch": 0, "cursor": 0})
+        run.state.sampler.load_state_dict({"epoch": 0, "cursor": 0})
         context = contextlib.nullcontext() if mode == "once" else _per_layer(sharding)
         with context, counted_gathers(counts):
-            batch = trainer._roll_out(run)
+            batch = trainer._roll_out(cfg, run)
         report[mode] = {
             "gathers": sum(counts.values()),
             "by_op": counts,
             "decode_steps": int(batch.completion_mask.sum(1).max()),  # forwards of the decode loop
             "texts": batch.texts,
         }
-    report["parameters"] = sum(1 for _ in run.policy.parameters())
-    rank = run.accelerator.process_index
+    report["parameters"] = sum(1 for _ in run.h.policy.parameters())
+    rank = run.h.accelerator.process_index
     (out / f"gathers-rank{rank}.json").write_text(json.dumps(report))
 
 
@@ -82,16 +83,16 @@ def _per_layer(sharding):
 
 def nan_second_pass(recipe: str, out: Path) -> None:
     from echoink.config import load_config
-    from echoink.rl import trainer
+    from echoink.rl import optimise, trainer
 
-    real, calls = trainer._mini_batch_loss, {"n": 0}
+    real, calls = optimise._mini_batch_loss, {"n": 0}
 
-    def patched(run, exp, start, stop, mask):
-        loss, m, logp, rows = real(run, exp, start, stop, mask)
+    def patched(cfg, scorer, exp, start, stop, mask):
+        loss, m, logp, rows = real(cfg, scorer, exp, start, stop, mask)
         calls["n"] += 1
         return (loss * float("nan") if calls["n"] == 2 else loss), m, logp, rows
 
-    trainer._mini_batch_loss = patched
+    optimise._mini_batch_loss = patched
     trainer.train(load_config(recipe, [f"train.output_dir={out}"]))
 
 

@@ -21,21 +21,22 @@ import sys
 from pathlib import Path
 
 
-def global_rollout(run):
+def global_rollout(cfg, run):
     import torch
 
-    from echoink.rl.batching import concat_groups
-    from echoink.rl.experience import collect_experience
+    from echoink.rl.experience import concat_groups
+    from echoink.rl.rollout import collect_experience
 
-    indices = run.sampler.next_global_indices()
-    torch.manual_seed(run.cfg.train.seed * 100_003 + run.step)  # the same stream on every process
-    run.policy.eval()
+    h, state = run.h, run.state
+    indices = state.sampler.next_global_indices()
+    torch.manual_seed(cfg.train.seed * 100_003 + state.step)  # the same stream on every process
+    h.policy.eval()
     samples = [run.samples[i] for i in indices]
-    batch = collect_experience(run.engine, run.policy, run.reference, samples, run.gen_config, run.cfg)
-    run.policy.train()
-    rank, world = run.accelerator.process_index, run.accelerator.num_processes
+    batch = collect_experience(h.engine, h.policy, h.reference, samples, run.gen_config, cfg)
+    h.policy.train()
+    rank, world = h.accelerator.process_index, h.accelerator.num_processes
     # Re-batched on every world size (also 1), so padding is the same kind of padding everywhere.
-    return concat_groups([(batch, b) for b in range(rank, len(indices), world)], run.engine.pad_id)
+    return concat_groups([(batch, b) for b in range(rank, len(indices), world)], h.engine.pad_id)
 
 
 def main(recipe: str, mode: str, out: str) -> None:
@@ -49,16 +50,20 @@ def main(recipe: str, mode: str, out: str) -> None:
 
     if mode == "global":
         trainer.next_rollout_batch = global_rollout
-    export = trainer.export_final
+    setup, export, runs = trainer.setup_run, trainer.export_policy, []
 
-    def dump_then_export(run) -> None:
-        name = f"rank-{run.accelerator.process_index}.safetensors"
-        save_file(trainable_state(run.policy), str(Path(out) / name))
-        sampler = Path(out) / f"rank-{run.accelerator.process_index}.sampler.json"
-        sampler.write_text(json.dumps(run.sampler.state_dict()))  # where this process is in the order
-        export(run)
+    def remember_run(*args, **kwargs):
+        runs.append(setup(*args, **kwargs))
+        return runs[-1]
 
-    trainer.export_final = dump_then_export
+    def dump_then_export(h, *args) -> None:
+        name = f"rank-{h.accelerator.process_index}.safetensors"
+        save_file(trainable_state(h.policy), str(Path(out) / name))
+        sampler = Path(out) / f"rank-{h.accelerator.process_index}.sampler.json"
+        sampler.write_text(json.dumps(runs[-1].state.sampler.state_dict()))  # where this process is in the order
+        export(h, *args)
+
+    trainer.setup_run, trainer.export_policy = remember_run, dump_then_export
     Path(out).mkdir(parents=True, exist_ok=True)
     trainer.train(load_config(recipe, [f"train.output_dir={out}"]))
 

@@ -11,7 +11,6 @@ import torch
 
 from echoink.config import load_config
 from echoink.data import load_split
-from echoink.rl.experience import collect_experience, encode_samples
 from echoink.rl.grounding import (
     Counterfactual,
     answer_ids,
@@ -19,6 +18,7 @@ from echoink.rl.grounding import (
     unimodal_group_weights,
     weigh_advantages,
 )
+from echoink.rl.rollout import collect_experience, counterfactual_pass, encode_samples
 from echoink.rl.trainer import setup_run, train
 from echoink.runlog import read_jsonl
 from echoink.scoring.rewards import grounding_reward
@@ -127,10 +127,10 @@ def _tower_inputs(model):
 
 
 def _experience(run, samples, cfg):
-    seen, hooks = _tower_inputs(run.policy)
+    seen, hooks = _tower_inputs(run.h.policy)
     try:
         torch.manual_seed(0)
-        exp = collect_experience(run.engine, run.policy, None, samples, run.gen_config, cfg)
+        exp = collect_experience(run.h.engine, run.h.policy, None, samples, run.gen_config, cfg)
     finally:
         for h in hooks:
             h.remove()
@@ -146,15 +146,16 @@ def test_counterfactual_pass_runs_once_per_prompt_on_silence(tiny_model_dir, spl
     # rollout, then the counterfactual pass: each encodes the B=2 clips and images once (not G or M times)
     assert [n for n, _ in seen["audio"]] == [2, 2] and seen["vision"] == [2, 2]
     # the second pass saw silence: the features the tower gets from the audio-ablated prompts
-    direct, hooks = _tower_inputs(run.policy)
-    silent = encode_samples(run.engine, samples, cfg.data, "cpu", ablate="audio")
-    run.engine.sample(run.policy, silent, 1, run.gen_config)
+    direct, hooks = _tower_inputs(run.h.policy)
+    silent = encode_samples(run.h.engine, samples, cfg.data, "cpu", ablate="audio")
+    run.h.engine.sample(run.h.policy, silent, 1, run.gen_config)
     for h in hooks:
         h.remove()
     torch.testing.assert_close(seen["audio"][1][1], direct["audio"][0][1])
     assert not torch.equal(seen["audio"][0][1], direct["audio"][0][1])
     assert exp.reward_names == ["accuracy", "format", "grounding"]
-    assert "time/counterfactual" in exp.timings and "grounding/counterfactual_accuracy" in exp.timings
+    assert "time/counterfactual" in exp.timings and "grounding/counterfactual_accuracy" in exp.stats
+    assert not any(k.startswith("grounding/") for k in exp.timings)  # statistics are not times
     # the paper's rewards alone: no extra pass at all
     plain_cfg = _cfg(tiny_model_dir, split, tmp_path / "run2")
     _, plain = _experience(run, samples, plain_cfg)
@@ -171,7 +172,7 @@ def test_drop_unimodal_groups_zeroes_their_advantages(tiny_model_dir, split, tmp
     samples = load_split(split).samples[:2]
     exp, seen = _experience(run, samples, cfg)
     assert len(seen["audio"]) == 2
-    assert exp.advantages.abs().sum() == 0 and exp.timings["grounding/unimodal_groups"] == 1.0
+    assert exp.advantages.abs().sum() == 0 and exp.stats["grounding/unimodal_groups"] == 1.0
 
 
 def test_trainer_logs_grounding_metrics(tiny_model_dir, split, tmp_path):
@@ -200,8 +201,6 @@ def test_bad_grounding_settings_are_refused(tiny_model_dir, split, tmp_path):
 def test_items_that_do_not_need_or_lack_the_modality_get_no_counterfactual(tiny_model_dir, split, tmp_path):
     from dataclasses import replace
 
-    from echoink.rl.grounding import counterfactual_pass
-
     cfg = _cfg(tiny_model_dir, split, tmp_path / "run", "algo.drop_unimodal_groups=true")
     run = setup_run(cfg, resume=False)
     s = load_split(split).samples
@@ -212,5 +211,5 @@ def test_items_that_do_not_need_or_lack_the_modality_get_no_counterfactual(tiny_
         replace(s[1], audio=None, data_type="image"),  # no audio to remove
         replace(s[2], metadata={"needs": "both"}),
     ]
-    cf = counterfactual_pass(run.engine, run.policy, samples, run.gen_config, cfg, "cpu")
+    cf = counterfactual_pass(run.h.engine, run.h.policy, samples, run.gen_config, cfg, "cpu")
     assert cf.answers[0] is None and cf.answers[1] is None and len(cf.answers[2]) == 3

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from echoink.rl import optimise as optimise_module
 from echoink.rl import trainer
 from echoink.rl.trainer import TrainingAborted, setup_run, train
 from echoink.runlog import read_jsonl
@@ -35,13 +36,13 @@ def test_truncated_completions_leave_the_loss_when_masked(tiny_model_dir, split,
     """With mask_truncated_completions, a truncated completion's tokens get no gradient (all are
     truncated at max_new_tokens=2 for an untrained model, so the loss and gradient are exactly 0)."""
     seen = []
-    real = trainer.algos.policy_loss
+    real = optimise_module.algos.policy_loss
 
     def recording(logp, old, adv, mask, *a, **k):
         seen.append(mask.clone())
         return real(logp, old, adv, mask, *a, **k)
 
-    monkeypatch.setattr(trainer.algos, "policy_loss", recording)
+    monkeypatch.setattr(optimise_module.algos, "policy_loss", recording)
     base = ["rollout.max_new_tokens=2", "train.max_steps=1"]
     for masked in (False, True):
         seen.clear()
@@ -56,15 +57,15 @@ def test_truncated_completions_leave_the_loss_when_masked(tiny_model_dir, split,
 def _nan_losses(monkeypatch, bad_calls):
     """Make the mini-batch losses of the calls in ``bad_calls`` (1-based; None: all) non-finite."""
     calls = {"n": 0}
-    real = trainer._mini_batch_loss
+    real = optimise_module._mini_batch_loss
 
-    def patched(run, exp, start, stop, mask):
-        loss, m, logp, rows = real(run, exp, start, stop, mask)
+    def patched(cfg, scorer, exp, start, stop, mask):
+        loss, m, logp, rows = real(cfg, scorer, exp, start, stop, mask)
         calls["n"] += 1
         bad = bad_calls is None or calls["n"] in bad_calls
         return (loss * float("nan") if bad else loss), m, logp, rows
 
-    monkeypatch.setattr(trainer, "_mini_batch_loss", patched)
+    monkeypatch.setattr(optimise_module, "_mini_batch_loss", patched)
 
 
 def test_non_finite_steps_abort_after_max_bad_steps(tiny_model_dir, split, tmp_path, monkeypatch):
@@ -86,12 +87,15 @@ def test_a_bad_pass_skips_only_itself(tiny_model_dir, split, tmp_path, monkeypat
     cfg = recipe(tiny_model_dir, split, tmp_path / "run", "algo.num_iterations=2", "train.max_steps=1")
     _nan_losses(monkeypatch, {1})
     run = setup_run(cfg, resume=False)
-    before = {n: p.detach().clone() for n, p in run.policy.named_parameters() if p.requires_grad}
-    from echoink.rl.trainer import next_rollout_batch, optimise
+    before = {n: p.detach().clone() for n, p in run.h.policy.named_parameters() if p.requires_grad}
+    from echoink.rl.optimise import optimise
+    from echoink.rl.trainer import next_rollout_batch
 
-    update = optimise(run, next_rollout_batch(run))
-    assert update["skipped_updates"] == 1.0 and run.bad_steps == 1
-    moved = [n for n, p in run.policy.named_parameters() if p.requires_grad and not torch.equal(p, before[n])]
+    update = optimise(cfg, run.h, run.state, next_rollout_batch(cfg, run))
+    assert update["skipped_updates"] == 1.0 and run.state.bad_steps == 1
+    moved = [
+        n for n, p in run.h.policy.named_parameters() if p.requires_grad and not torch.equal(p, before[n])
+    ]
     assert moved, "the finite second pass must update the weights"
 
 
@@ -104,8 +108,8 @@ def test_bf16_mixed_precision_trains_policy_and_reference_on_cpu(tiny_model_dir,
     request_reset = AcceleratorState._reset_state
     cfg = recipe(tiny_model_dir, split, tmp_path / "run", "train.mixed_precision=bf16", "algo.beta=0.04")
     run = setup_run(cfg, resume=False)
-    assert run.accelerator.mixed_precision == "bf16" and run.reference is not None
-    before = {n: p.detach().clone() for n, p in run.policy.named_parameters() if p.requires_grad}
+    assert run.h.accelerator.mixed_precision == "bf16" and run.h.reference is not None
+    before = {n: p.detach().clone() for n, p in run.h.policy.named_parameters() if p.requires_grad}
     del run
     rows = read_jsonl(train(cfg) / "metrics.jsonl")
     assert all(
@@ -133,6 +137,6 @@ def test_gradient_checkpointing_says_prefix_sharing_stays_on(tiny_model_dir, spl
     with caplog.at_level(logging.INFO, logger="echoink.rl.trainer"):
         run = setup_run(cfg, resume=False)
     assert "gradient checkpointing: prefix sharing is on" in caplog.text and "2 per pass" in caplog.text
-    assert run.scorer.sharing == "prefix" and run.cfg.rollout.sharing == "prefix"
-    update = trainer.optimise(run, trainer.next_rollout_batch(run))
+    assert run.h.scorer.sharing == "prefix" and cfg.rollout.sharing == "prefix"
+    update = optimise_module.optimise(cfg, run.h, run.state, trainer.next_rollout_batch(cfg, run))
     assert math.isfinite(update["loss"]) and update["skipped_updates"] == 0.0

@@ -70,7 +70,7 @@ def test_resume_refuses_trajectory_changes_and_lists_them(tiny_model_dir, split,
     run = setup_run(
         recipe(tiny_model_dir, split, trained, "train.log_every=2", *SAME), resume=True
     )  # harmless
-    assert run.step == 2
+    assert run.state.step == 2
 
 
 def test_allowed_lr_change_rebuilds_the_schedule_and_is_recorded(tiny_model_dir, split, trained):
@@ -78,12 +78,12 @@ def test_allowed_lr_change_rebuilds_the_schedule_and_is_recorded(tiny_model_dir,
         tiny_model_dir, split, trained, "train.lr=5e-3", "train.max_steps=4", "train.save_every=1"
     )
     run = setup_run(changed, resume=True, allow_config_change=True)
-    assert run.step == 2
+    assert run.state.step == 2
     cosine = 0.5 * (1 + math.cos(math.pi * 2 / 4))  # transformers' cosine, no warm-up, at step 2 of 4
-    assert run.optimizer.param_groups[0]["lr"] == pytest.approx(5e-3 * cosine, rel=1e-9)
-    assert run.scheduler.get_last_lr()[0] == pytest.approx(5e-3 * cosine, rel=1e-9)
-    run.scheduler.step()
-    assert run.scheduler.get_last_lr()[0] == pytest.approx(5e-3 * 0.5 * (1 + math.cos(math.pi * 3 / 4)))
+    assert run.h.optimizer.param_groups[0]["lr"] == pytest.approx(5e-3 * cosine, rel=1e-9)
+    assert run.h.scheduler.get_last_lr()[0] == pytest.approx(5e-3 * cosine, rel=1e-9)
+    run.h.scheduler.step()
+    assert run.h.scheduler.get_last_lr()[0] == pytest.approx(5e-3 * 0.5 * (1 + math.cos(math.pi * 3 / 4)))
     assert _saved(trained)["train"]["lr"] == 5e-3  # config.yaml says what runs
     (record,) = [json.loads(line) for line in (trained / HISTORY).read_text().splitlines()]
     assert record["step"] == 2

@@ -39,8 +39,15 @@ def test_tensorboard_event_files_hold_the_reward_curve(tiny_model_dir: Path, tmp
 
 
 def test_unknown_tracker_is_named():
-    with pytest.raises(ConfigError, match="train.report_to"):
-        load_config(None, ["train.report_to=[tensorbord]"])
+    """Named by the pre-flight check (every command runs it), and by the trainer's own set-up."""
+    from echoink.preflight import check_names
+    from echoink.rl.trackers import tracker_kwargs
+
+    cfg = load_config(None, ["train.report_to=[tensorbord]"])
+    with pytest.raises(ConfigError, match="train.report_to: unknown tracker 'tensorbord'"):
+        check_names(cfg)
+    with pytest.raises(ValueError, match="train.report_to: unknown tracker"):
+        tracker_kwargs(cfg)
 
 
 def test_a_tracker_that_is_not_installed_fails_before_training(tmp_path: Path):

@@ -55,8 +55,8 @@ def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def test_three_steps_move_every_parameter_and_log_every_metric(family_model_dir, train_split, tmp_path):
     cfg = recipe(family_model_dir, train_split, tmp_path / "run", "algo.beta=0.04")
     run = setup_run(cfg, resume=False)
-    before = _weights(run.policy)
-    assert run.reference is not None  # beta > 0 without LoRA: a frozen copy
+    before = _weights(run.h.policy)
+    assert run.h.reference is not None  # beta > 0 without LoRA: a frozen copy
     del run
     out = train(cfg)
     rows = read_jsonl(out / "metrics.jsonl")
@@ -75,7 +75,7 @@ def test_three_steps_move_every_parameter_and_log_every_metric(family_model_dir,
 def test_beta_zero_loads_no_reference(tiny_model_dir, train_split, tmp_path):
     cfg = recipe(tiny_model_dir, train_split, tmp_path / "run", "algo.beta=0", "train.max_steps=1")
     run = setup_run(cfg, resume=False)
-    assert run.reference is None
+    assert run.h.reference is None
     train(cfg)
     row = read_jsonl(Path(cfg.train.output_dir) / "metrics.jsonl")[0]
     assert row["kl"] == 0.0 and row["time/reference"] < 0.05
@@ -93,8 +93,8 @@ def test_lora_trains_only_adapters_with_disabled_adapter_reference(tiny_model_di
         "train.max_steps=2",
     )
     run = setup_run(cfg, resume=False)
-    assert run.reference is None  # the base with adapters disabled is the reference
-    names = [n for n, p in run.policy.named_parameters() if p.requires_grad]
+    assert run.h.reference is None  # the base with adapters disabled is the reference
+    names = [n for n, p in run.h.policy.named_parameters() if p.requires_grad]
     assert names and all("lora_" in n for n in names)
     del run
     out = train(cfg)

@@ -203,3 +203,13 @@ def adapters_disabled(policy: nn.Module) -> Iterator[nn.Module]:
         )
     with peft_model.disable_adapter():
         yield policy
+
+
+@contextmanager
+def reference_mode(policy: nn.Module, ref: nn.Module | None):
+    """Yield the module that gives reference log-probs: the frozen copy, or the LoRA policy with adapters off."""
+    if ref is not None:
+        yield ref
+        return
+    with adapters_disabled(policy) as base:
+        yield base

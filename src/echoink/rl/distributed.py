@@ -1,11 +1,13 @@
 """The launch: the accelerator a run trains on, checked against what the trainer expects
-(one process group; a DeepSpeed config that fits), and ``launch.json`` saying what it is."""
+(one process group; a DeepSpeed config that fits), ``launch.json`` saying what it is, and each
+process's part in the collective decisions (agreeing on a flag; writing and reading checkpoints)."""
 
 from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from accelerate import Accelerator
@@ -13,10 +15,8 @@ from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwar
 
 from ..config import Config
 from . import sharding
+from .checkpoint import Processes
 from .trackers import tracker_kwargs
-
-if TYPE_CHECKING:
-    from .trainer import Run
 
 
 def check_world(accelerator: Accelerator) -> None:
@@ -83,16 +83,55 @@ def make_accelerator(cfg: Config) -> Accelerator:
     return accelerator
 
 
-def write_launch(run: Run) -> None:
+def write_launch(
+    accelerator: Accelerator, zero_stage: int | None, mixed_precision: str, run_dir: Path
+) -> None:
     """``run_dir/launch.json``: how this launch holds its weights (what bench/sharded_cpu.sh reports)."""
-    acc = run.accelerator
-    if acc.is_main_process:
+    if accelerator.is_main_process:
         launch = {
-            "engine": sharding.engine_name(acc),
-            "processes": acc.num_processes,
-            "zero_stage": run.zero_stage,
-            "device": acc.device.type,
-            "backend": acc.state.backend,
-            "mixed_precision": run.cfg.train.mixed_precision,
+            "engine": sharding.engine_name(accelerator),
+            "processes": accelerator.num_processes,
+            "zero_stage": zero_stage,
+            "device": accelerator.device.type,
+            "backend": accelerator.state.backend,
+            "mixed_precision": mixed_precision,
         }
-        (run.run_dir / "launch.json").write_text(json.dumps(launch, indent=1) + "\n")
+        (Path(run_dir) / "launch.json").write_text(json.dumps(launch, indent=1) + "\n")
+
+
+def all_agree(accelerator: Accelerator, ok: bool) -> bool:
+    """True on every process only when ``ok`` is True on every process (one all-reduce)."""
+    if accelerator.num_processes == 1:
+        return ok
+    votes = accelerator.reduce(torch.tensor(float(ok), device=accelerator.device), "sum")
+    return int(votes) == accelerator.num_processes
+
+
+def any_process(accelerator: Accelerator, flag: bool) -> bool:
+    """True on every process when ``flag`` is True on any process (one all-reduce)."""
+    return not all_agree(accelerator, not flag)
+
+
+def partition_agreement(accelerator: Accelerator, zero_stage: int | None) -> Callable[[bool], bool] | None:
+    """``all_agree`` where processes hold different partitions of the weights (ZeRO-3 on several
+    processes), else None: replicas check their own weights (``guards.check_weights``)."""
+    if zero_stage == 3 and accelerator.num_processes > 1:
+        return lambda ok: all_agree(accelerator, ok)
+    return None
+
+
+def processes(accelerator: Accelerator, zero_stage: int | None) -> Processes:
+    """This process's part in writing and reading checkpoints (see ``checkpoint.Processes``)."""
+    sharded = zero_stage is not None
+    return Processes(
+        rank=accelerator.process_index,
+        world=accelerator.num_processes,
+        sharded_optimizer=sharded,
+        weights_in_optimizer=zero_stage == 3,
+        barrier=accelerator.wait_for_everyone,
+        all_agree=lambda ok: all_agree(accelerator, ok),
+        load_optimizer=(lambda opt, state: sharding.load_partition(accelerator, opt, state))
+        if sharded
+        else None,
+        safe_globals=sharding.partition_safe_globals() if sharded else [],
+    )

@@ -1,28 +1,20 @@
-"""One step's experience: prompts -> G sampled completions each -> rewards -> advantages -> reference log-probs.
+"""``Experience``: the one batch type between rollout, rewards, the loss and the logs, and the
+re-batching of groups from several rollout batches (dynamic sampling).
 
-``Experience`` is the one type between rollout, rewards, the loss and the logs. Everything model-specific
-(the processor, towers, positions, the shared-prefix decode and log-prob passes) is the engine's
-(``echoink.model.Engine``); this module only orders the calls and does the maths.
+The rollout that fills it is ``rollout.collect_experience``; this module is the type only.
 
 Shapes: B prompts, G completions per prompt, N = B·G, T completion tokens, K rewards.
 """
 
 from __future__ import annotations
 
-import contextlib
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
-from torch import nn
+import torch.nn.functional as F
 
-from ..data import Sample, sample_messages
-from ..data.media import MediaError
-from ..data.messages import decodable_messages
-from ..model import Engine, PromptBatch
-from ..scoring.rewards import score
-from . import algos, grounding
+from ..data import Sample
+from ..model import PromptBatch
 
 
 @dataclass
@@ -43,7 +35,8 @@ class Experience:
     advantages: torch.Tensor | None = None  # [N]
     old_logprobs: torch.Tensor | None = None  # [N, T] when μ > 1
     ref_logprobs: torch.Tensor | None = None  # [N, T] when β > 0
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # "time/…" seconds: summed when merged
+    stats: dict[str, float] = field(default_factory=dict)  # other measurements: averaged when merged
 
     PER_COMPLETION = (
         "completion_ids",
@@ -77,88 +70,46 @@ class Experience:
         )
 
 
-def reward_fields(samples: Sequence[Sample], group_size: int) -> dict[str, list]:
-    """Per-completion row fields for the reward functions: ``solution`` plus metadata shared by all rows."""
-    fields: dict[str, list] = {"solution": [s.solution for s in samples for _ in range(group_size)]}
-    common = set.intersection(*(set(s.metadata) for s in samples)) if samples else set()
-    for key in sorted(common - {"solution"}):
-        fields[key] = [s.metadata[key] for s in samples for _ in range(group_size)]
-    return fields
+def _pad_right(tensors: list[torch.Tensor], value: int | float) -> torch.Tensor:
+    width = max(t.shape[1] for t in tensors)
+    return torch.cat([F.pad(t, (0, width - t.shape[1]), value=value) for t in tensors])
 
 
-@contextlib.contextmanager
-def reference_mode(policy: nn.Module, ref: nn.Module | None):
-    """Yield the module that gives reference log-probs: the frozen copy, or the LoRA policy with adapters off."""
-    if ref is not None:
-        yield ref
-        return
-    from ..model.loading import adapters_disabled
-
-    with adapters_disabled(policy) as base:
-        yield base
-
-
-def encode_samples(
-    engine: Engine, samples: Sequence[Sample], data_cfg, device, ablate: str = "none"
-) -> PromptBatch:
-    """Decode media, render the chat prompts and run the processor once for the batch, on ``device``."""
-    d = data_cfg
-    messages = sample_messages(samples, d.template, d.max_audio_seconds, d.max_pixels, ablate, d.video())
-    return engine.encode(messages).to(device)
-
-
-def collect_experience(
-    engine: Engine,
-    policy: nn.Module,
-    ref: nn.Module | None,
-    samples: Sequence[Sample],
-    gen_config,
-    cfg,
-) -> Experience:
-    """Roll out, score and prepare one batch. ``cfg`` is the run's Config (data, rollout, algo)."""
-    g = cfg.rollout.num_generations
+def concat_groups(picks: list[tuple[Experience, int]], pad_id: int) -> Experience:
+    """One Experience of the chosen (batch, prompt index) groups, re-padded (prompts left, completions right)."""
+    groups = [batch.prompt_slice(b, b + 1) for batch, b in picks]
+    optional = {}
+    for name in ("old_logprobs", "ref_logprobs"):
+        values = [getattr(e, name) for e in groups]
+        optional[name] = None if any(v is None for v in values) else _pad_right(values, 0.0)
+    sources = list({id(b): b for b, _ in picks}.values())  # each rollout batch once
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    device = next(policy.parameters()).device
-    d = cfg.data
-    samples, messages = (
-        decodable_messages(  # a file broken since loading: skipped or an error, by data.on_error
-            samples, d.template, d.max_audio_seconds, d.max_pixels, d.on_error, video=d.video()
-        )
+    for batch in sources:  # the time both rollout rounds took
+        for k, v in batch.timings.items():
+            timings[k] = timings.get(k, 0.0) + v
+    stats = {k: sum(b.stats[k] for b in sources) / len(sources) for k in sources[0].stats}
+    return Experience(
+        prompts=PromptBatch.concat([e.prompts for e in groups], pad_id),
+        completion_ids=_pad_right([e.completion_ids for e in groups], pad_id),
+        completion_mask=_pad_right([e.completion_mask for e in groups], 0),
+        truncated=torch.cat([e.truncated for e in groups]),
+        group_size=groups[0].group_size,
+        samples=[s for e in groups for s in e.samples],
+        texts=[t for e in groups for t in e.texts],
+        reward_matrix=torch.cat([e.reward_matrix for e in groups]),
+        reward_names=groups[0].reward_names,
+        rewards=torch.cat([e.rewards for e in groups]),
+        zero_std=torch.cat([e.zero_std for e in groups]),
+        advantages=torch.cat([e.advantages for e in groups]),
+        timings=timings,
+        stats=stats,
+        **optional,
     )
-    if not samples:
-        raise MediaError("every prompt of this step failed to decode (see the warnings above)")
-    prompts = engine.encode(messages).to(device)
-    done = engine.sample(policy, prompts, g, gen_config, shared=cfg.rollout.sharing != "repeat")
-    timings["time/rollout"] = time.perf_counter() - t0
-    cf, cf_metrics = grounding.ground(engine, policy, samples, gen_config, cfg, device)  # None unless asked
-
-    t0 = time.perf_counter()
-    texts = engine.decode(done.ids)
-    fields = reward_fields(samples, g) | (cf.reward_fields(texts, g) if cf else {})
-    matrix, total, names = score(texts, fields, cfg.algo.rewards)
-    advantages, zero_std = algos.group_advantages(total, g, scale=cfg.algo.scale_rewards)
-    if cf is not None:  # counterfactual filtering; metrics ride with the timings (averaged, not maxed)
-        advantages, more = grounding.weigh_advantages(advantages, cf, samples, g, cfg.algo)
-        timings |= cf_metrics | more
-    timings["time/rewards"] = time.perf_counter() - t0
-
-    exp = Experience(
-        prompts, done.ids, done.mask, done.truncated, g, list(samples), texts, matrix, names, total, zero_std,
-        advantages=advantages.to(device), timings=timings,
-    )  # fmt: skip
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        if cfg.algo.beta > 0:
-            with reference_mode(policy, ref) as reference:
-                exp.ref_logprobs = _score(engine, reference, exp, cfg)
-        if cfg.algo.num_iterations > 1:
-            exp.old_logprobs = _score(engine, policy, exp, cfg)
-    timings["time/reference"] = time.perf_counter() - t0
-    return exp
 
 
-def _score(engine: Engine, model: nn.Module, exp: Experience, cfg) -> torch.Tensor:
-    return engine.logprobs(
-        model, exp.prompts, exp.completion_ids, exp.group_size, cfg.rollout.temperature, cfg.rollout.sharing
-    )
+def merge_signal_groups(first: Experience, extra: Experience, size: int, pad_id: int) -> Experience:
+    """Keep groups with reward variance from ``first``, fill up from ``extra``'s, then zero-variance ones."""
+    keep = [(first, b) for b in range(first.num_prompts) if not first.zero_std[b]]
+    keep += [(extra, b) for b in range(extra.num_prompts) if not extra.zero_std[b]]
+    keep += [(first, b) for b in range(first.num_prompts) if first.zero_std[b]]
+    return concat_groups(keep[:size], pad_id)

@@ -14,8 +14,9 @@ Two signals come from it:
   ``algo.unimodal_group_weight`` (0 = dropped), in the spirit of OmniClean's data filtering.
 
 Items without the removed modality, or whose ``needs`` metadata says they do not need it, get no
-counterfactual (reward None, weight 1). The maths is pure functions (shapes: B prompts, G completions each, N = B·G,
-M counterfactual answers per prompt); ``counterfactual_pass`` orders the engine calls. References:
+counterfactual (reward None, weight 1). This module is the maths, as pure functions (shapes: B prompts, G
+completions each, N = B·G, M counterfactual answers per prompt); ``rollout.counterfactual_pass`` orders
+the engine calls that sample the counterfactual answers. References:
 HumanOmniV2 (the shortcut problem), OmniClean (arXiv 2605.12034), SFFL (2605.09906), RL-CoMM (2511.10059).
 
 >>> own = answer_ids(["A", "B", None, "A"])             # B=2 prompts, G=2
@@ -26,7 +27,6 @@ HumanOmniV2 (the shortcut problem), OmniClean (arXiv 2605.12034), SFFL (2605.099
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -99,40 +99,12 @@ def wanted(algo) -> bool:
     return "grounding" in algo.rewards or algo.drop_unimodal_groups
 
 
-def _needs_removed(sample, removed: str) -> bool:
+def needs_removed(sample, removed: str) -> bool:
     """Whether removing the modality can change the answer: the item has it, and ``needs`` (if given) says so."""
     if (sample.audio if removed == "audio" else sample.image) is None:
         return False  # nothing to remove: the "counterfactual" would be the prompt itself
     needs = sample.metadata.get("needs")
     return needs is None or needs in (removed, "both")
-
-
-def counterfactual_pass(engine, policy, samples: Sequence, gen_config, cfg, device) -> Counterfactual:
-    """M answers per prompt from ``policy`` with ``cfg.algo.counterfactual_ablate`` removed: one encode of
-    the applicable prompts, one shared-prefix sample (towers + prefill once per prompt)."""
-    from .experience import encode_samples  # the experience step imports this module
-
-    removed, m = cfg.algo.counterfactual_ablate, cfg.algo.counterfactual_samples
-    todo = [i for i, s in enumerate(samples) if _needs_removed(s, removed)]
-    answers: list[list[str | None] | None] = [None] * len(samples)
-    if todo:
-        prompts = encode_samples(engine, [samples[i] for i in todo], cfg.data, device, ablate=removed)
-        done = engine.sample(policy, prompts, m, gen_config, shared=cfg.rollout.sharing != "repeat")
-        parsed = [parse_answer(t) for t in engine.decode(done.ids)]  # [len(todo)·M]
-        for k, i in enumerate(todo):
-            answers[i] = parsed[k * m : (k + 1) * m]
-    return Counterfactual(answers)
-
-
-def ground(
-    engine, policy, samples, gen_config, cfg, device
-) -> tuple[Counterfactual | None, dict[str, float]]:
-    """The counterfactual pass when the recipe asks for it, and its time ({} when it does not)."""
-    if not wanted(cfg.algo):
-        return None, {}
-    t0 = time.perf_counter()
-    cf = counterfactual_pass(engine, policy, samples, gen_config, cfg, device)
-    return cf, {"time/counterfactual": time.perf_counter() - t0}
 
 
 def weigh_advantages(

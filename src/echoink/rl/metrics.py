@@ -1,4 +1,4 @@
-"""Per-step metrics, named as TRL names them where TRL has the metric.
+"""Per-step metrics, named as TRL names them where TRL has the metric, and the rows of rollouts.jsonl.
 
 With several processes every number describes the global batch: per-completion tensors are gathered
 from all processes before the statistics are taken, the update's scalars are averaged over processes
@@ -12,14 +12,20 @@ import math
 
 import torch
 
+from .experience import Experience
+
 # Timings: the step waits for the slowest process.
 _TIMES = ("time/", "step_time")
 
 
-def step_metrics(batch, update: dict[str, float], run, step_time: float) -> dict[str, float]:
-    """One metrics.jsonl row: rewards (total and by name), lengths, KL, clipping, entropy, timings."""
-    acc = run.accelerator
-    exp = batch
+def step_metrics(
+    batch: Experience, update: dict[str, float], accelerator, lr: float, epoch: int, step_time: float
+) -> dict[str, float]:
+    """One metrics.jsonl row: rewards (total and by name), lengths, KL, clipping, entropy, timings.
+
+    ``update`` is the optimisation's own numbers (``optimise.optimise``); ``lr`` the schedule's rate
+    after the step, ``epoch`` the sampler's."""
+    acc, exp = accelerator, batch
     g = exp.group_size
     local = torch.cat(
         [
@@ -33,7 +39,7 @@ def step_metrics(batch, update: dict[str, float], run, step_time: float) -> dict
     table = acc.gather(local).cpu()  # [world·N, 3 + K]; each process's groups stay contiguous
     rewards, lengths, truncated = table[:, 0], table[:, 1], table[:, 2]
     zero_std = acc.gather(batch.zero_std.float().to(acc.device)).cpu()  # [world·B]
-    timed = _reduce(acc, {**batch.timings, **update, "step_time": step_time})
+    timed = _reduce(acc, {**batch.timings, **batch.stats, **update, "step_time": step_time})
     out = {
         "reward": float(rewards.mean()),
         "reward_std": float(rewards.view(-1, g).std(1).mean()),
@@ -42,10 +48,10 @@ def step_metrics(batch, update: dict[str, float], run, step_time: float) -> dict
         "completions/min_length": float(lengths.min()),
         "completions/max_length": float(lengths.max()),
         "completions/clipped_ratio": float(truncated.mean()),
-        "lr": float(run.scheduler.get_last_lr()[0]),
+        "lr": float(lr),
         "step_time": timed["step_time"],
         "tokens_per_second": float(lengths.sum()) / max(timed["step_time"], 1e-9),
-        "epoch": float(run.sampler.epoch),
+        "epoch": float(epoch),
     }
     for k, name in enumerate(batch.reward_names):
         column = table[:, 3 + k]
@@ -67,3 +73,27 @@ def _reduce(acc, values: dict[str, float]) -> dict[str, float]:
         n: float(table[:, i].max() if n.startswith(_TIMES) else table[:, i].mean())
         for i, n in enumerate(names)
     }
+
+
+def rollout_rows(step: int, batch: Experience, limit: int) -> list[dict]:
+    """A sample of this step's completions for rollouts.jsonl: the first ``limit``, whole groups first."""
+    g = batch.group_size
+    rows = []
+    for i, text in enumerate(batch.texts[:limit]):
+        sample = batch.samples[i // g]
+        rows.append(
+            {
+                "step": step,
+                "id": sample.id,
+                "answer": sample.answer,
+                "completion": text,
+                "reward": float(batch.rewards[i]),
+                "advantage": float(batch.advantages[i]),
+                "truncated": bool(batch.truncated[i]),
+                **{
+                    f"rewards/{n}": float(batch.reward_matrix[i, k]) for k, n in enumerate(batch.reward_names)
+                },
+                **{k: v for k, v in sample.metadata.items() if isinstance(v, str | int | float)},
+            }
+        )
+    return rows

@@ -12,12 +12,16 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from ..config import Config
 from ..data import Sample, load_split
+from ..runlog import read_jsonl
+from ..scoring.predict import Decoding, EvalSettings, predict_batch
+from .persistence import export_policy
 from .sharding import full_weights
+from .state import Handles
 
 log = logging.getLogger(__name__)
 
@@ -47,33 +51,30 @@ def shard(samples: list[Sample], rank: int, world: int) -> tuple[list[Sample], l
     return mine + [samples[0]] * (per - len(mine)), [1.0] * len(mine) + [0.0] * (per - len(mine))
 
 
-def make_validator(run: Any) -> Validator | None:
+def make_validator(cfg: Config, rank: int, world: int, metrics_path: Path) -> Validator | None:
     """The validator of a run, or None when ``train.eval_every`` is 0. On resume the best accuracy so
     far is read back from metrics.jsonl, so ``best/`` is only replaced by a better model."""
-    cfg, acc = run.cfg, run.accelerator
     if not cfg.train.eval_every:
         return None
     samples = load_split(cfg.data.val_path, on_error=cfg.data.on_error).samples[: cfg.eval.max_items]
     if not samples:
         raise ValueError(f"{cfg.data.val_path}: no valid items to validate on")
-    items, weights = shard(samples, acc.process_index, acc.num_processes)
-    seen = [r["eval/accuracy"] for r in _logged(run.log.metrics_path) if r.get("eval/accuracy") is not None]
+    items, weights = shard(samples, rank, world)
+    logged = read_jsonl(metrics_path) if metrics_path.exists() else []
+    seen = [r["eval/accuracy"] for r in logged if r.get("eval/accuracy") is not None]
     return Validator(items, weights, len(samples), max(seen, default=-math.inf))
 
 
-def _logged(path: Path) -> list[dict[str, Any]]:
-    from ..runlog import read_jsonl
+def validation_metrics(
+    cfg: Config, h: Handles, validator: Validator | None, step: int, run_dir: Path
+) -> dict[str, float]:
+    """``eval/*`` metrics when ``step`` is due (else {}); saves ``best/`` on a new best if ``train.keep_best``.
 
-    return read_jsonl(path) if path.exists() else []
-
-
-def validation_metrics(run: Any, validator: Validator | None) -> dict[str, float]:
-    """``eval/*`` metrics when this step is due (else {}); saves ``best/`` on a new best if ``train.keep_best``."""
-    cfg = run.cfg
-    if validator is None or run.step % cfg.train.eval_every:
+    A collective: every process calls it every step."""
+    if validator is None or step % cfg.train.eval_every:
         return {}
-    counts = _local_counts(run, validator)
-    total = run.accelerator.reduce(counts.to(run.accelerator.device), reduction="sum").tolist()
+    counts = _local_counts(cfg, h, validator)
+    total = h.accelerator.reduce(counts.to(h.accelerator.device), reduction="sum").tolist()
     c = dict(zip(COUNTS, total, strict=True))
     n = max(c["n"], 1.0)
     metrics = {
@@ -84,43 +85,31 @@ def validation_metrics(run: Any, validator: Validator | None) -> dict[str, float
         "eval/n": c["n"],
     }
     if cfg.train.keep_best and metrics["eval/accuracy"] > validator.best:
-        _save_best(run)
+        best = Path(run_dir) / "best"
+        export_policy(h, cfg, best, step)  # every process: ZeRO-3 gathers
+        if h.accelerator.is_main_process:
+            (best / "step.txt").write_text(f"{step}\n")
     validator.best = max(validator.best, metrics["eval/accuracy"])
     return metrics
 
 
 @torch.no_grad()
-def _local_counts(run: Any, validator: Validator) -> torch.Tensor:
+def _local_counts(cfg: Config, h: Handles, validator: Validator) -> torch.Tensor:
     """[5] sums over this process's real items: correct, format_ok, unparseable, completion tokens, items."""
-    from ..scoring.predict import Decoding, EvalSettings, predict_batch
-
-    d, r = run.cfg.data, run.cfg.rollout
+    d, r = cfg.data, cfg.rollout
     settings = EvalSettings(
         d.template, Decoding("greedy"), r.max_new_tokens, d.max_audio_seconds, d.max_pixels, d.video()
     )
-    size = run.cfg.eval.batch_size
+    size = cfg.eval.batch_size
     sums = torch.zeros(len(COUNTS), dtype=torch.float64)
-    was_training = run.policy.training
-    run.policy.eval()
-    with full_weights(run.accelerator, run.scorer):  # ZeRO-3: gathered once, not per token
+    was_training = h.policy.training
+    h.policy.eval()
+    with full_weights(h.accelerator, h.scorer):  # ZeRO-3: gathered once, not per token
         for start in range(0, len(validator.items), size):
             items = validator.items[start : start + size]
-            rows = predict_batch(run.policy, run.engine, items, "none", settings)
+            rows = predict_batch(h.policy, h.engine, items, "none", settings)
             for row, w in zip(rows, validator.weights[start : start + size], strict=True):
                 values = (row["correct"], row["format_ok"], row["pred"] is None, row["length"], 1)
                 sums += w * torch.tensor([float(v) for v in values], dtype=torch.float64)
-    run.policy.train(was_training)
+    h.policy.train(was_training)
     return sums
-
-
-def _save_best(run: Any) -> None:
-    """``run_dir/best``: the policy as ``final/`` would be, with its recipe and the step it is from."""
-    from ..recipe_card import write_recipe
-    from .persistence import save_policy
-
-    best = Path(run.run_dir) / "best"
-    save_policy(run, best)  # every process: ZeRO-3 gathers
-    if run.accelerator.is_main_process:
-        write_recipe(run.cfg, best, "grpo")
-        (best / "step.txt").write_text(f"{run.step}\n")
-    run.accelerator.wait_for_everyone()

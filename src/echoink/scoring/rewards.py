@@ -26,10 +26,19 @@ from typing import Any
 import torch
 
 from ..config_sections import ConfigError
+from ..data import Sample
 from ..data.answers import parse_answer, parse_answer_letters
 from ..registry import Registry
 
-__all__ = ["REWARDS", "accuracy_reward", "format_reward", "parse_answer", "register_rewards", "score"]
+__all__ = [
+    "REWARDS",
+    "accuracy_reward",
+    "format_reward",
+    "parse_answer",
+    "register_rewards",
+    "reward_fields",
+    "score",
+]
 
 RewardFn = Callable[..., list[float | None]]
 REWARDS: Registry[RewardFn] = Registry("reward")
@@ -97,7 +106,7 @@ def grounding_reward(
     """Modality grounding (docs/grounding.md): ``-counterfactual_prob`` for a correct completion, 0.0 for a
     wrong one, None where no counterfactual was computed. ``counterfactual_prob`` is the probability that
     the policy gives the same answer with the needed modality removed, a row field the experience step
-    computes (``rl.grounding.counterfactual_pass``); without it every value is None.
+    computes (``rl.rollout.counterfactual_pass``); without it every value is None.
 
     >>> grounding_reward(["<answer>B</answer>", "<answer>C</answer>", "<answer>B</answer>", "<answer>B</answer>"],
     ...                  ["B", "B", "B", "B"], [0.75, 0.75, None, 0.0])
@@ -171,3 +180,12 @@ def register_rewards(weights: Mapping[str, float]) -> None:
         if not callable(fn):
             raise ConfigError(f"{field}: {name} is not a function")
         REWARDS.register(name)(fn)
+
+
+def reward_fields(samples: Sequence[Sample], group_size: int) -> dict[str, list]:
+    """Per-completion row fields for the reward functions: ``solution`` plus metadata shared by all rows."""
+    fields: dict[str, list] = {"solution": [s.solution for s in samples for _ in range(group_size)]}
+    common = set.intersection(*(set(s.metadata) for s in samples)) if samples else set()
+    for key in sorted(common - {"solution"}):
+        fields[key] = [s.metadata[key] for s in samples for _ in range(group_size)]
+    return fields

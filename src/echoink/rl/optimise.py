@@ -1,0 +1,166 @@
+"""The optimisation of one GRPO step: μ passes over the rollout batch in mini-batches of prompts, one
+optimiser step per pass, with every pass's loss and gradient checked before it is applied.
+
+Shapes: B prompts per process, G completions each, N = B·G, T completion tokens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+
+import torch
+from accelerate import Accelerator
+
+from ..config import Config
+from . import algos, sharding
+from .experience import Experience
+from .persistence import check_policy
+from .state import Handles, LoopState
+
+log = logging.getLogger(__name__)
+
+
+class TrainingAborted(RuntimeError):
+    """Too many consecutive non-finite steps."""
+
+
+def optimise(cfg: Config, h: Handles, state: LoopState, exp: Experience) -> dict[str, float]:
+    """μ passes over the batch in mini-batches of prompts; one optimiser step per pass.
+
+    The LR schedule advances once per training step (after the μ passes), so ``max_steps`` of a
+    cosine schedule means training steps whatever μ is. A pass whose loss or gradient is not finite
+    skips that pass's update only; the step counts as bad (``train.max_bad_steps`` in a row abort)
+    when any of its passes was skipped.
+    """
+    acc = h.accelerator
+    b = exp.num_prompts
+    mb = cfg.train.mini_batch_prompts or b
+    chunks = [(s, min(s + mb, b)) for s in range(0, b, mb)]
+    loss_mask = exp.completion_mask.float()
+    if cfg.algo.mask_truncated_completions:
+        loss_mask = loss_mask * (~exp.truncated).float()[:, None]
+    weights = _chunk_weights(acc, loss_mask, chunks, exp.group_size, cfg.algo.loss_agg)
+    totals: dict[str, float] = {}
+    skipped = 0
+    for _ in range(cfg.algo.num_iterations):
+        t0 = time.perf_counter()
+        pass_loss = 0.0
+        for i, (start, stop) in enumerate(chunks):
+            sync = acc.no_sync(h.scorer) if i < len(chunks) - 1 else contextlib.nullcontext()
+            with sync:  # DDP decides in the forward whether the backward all-reduces: both go inside
+                loss, m, logp, rows = _mini_batch_loss(cfg, h.scorer, exp, start, stop, loss_mask)
+                _backward(h, loss * weights[i])
+            pass_loss += float(loss.detach())
+            _accumulate(totals, m, logp.detach(), loss_mask[rows], loss.detach())
+        totals["time/policy_forward_backward"] = (
+            totals.get("time/policy_forward_backward", 0) + time.perf_counter() - t0
+        )
+        t0 = time.perf_counter()
+        skipped += not _step(cfg, h, state, totals, pass_loss)
+        totals["time/optimizer"] = totals.get("time/optimizer", 0) + time.perf_counter() - t0
+    h.scheduler.step()  # once per training step
+    _count_bad_step(state, skipped, cfg.train.max_bad_steps)
+    totals["skipped_updates"] = float(state.skipped_updates)
+    n_passes = cfg.algo.num_iterations * len(chunks)
+    return {
+        k: (v / n_passes if not k.startswith(("time/", "grad_norm", "skipped")) else v)
+        for k, v in totals.items()
+    }
+
+
+def _mini_batch_loss(cfg: Config, scorer, exp: Experience, start: int, stop: int, loss_mask: torch.Tensor):
+    """(loss, metrics, [rows, T] log-probs, row slice) of prompts [start, stop) and their completions."""
+    part = exp.prompt_slice(start, stop)
+    rows = slice(start * exp.group_size, stop * exp.group_size)
+    logp, aux = scorer(part.prompts, part.completion_ids, exp.group_size, cfg.rollout.temperature)
+    old = part.old_logprobs if part.old_logprobs is not None else logp.detach()
+    loss, m = algos.policy_loss(
+        logp, old, part.advantages, loss_mask[rows], cfg.algo.epsilon_low, cfg.algo.epsilon_high,
+        ref_logp=part.ref_logprobs, beta=cfg.algo.beta, kl_kind=cfg.algo.kl_estimator,
+        agg=cfg.algo.loss_agg, max_len=cfg.rollout.max_new_tokens,
+        is_level=cfg.algo.importance_sampling_level,
+    )  # fmt: skip
+    if aux is not None:  # MoE load balancing (algo.router_aux_loss_coef > 0)
+        loss = loss + cfg.algo.router_aux_loss_coef * aux
+        m["aux_loss"] = aux.detach()
+    return loss, m, logp, rows
+
+
+def _chunk_weights(acc: Accelerator, mask: torch.Tensor, chunks: list, g: int, agg: str) -> list[float]:
+    """Weight of each mini-batch's loss so the accumulated gradient is that of the global batch's loss.
+
+    Each mini-batch's loss is a mean over its own completions (over its tokens for "token-mean"), and
+    DDP averages gradients over the W processes. Weighting a mini-batch by W · (its completions or
+    tokens) / (all processes' completions or tokens) makes the result the loss aggregated over the
+    global batch, exactly what one process with W times the prompts computes. Completion counts are
+    equal on every process, but token counts are not: "token-mean" needs the global sum (one
+    all-reduce). One process, one mini-batch: the weight is exactly 1.
+    """
+    token = agg == "token-mean"
+    sizes = [float(mask[s * g : e * g].sum()) if token else float((e - s) * g) for s, e in chunks]
+    total = sum(sizes)
+    if acc.num_processes > 1:
+        total = float(acc.reduce(torch.tensor(total, dtype=torch.float64, device=acc.device), "sum"))
+    return [acc.num_processes * n / max(total, 1.0) for n in sizes]
+
+
+def _accumulate(
+    totals: dict, metrics: dict, logp: torch.Tensor, mask: torch.Tensor, loss: torch.Tensor
+) -> None:
+    denom = mask.sum().clamp(min=1)
+    values = {
+        f"clip_ratio/{k.removeprefix('clip_frac_')}": v
+        for k, v in metrics.items()
+        if k.startswith("clip_frac")
+    }
+    values["kl"] = metrics.get("kl", torch.tensor(0.0))
+    values["ratio_mean"] = metrics["ratio_mean"]
+    if "aux_loss" in metrics:
+        values["aux_loss"] = metrics["aux_loss"]
+    values["entropy"] = -(logp * mask).sum() / denom  # Monte-Carlo estimate over the sampled tokens
+    values["loss"] = loss
+    for k, v in values.items():
+        totals[k] = totals.get(k, 0.0) + float(v)
+
+
+def _backward(h: Handles, loss: torch.Tensor) -> None:
+    if h.zero_stage is not None:
+        sharding.backward(h.scorer, loss)  # not accelerate's: it would step before the check below
+    else:
+        h.accelerator.backward(loss)
+
+
+def _step(cfg: Config, h: Handles, state: LoopState, totals: dict, pass_loss: float) -> bool:
+    """Clip, check this pass's loss and gradient, step; False when the update was skipped (not finite).
+
+    DeepSpeed clips and steps itself: its gradient partitions are checked on every process first.
+    """
+    if h.zero_stage is not None:
+        finite, grad_norm = sharding.step_if_finite(h.scorer)
+    else:
+        params = [p for p in h.policy.parameters() if p.requires_grad]
+        grad_norm = float(h.accelerator.clip_grad_norm_(params, cfg.train.max_grad_norm))
+        finite = math.isfinite(grad_norm) and math.isfinite(pass_loss)
+        if finite:
+            h.optimizer.step()
+        h.optimizer.zero_grad(set_to_none=True)
+    totals["grad_norm"] = grad_norm
+    if finite:
+        check_policy(h, state.step + 1)
+    else:
+        state.skipped_updates += 1
+        log.warning("step %d: non-finite loss or grad norm (%s); update skipped", state.step + 1, grad_norm)
+    return finite
+
+
+def _count_bad_step(state: LoopState, skipped_passes: int, max_bad_steps: int) -> None:
+    """A step with any skipped pass is bad; ``train.max_bad_steps`` bad steps in a row abort."""
+    state.bad_steps = state.bad_steps + 1 if skipped_passes else 0
+    if state.bad_steps >= max_bad_steps:
+        raise TrainingAborted(
+            f"{state.bad_steps} consecutive steps with non-finite updates, the last at step {state.step + 1}; "
+            "lower train.lr or check the data (see metrics.jsonl)"
+        )

@@ -1,0 +1,113 @@
+"""One step's rollout, in the order it runs: encode -> sample (and the counterfactual sample) ->
+rewards -> advantages -> reference (and old) log-probs, into one ``Experience``.
+
+Everything model-specific (the processor, towers, positions, the shared-prefix decode and log-prob
+passes) is the engine's (``echoink.model.Engine``); the rewards are ``echoink.scoring``'s; the maths is
+``algos`` and ``grounding``. This module only orders the calls.
+
+Shapes: B prompts, G completions per prompt, N = B·G, T completion tokens, K rewards, M
+counterfactual answers per prompt.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..data import Sample, sample_messages
+from ..data.media import MediaError
+from ..data.messages import decodable_messages
+from ..model import Engine, PromptBatch
+from ..model.loading import reference_mode
+from ..scoring.rewards import parse_answer, reward_fields, score
+from . import algos, grounding
+from .experience import Experience
+
+
+def encode_samples(
+    engine: Engine, samples: Sequence[Sample], data_cfg, device, ablate: str = "none"
+) -> PromptBatch:
+    """Decode media, render the chat prompts and run the processor once for the batch, on ``device``."""
+    d = data_cfg
+    messages = sample_messages(samples, d.template, d.max_audio_seconds, d.max_pixels, ablate, d.video())
+    return engine.encode(messages).to(device)
+
+
+def collect_experience(
+    engine: Engine,
+    policy: nn.Module,
+    ref: nn.Module | None,
+    samples: Sequence[Sample],
+    gen_config,
+    cfg,
+) -> Experience:
+    """Roll out, score and prepare one batch. ``cfg`` is the run's Config (data, rollout, algo)."""
+    g, d = cfg.rollout.num_generations, cfg.data
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    device = next(policy.parameters()).device
+    samples, messages = (
+        decodable_messages(  # a file broken since loading: skipped or an error, by data.on_error
+            samples, d.template, d.max_audio_seconds, d.max_pixels, d.on_error, video=d.video()
+        )
+    )
+    if not samples:
+        raise MediaError("every prompt of this step failed to decode (see the warnings above)")
+    prompts = engine.encode(messages).to(device)
+    done = engine.sample(policy, prompts, g, gen_config, shared=cfg.rollout.sharing != "repeat")
+    timings["time/rollout"] = time.perf_counter() - t0
+    cf = None
+    if grounding.wanted(cfg.algo):
+        t0 = time.perf_counter()
+        cf = counterfactual_pass(engine, policy, samples, gen_config, cfg, device)
+        timings["time/counterfactual"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    texts = engine.decode(done.ids)
+    fields = reward_fields(samples, g) | (cf.reward_fields(texts, g) if cf else {})
+    matrix, total, names = score(texts, fields, cfg.algo.rewards)
+    advantages, zero_std = algos.group_advantages(total, g, scale=cfg.algo.scale_rewards)
+    stats: dict[str, float] = {}
+    if cf is not None:  # counterfactual filtering
+        advantages, stats = grounding.weigh_advantages(advantages, cf, samples, g, cfg.algo)
+    timings["time/rewards"] = time.perf_counter() - t0
+
+    exp = Experience(
+        prompts, done.ids, done.mask, done.truncated, g, list(samples), texts, matrix, names, total, zero_std,
+        advantages=advantages.to(device), timings=timings, stats=stats,
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        if cfg.algo.beta > 0:
+            with reference_mode(policy, ref) as reference:
+                exp.ref_logprobs = _logprobs(engine, reference, exp, cfg)
+        if cfg.algo.num_iterations > 1:
+            exp.old_logprobs = _logprobs(engine, policy, exp, cfg)
+    timings["time/reference"] = time.perf_counter() - t0
+    return exp
+
+
+def counterfactual_pass(
+    engine: Engine, policy: nn.Module, samples: Sequence[Sample], gen_config, cfg, device
+) -> grounding.Counterfactual:
+    """M answers per prompt from ``policy`` with ``cfg.algo.counterfactual_ablate`` removed: one encode of
+    the applicable prompts, one shared-prefix sample (towers + prefill once per prompt)."""
+    removed, m = cfg.algo.counterfactual_ablate, cfg.algo.counterfactual_samples
+    todo = [i for i, s in enumerate(samples) if grounding.needs_removed(s, removed)]
+    answers: list[list[str | None] | None] = [None] * len(samples)
+    if todo:
+        prompts = encode_samples(engine, [samples[i] for i in todo], cfg.data, device, ablate=removed)
+        done = engine.sample(policy, prompts, m, gen_config, shared=cfg.rollout.sharing != "repeat")
+        parsed = [parse_answer(t) for t in engine.decode(done.ids)]  # [len(todo)·M]
+        for k, i in enumerate(todo):
+            answers[i] = parsed[k * m : (k + 1) * m]
+    return grounding.Counterfactual(answers)
+
+
+def _logprobs(engine: Engine, model: nn.Module, exp: Experience, cfg) -> torch.Tensor:
+    return engine.logprobs(
+        model, exp.prompts, exp.completion_ids, exp.group_size, cfg.rollout.temperature, cfg.rollout.sharing
+    )
