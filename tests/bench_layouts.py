@@ -159,3 +159,15 @@ def write_mmar(root: Path) -> Path:
 
 WRITERS = {"omnibench": write_omnibench, "daily-omni": write_daily_omni, "worldsense": write_worldsense,
            "mmau": write_mmau, "mmar": write_mmar}  # fmt: skip
+
+
+def import_all(root: Path) -> Path:
+    """Write the five releases under ``root`` and import each there with the CLI; returns ``root``."""
+    from typer.testing import CliRunner
+
+    from echoink.cli import app
+
+    for name, write in WRITERS.items():
+        result = CliRunner().invoke(app, ["data", "import", name, str(write(root)), "--out", str(root)])
+        assert result.exit_code == 0, result.output
+    return root
