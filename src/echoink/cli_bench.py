@@ -24,9 +24,10 @@ def data_import(
     ),
 ) -> None:
     """Turn a released benchmark into a split every echoink command reads (rows left out for missing media are counted)."""
-    from .data.importers import import_benchmark
+    from .data.importers import BENCHMARKS, import_benchmark
 
     typer.echo(import_benchmark(name, src, out).line())
+    typer.echo(f"licence: {BENCHMARKS.get(name).licence}")
 
 
 @data_app.command("overlap")

@@ -38,6 +38,7 @@ class Benchmark:
     official_rule: str
     """The name of the benchmark's own scoring rule in ``eval/official.py``."""
     licence: str
+    """Printed by ``echoink data import``: the terms differ, and some are non-commercial."""
 
 
 BENCHMARKS: Registry[Benchmark] = Registry("benchmark")
@@ -46,14 +47,14 @@ for _b in (
               "omnibench_mmmu", "none stated in its repository"),
     Benchmark("daily-omni", "Daily-Omni", read_daily_omni, "video_audio",
               ("Type", "video_category", "video_duration", "content_parent_category"), "daily_omni_letter",
-              "data terms unclear (code: see its repository's LICENSE)"),
+              "the data's terms are not stated (its GitHub repository's GPL-3.0 covers the code)"),
     Benchmark("worldsense", "WorldSense", read_worldsense, "video_audio",
               ("domain", "sub_category", "task_domain", "task_type"), "vlmevalkit_exact_match",
-              "see its Hugging Face dataset card"),
+              "not checked here: read its Hugging Face dataset card"),
     Benchmark("mmau", "MMAU", read_mmau, "audio", ("task", "difficulty", "category", "sub-category"),
               "string_match", "Apache-2.0 (its repository's LICENSE)"),
     Benchmark("mmar", "MMAR", read_mmar, "audio", ("modality", "category", "sub-category"),
-              "string_match", "CC BY-NC 4.0 (non-commercial)"),
+              "string_match", "CC BY-NC 4.0, non-commercial use only (its GitHub repository has no LICENSE file)"),
 ):  # fmt: skip
     BENCHMARKS.register(_b.name)(_b)
 
