@@ -11,13 +11,13 @@ on a split holding it has seen that benchmark item.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from ..filehash import sha256_file
 from .avqa import load_split
 from .schema import OPTION_RE, Sample
 
@@ -42,13 +42,7 @@ def item_key(sample: Sample) -> tuple[str, tuple[str, ...]]:
     return normalise(sample.question), tuple(sorted(normalise(t) for t in texts))
 
 
-@cache
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+file_hash = cache(sha256_file)  # a file compared against several items is read once
 
 
 @dataclass(frozen=True)
