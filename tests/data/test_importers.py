@@ -173,3 +173,23 @@ def test_overlap_finds_echoinks_figure_1_question_in_omnibench(imported: Path, t
     assert out.exit_code == 0 and "1 item(s)" in out.output and "7  = A's 0  (media: different)" in out.output
     assert [m.media for m in split_overlap(imported / "omnibench.json", imported / "omnibench.json")] == [
         "identical", "identical"]  # fmt: skip
+
+
+def test_release_fields_never_override_the_schema_and_symlinks_out_are_refused(tmp_path: Path):
+    (tmp_path / "in").mkdir()
+    src = write_mmau(tmp_path / "in")
+    rows = json.loads((src / "mmau-test-mini.json").read_text())
+    rows[0] |= {"solution": "<answer>B</answer>", "path": {"audio": "/etc/passwd"}, "benchmark": "other"}
+    (src / "mmau-test-mini.json").write_text(json.dumps(rows))
+    import_benchmark("mmau", src, tmp_path / "in")
+    row = json.loads((tmp_path / "in/mmau.json").read_text())[0]
+    assert (row["solution"], row["path"], row["benchmark"]) == (
+        "<answer>A</answer>",
+        {"audio": "MMAU/test-mini-audios/u-1.wav"},
+        "mmau",
+    )
+    outside = write_tone(tmp_path / "outside.wav")
+    (src / "test-mini-audios/u-1.wav").unlink()
+    (src / "test-mini-audios/u-1.wav").symlink_to(outside)
+    with pytest.raises(RowError, match="question u-1: test-mini-audios/u-1.wav resolves outside"):
+        import_benchmark("mmau", src, tmp_path / "in")

@@ -94,10 +94,14 @@ def import_benchmark(name: str, src: str | Path, out: str | Path) -> ImportRepor
         if item.id in seen:
             raise RowError(src, len(rows) + len(missing), f"duplicate question id {item.id!r}")
         seen.add(item.id)
-        if all((src / rel).is_file() for rel in item.media.values()):
-            rows.append(_row(item, bench, src.relative_to(out)))
-        else:
+        if not all((src / rel).is_file() for rel in item.media.values()):
             missing.append(item.id)
+            continue
+        for rel in item.media.values():  # a symlink out of the folder: the loader would refuse every such row
+            if not (src / rel).resolve().is_relative_to(out):
+                raise RowError(src, -1, f"question {item.id}: {rel} resolves outside {out} (a symlink?); "
+                               "the loader refuses media outside the split's folder")  # fmt: skip
+        rows.append(_row(item, bench, src.relative_to(out)))
     report = ImportReport(out / f"{name}.json", len(rows), missing)
     if not rows:
         raise NothingImported(
