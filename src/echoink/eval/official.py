@@ -73,20 +73,20 @@ def mmmu_parse(response: str, index2ans: dict[str, str]) -> str | None:
     return candidates[starts.index(max(starts))]  # np.argmax: the first of equal maxima
 
 
+def _index2ans(sample: Sample) -> dict[str, str]:
+    """Letter -> option text, as OmniBench's script builds it (always four options)."""
+    return dict(zip(sample.letters[:4], option_texts(sample)[:4], strict=True))
+
+
 def omnibench_gold(sample: Sample) -> str | None:
     """The gold letter OmniBench's calculate_metrics.py derives by parsing the answer text."""
-    texts = option_texts(sample)
-    return mmmu_parse(
-        sample.metadata.get("answer_text", ""), dict(zip(sample.letters[:4], texts[:4], strict=True))
-    )
+    return mmmu_parse(sample.metadata.get("answer_text", ""), _index2ans(sample))
 
 
 @RULES.register("omnibench_mmmu")
 def omnibench_mmmu(reply: str, sample: Sample) -> bool:
-    # The script builds index2ans from exactly four options.
-    index2ans = dict(zip(sample.letters[:4], option_texts(sample)[:4], strict=True))
     gold = omnibench_gold(sample) or sample.answer  # no gold: the script would stop (assert); use ours
-    return mmmu_parse(reply, index2ans) == gold
+    return mmmu_parse(reply, _index2ans(sample)) == gold
 
 
 @RULES.register("daily_omni_letter")
