@@ -298,5 +298,7 @@ def run(argv: list[str] | None = None) -> None:
     run_app(app, sys.argv[1:] if argv is None else argv)
 
 
+from . import cli_bench  # noqa: E402,F401  (after run(): registers data import, data overlap)
+
 if __name__ == "__main__":
     run()

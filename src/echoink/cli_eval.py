@@ -18,7 +18,12 @@ def eval_cmd(
     model: Path = typer.Option(
         ..., "--model", help="Model directory (thinker, full Omni checkpoint or LoRA adapter)."
     ),
-    data: Path = typer.Option(..., "--data", help="Split file or split directory (AVQA_R1/valid)."),
+    data: Path | None = typer.Option(None, "--data", help="Split file or split directory (AVQA_R1/valid)."),
+    suite: Path | None = typer.Option(
+        None,
+        "--suite",
+        help="Instead of --data: a folder of `data import` splits (writes suite.json, suite.md).",
+    ),
     out: Path = typer.Option(
         ..., "--out", help="Output folder (predictions.jsonl, summary.json); re-run to resume."
     ),
@@ -74,7 +79,12 @@ def eval_cmd(
     dec = Decoding(*_decoding(decoding, samples, temperature, top_p), seed=seed)
     video = VideoSettings(video_fps, max_frames, desync_seconds=desync_seconds)
     kwargs = {"decoding": dec, "ablate": [a.strip() for a in ablate.split(",")], "batch_size": batch_size}
-    _run_eval(model, data, out, flags, kwargs | {"limit": limit, "video": video})
+    kwargs |= {"limit": limit, "video": video}
+    if suite is not None or data is None:  # every imported benchmark (cli_bench.py)
+        from .cli_bench import run_suite_cli
+
+        return run_suite_cli(model, suite, data, out, flags, kwargs)
+    _run_eval(model, data, out, flags, kwargs)
 
 
 def _run_eval(model: Path, data: Path, out: Path, flags: dict, kwargs: dict) -> None:

@@ -72,3 +72,14 @@ def record_sources(summary_path: str | Path, sources: dict[str, str]) -> None:
     summary = json.loads(path.read_text())
     summary["settings_source"] = sources
     path.write_text(json.dumps(summary, indent=1))
+
+
+def training_split(model_dir: str | Path) -> str | None:
+    """The training split (``data.train_path``) a model directory's recipe card names, or None."""
+    path = Path(model_dir) / RECIPE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())["config"]["data"]["train_path"] or None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return None

@@ -164,12 +164,15 @@ def parse_row(row: Any, root: Path, check_media: bool = True) -> Sample:
     if not isinstance(paths, dict):
         raise ValueError("path must be an object with image/audio keys")
     media: dict[str, Path | None] = {"image": None, "audio": None, "video": None}
-    for kind in _NEEDS_MEDIA[data_type]:
+    # A video_audio row may name its soundtrack as a file of its own (Daily-Omni ships {id}_audio.wav
+    # beside {id}_video.mp4); the video then needs no audio stream.
+    separate = data_type == "video_audio" and "audio" in paths
+    for kind in _NEEDS_MEDIA[data_type] + (("audio",) if separate else ()):
         if kind not in paths:
             raise ValueError(f"data_type {data_type} needs path.{kind}")
         media[kind] = _media_path(root, paths[kind], kind)
         if check_media:
-            _check_media(kind, media[kind], data_type)
+            _check_media(kind, media[kind], "video" if separate else data_type)
     metadata = {k: v for k, v in row.items() if k not in _CORE_KEYS}
     return Sample(
         id=str(row["problem_id"]),

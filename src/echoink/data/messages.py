@@ -1,7 +1,8 @@
 """Samples -> chat messages with their media decoded: what the model engine's ``encode`` takes.
 
 A video row becomes one ``video`` content block carrying its frames, their fps and its soundtrack
-(``video_audio`` rows; ``None`` for ``video`` rows); the engine tells the processor to interleave a
+(``video_audio`` rows: the video's own audio track, or the row's ``path.audio`` file when it names one;
+``None`` for ``video`` rows); the engine tells the processor to interleave a
 soundtrack with its frames in time.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .media import MediaError, silence_like
+from .media import MediaError, load_audio, silence_like
 from .prompts import build_messages, load_media
 from .schema import Sample
 from .video import load_video, shifted
@@ -39,7 +40,9 @@ class VideoSettings:
 def video_block(sample: Sample, video: VideoSettings, ablate: str = "none") -> dict[str, Any]:
     """The content block of a video row, with the ablation applied (audio, video or desync)."""
     clip = load_video(sample.video, video.fps, video.max_frames, video.max_pixels)
-    frames, sound = clip.frames, clip.soundtrack if sample.data_type == "video_audio" else None
+    frames, sound = clip.frames, None
+    if sample.data_type == "video_audio":  # a separate soundtrack file, when the row names one, is the sound
+        sound = load_audio(sample.audio).waveform if sample.audio is not None else clip.soundtrack
     if ablate == "video":
         frames = np.full_like(frames, 128)  # mid-grey, same size and count
     if ablate == "audio" and sound is not None:

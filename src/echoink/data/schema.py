@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 DATA_TYPES = ("image_audio", "audio", "image", "text", "video_audio", "video")
-""""text": no media (text-only GRPO); "video_audio": a video whose own soundtrack is the audio; "video": frames only."""
+""""text": no media (text-only GRPO); "video_audio": a video whose own soundtrack (or a separate
+``path.audio`` file, as Daily-Omni ships) is the audio; "video": frames only."""
 OPTION_RE = re.compile(r"^\s*([A-Z])\s*[.)]\s*(.*)$", re.S)
 
 

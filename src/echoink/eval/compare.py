@@ -64,7 +64,12 @@ def _overlap(ci_a: list[float] | None, ci_b: list[float] | None) -> bool | None:
 
 
 def compare(summary_a: str | Path, summary_b: str | Path, condition: str = "none") -> dict[str, Any]:
-    """Compare two summaries under one condition; returns metrics, CI overlap and the paired test."""
+    """Compare two summaries under one condition; returns metrics, CI overlap and the paired test.
+    Two suite runs (their suite.json or folder) are compared benchmark by benchmark (``eval/suite.py``)."""
+    from .suite import compare_suites, is_suite  # suite builds on this module
+
+    if is_suite(summary_a) and is_suite(summary_b):
+        return compare_suites(summary_a, summary_b, condition)
     paths = [Path(summary_a), Path(summary_b)]
     summaries = [json.loads(p.read_text()) for p in paths]
     blocks = []
@@ -106,7 +111,11 @@ def _fmt(value: Any) -> str:
 
 
 def format_comparison(result: dict[str, Any]) -> str:
-    """A plain-text side-by-side table."""
+    """A plain-text side-by-side table (one per benchmark for two suite runs)."""
+    if "benchmarks" in result:
+        from .suite import format_suite_comparison
+
+        return format_suite_comparison(result)
     label_a, label_b = result["labels"]
     lines = [
         f"A: {label_a}  ({result['a']})",

@@ -11,7 +11,8 @@ Output folder:
   predictions.jsonl  one row per (condition, item, sample): id, condition, sample, prompt, decoding,
                      completion, pred (parsed letters or null), answer, correct, format_ok, length
                      (completion tokens before the stop token), truncated, and the item's short metadata
-  summary.json       see :func:`summarize`
+  summary.json       see :func:`summarize`; for a split imported by ``echoink data import``, also the
+                     benchmark's own score (``official``) and accuracy by its categories (``eval/official.py``)
 Re-running with the same folder skips the (condition, item) pairs already in predictions.jsonl.
 """
 
@@ -31,6 +32,7 @@ from ..data import load_split
 from ..data.messages import ABLATIONS, VideoSettings
 from ..jsonl import read_jsonl
 from ..scoring.predict import Decoding, EvalSettings, predict_batch
+from .official import official_summary
 from .summary import summarize
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,7 @@ def evaluate(
                 rows += new
             log.info("%s: %d items evaluated", condition, len(pending))
     summary = summarize(rows, samples, conditions)
+    summary.update(official_summary(rows, samples, conditions))  # an imported benchmark's own rule
     summary.update(model=str(model_dir), data=str(data_path), settings=asdict(settings))
     summary["skipped_rows"] = len(loaded.skipped)
     (out / SUMMARY).write_text(json.dumps(summary, indent=1))

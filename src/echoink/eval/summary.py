@@ -158,6 +158,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = [f"model {summary['model']}  data {summary['data']}  items {summary['n_items']}"]
     if (settings := summary.get("settings")) is not None:
         lines.append(_settings_line(settings))
+    if (official := summary.get("official")) is not None:  # an imported benchmark (eval/official.py)
+        lines.append(
+            f"{summary['benchmark']}: official score ({official['rule']}) {official['accuracy']:.3f}"
+        )
     lines.append("".join(f"{c:<{w}}" for c, w in zip(SUMMARY_COLUMNS, _WIDTHS, strict=True)).rstrip())
     for kind, cells in summary_rows(summary):
         line = (

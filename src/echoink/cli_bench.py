@@ -1,0 +1,73 @@
+"""The benchmark side of the command line: ``data import``, ``data overlap`` and ``eval --suite``.
+
+Registered on ``cli.data_app`` (``eval --suite`` is dispatched here by ``cli_eval``); each command is a
+thin call into ``data/importers``, ``data/overlap.py`` or ``eval/suite.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .cli import data_app
+
+BENCHMARK_NAMES = "omnibench, daily-omni, worldsense, mmau, mmar"  # the registry's; a test holds them equal
+
+
+@data_app.command("import")
+def data_import(
+    name: str = typer.Argument(..., help=f"Benchmark: {BENCHMARK_NAMES}."),
+    src: Path = typer.Argument(..., help="The release folder as its authors lay it out (see the README)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Folder for NAME.json; must hold SRC (media are not copied)."
+    ),
+) -> None:
+    """Turn a released benchmark into a split every echoink command reads (rows left out for missing media are counted)."""
+    from .data.importers import BENCHMARKS, import_benchmark
+
+    typer.echo(import_benchmark(name, src, out).line())
+    typer.echo(f"licence: {BENCHMARKS.get(name).licence}")
+
+
+@data_app.command("overlap")
+def data_overlap(
+    split_a: Path = typer.Argument(..., help="Split A (e.g. the training split)."),
+    split_b: Path = typer.Argument(..., help="Split B (e.g. an imported benchmark)."),
+) -> None:
+    """List B's items whose normalised question + options match an item of A (and whether their media files are identical)."""
+    from .data.overlap import split_overlap
+
+    matches = split_overlap(split_a, split_b)
+    typer.echo(f"{len(matches)} item(s) of {split_b} match an item of {split_a}")
+    for m in matches:
+        typer.echo(f"  {m.id_b}  = A's {m.id_a}  (media: {m.media})")
+
+
+def run_suite_cli(
+    model: Path, suite: Path | None, data: Path | None, out: Path, flags: dict, kwargs: dict
+) -> None:
+    """``eval --suite``: the training's settings where no flag is given, every imported split, one table."""
+    from .data import TEMPLATES
+    from .eval.suite import format_suite, run_suite
+    from .preflight import check_model_dir
+    from .recipe_card import eval_settings, read_recipe, record_sources, training_split
+    from .runlock import run_lock
+
+    if (suite is None) == (data is None):
+        raise typer.BadParameter("give exactly one of --data SPLIT and --suite DIR")
+    check_model_dir(model, "--model")
+    used, sources = eval_settings(flags, read_recipe(model))
+    if used["max_audio_seconds"] == 0:  # an explicit "no cut", overriding the recipe's
+        used["max_audio_seconds"] = None
+    if used["template"] not in TEMPLATES:
+        raise typer.BadParameter(
+            f"unknown template {used['template']!r}; valid: {', '.join(TEMPLATES.names())}"
+        )
+    train = training_split(model)
+    with run_lock(out):
+        result = run_suite(model, suite, out, train_split=train, **kwargs, **used)
+        for name in result["benchmarks"]:
+            record_sources(out / name / "summary.json", sources)
+    typer.echo(format_suite(result))
+    typer.echo(f"written: {out / 'suite.json'}, {out / 'suite.md'}")
