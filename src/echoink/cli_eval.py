@@ -161,14 +161,14 @@ def compare_cmd(
     """Side-by-side metrics with CIs, and McNemar's paired test on the items both evaluated."""
     import json
 
-    from .eval.compare import compare, format_comparison
+    from .eval.suite import compare_runs, format_run_comparison
 
     try:
-        result = compare(summary_a, summary_b, condition)
+        result = compare_runs(summary_a, summary_b, condition)
     except (OSError, ValueError, KeyError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(format_comparison(result))
+    typer.echo(format_run_comparison(result))
     if json_out is not None:
         json_out.write_text(json.dumps(result, indent=1))
 

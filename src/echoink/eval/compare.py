@@ -65,11 +65,7 @@ def _overlap(ci_a: list[float] | None, ci_b: list[float] | None) -> bool | None:
 
 def compare(summary_a: str | Path, summary_b: str | Path, condition: str = "none") -> dict[str, Any]:
     """Compare two summaries under one condition; returns metrics, CI overlap and the paired test.
-    Two suite runs (their suite.json or folder) are compared benchmark by benchmark (``eval/suite.py``)."""
-    from .suite import compare_suites, is_suite  # suite builds on this module
-
-    if is_suite(summary_a) and is_suite(summary_b):
-        return compare_suites(summary_a, summary_b, condition)
+    (Two suite runs are compared benchmark by benchmark by ``suite.compare_runs``, built on this.)"""
     paths = [Path(summary_a), Path(summary_b)]
     summaries = [json.loads(p.read_text()) for p in paths]
     blocks = []
@@ -111,11 +107,7 @@ def _fmt(value: Any) -> str:
 
 
 def format_comparison(result: dict[str, Any]) -> str:
-    """A plain-text side-by-side table (one per benchmark for two suite runs)."""
-    if "benchmarks" in result:
-        from .suite import format_suite_comparison
-
-        return format_suite_comparison(result)
+    """A plain-text side-by-side table."""
     label_a, label_b = result["labels"]
     lines = [
         f"A: {label_a}  ({result['a']})",

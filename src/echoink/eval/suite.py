@@ -166,3 +166,15 @@ def format_suite_comparison(result: dict[str, Any]) -> str:
     for name, r in result["benchmarks"].items():
         lines += [f"== {name}", format_comparison(r), ""]
     return "\n".join(lines).rstrip()
+
+
+def compare_runs(a: str | Path, b: str | Path, condition: str = "none") -> dict[str, Any]:
+    """``echoink compare``: two suite runs benchmark by benchmark, else two summaries (``compare``)."""
+    if is_suite(a) and is_suite(b):
+        return compare_suites(a, b, condition)
+    return compare(a, b, condition)
+
+
+def format_run_comparison(result: dict[str, Any]) -> str:
+    """The plain-text table of ``compare_runs``'s result (one per benchmark for two suite runs)."""
+    return format_suite_comparison(result) if "benchmarks" in result else format_comparison(result)
