@@ -84,6 +84,10 @@ def test_two_processes_keep_identical_weights(tiny_model_dir, dist_split, tmp_pa
     assert all(torch.equal(saved[k], rank0[k]) for k in rank0)
     assert [r["step"] for r in read_jsonl(out / "metrics.jsonl")] == [1, 2, 3]  # one writer
     assert (out / "final" / "config.json").exists()
+    # rollouts.jsonl holds every process's groups (it held process 0's only), each row saying whose
+    rollouts = read_jsonl(out / "rollouts.jsonl")
+    for step in (1, 2, 3):
+        assert {r["process"] for r in rollouts if r["step"] == step} == {0, 1}
 
 
 def test_two_processes_of_b_equal_one_process_of_2b(tiny_model_dir, dist_split, tmp_path):

@@ -22,7 +22,7 @@ from media_helpers import write_small_split
 
 METRICS = [
     "reward", "reward_std", "rewards/accuracy/mean", "rewards/format/mean", "completions/mean_length",
-    "completions/clipped_ratio", "kl", "clip_ratio/low", "clip_ratio/high", "frac_reward_zero_std", "entropy",
+    "completions/clipped_ratio", "kl", "clip_ratio/low", "clip_ratio/high", "frac_reward_zero_std", "sampled_token_nll",
     "grad_norm", "lr", "step_time", "tokens_per_second", "time/rollout", "time/reference",
     "time/policy_forward_backward", "time/optimizer", "time/rewards",
 ]  # fmt: skip
@@ -78,7 +78,7 @@ def test_beta_zero_loads_no_reference(tiny_model_dir, train_split, tmp_path):
     assert run.h.reference is None
     train(cfg)
     row = read_jsonl(Path(cfg.train.output_dir) / "metrics.jsonl")[0]
-    assert row["kl"] == 0.0 and row["time/reference"] < 0.05
+    assert "kl" not in row and row["time/reference"] < 0.05  # nothing computed a KL: none is logged
     with pytest.raises(FileExistsError, match="--resume"):  # a fresh run never mixes into a used run dir
         setup_run(cfg, resume=False)
 
@@ -100,6 +100,56 @@ def test_lora_trains_only_adapters_with_disabled_adapter_reference(tiny_model_di
     out = train(cfg)
     rows = read_jsonl(out / "metrics.jsonl")
     assert rows[-1]["kl"] > 0  # adapters moved the policy away from the base
+
+
+def _logits(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+def test_a_run_from_a_saved_adapter_has_that_adapter_as_its_reference(tiny_model_dir, train_split, tmp_path):
+    """β pulls towards the policy training starts from: base + the saved (SFT) adapter, not the
+    adapter's base (the pre-SFT model), whether the new run adds LoRA or not."""
+    from echoink.model.loading import load_thinker
+
+    first = recipe(tiny_model_dir, train_split, tmp_path / "lora", "model.lora_rank=4", "train.lr=5e-2")
+    adapter = train(first) / "final"
+    assert (adapter / "adapter_config.json").exists()
+    ids = torch.arange(3, 11)[None]  # [1, 8] plain text tokens
+    base = _logits(load_thinker(tiny_model_dir), ids)
+    for lora in ("0", "4"):
+        cfg = recipe(
+            adapter, train_split, tmp_path / f"run{lora}", "algo.beta=0.1", f"model.lora_rank={lora}"
+        )
+        run = setup_run(cfg, resume=False)
+        assert run.h.reference is not None
+        start, ref = _logits(run.h.policy, ids), _logits(run.h.reference, ids)
+        torch.testing.assert_close(ref, start, atol=1e-5, rtol=1e-5)
+        assert (ref - base).abs().max() > 1e-3, "the adapter moved nothing: the test would prove nothing"
+
+
+def test_logged_loss_is_the_optimised_global_loss(tiny_model_dir, train_split, tmp_path):
+    """Mini-batches of unequal token counts under token-mean: the logged loss is the loss of the whole
+    batch (what the accumulated gradient optimises), not the plain mean of the mini-batch losses."""
+    from echoink.rl import algos
+    from echoink.rl.optimise import optimise
+    from echoink.rl.trainer import next_rollout_batch
+
+    extra = ("algo.loss_agg=token-mean", "train.mini_batch_prompts=1", "rollout.max_new_tokens=6")
+    cfg = recipe(tiny_model_dir, train_split, tmp_path / "run", *extra)
+    run = setup_run(cfg, resume=False)
+    exp = next_rollout_batch(cfg, run)  # B = 2 prompts, G = 2: two mini-batches of one group each
+    exp.completion_mask[0, 2:] = 0  # the first mini-batch has fewer tokens than the second
+    exp.advantages = torch.tensor([1.0, -0.5, 0.25, -0.75])
+    mask = exp.completion_mask.float()
+    with torch.no_grad():
+        logp, _ = run.h.scorer(exp.prompts, exp.completion_ids, 2, cfg.rollout.temperature)
+        whole, _ = algos.policy_loss(logp, logp, exp.advantages, mask, agg="token-mean")  # one batch
+        halves = [algos.policy_loss(logp[r], logp[r], exp.advantages[r], mask[r], agg="token-mean")[0]
+                  for r in (slice(0, 2), slice(2, 4))]  # fmt: skip
+    assert abs(float(whole) - float(sum(halves)) / 2) > 1e-3  # the two summaries really differ here
+    update = optimise(cfg, run.h, run.state, exp)
+    assert update["loss"] == pytest.approx(float(whole), rel=1e-5, abs=1e-7)
 
 
 def test_zero_variance_groups_give_zero_advantage_and_no_nan(tiny_model_dir, train_split, tmp_path):

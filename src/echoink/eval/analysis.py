@@ -3,7 +3,7 @@
 Reads what exists of ``metrics.jsonl`` (training curves), ``rollouts.jsonl`` (training completions) and
 ``predictions.jsonl`` (an evaluation), and writes into ``RUN_DIR/analysis/``:
   curves.png     reward (+- std), each reward by name, completion length, KL, clip ratios,
-                 frac_reward_zero_std (and entropy, grad norm when logged) against step
+                 frac_reward_zero_std (and sampled-token NLL, grad norm when logged) against step
   aha_rate.png   share of rollouts with an aha moment per step, overall and among correct ones
   aha.json       the rates (overall, per step, among correct vs wrong) and the top examples
 """
@@ -32,7 +32,7 @@ FIXED_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("KL to reference", ("kl",)),
     ("clip ratio", ("clip_ratio/low", "clip_ratio/high", "clip_ratio/region")),
     ("groups with zero reward std", ("frac_reward_zero_std",)),
-    ("entropy", ("entropy",)),
+    ("sampled-token NLL", ("sampled_token_nll", "entropy")),  # "entropy": its name before 2026-12
     ("grad norm", ("grad_norm",)),
     ("validation (greedy)", ("eval/accuracy", "eval/format_rate")),
 )

@@ -168,16 +168,28 @@ def load_policy(
 def load_reference(
     cfg_or_path: ModelConfig | str | Path, device: torch.device | str = "cpu", **overrides: Any
 ) -> PreTrainedModel:
-    """The frozen reference policy (eval mode, no grads): the base thinker, ignoring LoRA and freeze flags.
+    """The frozen reference policy (eval mode, no grads): the starting policy, ignoring LoRA and freeze flags.
 
-    For an adapter directory it is the adapter's base. LoRA runs should not call this: use
-    :func:`adapters_disabled` on the policy instead.
+    For a full-weights directory it is that thinker. For a saved LoRA adapter (a run that starts from
+    an SFT adapter) it is the base with that adapter merged in: the policy training starts from, not
+    the adapter's base (which would pull the policy back to the pre-SFT model). A fresh LoRA run
+    (full-weights directory, ``lora_rank`` > 0) needs no copy: use :func:`reference_mode`.
     """
     cfg = _model_config(cfg_or_path, overrides)
-    thinker = load_thinker(
-        adapter_base_path(cfg.path) or cfg.path, cfg.dtype, device, cfg.attn_implementation
-    )
+    base = adapter_base_path(cfg.path)
+    thinker = load_thinker(base or cfg.path, cfg.dtype, device, cfg.attn_implementation)
+    if base is not None:
+        thinker = PeftModel.from_pretrained(thinker, cfg.path).merge_and_unload()
     return thinker.requires_grad_(False).eval()
+
+
+def needs_reference_copy(cfg: ModelConfig, beta: float) -> bool:
+    """Whether a run needs a frozen reference copy (``load_reference``), or none at all.
+
+    β = 0: none. A fresh LoRA run: none (the policy with its adapters disabled is the start). Full
+    weights, or a start from a saved adapter (whose adapters cannot be disabled to get the start): a copy.
+    """
+    return beta > 0 and (cfg.lora_rank == 0 or adapter_base_path(cfg.path) is not None)
 
 
 def _peft_of(model: nn.Module) -> PeftModel | None:

@@ -21,7 +21,7 @@ _TIMES = ("time/", "step_time")
 def step_metrics(
     batch: Experience, update: dict[str, float], accelerator, lr: float, epoch: int, step_time: float
 ) -> dict[str, float]:
-    """One metrics.jsonl row: rewards (total and by name), lengths, KL, clipping, entropy, timings.
+    """One metrics.jsonl row: rewards (total and by name), lengths, KL (when computed), clipping, sampled-token NLL, timings.
 
     ``update`` is the optimisation's own numbers (``optimise.optimise``); ``lr`` the schedule's rate
     after the step, ``epoch`` the sampler's."""
@@ -75,8 +75,24 @@ def _reduce(acc, values: dict[str, float]) -> dict[str, float]:
     }
 
 
-def rollout_rows(step: int, batch: Experience, limit: int) -> list[dict]:
-    """A sample of this step's completions for rollouts.jsonl: the first ``limit``, whole groups first."""
+def rollout_rows(step: int, batch: Experience, limit: int, accelerator) -> list[dict]:
+    """A sample of this step's completions for rollouts.jsonl, ``limit`` in all, whole groups first.
+
+    With W processes each contributes its first ceil(limit / W) completions (each row says its
+    ``process``) and every process gets all of them, in process order: a collective call.
+    """
+    world = accelerator.num_processes
+    if world == 1:
+        return _rows(step, batch, limit)
+    from accelerate.utils import gather_object
+
+    local = [
+        {**row, "process": accelerator.process_index} for row in _rows(step, batch, math.ceil(limit / world))
+    ]
+    return gather_object(local)[:limit]
+
+
+def _rows(step: int, batch: Experience, limit: int) -> list[dict]:
     g = batch.group_size
     rows = []
     for i, text in enumerate(batch.texts[:limit]):

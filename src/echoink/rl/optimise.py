@@ -53,22 +53,27 @@ def optimise(cfg: Config, h: Handles, state: LoopState, exp: Experience) -> dict
             with sync:  # DDP decides in the forward whether the backward all-reduces: both go inside
                 loss, m, logp, rows = _mini_batch_loss(cfg, h.scorer, exp, start, stop, loss_mask)
                 _backward(h, loss * weights[i])
-            pass_loss += float(loss.detach())
-            _accumulate(totals, m, logp.detach(), loss_mask[rows], loss.detach())
+            pass_loss += float(loss.detach()) * weights[i]  # this process's share of the global loss
+            _accumulate(totals, m, logp.detach(), loss_mask[rows])
         totals["time/policy_forward_backward"] = (
             totals.get("time/policy_forward_backward", 0) + time.perf_counter() - t0
         )
+        totals["loss"] = totals.get("loss", 0.0) + pass_loss
         t0 = time.perf_counter()
         skipped += not _step(cfg, h, state, totals, pass_loss)
         totals["time/optimizer"] = totals.get("time/optimizer", 0) + time.perf_counter() - t0
     h.scheduler.step()  # once per training step
     _count_bad_step(state, skipped, cfg.train.max_bad_steps)
     totals["skipped_updates"] = float(state.skipped_updates)
-    n_passes = cfg.algo.num_iterations * len(chunks)
-    return {
-        k: (v / n_passes if not k.startswith(("time/", "grad_norm", "skipped")) else v)
+    # Per-mini-batch statistics are averaged over the μ × chunks mini-batches; the loss over the μ
+    # passes (each pass's is the loss it optimised: the weighted sum over its mini-batches).
+    n_batches, n_passes = cfg.algo.num_iterations * len(chunks), cfg.algo.num_iterations
+    out = {
+        k: (v / n_batches if not k.startswith(("time/", "grad_norm", "skipped")) else v)
         for k, v in totals.items()
     }
+    out["loss"] = totals["loss"] / n_passes
+    return out
 
 
 def _mini_batch_loss(cfg: Config, scorer, exp: Experience, start: int, stop: int, loss_mask: torch.Tensor):
@@ -107,21 +112,22 @@ def _chunk_weights(acc: Accelerator, mask: torch.Tensor, chunks: list, g: int, a
     return [acc.num_processes * n / max(total, 1.0) for n in sizes]
 
 
-def _accumulate(
-    totals: dict, metrics: dict, logp: torch.Tensor, mask: torch.Tensor, loss: torch.Tensor
-) -> None:
+def _accumulate(totals: dict, metrics: dict, logp: torch.Tensor, mask: torch.Tensor) -> None:
+    """Add one mini-batch's statistics. ``kl`` only when a reference computed it (β > 0 or logged);
+    ``sampled_token_nll`` is what it says: the mean -log π of the sampled completion tokens at the
+    sampling temperature (an estimate of the per-token entropy only when sampling used no top-p/top-k)."""
     denom = mask.sum().clamp(min=1)
     values = {
         f"clip_ratio/{k.removeprefix('clip_frac_')}": v
         for k, v in metrics.items()
         if k.startswith("clip_frac")
     }
-    values["kl"] = metrics.get("kl", torch.tensor(0.0))
+    if "kl" in metrics:
+        values["kl"] = metrics["kl"]
     values["ratio_mean"] = metrics["ratio_mean"]
     if "aux_loss" in metrics:
         values["aux_loss"] = metrics["aux_loss"]
-    values["entropy"] = -(logp * mask).sum() / denom  # Monte-Carlo estimate over the sampled tokens
-    values["loss"] = loss
+    values["sampled_token_nll"] = -(logp * mask).sum() / denom
     for k, v in values.items():
         totals[k] = totals.get(k, 0.0) + float(v)
 

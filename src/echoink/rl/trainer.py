@@ -25,7 +25,7 @@ from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_
 from ..config import Config
 from ..data import Sample, load_split
 from ..model import Engine
-from ..model.loading import load_policy, load_processor, load_reference
+from ..model.loading import load_policy, load_processor, load_reference, needs_reference_copy
 from ..runlog import RunLog
 from ..scoring.rewards import register_rewards
 from . import sharding
@@ -82,7 +82,8 @@ def train(cfg: Config, resume: bool = False, allow_config_change: bool = False) 
             run.log.metrics(state.step, metrics)
             log_to_trackers(h.accelerator, state.step, metrics)
         if state.step % cfg.train.rollouts_every == 0:
-            run.log.rollouts(rollout_rows(state.step, batch, cfg.train.rollouts_per_log))
+            rows = rollout_rows(state.step, batch, cfg.train.rollouts_per_log, h.accelerator)  # every process
+            run.log.rollouts(rows)
         if state.step % cfg.train.save_every == 0 or state.step == cfg.train.max_steps:
             checkpoint(h, state, run.run_dir, cfg.train.keep_checkpoints)
         bar.set_postfix(
@@ -133,7 +134,7 @@ def _handles(cfg: Config, accelerator: Accelerator) -> tuple[Handles, Any]:
     """The policy, its prepared scorer, the reference, the optimiser and schedule; the rollouts' generation config."""
     policy = load_policy(cfg.model, device=accelerator.device)
     reference = None
-    if cfg.algo.beta > 0 and cfg.model.lora_rank == 0:
+    if needs_reference_copy(cfg.model, cfg.algo.beta):
         reference = load_reference(cfg.model, device=accelerator.device)
     engine = Engine.for_model(policy, load_processor(cfg.model.path))
     vocab = engine.vocab_size(policy)  # before prepare: ZeRO-3 leaves each weight an empty placeholder
