@@ -1,6 +1,6 @@
 """The evaluation side of the ``echoink`` command line: eval, export, compare, analyze, report.
 
-Registered on ``cli.app``; each command is a thin call into one module.
+Registered on ``cli_app.app`` (``cli`` imports this module); each command is a thin call into one module.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from .cli import app
+from .cli_app import app
 
 
 @app.command("eval")
@@ -67,14 +67,21 @@ def eval_cmd(
     from .data.messages import VideoSettings
     from .scoring.predict import Decoding
 
-    if max_audio_seconds is not None and not 0 <= max_audio_seconds < math.inf:  # NaN fails too; 0: no cut
-        raise typer.BadParameter(f"--max-audio-seconds must be a number >= 0, got {max_audio_seconds}")
-    flags = {"template": prompt, "max_new_tokens": max_new_tokens, "max_pixels": max_pixels}
-    flags["max_audio_seconds"] = max_audio_seconds
+    flags = _setting_flags(prompt, max_new_tokens, max_pixels, max_audio_seconds)
     dec = Decoding(*_decoding(decoding, samples, temperature, top_p), seed=seed)
     video = VideoSettings(video_fps, max_frames, desync_seconds=desync_seconds)
     kwargs = {"decoding": dec, "ablate": [a.strip() for a in ablate.split(",")], "batch_size": batch_size}
     _run_eval(model, data, out, flags, kwargs | {"limit": limit, "video": video})
+
+
+def _setting_flags(
+    template: str | None, max_new_tokens: int | None, max_pixels: int | None, max_audio_seconds: float | None
+) -> dict:
+    """The flags that may instead come from the training's recipe (None: not given)."""
+    if max_audio_seconds is not None and not 0 <= max_audio_seconds < math.inf:  # NaN fails too; 0: no cut
+        raise typer.BadParameter(f"--max-audio-seconds must be a number >= 0, got {max_audio_seconds}")
+    flags = {"template": template, "max_new_tokens": max_new_tokens, "max_pixels": max_pixels}
+    return flags | {"max_audio_seconds": max_audio_seconds}
 
 
 def _run_eval(model: Path, data: Path, out: Path, flags: dict, kwargs: dict) -> None:
