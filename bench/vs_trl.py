@@ -12,8 +12,8 @@ Settings (both): G=8, 4 prompts per step, at most 64 completion tokens sampled a
 frozen reference copy), μ=1, loss "grpo" (= our seq-mean-token-mean), rewards accuracy + format,
 fp32, same thread count, constant lr, no weight decay, grad-norm clip 1. Stops: ours at <|im_end|> or
 <|endoftext|>, TRL at the tokenizer's eos; the random model rarely emits either, and throughput is
-counted in completion tokens actually generated. Each side runs in its own process, 3 warm-up steps then 20 timed steps,
-alternated ``--rounds`` times. Reported: median step time, completion tokens/s, peak RSS, and the
+counted in completion tokens actually generated. Each side runs in its own process, 3 warm-up steps then 20 timed steps
+(``--warmup-steps``, ``--timed-steps``), alternated ``--rounds`` times. Reported: median step time, completion tokens/s, peak RSS, and the
 throughput ratio ours/TRL. Target: >= 1.5.
 
     .venv/bin/python bench/vs_trl.py --threads 1
@@ -99,13 +99,17 @@ def build(work: Path, hidden: int, layers: int) -> None:
     assert gap < 1e-5, f"the two models disagree by {gap}"
 
 
-def run_ours(work: Path) -> dict:
+def run_ours(work: Path, warmup: int, timed: int) -> dict:
     from echoink.config import load_config
     from echoink.rl.trainer import train
 
     out = Path(tempfile.mkdtemp(prefix="ours-", dir=work))
     overrides = [
         f"data.train_path={work / 'bench' / 'train.json'}",
+        # Training steps only, as TRL's side: the recipe's validation split (runs/bench/val.json) is
+        # not in a fresh clone, and its first validation (step 25) came after the timed steps anyway.
+        "data.val_path=",
+        "train.eval_every=0",
         f"model.path={work / 'thinker'}",
         f"rollout.num_generations={G}",
         f"rollout.max_new_tokens={MAX_TOKENS}",
@@ -115,7 +119,7 @@ def run_ours(work: Path) -> dict:
         "algo.loss_agg=seq-mean-token-mean",
         "algo.scale_rewards=group",
         f"train.output_dir={out}",
-        f"train.max_steps={WARMUP + TIMED}",
+        f"train.max_steps={warmup + timed}",
         f"train.prompts_per_step={PROMPTS_PER_STEP}",
         f"train.lr={LR}",
         "train.lr_schedule=constant",
@@ -126,14 +130,14 @@ def run_ours(work: Path) -> dict:
     ]
     train(load_config(Path(__file__).resolve().parents[1] / "configs" / "tiny_cpu.yaml", overrides))
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    rows = [r for r in rows if r["step"] > WARMUP]
+    rows = [r for r in rows if r["step"] > warmup]
     return {
         "step_s": [r["step_time"] for r in rows],
         "tokens": [r["completions/mean_length"] * G * PROMPTS_PER_STEP for r in rows],
     }
 
 
-def run_trl(work: Path) -> dict:
+def run_trl(work: Path, warmup: int, timed: int) -> dict:
     import datasets
     import trl
     from transformers import AutoTokenizer, TrainerCallback
@@ -173,7 +177,7 @@ def run_trl(work: Path) -> dict:
         lr_scheduler_type="constant",
         weight_decay=0.0,
         max_grad_norm=1.0,
-        max_steps=WARMUP + TIMED,
+        max_steps=warmup + timed,
         report_to="none",
         use_cpu=True,
         bf16=False,
@@ -192,7 +196,7 @@ def run_trl(work: Path) -> dict:
     )
     trainer.train()
     tokens = [n * G * PROMPTS_PER_STEP for n in timer.lengths]
-    return {"step_s": timer.step_s[WARMUP:], "tokens": tokens[WARMUP:]}
+    return {"step_s": timer.step_s[warmup:], "tokens": tokens[warmup:]}
 
 
 def side_summary(res: dict) -> dict:
@@ -204,11 +208,11 @@ def side_summary(res: dict) -> dict:
     }
 
 
-def child(side: str, work: Path, threads: int) -> None:
+def child(side: str, work: Path, threads: int, steps: tuple[int, int]) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    res = run_ours(work) if side == "ours" else run_trl(work)
+    res = (run_ours if side == "ours" else run_trl)(work, *steps)
     res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print("RESULT " + json.dumps(res))
 
@@ -225,11 +229,13 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--warmup-steps", type=int, default=WARMUP, help="untimed steps per run")
+    p.add_argument("--timed-steps", type=int, default=TIMED, help="timed steps per run")
     p.add_argument("--side", choices=("ours", "trl"), help=argparse.SUPPRESS)
     p.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.side:
-        child(a.side, a.work, a.threads)
+        child(a.side, a.work, a.threads, (a.warmup_steps, a.timed_steps))
         return
     work = Path(tempfile.mkdtemp(prefix="echoink-vs-trl-"))
     build(work, a.hidden, a.layers)
@@ -238,6 +244,7 @@ def main() -> None:
     for r in range(a.rounds):
         for side in ("ours", "trl"):
             cmd = [sys.executable, __file__, "--side", side, "--work", str(work), "--threads", str(a.threads)]
+            cmd += ["--warmup-steps", str(a.warmup_steps), "--timed-steps", str(a.timed_steps)]
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
             lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
             if proc.returncode or not lines:

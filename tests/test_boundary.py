@@ -1,13 +1,18 @@
-"""The model boundary holds: only ``model/`` knows a model family.
+"""The package keeps its shape: layers imported one way, no import cycles, and only ``model/`` knows a
+model family.
 
 No module under rl/ or eval/, nor sft.py, names a transformers model class, a tower, get_rope_index,
 rope_deltas, the language model, a private transformers method or a media tensor key; eval/ and sft.py
-import nothing from rl/ but the rewards.
+import nothing from rl/. Every module of ``echoink`` has a layer (``LAYERS``); it imports only from its
+own layer or lower ones, rl/ and eval/ not from each other, and no chain of imports comes back to
+where it started. Imports are read with ``ast`` wherever they are (module level, inside functions,
+under ``if TYPE_CHECKING:``: a type-only import is still a dependency one way).
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -47,27 +52,157 @@ def test_no_model_internals_outside_model(path: Path):
     assert not {k: v for k, v in found.items() if v}, f"{path.name} names model internals"
 
 
-def _imports(path: Path) -> set[str]:
-    """Absolute module names a file imports (relative imports resolved against the package)."""
+LAYERS: dict[str, int] = {
+    **dict.fromkeys(
+        ("registry", "jsonl", "guards", "runlog", "runlock", "cli_errors", "export", "filehash"), 0
+    ),
+    "__init__": 0,  # the ``echoink`` package itself
+    "data": 1,
+    **dict.fromkeys(("config", "config_sections", "recipe_card"), 2),
+    "model": 3,
+    "scoring": 4,
+    **dict.fromkeys(("rl", "eval", "sft"), 5),
+    **dict.fromkeys(
+        ("preflight", "demo", "shortcut_experiment", "cli", "cli_app", "cli_eval", "cli_bench", "__main__"), 6
+    ),
+}
+"""The layer of each top-level module or package of ``echoink`` (a package's submodules share it), lowest
+first. A new module must be placed here deliberately: an unplaced one fails the test."""
+SIBLINGS = ("rl", "eval")
+"""Same layer, but neither may import the other (what both need goes down to ``scoring``)."""
+
+
+@functools.cache
+def _module_names(src: Path) -> dict[str, Path]:
+    """Every module under ``src`` (the ``echoink`` folder) by dotted name; a package by its own name."""
+    out = {}
+    for path in sorted(src.rglob("*.py")):
+        parts = path.relative_to(src.parent).with_suffix("").parts
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def _imports(path: Path, src: Path = SRC) -> set[str]:
+    """Absolute module names a file imports (relative imports resolved against its package).
+
+    ``from P import x`` imports the module ``P.x`` when there is one (``from . import sharding``
+    depends on that submodule, not on everything its package holds), else ``P``."""
+    known = _module_names(src)
     tree = ast.parse(path.read_text())
-    package = path.relative_to(SRC.parent).with_suffix("").parts[:-1]  # e.g. ("echoink", "eval")
+    package = path.relative_to(src.parent).with_suffix("").parts[:-1]  # e.g. ("echoink", "eval")
     out = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             base = list(package[: len(package) - node.level + 1]) if node.level else []
             module = ".".join([*base, *(node.module.split(".") if node.module else [])])
-            out |= {module} if node.module else {f"{module}.{a.name}" for a in node.names}
+            out |= {f"{module}.{a.name}" if f"{module}.{a.name}" in known else module for a in node.names}
         elif isinstance(node, ast.Import):
             out |= {a.name for a in node.names}
     return out
 
 
+def _graph(src: Path) -> dict[str, set[str]]:
+    """module -> the modules of the package it imports (a name resolved to its longest module prefix)."""
+    known = _module_names(src)
+    root = src.name
+
+    def module_of(name: str) -> str | None:
+        parts = name.split(".")
+        while parts and ".".join(parts) not in known:
+            parts.pop()
+        return ".".join(parts) if parts else None
+
+    graph = {}
+    for name, path in known.items():
+        inside = {m for m in _imports(path, src) if m == root or m.startswith(root + ".")}
+        graph[name] = {t for t in map(module_of, inside) if t is not None and t != name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles: each set of modules that import one another in a ring (a strongly connected
+    component of more than one module, Tarjan's algorithm), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            ring = []
+            while not ring or ring[-1] != v:
+                ring.append(stack.pop())
+            if len(ring) > 1:
+                found.append(sorted(ring))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(found)
+
+
+def _layer(module: str) -> str | None:
+    """The key of ``LAYERS`` a module falls under, or None when it has none."""
+    parts = module.split(".")
+    top = parts[1] if len(parts) > 1 else "__init__"
+    return top if top in LAYERS else None
+
+
+def _upward(graph: dict[str, set[str]]) -> list[str]:
+    """Each import from a lower layer to a higher one, or between the siblings, as one line."""
+    bad = []
+    for importer, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            a, b = _layer(importer), _layer(target)
+            if a is None or b is None:
+                continue  # test_every_module_has_a_layer reports it
+            if LAYERS[a] < LAYERS[b]:
+                bad.append(f"{importer} (layer {LAYERS[a]}) imports {target} (layer {LAYERS[b]})")
+            elif a != b and {a, b} <= set(SIBLINGS):
+                bad.append(f"{importer} imports {target} ({a} and {b} are siblings)")
+    return bad
+
+
+def _describe(cycles: list[list[str]], graph: dict[str, set[str]]) -> str:
+    """Each cycle's modules, then the imports among them (the ones to cut)."""
+    lines = []
+    for ring in cycles:
+        lines.append(f"cycle among {', '.join(ring)}:")
+        lines += [f"    {a} -> {b}" for a in ring for b in sorted(graph[a] & set(ring))]
+    return "\n".join(lines)
+
+
+def test_every_module_has_a_layer():
+    unplaced = [m for m in _module_names(SRC) if _layer(m) is None]
+    assert not unplaced, f"modules with no layer (add them to LAYERS): {unplaced}"
+
+
+def test_no_import_cycles():
+    graph = _graph(SRC)
+    cycles = _cycles(graph)
+    assert not cycles, f"{len(cycles)} import cycle(s):\n{_describe(cycles, graph)}"
+
+
+def test_imports_go_down_the_layers():
+    bad = _upward(_graph(SRC))
+    assert not bad, "imports against the layers:\n" + "\n".join(bad)
+
+
 @pytest.mark.parametrize(
     "path", [*sorted((SRC / "eval").glob("*.py")), SRC / "sft.py"], ids=lambda p: str(p.relative_to(SRC))
 )
-def test_eval_and_sft_import_only_the_rewards_from_rl(path: Path):
+def test_eval_and_sft_import_nothing_from_rl(path: Path):
+    """The rewards and the scoring pass they share with training live in ``echoink.scoring``."""
     rl = {m for m in _imports(path) if m == "echoink.rl" or m.startswith("echoink.rl.")}
-    assert rl <= {"echoink.scoring.rewards"}, f"{path.name} imports {sorted(rl)}"
+    assert not rl, f"{path.name} imports {sorted(rl)}"
 
 
 def test_the_guard_sees_a_violation(tmp_path: Path):
@@ -79,9 +214,46 @@ def test_the_guard_sees_a_violation(tmp_path: Path):
     )
     code = _code_without_docstrings(planted)
     assert re.search(FORBIDDEN["positions"], code) and not re.search(FORBIDDEN["tower"], code)
-    global SRC
-    saved, SRC = SRC, tmp_path / "echoink"
-    try:
-        assert "echoink.rl.scoring" in _imports(planted)
-    finally:
-        SRC = saved
+    assert "echoink.rl.scoring" in _imports(planted, tmp_path / "echoink")
+
+
+PLANTED = {
+    "__init__.py": "",
+    "jsonl.py": "def f():\n    from .model import engine\n",  # base -> model, inside a function
+    "config.py": "from .config_sections import Section\n",
+    "config_sections.py": "def g():\n    from . import config\n",  # config <-> config_sections
+    "model/__init__.py": "from .engine import Engine\nfrom . import mm\n",  # a package and its parts
+    "model/engine.py": "from .mm import MMInputs\nfrom ..data import load\n",
+    "model/mm.py": "import echoink.jsonl\n",
+    "data/__init__.py": "",
+    "eval/__init__.py": "",
+    "eval/bad.py": "from ..rl.trainer import train\n",  # a sibling
+    "rl/__init__.py": "",
+    "rl/trainer.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..eval import bad\n",
+    "newthing.py": "",
+}
+
+
+def test_the_shape_checks_see_planted_violations(tmp_path: Path):
+    """A cycle (through a function-level import), an upward import, imports between siblings and an
+    unplaced module are found; a package importing its own submodules (and they each other) is not a cycle."""
+    src = tmp_path / "echoink"
+    for name, text in PLANTED.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text(text)
+    graph = _graph(src)
+    assert graph["echoink.model"] == {"echoink.model.engine", "echoink.model.mm"}
+    assert graph["echoink.model.mm"] == {"echoink.jsonl"}
+    cycles = _cycles(graph)
+    assert cycles == [
+        ["echoink.config", "echoink.config_sections"],
+        ["echoink.eval.bad", "echoink.rl.trainer"],
+        ["echoink.jsonl", "echoink.model.engine", "echoink.model.mm"],
+    ]
+    assert "    echoink.config_sections -> echoink.config" in _describe(cycles, graph).splitlines()
+    assert _upward(graph) == [
+        "echoink.eval.bad imports echoink.rl.trainer (eval and rl are siblings)",
+        "echoink.jsonl (layer 0) imports echoink.model.engine (layer 3)",
+        "echoink.rl.trainer imports echoink.eval.bad (rl and eval are siblings)",
+    ]
+    assert [m for m in _module_names(src) if _layer(m) is None] == ["echoink.newthing"]

@@ -2,57 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
 
-from . import __version__
+from .cli_app import app, data_app, model_app, run
 
-
-class _App(typer.Typer):
-    """A Typer whose plain call (``app()``, what the ``echoink`` console script does) goes through
-    :func:`run`, so an installed script shows user errors as one line without being regenerated."""
-
-    def __call__(self, *args, **kwargs):
-        if args or kwargs:
-            return super().__call__(*args, **kwargs)
-        return run()
-
-
-app = _App(
-    help="GRPO for audio-visual reasoning on the Qwen2.5-Omni and Qwen3-Omni thinkers (EchoInk-R1).",
-    no_args_is_help=True,
-)
-data_app = typer.Typer(help="Inspect and generate datasets in the AVQA-R1-6K schema.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
-model_app = typer.Typer(help="Build and inspect models.", no_args_is_help=True)
-app.add_typer(model_app, name="model")
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"echoink {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-    debug: bool = typer.Option(
-        False, "--debug", help="Show the full traceback of an error (accepted anywhere on the line)."
-    ),
-) -> None:
-    """echoink: train and evaluate omni-modal reasoning with GRPO."""
-    import os
-
-    # Idle OpenMP workers spin by default; on cores shared with other work they steal the time the
-    # busy thread needs: 12 SFT steps of the demo took 89-98 s instead of 6.6 s next to one other
-    # CPU-bound process. PASSIVE makes them sleep. It must be set before torch starts its thread
-    # pool (torch is imported only inside the commands), and it changes no arithmetic (same losses).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+__all__ = ["app", "run"]
 
 
 @data_app.command("check")
@@ -288,17 +244,8 @@ def demo_cmd(
     run_demo(out, budget_minutes, recipe, overrides, echo=typer.echo)
 
 
-from . import cli_eval  # noqa: E402,F401  (registers eval, export, compare, analyze, report on ``app``)
-
-
-def run(argv: list[str] | None = None) -> None:
-    """The console entry point: ``app`` with every user error as one ``error:`` line (see ``cli_errors``)."""
-    from .cli_errors import run_app
-
-    run_app(app, sys.argv[1:] if argv is None else argv)
-
-
-from . import cli_bench  # noqa: E402,F401  (after run(): registers data import, data overlap)
+# Last, so ``echoink --help`` lists train, sft and demo before the evaluation side.
+from . import cli_bench, cli_eval  # noqa: E402,F401  (register eval, export, compare, ..., data import)
 
 if __name__ == "__main__":
     run()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from .cli import data_app
+from .cli_app import data_app
 
 BENCHMARK_NAMES = "omnibench, daily-omni, worldsense, mmau, mmar"  # the registry's; a test holds them equal
 

@@ -1,6 +1,6 @@
 """The evaluation side of the ``echoink`` command line: eval, export, compare, analyze, report.
 
-Registered on ``cli.app``; each command is a thin call into one module.
+Registered on ``cli_app.app`` (``cli`` imports this module); each command is a thin call into one module.
 """
 
 from __future__ import annotations
@@ -10,22 +10,47 @@ from pathlib import Path
 
 import typer
 
-from .cli import app
+from .cli_app import app
+
+# Options with long help, defined once here so eval_cmd's signature stays readable.
+_SUITE = typer.Option(
+    None,
+    "--suite",
+    help="Instead of --data: a folder of `data import` splits (writes suite.json, suite.md).",
+)
+_ABLATE = typer.Option(
+    "none",
+    "--ablate",
+    help="Comma list: none, audio, image, video, desync (silence, blanks, shifted sound).",
+)
+_DESYNC_SECONDS = typer.Option(
+    None,
+    "--desync-seconds",
+    help="Shift of the soundtrack in the desync ablation (default: half the clip).",
+)
+_MAX_AUDIO_SECONDS = typer.Option(
+    None,
+    "--max-audio-seconds",
+    min=0,
+    help="Cut audio to this length; 0: no cut (default: the training's).",
+)
+_MAX_PIXELS = typer.Option(
+    None,
+    "--max-pixels",
+    min=784,
+    help="Image budget after 28-px rounding (default: the training's, else 50,176).",
+)
 
 
 @app.command("eval")
 def eval_cmd(
     model: Path = typer.Option(
-        ..., "--model", help="Model directory (thinker, full Omni checkpoint or LoRA adapter)."
+        ..., "--model", help="Model directory (thinker, Omni checkpoint, LoRA adapter)."
     ),
     data: Path | None = typer.Option(None, "--data", help="Split file or split directory (AVQA_R1/valid)."),
-    suite: Path | None = typer.Option(
-        None,
-        "--suite",
-        help="Instead of --data: a folder of `data import` splits (writes suite.json, suite.md).",
-    ),
+    suite: Path | None = _SUITE,
     out: Path = typer.Option(
-        ..., "--out", help="Output folder (predictions.jsonl, summary.json); re-run to resume."
+        ..., "--out", help="Output folder (predictions.jsonl, summary.json); resumable."
     ),
     prompt: str | None = typer.Option(
         None, "--prompt", help="Prompt template (default: the model's training recipe, else reasoning)."
@@ -41,41 +66,19 @@ def eval_cmd(
     max_new_tokens: int | None = typer.Option(
         None, "--max-new-tokens", min=1, help="Longest completion (default: the training's, else 256)."
     ),
-    ablate: str = typer.Option(
-        "none",
-        "--ablate",
-        help="Comma list of none, audio (silence), image (blank), video (blank frames), "
-        "desync (a video's soundtrack shifted by --desync-seconds).",
-    ),
+    ablate: str = _ABLATE,
     video_fps: float = typer.Option(2.0, "--video-fps", min=0.01, help="Video rows: frames per second."),
     max_frames: int = typer.Option(16, "--max-frames", min=2, help="Video rows: at most this many frames."),
-    desync_seconds: float | None = typer.Option(
-        None,
-        "--desync-seconds",
-        help="Shift of the soundtrack in the desync ablation (default: half the clip).",
-    ),
+    desync_seconds: float | None = _DESYNC_SECONDS,
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate only the first N items."),
-    max_audio_seconds: float | None = typer.Option(
-        None,
-        "--max-audio-seconds",
-        min=0,
-        help="Cut audio to this length; 0: no cut (default: the training's).",
-    ),
-    max_pixels: int | None = typer.Option(
-        None,
-        "--max-pixels",
-        min=784,
-        help="Image budget after 28-px rounding (default: the training's, else 50,176).",
-    ),
+    max_audio_seconds: float | None = _MAX_AUDIO_SECONDS,
+    max_pixels: int | None = _MAX_PIXELS,
 ) -> None:
     """Evaluate a model fairly: strict parsing, Wilson/bootstrap CIs, majority vote, pass@k, ablations."""
     from .data.messages import VideoSettings
     from .scoring.predict import Decoding
 
-    if max_audio_seconds is not None and not 0 <= max_audio_seconds < math.inf:  # NaN fails too; 0: no cut
-        raise typer.BadParameter(f"--max-audio-seconds must be a number >= 0, got {max_audio_seconds}")
-    flags = {"template": prompt, "max_new_tokens": max_new_tokens, "max_pixels": max_pixels}
-    flags["max_audio_seconds"] = max_audio_seconds
+    flags = _setting_flags(prompt, max_new_tokens, max_pixels, max_audio_seconds)
     dec = Decoding(*_decoding(decoding, samples, temperature, top_p), seed=seed)
     video = VideoSettings(video_fps, max_frames, desync_seconds=desync_seconds)
     kwargs = {"decoding": dec, "ablate": [a.strip() for a in ablate.split(",")], "batch_size": batch_size}
@@ -84,7 +87,17 @@ def eval_cmd(
         from .cli_bench import run_suite_cli
 
         return run_suite_cli(model, suite, data, out, flags, kwargs)
-    _run_eval(model, data, out, flags, kwargs)
+    return _run_eval(model, data, out, flags, kwargs)
+
+
+def _setting_flags(
+    template: str | None, max_new_tokens: int | None, max_pixels: int | None, max_audio_seconds: float | None
+) -> dict:
+    """The flags that may instead come from the training's recipe (None: not given)."""
+    if max_audio_seconds is not None and not 0 <= max_audio_seconds < math.inf:  # NaN fails too; 0: no cut
+        raise typer.BadParameter(f"--max-audio-seconds must be a number >= 0, got {max_audio_seconds}")
+    flags = {"template": template, "max_new_tokens": max_new_tokens, "max_pixels": max_pixels}
+    return flags | {"max_audio_seconds": max_audio_seconds}
 
 
 def _run_eval(model: Path, data: Path, out: Path, flags: dict, kwargs: dict) -> None:

@@ -3,12 +3,13 @@
 engine.py (the interface rl/, sft.py and eval/ use), mm.py (MMInputs, PromptBatch), families/ (one
 adapter per model family: qwen2_5_omni, qwen3_omni_moe), passes.py (shared / repeat log-prob passes),
 decode.py (shared-prefix decode loop), kv_cache.py (reserved decode cache), loading.py (policy,
-reference, LoRA, freezing), saving.py, tokenizer.py (locally trained tokenizers), tiny.py (tiny models).
+reference, LoRA, freezing), saving.py, tokenizer.py (locally trained tokenizers), tiny.py and
+tiny_qwen3.py (tiny models; their shared parts in tiny_common.py).
 
 Pitfalls measured with transformers 5.23 (each is handled where named):
 - ``vision_start_token_id`` is not a declared thinker-config field, but ``get_rope_index`` reads it:
   unset, every image prompt fails (tiny.tiny_thinker_config sets it; loading.thinker_config fills it in).
-- ``mrope_section`` must sum to head_dim / 2 (tiny._mrope_section).
+- ``mrope_section`` must sum to head_dim / 2 (tiny_common.mrope_section).
 - Omni's special tokens must be *added* tokens or they are byte-split, and the processor reads
   ``image_token``/``audio_bos_token``/... attributes from the tokenizer (tokenizer.train_tokenizer).
 - A random model emits placeholder tokens; one in a completion breaks the next forward, so generation

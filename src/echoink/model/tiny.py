@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 from transformers import (
-    GenerationConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     ProcessorMixin,
@@ -28,51 +27,24 @@ from transformers import (
     Qwen2_5OmniThinkerForConditionalGeneration,
     Qwen2VLImageProcessor,
     Qwen2VLVideoProcessor,
-    WhisperFeatureExtractor,
 )
 
+from .tiny_common import (
+    DEFAULT_ROPE_THETA,
+    HEAD_DIM,
+    instantiate,
+    mrope_section,
+    token_ids_for_config,
+    whisper_features,
+)
 from .tokenizer import train_tokenizer
 
 log = logging.getLogger(__name__)
-
-HEAD_DIM = 16
-"""Text attention head width of the tiny model (heads = hidden / HEAD_DIM)."""
-
-
-def _mrope_section(head_dim: int) -> list[int]:
-    """Split head_dim/2 rotary frequencies over (time, height, width) in the 7B's 16:24:24 proportion."""
-    half = head_dim // 2
-    t = max(1, half // 4)
-    h = (half - t) // 2
-    return [t, h, half - t - h]
 
 
 def _example_ids() -> dict[str, int]:
     names = ("audio", "image", "video", "audio_bos", "audio_eos", "vision_bos", "vision_eos", "user", "pad")
     return {name: 100 + i for i, name in enumerate(names)}
-
-
-def token_ids_for_config(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
-    """The ids the thinker config must agree on with the tokenizer."""
-    ids = tokenizer.convert_tokens_to_ids
-    user = tokenizer.encode("user", add_special_tokens=False)
-    return {
-        "audio": tokenizer.audio_token_id,
-        "image": tokenizer.image_token_id,
-        "video": tokenizer.video_token_id,
-        "audio_bos": ids(tokenizer.audio_bos_token),
-        "audio_eos": ids(tokenizer.audio_eos_token),
-        "vision_bos": ids(tokenizer.vision_bos_token),
-        "vision_eos": ids(tokenizer.vision_eos_token),
-        "user": user[0],
-        "pad": tokenizer.pad_token_id,
-    }
-
-
-DEFAULT_ROPE_THETA = 1e6
-"""The 7B's rotary base. With 16-wide heads it leaves the width section of M-RoPE (the lowest
-frequencies) at <= 2e-4 rad per image column, so a tiny model cannot tell left from right by position;
-a small base (e.g. 10) gives those frequencies 0.13-0.24 rad per column."""
 
 
 # The towers' tiny sizes (the 7B's input geometry: 128 mel bins, 14-px patches merged 2x2, 2 frames).
@@ -117,7 +89,7 @@ def tiny_thinker_config(
         "rope_parameters": {
             "rope_type": "default",
             "rope_theta": rope_theta,
-            "mrope_section": _mrope_section(HEAD_DIM),
+            "mrope_section": mrope_section(HEAD_DIM),
         },
         "pad_token_id": token_ids["pad"],
         "tie_word_embeddings": False,
@@ -183,29 +155,6 @@ def make_tiny(
     )
 
 
-def instantiate(model_class: type, cfg, tokenizer: PreTrainedTokenizerBase, seed: int) -> PreTrainedModel:
-    """A randomly initialised thinker (seeded) that stops at <|im_end|> / pad, in eval mode."""
-    torch.manual_seed(seed)
-    model = model_class(cfg)
-    model.generation_config = GenerationConfig(
-        eos_token_id=[tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id],
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return model.eval()
-
-
-def whisper_features() -> WhisperFeatureExtractor:
-    """Both Omni families' audio front end: Whisper's 128-mel features, 16 kHz, hop 160."""
-    return WhisperFeatureExtractor(
-        feature_size=128,
-        sampling_rate=16_000,
-        hop_length=160,
-        chunk_length=30,
-        n_fft=400,
-        return_attention_mask=True,
-    )
-
-
 def build_tiny(
     out_dir: str | Path,
     hidden: int = 64,
@@ -258,7 +207,7 @@ def _tiny_talker_config(thinker: Qwen2_5OmniThinkerConfig) -> dict:
         "rope_parameters": {
             "rope_type": "default",
             "rope_theta": thinker.text_config.rope_parameters["rope_theta"],
-            "mrope_section": _mrope_section(HEAD_DIM),
+            "mrope_section": mrope_section(HEAD_DIM),
         },
     }
 

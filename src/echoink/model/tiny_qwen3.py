@@ -18,15 +18,19 @@ from transformers import (
     Qwen3OmniMoeThinkerForConditionalGeneration,
 )
 
+from .tiny_common import (
+    DEFAULT_ROPE_THETA,
+    HEAD_DIM,
+    instantiate,
+    mrope_section,
+    token_ids_for_config,
+    whisper_features,
+)
 from .tokenizer import QWEN3_OMNI_TOKENS, train_tokenizer
-
-HEAD_DIM = 16
 
 
 def _text_config(hidden: int, layers: int, vocab: int, pad_id: int, rope_theta: float, experts: int) -> dict:
     """A tiny MoE decoder: top-2 of ``experts``, M-RoPE interleaved as in Qwen3-Omni."""
-    from .tiny import _mrope_section
-
     heads = hidden // HEAD_DIM
     return {
         "vocab_size": vocab,
@@ -43,7 +47,7 @@ def _text_config(hidden: int, layers: int, vocab: int, pad_id: int, rope_theta: 
         "rope_parameters": {
             "rope_type": "default",
             "rope_theta": rope_theta,
-            "mrope_section": _mrope_section(HEAD_DIM),
+            "mrope_section": mrope_section(HEAD_DIM),
             "interleaved": True,
         },
         "pad_token_id": pad_id,
@@ -99,8 +103,6 @@ def tiny_qwen3_config(
 
 def build_qwen3_processor(tokenizer) -> Qwen3OmniMoeProcessor:
     """The real Qwen3-Omni processor: Whisper 128-mel features, 16-px patches merged 2x2."""
-    from .tiny import whisper_features
-
     features = whisper_features()
     geometry = {
         "min_pixels": 4096,
@@ -124,11 +126,9 @@ def make_tiny_qwen3(
     vocab: int = 1024,
     seed: int = 0,
     extra_corpus: Iterable[str] = (),
-    rope_theta: float = 1e6,
+    rope_theta: float = DEFAULT_ROPE_THETA,
 ) -> tuple[Qwen3OmniMoeThinkerForConditionalGeneration, Qwen3OmniMoeProcessor]:
     """The tiny Qwen3-Omni thinker and its processor, in memory. Deterministic for given arguments."""
-    from .tiny import instantiate, token_ids_for_config
-
     tokenizer = train_tokenizer(vocab, extra_corpus, QWEN3_OMNI_TOKENS)
     cfg = tiny_qwen3_config(hidden, layers, vocab, token_ids_for_config(tokenizer), rope_theta)
     model = instantiate(Qwen3OmniMoeThinkerForConditionalGeneration, cfg, tokenizer, seed)
