@@ -191,10 +191,10 @@ def test_saved_adapter_reloads_with_loader_and_plain_transformers(tmp_path, tiny
     torch.testing.assert_close(_logits(again, batch), expected, rtol=0, atol=1e-6)
     plain = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(out)
     torch.testing.assert_close(_logits(plain, batch), expected, rtol=0, atol=1e-6)
-    ref = load_reference(out)
-    torch.testing.assert_close(
-        _logits(ref, batch), _logits(load_reference(tiny_model_dir), batch), rtol=0, atol=0
-    )
+    ref = load_reference(out)  # the starting policy: base + this adapter, merged and frozen
+    torch.testing.assert_close(_logits(ref, batch), expected, rtol=0, atol=2e-4)  # merging rounds
+    assert not torch.allclose(_logits(ref, batch), _logits(load_reference(tiny_model_dir), batch), atol=1e-3)
+    assert not any(p.requires_grad for p in ref.parameters()) and not ref.training
 
 
 def test_missing_path_is_an_honest_error(tmp_path):
