@@ -15,9 +15,10 @@ import torch
 from accelerate import Accelerator
 
 from ..config import Config
+from ..guards import check_weights
 from . import algos, sharding
+from .distributed import partition_agreement
 from .experience import Experience
-from .persistence import check_policy
 from .state import Handles, LoopState
 
 log = logging.getLogger(__name__)
@@ -154,8 +155,8 @@ def _step(cfg: Config, h: Handles, state: LoopState, totals: dict, pass_loss: fl
             h.optimizer.step()
         h.optimizer.zero_grad(set_to_none=True)
     totals["grad_norm"] = grad_norm
-    if finite:
-        check_policy(h, state.step + 1)
+    if finite:  # a step that makes a weight non-finite stops here, naming the step
+        check_weights(h.policy, state.step + 1, all_agree=partition_agreement(h.accelerator, h.zero_stage))
     else:
         state.skipped_updates += 1
         log.warning("step %d: non-finite loss or grad norm (%s); update skipped", state.step + 1, grad_norm)

@@ -81,3 +81,10 @@ def export_policy(h: Handles, cfg: Config, out: Path, step: int) -> None:
     if h.accelerator.is_main_process:
         write_recipe(cfg, out, "grpo")
     h.accelerator.wait_for_everyone()
+
+
+def save_best(h: Handles, cfg: Config, out: Path, step: int) -> None:
+    """``best/``: the policy as ``final/`` would be, with its recipe card and ``step.txt`` (its step)."""
+    export_policy(h, cfg, out, step)
+    if h.accelerator.is_main_process:
+        (Path(out) / "step.txt").write_text(f"{step}\n")

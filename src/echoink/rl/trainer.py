@@ -33,7 +33,7 @@ from .distributed import any_process, make_accelerator, write_launch
 from .experience import Experience, merge_signal_groups
 from .metrics import rollout_rows, step_metrics
 from .optimise import TrainingAborted, optimise
-from .persistence import checkpoint, export_policy, restore
+from .persistence import checkpoint, export_policy, restore, save_best
 from .rollout import collect_experience
 from .run_dir import apply_changes, prepare_run_dir
 from .sampling import PromptSampler
@@ -77,7 +77,10 @@ def train(cfg: Config, resume: bool = False, allow_config_change: bool = False) 
         metrics = step_metrics(
             batch, update, h.accelerator, lr, state.sampler.epoch, time.perf_counter() - t_start
         )
-        metrics.update(validation_metrics(cfg, h, validator, state.step, run.run_dir))  # every process
+        metrics.update(validation_metrics(cfg, h, validator, state.step))  # every process
+        if validator is not None and validator.improved and cfg.train.keep_best:
+            validator.improved = False
+            save_best(h, cfg, run.run_dir / "best", state.step)  # every process: ZeRO-3 gathers
         if state.step % cfg.train.log_every == 0 or "eval/accuracy" in metrics:
             run.log.metrics(state.step, metrics)
             log_to_trackers(h.accelerator, state.step, metrics)

@@ -19,7 +19,6 @@ from ..config import Config
 from ..data import Sample, load_split
 from ..runlog import read_jsonl
 from ..scoring.predict import Decoding, EvalSettings, predict_batch
-from .persistence import export_policy
 from .sharding import full_weights
 from .state import Handles
 
@@ -36,6 +35,7 @@ class Validator:
     weights: list[float]  # 1 for a real item, 0 for padding
     total: int
     best: float = -math.inf
+    improved: bool = False  # the last validation's accuracy was a new best
 
 
 def shard(samples: list[Sample], rank: int, world: int) -> tuple[list[Sample], list[float]]:
@@ -65,10 +65,9 @@ def make_validator(cfg: Config, rank: int, world: int, metrics_path: Path) -> Va
     return Validator(items, weights, len(samples), max(seen, default=-math.inf))
 
 
-def validation_metrics(
-    cfg: Config, h: Handles, validator: Validator | None, step: int, run_dir: Path
-) -> dict[str, float]:
-    """``eval/*`` metrics when ``step`` is due (else {}); saves ``best/`` on a new best if ``train.keep_best``.
+def validation_metrics(cfg: Config, h: Handles, validator: Validator | None, step: int) -> dict[str, float]:
+    """``eval/*`` metrics when ``step`` is due (else {}); ``validator.improved`` says whether the
+    accuracy is the best so far (the trainer then saves ``best/`` if ``train.keep_best``).
 
     A collective: every process calls it every step."""
     if validator is None or step % cfg.train.eval_every:
@@ -84,11 +83,7 @@ def validation_metrics(
         "eval/mean_length": c["length"] / n,
         "eval/n": c["n"],
     }
-    if cfg.train.keep_best and metrics["eval/accuracy"] > validator.best:
-        best = Path(run_dir) / "best"
-        export_policy(h, cfg, best, step)  # every process: ZeRO-3 gathers
-        if h.accelerator.is_main_process:
-            (best / "step.txt").write_text(f"{step}\n")
+    validator.improved = metrics["eval/accuracy"] > validator.best
     validator.best = max(validator.best, metrics["eval/accuracy"])
     return metrics
 
