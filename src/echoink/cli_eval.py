@@ -181,14 +181,15 @@ def compare_cmd(
         "none", "--condition", help="Which condition to compare: none, audio, image."
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the comparison as JSON here."),
+    force: bool = typer.Option(False, "--force", help="Compare even when the two splits differ (SHA-256)."),
 ) -> None:
-    """Side-by-side metrics with CIs, and McNemar's paired test on the items both evaluated."""
+    """Side-by-side metrics with CIs, and McNemar's paired test on the items both evaluated (same split only)."""
     import json
 
     from .eval.suite import compare_runs, format_run_comparison
 
     try:
-        result = compare_runs(summary_a, summary_b, condition)
+        result = compare_runs(summary_a, summary_b, condition, force)
     except (OSError, ValueError, KeyError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None

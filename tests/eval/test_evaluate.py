@@ -159,3 +159,13 @@ def test_needs_is_grouped_even_with_one_value():
 
     assert _group_fields([sample(i, "both") for i in range(5)]) == ["needs"]
     assert _group_fields([sample(i, n) for i, n in enumerate(["both", "audio", "both"])]) == ["needs"]
+
+
+def test_summary_records_the_split_files_sha256(scripted, eval_split, tmp_path):
+    """``compare`` pairs items by id only on the same split; the summary names it by content."""
+    import hashlib
+
+    summary = evaluate("m", eval_split, tmp_path / "out", limit=1)
+    assert summary["data_sha256"] == hashlib.sha256(eval_split.read_bytes()).hexdigest()
+    saved = json.loads((tmp_path / "out/summary.json").read_text())
+    assert saved["data_sha256"] == summary["data_sha256"]
