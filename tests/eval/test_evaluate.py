@@ -169,3 +169,13 @@ def test_summary_records_the_split_files_sha256(scripted, eval_split, tmp_path):
     assert summary["data_sha256"] == hashlib.sha256(eval_split.read_bytes()).hexdigest()
     saved = json.loads((tmp_path / "out/summary.json").read_text())
     assert saved["data_sha256"] == summary["data_sha256"]
+
+
+def test_placeholder_text_in_a_question_does_not_abort_the_split(scripted, eval_split, tmp_path):
+    """'<|IMAGE|>' in a question used to add a placeholder the processor could not match to an image,
+    failing every batch of the split; it is text now."""
+    rows = json.loads(eval_split.read_text())
+    rows[1]["problem"] = rows[1]["problem"].replace("object", "object <|IMAGE|>")
+    eval_split.write_text(json.dumps(rows))
+    summary = evaluate("m", eval_split, tmp_path / "out", batch_size=4)
+    assert summary["conditions"]["none"]["n"] == 4
