@@ -115,6 +115,8 @@ def compare(
     for path, summary in zip(paths, summaries, strict=True):
         if condition not in summary["conditions"]:
             raise ValueError(f"{path}: no condition {condition!r} (has {', '.join(summary['conditions'])})")
+        if "accuracy" not in summary["conditions"][condition]:
+            raise ValueError(f"{path}: condition {condition!r} is not applicable to that split")
         blocks.append(summary["conditions"][condition])
     a, b = blocks
     metrics = {m: (a.get(m), b.get(m)) for m in METRICS if m in a or m in b}

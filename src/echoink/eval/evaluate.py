@@ -31,7 +31,7 @@ import torch
 
 from ..data import load_split
 from ..data.avqa import split_file
-from ..data.messages import ABLATIONS, VideoSettings
+from ..data.messages import ABLATIONS, VideoSettings, ablation_applies
 from ..filehash import sha256_file
 from ..jsonl import read_jsonl
 from ..scoring.predict import Decoding, EvalSettings, predict_batch
@@ -42,8 +42,9 @@ log = logging.getLogger(__name__)
 
 CONDITIONS = ABLATIONS
 """Ablation conditions: nothing replaced, audio -> silence, image -> blank, video -> blank frames,
-desync -> a video's soundtrack shifted in time (default: by half the clip). A condition that does
-not apply to a row (desync on an image row) leaves it as it is."""
+desync -> a video's soundtrack shifted in time (default: by half the clip). A condition runs only on
+the rows that carry what it removes (``data.messages.ablation_applies``); on none of them it is
+reported "not applicable"."""
 PREDICTIONS, SUMMARY, SETTINGS = "predictions.jsonl", "summary.json", "eval_config.json"
 
 
@@ -98,7 +99,8 @@ def evaluate(
     _check_settings(out, {"model": str(model_dir), "data": str(data_path), **asdict(settings)})
     rows = _complete_rows(out / PREDICTIONS, decoding.samples)
     done = {(r["condition"], r["id"]) for r in rows}
-    todo = {c: [s for s in samples if (c, s.id) not in done] for c in conditions}
+    # An ablation runs only on the items that carry what it removes (see summarize: "not applicable").
+    todo = {c: [s for s in samples if (c, s.id) not in done and ablation_applies(s, c)] for c in conditions}
     if any(todo.values()):
         model, engine = load_model(model_dir)
         for condition, pending in todo.items():

@@ -77,7 +77,7 @@ def _str(path: str | Path | None) -> str | None:
 
 def _entry(summary: dict[str, Any], out: Path, split: Path, train_split: str | Path | None) -> dict[str, Any]:
     official = summary.get("official", {})
-    ablations = {c: b for c, b in summary["conditions"].items() if c != "none"}
+    ablations = {c: b for c, b in summary["conditions"].items() if c != "none" and "drop" in b}  # applicable
     entry = {
         "n": summary["n_items"],
         "skipped_rows": summary["skipped_rows"],
