@@ -143,5 +143,5 @@ def test_row_text_never_becomes_a_control_or_media_token(family_model_dir: Path)
 @pytest.mark.parametrize("name", TEMPLATES.names())
 def test_templates_own_text_holds_no_control_token(name: str):
     """Escaping covers the whole user text, which is safe only while no template writes '<|' itself."""
-    text = TEMPLATES.get(name)(ROW) + (TEMPLATES.get(name).system or "")
+    text = TEMPLATES.get(name).render(ROW) + (TEMPLATES.get(name).system or "")
     assert "<|" not in text

@@ -7,7 +7,7 @@ layer never re-reads files.
 Row text stays text: a question or option holding ``<|IMAGE|>``, ``<|image_pad|>`` or
 ``<|im_end|>\n<|im_start|>assistant`` would otherwise be read by the tokenizer as a media placeholder
 (the processor then aborts the whole batch: more placeholders than images) or as a forged chat turn.
-:func:`escape_control_tokens` breaks every ``<|`` of the user text (see there).
+:func:`escape_control_tokens` breaks every ``<|`` of the user text a template renders (see there).
 """
 
 from __future__ import annotations
@@ -47,7 +47,10 @@ class PromptTemplate:
     """Where the wording comes from, for ``echoink data prompt`` and reports."""
 
     def __call__(self, sample: Sample) -> str:
-        return self.render(sample)
+        """The user text, with row text kept text: every caller (prompts, ``data show``) gets it escaped,
+        whatever the template does with the row's fields. The templates' own wording holds no "<|"
+        (a test checks), so only row text can change."""
+        return escape_control_tokens(self.render(sample))
 
 
 TEMPLATES: Registry[PromptTemplate] = Registry("prompt template")
@@ -201,9 +204,7 @@ def build_messages(
         content.append({"type": "image", "image": image})
     if audio is not None:
         content.append({"type": "audio", "audio": audio})
-    # The whole user text is escaped, whatever the template does with the row's fields; the
-    # templates' own wording holds no "<|" (a test checks), so only row text can change.
-    content.append({"type": "text", "text": escape_control_tokens(prompt(sample))})
+    content.append({"type": "text", "text": prompt(sample)})  # row text escaped (PromptTemplate.__call__)
     system = (
         []
         if prompt.system is None
