@@ -81,17 +81,7 @@ def test_every_float_of_every_command_must_be_finite(tmp_path):
     params = [p for c in _leaf_commands(typer.main.get_command(app)) for p in c.params]
     assert len(params) > 50 and all("process_value" in vars(p) for p in params)  # every one wrapped
     for flag, value in [("--desync-seconds", "inf"), ("--desync-seconds", "nan"), ("--temperature", "-inf")]:
-        args = [
-            "eval",
-            "--model",
-            str(tmp_path),
-            "--data",
-            str(tmp_path),
-            "--out",
-            str(tmp_path),
-            flag,
-            value,
-        ]
+        args = ["eval", *(f"--{name}={tmp_path}" for name in ("model", "data", "out")), flag, value]
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 2 and f"{value} is not a finite number" in result.output, result.output
     out = _cli("data", "synth", "--out", str(tmp_path / "s"), "--shortcut", "nan")
