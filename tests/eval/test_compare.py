@@ -122,3 +122,9 @@ def test_setting_differences_are_stated(two_evals, tmp_path):
     assert "settings: the same" in format_comparison(compare(a, b))
     CliRunner().invoke(app, ["compare", str(a), str(b), "--json", str(tmp_path / "c.json")])
     assert json.loads((tmp_path / "c.json").read_text())["differences"] == {}
+
+
+def test_a_file_that_is_not_a_summary_is_one_line(two_evals, tmp_path):
+    (tmp_path / "list.json").write_text("[]")
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "list.json"), str(two_evals[0])])
+    assert result.exit_code == 2 and "not an echoink summary.json" in result.output

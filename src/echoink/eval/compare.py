@@ -103,13 +103,20 @@ def split_check(paths: list[Path], summaries: list[dict[str, Any]], force: bool)
     return "different (forced)"
 
 
+def _read_summary(path: Path) -> dict[str, Any]:
+    summary = json.loads(path.read_text())
+    if not isinstance(summary, dict) or not isinstance(summary.get("conditions"), dict):
+        raise ValueError(f"{path}: not an echoink summary.json (no 'conditions' object)")
+    return summary
+
+
 def compare(
     summary_a: str | Path, summary_b: str | Path, condition: str = "none", force: bool = False
 ) -> dict[str, Any]:
     """Compare two summaries under one condition; returns metrics, CI overlap, setting differences and
     the paired test. (Two suite runs are compared benchmark by benchmark by ``suite.compare_runs``.)"""
     paths = [Path(summary_a), Path(summary_b)]
-    summaries = [json.loads(p.read_text()) for p in paths]
+    summaries = [_read_summary(p) for p in paths]
     split = split_check(paths, summaries, force)
     blocks = []
     for path, summary in zip(paths, summaries, strict=True):
