@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from echoink.cli import app
@@ -79,3 +80,12 @@ def test_eval_takes_the_video_settings_from_the_training_and_records_their_sourc
         and summary["settings_source"]["max_frames"] == "flag"
     )
     assert summary["settings"]["video"]["max_pixels"] == 12_544  # the rest still follows the training
+
+
+def test_a_recipe_cards_settings_pass_the_recipes_checks(tmp_path):
+    from echoink.recipe_card import RECIPE_FILE, read_recipe
+
+    for value, reason in [(-1, "data.video_fps: must be > 0"), ("fast", "not supported between")]:
+        (tmp_path / RECIPE_FILE).write_text(json.dumps({"eval": {"video_fps": value}}))
+        with pytest.raises(ValueError, match=reason):
+            read_recipe(tmp_path)

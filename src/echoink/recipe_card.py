@@ -54,9 +54,12 @@ def read_recipe(model_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return dict(json.loads(path.read_text())["eval"])
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        follow = dict(json.loads(path.read_text())["eval"])
+        # The data fields pass the recipe's own checks (a hand-edited video_fps of -1 is named here).
+        DataConfig(**{k: follow[k] for k in FOLLOWED_DATA_FIELDS if k in follow})
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: not an echoink recipe ({err})") from None
+    return follow
 
 
 def eval_settings(flags: dict[str, Any], recipe: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
