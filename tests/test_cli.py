@@ -63,3 +63,32 @@ def test_usage_errors_are_one_line_too(tmp_path):
     assert out.stderr.strip().splitlines() == [
         "error: echoink eval: Invalid value for '--max-pixels': Input should be greater than or equal to 784"
     ]  # was typer's boxed panel
+
+
+def _leaf_commands(command):
+    for sub in getattr(command, "commands", {}).values():
+        yield from _leaf_commands(sub) if hasattr(sub, "commands") else [sub]
+
+
+def test_every_float_of_every_command_must_be_finite(tmp_path):
+    """`--desync-seconds inf` was an OverflowError after the first pass and `nan` an error that did not
+    name the flag; the app checks every parameter of every command, so a new float flag is covered."""
+    import typer.main
+    from typer.testing import CliRunner
+
+    from echoink.cli import app
+
+    params = [p for c in _leaf_commands(typer.main.get_command(app)) for p in c.params]
+    assert len(params) > 50 and all("process_value" in vars(p) for p in params)  # every one wrapped
+    for flag, value in [("--desync-seconds", "inf"), ("--desync-seconds", "nan"), ("--temperature", "-inf")]:
+        args = ["eval", *(f"--{name}={tmp_path}" for name in ("model", "data", "out")), flag, value]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2 and f"{value} is not a finite number" in result.output, result.output
+    out = _cli("data", "synth", "--out", str(tmp_path / "s"), "--shortcut", "nan")
+    assert out.returncode == 2
+    assert (
+        out.stderr.strip()
+        == "error: echoink data synth: Invalid value for '--shortcut': nan is not a finite number"
+    )
+    synth = CliRunner().invoke(app, ["data", "synth", "--out", str(tmp_path / "s"), "--train", "-5"])
+    assert synth.exit_code == 2 and not (tmp_path / "s").exists()

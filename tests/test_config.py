@@ -144,3 +144,39 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path):
         load_config(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match=r"override 'train\.lr=\[1': invalid YAML"):
         load_config(None, ["train.lr=[1"])
+
+
+def _bomb() -> str:
+    """Nine levels, each a list of nine aliases to the level below: 9^9 strings from ~320 bytes."""
+    value = '&a ["q", "q", "q", "q", "q", "q", "q", "q", "q"]'
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        value = f"&{name} [{value}" + f", *{prev}" * 8 + "]"
+    return f"model:\n  lora_target_modules: {value}\n"
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path):
+    """A few hundred bytes of nested aliases (9^9 strings once expanded) used to hang `train` with no
+    output; the loader counts values through aliases and stops at MAX_YAML_NODES."""
+    import time
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_bomb())
+    assert len(_bomb()) < 1024
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"bomb.yaml: the recipe expands to more than 100,000 values"):
+        load_config(path)
+    assert time.perf_counter() - start < 2
+    path.write_text("model: &m\n  lora_target_modules: [*m]\n")
+    with pytest.raises(ConfigError, match="recursive YAML alias"):
+        load_config(path)
+    path.write_text("model:\n  lora_target_modules: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="nests values too deeply"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="override 'algo.beta=.*recursive"):
+        load_config(None, ["algo.beta=&b [*b]"])
+
+
+def test_a_plain_alias_still_loads(tmp_path):
+    path = tmp_path / "ok.yaml"
+    path.write_text("rollout:\n  temperature: &t 0.7\n  top_p: *t\n")
+    assert load_config(path).rollout.top_p == 0.7

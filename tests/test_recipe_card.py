@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from echoink.cli import app
@@ -49,3 +50,42 @@ def test_eval_takes_prompt_budgets_and_length_from_the_training(tiny_model_dir, 
     summary = _eval(tiny_model_dir, split, tmp_path / "e3")  # a model with no recipe: the defaults
     assert summary["settings"]["template"] == "reasoning" and summary["settings"]["max_pixels"] == 50_176
     assert set(summary["settings_source"].values()) == {"default"}
+
+
+VIDEO = {"video_fps": 1.0, "max_frames": 4, "max_video_pixels": 12_544}
+
+
+def test_eval_takes_the_video_settings_from_the_training_and_records_their_source(tiny_model_dir, tmp_path):
+    """The recipe card carries every input-shaping setting; eval uses it unless a flag overrides it."""
+    import shutil
+
+    from echoink.recipe_card import read_recipe, write_recipe
+
+    split = write_small_split(tmp_path / "data", n=2)
+    model = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    write_recipe(load_config(None, [f"data.{k}={v}" for k, v in VIDEO.items()]), model, "grpo")
+    assert {k: read_recipe(model)[k] for k in VIDEO} == VIDEO
+
+    summary = _eval(model, split, tmp_path / "e1", "--max-new-tokens", "2")
+    video = summary["settings"]["video"]
+    assert (video["fps"], video["max_frames"], video["max_pixels"]) == tuple(VIDEO.values())
+    assert all(summary["settings_source"][k] == "training recipe" for k in VIDEO)
+
+    summary = _eval(
+        model, split, tmp_path / "e2", "--max-new-tokens", "2", "--video-fps", "3", "--max-frames", "6"
+    )
+    assert (summary["settings"]["video"]["fps"], summary["settings"]["video"]["max_frames"]) == (3.0, 6)
+    assert (
+        summary["settings_source"]["video_fps"] == "flag"
+        and summary["settings_source"]["max_frames"] == "flag"
+    )
+    assert summary["settings"]["video"]["max_pixels"] == 12_544  # the rest still follows the training
+
+
+def test_a_recipe_cards_settings_pass_the_recipes_checks(tmp_path):
+    from echoink.recipe_card import RECIPE_FILE, read_recipe
+
+    for value, reason in [(-1, "data.video_fps: must be > 0"), ("fast", "not supported between")]:
+        (tmp_path / RECIPE_FILE).write_text(json.dumps({"eval": {"video_fps": value}}))
+        with pytest.raises(ValueError, match=reason):
+            read_recipe(tmp_path)

@@ -38,9 +38,9 @@ def data_check(
 def data_synth(
     out: Path = typer.Option(..., "--out", help="Output dataset folder."),
     seed: int = typer.Option(0, "--seed", help="Seed; the same seed gives byte-identical files."),
-    train: int = typer.Option(4000, "--train", help="Items in train.json."),
-    val: int = typer.Option(500, "--val", help="Items in val.json."),
-    test: int = typer.Option(1000, "--test", help="Items in test.json."),
+    train: int = typer.Option(4000, "--train", min=0, help="Items in train.json."),
+    val: int = typer.Option(500, "--val", min=0, help="Items in val.json."),
+    test: int = typer.Option(1000, "--test", min=0, help="Items in test.json."),
     difficulty: str = typer.Option(
         "medium", "--difficulty", help="Perceptual knobs (noise, tone spacing, object size, count)."
     ),
@@ -224,7 +224,9 @@ def sft_cmd(
 @app.command("demo")
 def demo_cmd(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Run directory for every stage's output."),
-    budget_minutes: float = typer.Option(15.0, "--budget-minutes", help="Warn when the stages take longer."),
+    budget_minutes: float = typer.Option(
+        15.0, "--budget-minutes", min=0, help="Warn when the stages take longer."
+    ),
     recipe: Path = typer.Option(None, "--config", help="Demo recipe (default: configs/demo.yaml)."),
     overrides: list[str] = typer.Option([], "--set", help="Dotted override, e.g. --set train.max_steps=10."),
     modality: str = typer.Option(

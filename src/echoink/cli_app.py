@@ -7,11 +7,46 @@ importing ``echoink.cli`` (the console script ``echoink.cli:app``) registers eve
 
 from __future__ import annotations
 
+import math
 import sys
 
 import typer
+from typer.core import TyperGroup
 
 from . import __version__
+
+try:  # typer >= 0.2x carries its own copy of click
+    from typer._click.exceptions import BadParameter
+except ImportError:  # pragma: no cover
+    from click.exceptions import BadParameter
+
+
+def _finite_check(param) -> None:
+    """Make ``param`` refuse a non-finite float after typer has converted it (its own range check
+    passes "nan", which compares false, and "inf" against a lower bound)."""
+    convert = param.process_value
+
+    def process_value(ctx, value):
+        value = convert(ctx, value)
+        for number in value if isinstance(value, list | tuple) else (value,):
+            if isinstance(number, float) and not math.isfinite(number):
+                raise BadParameter(f"{number} is not a finite number", ctx=ctx, param=param)
+        return value
+
+    param.process_value = process_value
+
+
+class CheckedGroup(TyperGroup):
+    """Every float option and argument of every command must be finite, whoever declares it: one
+    place instead of a check per flag (``--desync-seconds inf`` was an OverflowError after the first
+    pass, ``nan`` an error not naming the flag). Ranges stay with each option (``min=``, ``max=``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            if not isinstance(command, TyperGroup):  # a sub-app is a CheckedGroup itself
+                for param in command.params:
+                    _finite_check(param)
 
 
 class _App(typer.Typer):
@@ -27,10 +62,13 @@ class _App(typer.Typer):
 app = _App(
     help="GRPO for audio-visual reasoning on the Qwen2.5-Omni and Qwen3-Omni thinkers (EchoInk-R1).",
     no_args_is_help=True,
+    cls=CheckedGroup,
 )
-data_app = typer.Typer(help="Inspect and generate datasets in the AVQA-R1-6K schema.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Inspect and generate datasets in the AVQA-R1-6K schema.", no_args_is_help=True, cls=CheckedGroup
+)
 app.add_typer(data_app, name="data")
-model_app = typer.Typer(help="Build and inspect models.", no_args_is_help=True)
+model_app = typer.Typer(help="Build and inspect models.", no_args_is_help=True, cls=CheckedGroup)
 app.add_typer(model_app, name="model")
 
 

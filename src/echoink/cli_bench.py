@@ -48,22 +48,16 @@ def run_suite_cli(
     model: Path, suite: Path | None, data: Path | None, out: Path, flags: dict, kwargs: dict
 ) -> None:
     """``eval --suite``: the training's settings where no flag is given, every imported split, one table."""
-    from .data import TEMPLATES
     from .eval.suite import format_suite, run_suite
     from .preflight import check_model_dir
-    from .recipe_card import eval_settings, read_recipe, record_sources, training_split
+    from .recipe_card import evaluate_arguments, record_sources, training_split
     from .runlock import run_lock
 
     if (suite is None) == (data is None):
         raise typer.BadParameter("give exactly one of --data SPLIT and --suite DIR")
     check_model_dir(model, "--model")
-    used, sources = eval_settings(flags, read_recipe(model))
-    if used["max_audio_seconds"] == 0:  # an explicit "no cut", overriding the recipe's
-        used["max_audio_seconds"] = None
-    if used["template"] not in TEMPLATES:
-        raise typer.BadParameter(
-            f"unknown template {used['template']!r}; valid: {', '.join(TEMPLATES.names())}"
-        )
+    desync = flags.pop("desync_seconds")
+    used, sources = evaluate_arguments(flags, model, desync)
     train = training_split(model)
     with run_lock(out):
         result = run_suite(model, suite, out, train_split=train, **kwargs, **used)

@@ -5,7 +5,6 @@ Registered on ``cli_app.app`` (``cli`` imports this module); each command is a t
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import typer
@@ -40,6 +39,21 @@ _MAX_PIXELS = typer.Option(
     min=784,
     help="Image budget after 28-px rounding (default: the training's, else 50,176).",
 )
+_VIDEO_FPS = typer.Option(
+    None, "--video-fps", min=0.01, help="Video rows: frames per second (default: the training's, else 2)."
+)
+_MAX_FRAMES = typer.Option(
+    None,
+    "--max-frames",
+    min=2,
+    help="Video rows: at most this many frames (default: the training's, else 16).",
+)
+_MAX_VIDEO_PIXELS = typer.Option(
+    None,
+    "--max-video-pixels",
+    min=784,
+    help="Video rows: pixels per frame (default: the training's, else 100,352).",
+)
 
 
 @app.command("eval")
@@ -67,22 +81,24 @@ def eval_cmd(
         None, "--max-new-tokens", min=1, help="Longest completion (default: the training's, else 256)."
     ),
     ablate: str = _ABLATE,
-    video_fps: float = typer.Option(2.0, "--video-fps", min=0.01, help="Video rows: frames per second."),
-    max_frames: int = typer.Option(16, "--max-frames", min=2, help="Video rows: at most this many frames."),
+    video_fps: float | None = _VIDEO_FPS,
+    max_frames: int | None = _MAX_FRAMES,
+    max_video_pixels: int | None = _MAX_VIDEO_PIXELS,
     desync_seconds: float | None = _DESYNC_SECONDS,
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate only the first N items."),
     max_audio_seconds: float | None = _MAX_AUDIO_SECONDS,
     max_pixels: int | None = _MAX_PIXELS,
 ) -> None:
     """Evaluate a model fairly: strict parsing, Wilson/bootstrap CIs, majority vote, pass@k, ablations."""
-    from .data.messages import VideoSettings
     from .scoring.predict import Decoding
 
-    flags = _setting_flags(prompt, max_new_tokens, max_pixels, max_audio_seconds)
+    # Every input-shaping setting: the flag, else the training's recipe, else the default (recipe_card).
+    flags = {"template": prompt, "max_new_tokens": max_new_tokens, "max_pixels": max_pixels}
+    flags |= {"max_audio_seconds": max_audio_seconds, "video_fps": video_fps, "max_frames": max_frames}
+    flags |= {"max_video_pixels": max_video_pixels, "desync_seconds": desync_seconds}
     dec = Decoding(*_decoding(decoding, samples, temperature, top_p), seed=seed)
-    video = VideoSettings(video_fps, max_frames, desync_seconds=desync_seconds)
     kwargs = {"decoding": dec, "ablate": [a.strip() for a in ablate.split(",")], "batch_size": batch_size}
-    kwargs |= {"limit": limit, "video": video}
+    kwargs |= {"limit": limit}
     if suite is not None or data is None:  # every imported benchmark (cli_bench.py)
         from .cli_bench import run_suite_cli
 
@@ -90,40 +106,35 @@ def eval_cmd(
     return _run_eval(model, data, out, flags, kwargs)
 
 
-def _setting_flags(
-    template: str | None, max_new_tokens: int | None, max_pixels: int | None, max_audio_seconds: float | None
-) -> dict:
-    """The flags that may instead come from the training's recipe (None: not given)."""
-    if max_audio_seconds is not None and not 0 <= max_audio_seconds < math.inf:  # NaN fails too; 0: no cut
-        raise typer.BadParameter(f"--max-audio-seconds must be a number >= 0, got {max_audio_seconds}")
-    flags = {"template": template, "max_new_tokens": max_new_tokens, "max_pixels": max_pixels}
-    return flags | {"max_audio_seconds": max_audio_seconds}
-
-
 def _run_eval(model: Path, data: Path, out: Path, flags: dict, kwargs: dict) -> None:
     """Check the inputs, take the training's settings where no flag is given, evaluate under the lock."""
-    from .data import TEMPLATES
     from .eval.evaluate import evaluate
     from .eval.summary import format_summary
     from .preflight import check_model_dir, check_split_file
-    from .recipe_card import eval_settings, read_recipe, record_sources
+    from .recipe_card import evaluate_arguments, record_sources
     from .runlock import run_lock
 
     check_model_dir(model, "--model")
     check_split_file(data, "--data")
-    used, sources = eval_settings(flags, read_recipe(model))  # a ValueError is a one-line user error
-    if used["max_audio_seconds"] == 0:  # an explicit "no cut", overriding the recipe's
-        used["max_audio_seconds"] = None
-    typer.echo("settings: " + ", ".join(f"{k}={used[k]} ({sources[k]})" for k in used))
-    if used["template"] not in TEMPLATES:
-        raise typer.BadParameter(
-            f"unknown template {used['template']!r}; valid: {', '.join(TEMPLATES.names())}"
-        )
+    desync = flags.pop("desync_seconds")
+    used, sources = evaluate_arguments(flags, model, desync)  # a ValueError is a one-line user error
+    typer.echo("settings: " + ", ".join(f"{k}={v} ({sources[k]})" for k, v in _flat(used).items()))
     with run_lock(out):
         summary = evaluate(model, data, out, **kwargs, **used)
         record_sources(out / "summary.json", sources)
     typer.echo(format_summary(summary))
     typer.echo(f"written: {out / 'summary.json'}, {out / 'predictions.jsonl'}")
+
+
+def _flat(used: dict) -> dict:
+    """The settings under their recipe names (the video ones out of their VideoSettings), for the echo."""
+    video = used["video"]
+    flat = {k: v for k, v in used.items() if k != "video"}
+    return flat | {
+        "video_fps": video.fps,
+        "max_frames": video.max_frames,
+        "max_video_pixels": video.max_pixels,
+    }
 
 
 def _decoding(mode: str, samples: int, temperature: float, top_p: float) -> tuple[str, int, float, float]:
@@ -170,14 +181,15 @@ def compare_cmd(
         "none", "--condition", help="Which condition to compare: none, audio, image."
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the comparison as JSON here."),
+    force: bool = typer.Option(False, "--force", help="Compare even when the two splits differ (SHA-256)."),
 ) -> None:
-    """Side-by-side metrics with CIs, and McNemar's paired test on the items both evaluated."""
+    """Side-by-side metrics with CIs, and McNemar's paired test on the items both evaluated (same split only)."""
     import json
 
     from .eval.suite import compare_runs, format_run_comparison
 
     try:
-        result = compare_runs(summary_a, summary_b, condition)
+        result = compare_runs(summary_a, summary_b, condition, force)
     except (OSError, ValueError, KeyError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None

@@ -88,8 +88,46 @@ _Loader.yaml_implicit_resolvers = {
 _Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
+MAX_YAML_NODES = 100_000
+"""Most values a recipe may expand to. Aliases are references, so a 1 KB "billion laughs" recipe
+(each level a list of nine aliases to the one before) expands to 9^9 strings, and checking or printing
+it never ends; a real recipe has a few hundred values."""
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int], open_: set[int]) -> int:
+    """Values under ``node`` counting every alias as a copy; memoised, so linear in the file's nodes."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in open_:
+        raise ConfigError("the recipe holds a recursive YAML alias (a value that contains itself)")
+    open_.add(key)
+    children = node.value if isinstance(node, yaml.SequenceNode) else []
+    if isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    size = 1 + sum(_expanded_size(child, memo, open_) for child in children)
+    open_.discard(key)
+    memo[key] = min(size, MAX_YAML_NODES + 1)  # capped: the sum cannot grow past the limit
+    return memo[key]
+
+
 def _yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+    """YAML 1.2 booleans, and at most MAX_YAML_NODES values once aliases are expanded (ConfigError)."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}, set()) > MAX_YAML_NODES:
+            raise ConfigError(
+                f"the recipe expands to more than {MAX_YAML_NODES:,} values through YAML aliases "
+                "(an alias bomb?); write the values out"
+            )
+        return loader.construct_document(node)
+    except RecursionError:  # PyYAML composes recursively: thousands of nested brackets
+        raise ConfigError("the recipe nests values too deeply to read") from None
+    finally:
+        loader.dispose()
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -178,6 +216,8 @@ def apply_override(tree: dict[str, Any], override: str) -> None:
         node[parts[-1]] = _yaml(raw) if raw.strip() else ""
     except yaml.YAMLError as err:
         raise ConfigError(f"override {override!r}: invalid YAML value{_yaml_where(err)}") from None
+    except ConfigError as err:
+        raise ConfigError(f"override {override!r}: {err}") from None
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
@@ -206,6 +246,8 @@ def _read_recipe(path: Path) -> dict[str, Any]:
         loaded = _yaml(text) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: invalid YAML{_yaml_where(err)}") from None
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path}: a recipe must be a mapping of sections")
     return loaded

@@ -1,6 +1,7 @@
 """The recipe a model was trained with, written next to its weights so evaluation can follow it.
 
-``final/`` of a GRPO or SFT run gets ``echoink_recipe.json``: the prompt template, media budgets and
+``final/`` of a GRPO or SFT run gets ``echoink_recipe.json``: the prompt template, every setting that
+shapes an input (audio cut, image budget, video frame rate, frame count and frame budget) and the
 completion length the model learned with, plus the whole config. ``echoink eval --model DIR`` takes
 those as its defaults (a flag still wins), so the README's plain command evaluates a run the way it
 was trained rather than at the evaluator's own defaults.
@@ -15,17 +16,23 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .config import Config
+from .config import Config, DataConfig
 
 RECIPE_FILE = "echoink_recipe.json"
 
+_DATA = DataConfig()
 EVAL_DEFAULTS: dict[str, Any] = {
     "template": "reasoning",
     "max_new_tokens": 256,
     "max_audio_seconds": None,
     "max_pixels": 224 * 224,
+    "video_fps": _DATA.video_fps,
+    "max_frames": _DATA.max_frames,
+    "max_video_pixels": _DATA.max_video_pixels,
 }
-"""What ``echoink eval`` uses for a model without a recipe and no flag."""
+"""What ``echoink eval`` uses for a model without a recipe and no flag. Every key but
+``max_new_tokens`` is a ``data.*`` field of the recipe, recorded by :func:`write_recipe` under the same name."""
+FOLLOWED_DATA_FIELDS = tuple(k for k in EVAL_DEFAULTS if k != "max_new_tokens")
 
 
 def write_recipe(cfg: Config, model_dir: str | Path, stage: str) -> Path:
@@ -33,8 +40,7 @@ def write_recipe(cfg: Config, model_dir: str | Path, stage: str) -> Path:
 
     SFT records no completion length (it never generated); its model is evaluated at the default.
     """
-    d = cfg.data
-    follow = {"template": d.template, "max_audio_seconds": d.max_audio_seconds, "max_pixels": d.max_pixels}
+    follow = {key: getattr(cfg.data, key) for key in FOLLOWED_DATA_FIELDS}
     if stage == "grpo":
         follow["max_new_tokens"] = cfg.rollout.max_new_tokens
     path = Path(model_dir) / RECIPE_FILE
@@ -48,9 +54,12 @@ def read_recipe(model_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return dict(json.loads(path.read_text())["eval"])
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        follow = dict(json.loads(path.read_text())["eval"])
+        # The data fields pass the recipe's own checks (a hand-edited video_fps of -1 is named here).
+        DataConfig(**{k: follow[k] for k in FOLLOWED_DATA_FIELDS if k in follow})
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: not an echoink recipe ({err})") from None
+    return follow
 
 
 def eval_settings(flags: dict[str, Any], recipe: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -64,6 +73,28 @@ def eval_settings(flags: dict[str, Any], recipe: dict[str, Any]) -> tuple[dict[s
         else:
             values[key], sources[key] = EVAL_DEFAULTS[key], "default"
     return values, sources
+
+
+def evaluate_arguments(
+    flags: dict[str, Any], model_dir: str | Path, desync_seconds: float | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """(keyword arguments for ``eval.evaluate``, the source of each setting) for ``echoink eval``.
+
+    ``flags`` holds every key of EVAL_DEFAULTS (None: not given). One place for ``--data`` and
+    ``--suite``, so both follow the recipe the same way; ValueError names an unknown template.
+    """
+    from .data import TEMPLATES
+    from .data.messages import VideoSettings
+
+    used, sources = eval_settings(flags, read_recipe(model_dir))
+    if used["max_audio_seconds"] == 0:  # an explicit "no cut", overriding the recipe's
+        used["max_audio_seconds"] = None
+    if used["template"] not in TEMPLATES:
+        raise ValueError(f"unknown template {used['template']!r}; valid: {', '.join(TEMPLATES.names())}")
+    video = VideoSettings(
+        used.pop("video_fps"), used.pop("max_frames"), used.pop("max_video_pixels"), desync_seconds
+    )
+    return {**used, "video": video}, sources
 
 
 def record_sources(summary_path: str | Path, sources: dict[str, str]) -> None:

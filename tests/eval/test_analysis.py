@@ -107,3 +107,15 @@ def test_torn_last_lines_are_ignored(tmp_path):
     result = CliRunner().invoke(app, ["analyze", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "analysis/curves.png").exists()
+
+
+@pytest.mark.parametrize("row", [{"reward": 0.7}, {"step": "3", "reward": 0.7}, {"step": True}])
+def test_a_metrics_row_without_a_step_is_one_line(tmp_path, row):
+    """Curves are plotted against step; a row without one was a KeyError traceback."""
+    (tmp_path / "metrics.jsonl").write_text(
+        json.dumps({"step": 1, "reward": 0.5}) + "\n" + json.dumps(row) + "\n"
+    )
+    with pytest.raises(ValueError, match=r"metrics.jsonl: row 1: a metrics row needs an integer 'step'"):
+        analyze(tmp_path)
+    result = CliRunner().invoke(app, ["analyze", str(tmp_path)])
+    assert result.exit_code != 0 and isinstance(result.exception, ValueError)

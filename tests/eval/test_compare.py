@@ -82,3 +82,49 @@ def test_compare_cli_and_missing_predictions(two_evals, tmp_path):
     assert "paired" not in compare(a, b) and "skipped" in format_comparison(compare(a, b))
     bad = CliRunner().invoke(app, ["compare", str(a), str(b), "--condition", "audio"])
     assert bad.exit_code == 2 and "no condition 'audio'" in bad.output
+
+
+def _stamp(summary: Path, **fields) -> None:
+    data = json.loads(summary.read_text())
+    summary.write_text(json.dumps(data | fields))
+
+
+def test_different_splits_are_refused_unless_forced(two_evals):
+    """Pairing by id across two splits (a video split's item 3 against an image split's) compares
+    unrelated questions: the split files' SHA-256 must agree, or --force is needed and shown."""
+    a, b = two_evals
+    _stamp(a, data="video.json", data_sha256="1" * 64)
+    _stamp(b, data="image.json", data_sha256="2" * 64)
+    with pytest.raises(ValueError, match="different splits"):
+        compare(a, b)
+    refused = CliRunner().invoke(app, ["compare", str(a), str(b)])
+    assert refused.exit_code == 2 and "--force" in refused.output and "paired on" not in refused.output
+    forced = CliRunner().invoke(app, ["compare", str(a), str(b), "--force"])
+    assert forced.exit_code == 0 and "DIFFERENT files" in forced.output
+    assert compare(a, b, force=True)["split"] == "different (forced)"
+    _stamp(b, data_sha256="1" * 64)
+    assert compare(a, b)["split"] == "same"
+
+
+def test_setting_differences_are_stated(two_evals, tmp_path):
+    a, b = two_evals
+    greedy = {"template": "reasoning", "decoding": {"mode": "greedy", "top_p": 1.0}, "max_pixels": 50_176}
+    paper = {"template": "paper_eval", "decoding": {"mode": "sample", "top_p": 0.95}, "max_pixels": 50_176}
+    _stamp(a, settings=greedy)
+    _stamp(b, settings=paper)
+    result = compare(a, b)
+    assert result["differences"] == {
+        "decoding.mode": ["greedy", "sample"], "decoding.top_p": [1.0, 0.95], "template": ["reasoning", "paper_eval"],
+    }  # fmt: skip
+    text = format_comparison(result)
+    assert "settings differ (A vs B):" in text and "decoding.mode: greedy vs sample" in text
+    _stamp(b, settings=greedy)
+    assert "settings: the same" in format_comparison(compare(a, b))
+    CliRunner().invoke(app, ["compare", str(a), str(b), "--json", str(tmp_path / "c.json")])
+    assert json.loads((tmp_path / "c.json").read_text())["differences"] == {}
+
+
+def test_a_file_that_is_not_a_summary_is_one_line(two_evals, tmp_path):
+    (tmp_path / "list.json").write_text("[]")
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "list.json"), str(two_evals[0])])
+    assert result.exit_code == 2 and "not an echoink summary.json" in result.output

@@ -159,3 +159,61 @@ def test_needs_is_grouped_even_with_one_value():
 
     assert _group_fields([sample(i, "both") for i in range(5)]) == ["needs"]
     assert _group_fields([sample(i, n) for i, n in enumerate(["both", "audio", "both"])]) == ["needs"]
+
+
+def test_summary_records_the_split_files_sha256(scripted, eval_split, tmp_path):
+    """``compare`` pairs items by id only on the same split; the summary names it by content."""
+    import hashlib
+
+    summary = evaluate("m", eval_split, tmp_path / "out", limit=1)
+    assert summary["data_sha256"] == hashlib.sha256(eval_split.read_bytes()).hexdigest()
+    saved = json.loads((tmp_path / "out/summary.json").read_text())
+    assert saved["data_sha256"] == summary["data_sha256"]
+
+
+def test_placeholder_text_in_a_question_does_not_abort_the_split(scripted, eval_split, tmp_path):
+    """'<|IMAGE|>' in a question used to add a placeholder the processor could not match to an image,
+    failing every batch of the split; it is text now."""
+    rows = json.loads(eval_split.read_text())
+    rows[1]["problem"] = rows[1]["problem"].replace("object", "object <|IMAGE|>")
+    eval_split.write_text(json.dumps(rows))
+    summary = evaluate("m", eval_split, tmp_path / "out", batch_size=4)
+    assert summary["conditions"]["none"]["n"] == 4
+
+
+def test_an_ablation_that_applies_to_no_item_is_not_applicable(scripted, eval_split, tmp_path):
+    """desync and video on an image + audio split used to run unchanged prompts and report +0.000."""
+    summary = evaluate("m", eval_split, tmp_path / "out", ablate=["desync", "video", "audio"])
+    for condition in ("desync", "video"):
+        assert summary["conditions"][condition] == {
+            "n": 0, "applicable": False, "note": "not applicable: no item carries what this ablation removes",
+        }  # fmt: skip
+    assert "drop" in summary["conditions"]["audio"]
+    assert {r["condition"] for r in _rows(tmp_path / "out")} == {
+        "none",
+        "audio",
+    }  # nothing generated for them
+    table = format_summary(summary)
+    assert (
+        "desync                        n/a      not applicable" in table
+        and "+0.000" not in table.split("desync")[1].split("\n")[0]
+    )
+
+
+def test_a_partly_applicable_ablation_is_measured_on_its_items():
+    """desync applies to the video items only; its drop compares them with the same items unablated."""
+    from echoink.data.schema import Sample
+    from echoink.eval.summary import summarize
+
+    kinds = ["image_audio", "image_audio", "video_audio", "video_audio"]
+    samples = [Sample(str(i), "q", ("A. x", "B. y"), "A", None, None, k) for i, k in enumerate(kinds)]
+
+    def row(i: int, condition: str, ok: bool) -> dict:
+        return {"id": str(i), "condition": condition, "sample": 0, "pred": "A" if ok else "B", "correct": ok, "answer": "A",
+                "format_ok": True, "length": 3, "truncated": False, "completion": ""}  # fmt: skip
+
+    rows = [row(0, "none", True), row(1, "none", True), row(2, "none", True), row(3, "none", False)]
+    rows += [row(2, "desync", False), row(3, "desync", False)]
+    desync = summarize(rows, samples, ["none", "desync"])["conditions"]["desync"]
+    assert desync["n"] == 2 and desync["accuracy"] == 0.0
+    assert desync["drop"] == 0.5  # the video items' 1/2 unablated, not all four items' 3/4

@@ -203,3 +203,11 @@ def test_hostile_report_still_works_in_headless_chromium(tmp_path):
         assert page.locator(".card:visible").count() == n
         browser.close()
     assert problems == []
+
+
+def test_a_metrics_row_without_a_step_is_named(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "reward": 0.5}\n{"reward": 0.7}\n')
+    with pytest.raises(
+        ValueError, match=r"metrics.jsonl: row 1: a metrics row needs an integer 'step', got None"
+    ):
+        build_report(tmp_path)

@@ -10,7 +10,8 @@ import numpy as np
 
 from .avqa import load_split
 from .media import MIN_AUDIO_SAMPLES, MediaError, load_audio, load_image
-from .schema import RowError
+from .prompts import CONTROL_TOKEN, escape_control_tokens
+from .schema import RowError, Sample
 
 
 @dataclass
@@ -26,6 +27,8 @@ class SplitReport:
     audio_seconds: list[float] = field(default_factory=list)
     image_sizes: list[tuple[int, int]] = field(default_factory=list)
     video_stats: list[tuple[float, int]] = field(default_factory=list)  # (seconds, decoded frames)
+    warnings: list[RowError] = field(default_factory=list)
+    """Rows that load but hold something the user should know: control-token text (escaped in prompts)."""
 
     def lines(self) -> list[str]:
         out = [f"{self.path}: {self.rows} rows, {self.good} good, {len(self.problems)} bad"]
@@ -52,6 +55,9 @@ class SplitReport:
             out.append(
                 f"  image size: width {w.min()}-{w.max()}, height {h.min()}-{h.max()} ({len(w)} images)"
             )
+        if self.warnings:
+            out.append(f"  warnings ({len(self.warnings)}):")
+            out.extend(f"    row {w.row}: {w.reason}" for w in self.warnings)
         if self.problems:
             out.append(f"  problems ({len(self.problems)}):")
             out.extend(f"    row {p.row}: {p.reason}" for p in self.problems)
@@ -87,6 +93,7 @@ def check_split(path: str | Path) -> SplitReport:
             problems.append(RowError(path, result.row_of[s.id], str(err)))
             continue
         report.good += 1
+        report.warnings += control_token_text(s, path, result.row_of[s.id])
         report.data_types[s.data_type] += 1
         report.answers[s.answer] += 1
         report.option_counts[len(s.options)] += 1
@@ -100,6 +107,25 @@ def check_split(path: str | Path) -> SplitReport:
             report.video_stats.append(video)
     problems.sort(key=lambda p: p.row)
     return report
+
+
+def control_token_text(sample: Sample, file: str | Path, row: int) -> list[RowError]:
+    """One RowError per field of the row whose text looks like a control or media token (``<|...|>``).
+
+    Not a bad row: prompts escape such text (``prompts.escape_control_tokens``), so it trains and
+    evaluates as text; but a question that spells ``<|im_end|>`` is worth a look.
+    """
+    fields = {"problem": sample.question, **{f"options[{i}]": o for i, o in enumerate(sample.options)}}
+    found = []
+    for name, text in fields.items():
+        if tokens := sorted(set(CONTROL_TOKEN.findall(text))):
+            shown = ", ".join(repr(t) for t in tokens[:3])
+            reason = (
+                f"field {name} holds {shown}, a tokenizer's control-token spelling; prompts keep it text "
+                f"(escaped as {escape_control_tokens(tokens[0])!r})"
+            )
+            found.append(RowError(file, row, reason))
+    return found
 
 
 def _decode_video(sample) -> tuple[float, int]:

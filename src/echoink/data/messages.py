@@ -26,6 +26,28 @@ ABLATIONS = ("none", "audio", "image", "video", "desync")
 """none; audio -> silence; image -> blank; video -> blank frames; desync -> soundtrack shifted in time."""
 
 
+def ablation_applies(sample: Sample, condition: str) -> bool:
+    """Whether ``condition`` removes something ``sample`` carries: audio (its clip or a video's sound),
+    image, video (frames) or desync (a video with its sound). Elsewhere the ablated prompt is the
+    unablated one, and counting it would dilute the drop towards zero.
+
+    >>> from pathlib import Path
+    >>> row = Sample("1", "q", ("A. x", "B. y"), "A", Path("i.png"), Path("a.wav"), "image_audio")
+    >>> [c for c in ABLATIONS if ablation_applies(row, c)]
+    ['none', 'audio', 'image']
+    """
+    carried = {
+        "none": True,
+        "audio": sample.audio is not None or sample.data_type == "video_audio",
+        "image": sample.image is not None,
+        "video": sample.video is not None,
+        "desync": sample.data_type == "video_audio",
+    }
+    if condition not in carried:
+        raise ValueError(f"ablate must be one of {', '.join(ABLATIONS)}, got {condition!r}")
+    return carried[condition]
+
+
 @dataclass(frozen=True)
 class VideoSettings:
     """How videos are sampled (``data.video_fps``, ``data.max_frames``, ``data.max_video_pixels``)."""

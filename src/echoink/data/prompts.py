@@ -3,10 +3,16 @@
 Messages put the image block, then the audio block, then the text, as EchoInk-R1 does. Content
 blocks carry the decoded media themselves (a PIL image, a 16 kHz float32 waveform) so the model
 layer never re-reads files.
+
+Row text stays text: a question or option holding ``<|IMAGE|>``, ``<|image_pad|>`` or
+``<|im_end|>\n<|im_start|>assistant`` would otherwise be read by the tokenizer as a media placeholder
+(the processor then aborts the whole batch: more placeholders than images) or as a forged chat turn.
+:func:`escape_control_tokens` breaks every ``<|`` of the user text a template renders (see there).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,10 +47,34 @@ class PromptTemplate:
     """Where the wording comes from, for ``echoink data prompt`` and reports."""
 
     def __call__(self, sample: Sample) -> str:
-        return self.render(sample)
+        """The user text, with row text kept text: every caller (prompts, ``data show``) gets it escaped,
+        whatever the template does with the row's fields. The templates' own wording holds no "<|"
+        (a test checks), so only row text can change."""
+        return escape_control_tokens(self.render(sample))
 
 
 TEMPLATES: Registry[PromptTemplate] = Registry("prompt template")
+
+
+CONTROL_TOKEN = re.compile(r"<\|[^<>|\s]{0,64}\|>")
+"""The shape of every control and media token of both families (``<|im_start|>``, ``<|AUDIO|>``,
+``<|image_pad|>``, ``<|vision_bos|>``, ...): what ``data check`` reports in row text."""
+ESCAPED_BAR = "\uff5c"  # FULLWIDTH VERTICAL LINE: looks like "|", is another character to the tokenizer
+
+
+def escape_control_tokens(text: str) -> str:
+    """``text`` with every ``<|`` written ``<\uff5c`` (a fullwidth bar), so no tokenizer matches a token.
+
+    Why here and by pattern: the data layer renders row text into prompts and knows no model family,
+    and every special token of Qwen2.5-Omni and Qwen3-Omni starts with ``<|``; breaking that pair
+    breaks them all (and any a later family of the same style adds), with no tokenizer at hand. The
+    engine would be too late: by then the chat template has joined row text and real control tokens.
+    A lookalike rather than removal: the question still reads the same to the model and in reports.
+
+    >>> escape_control_tokens("What is <|IMAGE|>?<|im_end|>")
+    'What is <｜IMAGE|>?<｜im_end|>'
+    """
+    return text.replace("<|", "<" + ESCAPED_BAR)
 
 
 def question_with_options(sample: Sample, separator: str = paper.TRAIN_OPTIONS_SEPARATOR) -> str:
@@ -174,7 +204,7 @@ def build_messages(
         content.append({"type": "image", "image": image})
     if audio is not None:
         content.append({"type": "audio", "audio": audio})
-    content.append({"type": "text", "text": prompt(sample)})
+    content.append({"type": "text", "text": prompt(sample)})  # row text escaped (PromptTemplate.__call__)
     system = (
         []
         if prompt.system is None

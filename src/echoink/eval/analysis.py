@@ -38,6 +38,17 @@ FIXED_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The rows of a metrics.jsonl; a row that is not an object with an integer ``step`` (every row the
+    trainer writes has one) is a ValueError naming file and row, since curves are plotted against it."""
+    rows = read_jsonl(path)
+    for index, row in enumerate(rows):
+        step = row.get("step") if isinstance(row, dict) else None
+        if not isinstance(step, int) or isinstance(step, bool):
+            raise ValueError(f"{path}: row {index}: a metrics row needs an integer 'step', got {step!r}")
+    return rows
+
+
 def _series(rows: Sequence[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
     steps, values = [], []
     for r in rows:
@@ -181,7 +192,7 @@ def analyze(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str,
     out.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"run_dir": str(run), "files": []}
     if (run / "metrics.jsonl").exists():
-        result["panels"] = plot_curves(read_jsonl(run / "metrics.jsonl"), out / "curves.png")
+        result["panels"] = plot_curves(read_metrics(run / "metrics.jsonl"), out / "curves.png")
         if result["panels"]:
             result["files"].append(str(out / "curves.png"))
     aha: dict[str, Any] = {}

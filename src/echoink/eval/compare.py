@@ -3,6 +3,11 @@
 Each summary.json is read with the predictions.jsonl beside it (written by :mod:`echoink.eval.evaluate`).
 The paired test uses one correct/wrong outcome per item: the single decode, or the majority vote when
 an evaluation drew K > 1 samples.
+
+Items are paired by id, which means something only on the same split: two summaries whose splits'
+SHA-256 (``data_sha256``) differ are refused unless ``force`` (item "3" of a video split is not item
+"3" of an image split). Any difference in prompt, decoding or media settings is listed in the result
+(``differences``) and the printed table, since it, not the model, may explain the gap.
 """
 
 from __future__ import annotations
@@ -63,15 +68,62 @@ def _overlap(ci_a: list[float] | None, ci_b: list[float] | None) -> bool | None:
     return ci_a[0] <= ci_b[1] and ci_b[0] <= ci_a[1]
 
 
-def compare(summary_a: str | Path, summary_b: str | Path, condition: str = "none") -> dict[str, Any]:
-    """Compare two summaries under one condition; returns metrics, CI overlap and the paired test.
-    (Two suite runs are compared benchmark by benchmark by ``suite.compare_runs``, built on this.)"""
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted keys: {"decoding": {"mode": "greedy"}} -> {"decoding.mode": "greedy"}."""
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            out |= _flat(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def setting_differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, list[Any]]:
+    """{setting: [A's, B's]} for each prompt, decoding or media setting that differs (dotted names)."""
+    fa, fb = _flat(a.get("settings") or {}), _flat(b.get("settings") or {})
+    return {k: [fa.get(k), fb.get(k)] for k in sorted(fa.keys() | fb.keys()) if fa.get(k) != fb.get(k)}
+
+
+def split_check(paths: list[Path], summaries: list[dict[str, Any]], force: bool) -> str:
+    """ "same", "different (forced)" or "unverified" (a summary written before ``data_sha256`` existed);
+    a ValueError for different splits without ``force``."""
+    hashes = [s.get("data_sha256") for s in summaries]
+    if None in hashes:
+        return "unverified"
+    if hashes[0] == hashes[1]:
+        return "same"
+    if not force:
+        data = [s.get("data") for s in summaries]
+        raise ValueError(
+            f"{paths[0]} ({data[0]}) and {paths[1]} ({data[1]}) were evaluated on different splits "
+            "(data_sha256 differs): pairing their items by id would compare unrelated questions; "
+            "pass --force to compare anyway"
+        )
+    return "different (forced)"
+
+
+def _read_summary(path: Path) -> dict[str, Any]:
+    summary = json.loads(path.read_text())
+    if not isinstance(summary, dict) or not isinstance(summary.get("conditions"), dict):
+        raise ValueError(f"{path}: not an echoink summary.json (no 'conditions' object)")
+    return summary
+
+
+def compare(
+    summary_a: str | Path, summary_b: str | Path, condition: str = "none", force: bool = False
+) -> dict[str, Any]:
+    """Compare two summaries under one condition; returns metrics, CI overlap, setting differences and
+    the paired test. (Two suite runs are compared benchmark by benchmark by ``suite.compare_runs``.)"""
     paths = [Path(summary_a), Path(summary_b)]
-    summaries = [json.loads(p.read_text()) for p in paths]
+    summaries = [_read_summary(p) for p in paths]
+    split = split_check(paths, summaries, force)
     blocks = []
     for path, summary in zip(paths, summaries, strict=True):
         if condition not in summary["conditions"]:
             raise ValueError(f"{path}: no condition {condition!r} (has {', '.join(summary['conditions'])})")
+        if "accuracy" not in summary["conditions"][condition]:
+            raise ValueError(f"{path}: condition {condition!r} is not applicable to that split")
         blocks.append(summary["conditions"][condition])
     a, b = blocks
     metrics = {m: (a.get(m), b.get(m)) for m in METRICS if m in a or m in b}
@@ -83,6 +135,8 @@ def compare(summary_a: str | Path, summary_b: str | Path, condition: str = "none
         "metrics": metrics,
         "ci95": (a["ci95"], b["ci95"]),
         "ci_overlap": _overlap(a["ci95"], b["ci95"]),
+        "split": split,
+        "differences": setting_differences(*summaries),
     }
     predictions = [p.parent / PREDICTIONS for p in paths]
     if all(p.exists() for p in predictions):
@@ -113,6 +167,7 @@ def format_comparison(result: dict[str, Any]) -> str:
         f"A: {label_a}  ({result['a']})",
         f"B: {label_b}  ({result['b']})",
         f"condition: {result['condition']}",
+        *_caveats(result),
     ]
     lines.append(f"{'metric':<20}{'A':>10}{'B':>10}{'B - A':>10}")
     for name, (va, vb) in result["metrics"].items():
@@ -133,3 +188,16 @@ def format_comparison(result: dict[str, Any]) -> str:
         f"  [headline: {paired['test']}]",
     ]
     return "\n".join(lines)
+
+
+def _caveats(result: dict[str, Any]) -> list[str]:
+    """What the reader must know before trusting the gap: the split check and any setting that differs."""
+    split = {
+        "same": "split: the same file (SHA-256)",
+        "unverified": "split: not verified (a summary without data_sha256; re-run its eval to record it)",
+        "different (forced)": "split: DIFFERENT files, compared with --force; the paired test pairs unrelated items",
+    }[result.get("split", "unverified")]
+    diffs = result.get("differences", {})
+    if not diffs:
+        return [split, "settings: the same prompt, decoding and media settings"]
+    return [split, "settings differ (A vs B):", *(f"  {k}: {va} vs {vb}" for k, (va, vb) in diffs.items())]

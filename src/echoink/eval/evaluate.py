@@ -11,8 +11,9 @@ Output folder:
   predictions.jsonl  one row per (condition, item, sample): id, condition, sample, prompt, decoding,
                      completion, pred (parsed letters or null), answer, correct, format_ok, length
                      (completion tokens before the stop token), truncated, and the item's short metadata
-  summary.json       see :func:`summarize`; for a split imported by ``echoink data import``, also the
-                     benchmark's own score (``official``) and accuracy by its categories (``eval/official.py``)
+  summary.json       see :func:`summarize`, plus the settings and the split file's SHA-256 (``data_sha256``);
+                     for a split imported by ``echoink data import``, also the benchmark's own score
+                     (``official``) and accuracy by its categories (``eval/official.py``)
 Re-running with the same folder skips the (condition, item) pairs already in predictions.jsonl.
 """
 
@@ -29,7 +30,9 @@ from typing import Any
 import torch
 
 from ..data import load_split
-from ..data.messages import ABLATIONS, VideoSettings
+from ..data.avqa import split_file
+from ..data.messages import ABLATIONS, VideoSettings, ablation_applies
+from ..filehash import sha256_file
 from ..jsonl import read_jsonl
 from ..scoring.predict import Decoding, EvalSettings, predict_batch
 from .official import official_summary
@@ -39,8 +42,9 @@ log = logging.getLogger(__name__)
 
 CONDITIONS = ABLATIONS
 """Ablation conditions: nothing replaced, audio -> silence, image -> blank, video -> blank frames,
-desync -> a video's soundtrack shifted in time (default: by half the clip). A condition that does
-not apply to a row (desync on an image row) leaves it as it is."""
+desync -> a video's soundtrack shifted in time (default: by half the clip). A condition runs only on
+the rows that carry what it removes (``data.messages.ablation_applies``); on none of them it is
+reported "not applicable"."""
 PREDICTIONS, SUMMARY, SETTINGS = "predictions.jsonl", "summary.json", "eval_config.json"
 
 
@@ -95,7 +99,8 @@ def evaluate(
     _check_settings(out, {"model": str(model_dir), "data": str(data_path), **asdict(settings)})
     rows = _complete_rows(out / PREDICTIONS, decoding.samples)
     done = {(r["condition"], r["id"]) for r in rows}
-    todo = {c: [s for s in samples if (c, s.id) not in done] for c in conditions}
+    # An ablation runs only on the items that carry what it removes (see summarize: "not applicable").
+    todo = {c: [s for s in samples if (c, s.id) not in done and ablation_applies(s, c)] for c in conditions}
     if any(todo.values()):
         model, engine = load_model(model_dir)
         for condition, pending in todo.items():
@@ -107,6 +112,7 @@ def evaluate(
     summary = summarize(rows, samples, conditions)
     summary.update(official_summary(rows, samples, conditions))  # an imported benchmark's own rule
     summary.update(model=str(model_dir), data=str(data_path), settings=asdict(settings))
+    summary["data_sha256"] = sha256_file(split_file(data_path))  # what `compare` checks before pairing ids
     summary["skipped_rows"] = len(loaded.skipped)
     (out / SUMMARY).write_text(json.dumps(summary, indent=1))
     return summary

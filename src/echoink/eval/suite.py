@@ -77,7 +77,7 @@ def _str(path: str | Path | None) -> str | None:
 
 def _entry(summary: dict[str, Any], out: Path, split: Path, train_split: str | Path | None) -> dict[str, Any]:
     official = summary.get("official", {})
-    ablations = {c: b for c, b in summary["conditions"].items() if c != "none"}
+    ablations = {c: b for c, b in summary["conditions"].items() if c != "none" and "drop" in b}  # applicable
     entry = {
         "n": summary["n_items"],
         "skipped_rows": summary["skipped_rows"],
@@ -147,8 +147,11 @@ def is_suite(path: str | Path) -> bool:
     return path.name == SUITE or (path.is_dir() and (path / SUITE).is_file())
 
 
-def compare_suites(a: str | Path, b: str | Path, condition: str = "none") -> dict[str, Any]:
-    """``compare`` (McNemar on shared items) for every benchmark both suite runs evaluated."""
+def compare_suites(
+    a: str | Path, b: str | Path, condition: str = "none", force: bool = False
+) -> dict[str, Any]:
+    """``compare`` (McNemar on shared items) for every benchmark both suite runs evaluated; each
+    benchmark's splits must be the same file (``compare``'s check) unless ``force``."""
     paths = [Path(p) / SUITE if Path(p).is_dir() else Path(p) for p in (a, b)]
     suites = [json.loads(p.read_text()) for p in paths]
     shared = [n for n in suites[0]["benchmarks"] if n in suites[1]["benchmarks"]]
@@ -157,7 +160,9 @@ def compare_suites(a: str | Path, b: str | Path, condition: str = "none") -> dic
     return {
         "a": str(paths[0]),
         "b": str(paths[1]),
-        "benchmarks": {n: compare(*(p.parent / n / SUMMARY for p in paths), condition) for n in shared},
+        "benchmarks": {
+            n: compare(*(p.parent / n / SUMMARY for p in paths), condition, force) for n in shared
+        },
     }
 
 
@@ -168,11 +173,13 @@ def format_suite_comparison(result: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip()
 
 
-def compare_runs(a: str | Path, b: str | Path, condition: str = "none") -> dict[str, Any]:
+def compare_runs(
+    a: str | Path, b: str | Path, condition: str = "none", force: bool = False
+) -> dict[str, Any]:
     """``echoink compare``: two suite runs benchmark by benchmark, else two summaries (``compare``)."""
     if is_suite(a) and is_suite(b):
-        return compare_suites(a, b, condition)
-    return compare(a, b, condition)
+        return compare_suites(a, b, condition, force)
+    return compare(a, b, condition, force)
 
 
 def format_run_comparison(result: dict[str, Any]) -> str:

@@ -3,6 +3,7 @@ with McNemar p-values, and the plain-text table shared by the CLI and the HTML r
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +13,7 @@ from ..scoring.rewards import parse_answer
 from .paper import is_paper_decoding, lenient_accuracy
 from .stats import majority_vote, mcnemar, mean_and_interval, pass_at_k
 
+NOT_APPLICABLE = "not applicable: no item carries what this ablation removes"
 ALWAYS_GROUPED = ("needs", "shortcut")  # shortcut: a split of broken items only still reports its part
 
 
@@ -49,9 +51,14 @@ def summarize(
     fields = _group_fields(samples)
     result: dict[str, Any] = {"n_items": len(samples), "group_fields": fields, "conditions": {}}
     per_item: dict[str, dict[str, bool]] = {}
+    scores: dict[str, dict[str, list[float]]] = {}  # condition -> item -> correctness of its K samples
     for condition in conditions:
         groups = [sorted(by_key.get((condition, s.id), []), key=lambda r: r["sample"]) for s in samples]
         pairs = [(s, g) for s, g in zip(samples, groups, strict=True) if g]
+        if not pairs and condition != "none":  # no item carries what this ablation removes
+            result["conditions"][condition] = {"n": 0, "applicable": False, "note": NOT_APPLICABLE}
+            continue
+        scores[condition] = {s.id: [float(r["correct"]) for r in g] for s, g in pairs}
         flat = [r for _, g in pairs for r in g]
         block = _accuracy_block([[float(r["correct"]) for r in g] for _, g in pairs])
         k = max((len(g) for _, g in pairs), default=1)
@@ -81,25 +88,36 @@ def summarize(
             for f in fields
         }
         result["conditions"][condition] = block
-    _add_drops(result, per_item)
+    _add_drops(result, per_item, scores, {s.id: s.metadata for s in samples})
     base = result["conditions"].get("none", {})
     result.update(accuracy=base.get("accuracy"), ci95=base.get("ci95"))
     return result
 
 
-def _add_drops(result: dict[str, Any], per_item: dict[str, dict[str, bool]]) -> None:
-    base = result["conditions"].get("none")
-    if base is None:
+def _add_drops(
+    result: dict[str, Any],
+    per_item: dict[str, dict[str, bool]],
+    scores: dict[str, dict[str, list[float]]],
+    metadata: dict[str, dict[str, Any]],
+) -> None:
+    """Drop (accuracy with nothing ablated minus ablated), by group too, and McNemar's p, each on the
+    items the ablation ran on: an ablation that applies to some items only is measured on those."""
+    if "none" not in scores:
         return
     for condition, block in result["conditions"].items():
-        if condition == "none":
+        if condition == "none" or condition not in scores:
             continue
-        block["drop"] = base["accuracy"] - block["accuracy"]
+        ids = [i for i in scores[condition] if i in scores["none"]]
+
+        def base(keep, ids=ids) -> float:
+            kept = [scores["none"][i] for i in ids if keep(i)]
+            return sum(sum(s) / len(s) for s in kept) / len(kept) if kept else math.nan
+
+        block["drop"] = base(lambda i: True) - block["accuracy"]
         block["drop_by"] = {
             f: {
-                v: base["by"][f][v]["accuracy"] - b["accuracy"]
+                v: base(lambda i, f=f, v=v: str(metadata[i][f]) == v) - b["accuracy"]
                 for v, b in values.items()
-                if v in base["by"][f]
             }
             for f, values in block["by"].items()
         }
@@ -118,12 +136,19 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, list[str]]]:
     SUMMARY_COLUMNS), or "extra" (one cell: majority vote and pass@k)."""
     rows: list[tuple[str, list[str]]] = []
     for name, b in summary["conditions"].items():
+        if b.get("applicable", True) is False:
+            rows.append(("condition", [name, "n/a", NOT_APPLICABLE.split(":")[0], "", "", "", "", ""]))
+            rows.append(("extra", [b["note"]]))
+            continue
         lo, hi = b["ci95"]
         drop = f"{b['drop']:+.3f}" if "drop" in b else ""
         p = f"{b['drop_p']:.3g}" if "drop_p" in b else ""
         cells = [name, f"{b['accuracy']:.3f}", f"[{lo:.3f}, {hi:.3f}]", drop, p]
         cells += [f"{b['format_rate']:.3f}", f"{b['unparseable_rate']:.3f}", f"{b['mean_length']:.1f}"]
         rows.append(("condition", cells))
+        if name != "none" and b["n"] < summary["n_items"]:
+            note = f"on the {b['n']} of {summary['n_items']} items that carry what it removes; drop against the same items"
+            rows.append(("extra", [note]))
         if "accuracy_echoink_parser" in b:
             note = "EchoInk's lenient parser (reads 'a' as A), for comparison with the paper only"
             rows.append(("extra", [f"accuracy {b['accuracy_echoink_parser']:.3f} under {note}"]))
@@ -183,7 +208,12 @@ def _settings_line(settings: dict[str, Any]) -> str:
     )
     if is_paper_decoding(d):
         decoding += " (EchoInk's RL-model decoding)"
-    return (
+    line = (
         f"prompt {settings['template']}  decoding {decoding}  max_new_tokens {settings['max_new_tokens']}  "
         f"max_pixels {settings['max_pixels']}  max_audio_seconds {settings['max_audio_seconds']}"
     )
+    if (video := settings.get("video")) is not None:
+        line += (
+            f"  video fps {video['fps']}, max_frames {video['max_frames']}, max_pixels {video['max_pixels']}"
+        )
+    return line
