@@ -38,6 +38,35 @@ def test_tensorboard_event_files_hold_the_reward_curve(tiny_model_dir: Path, tmp
     assert [e.step for e in acc.Scalars("eval/accuracy")] == [2, 4]
 
 
+def test_a_resumed_run_shows_each_step_once_in_tensorboard(tiny_model_dir: Path, tmp_path: Path):
+    """Step 3 runs twice (its checkpoint lost, resumed from step 2): TensorBoard shows the second one only."""
+    import shutil
+
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    split = write_small_split(tmp_path / "data", n=4)
+    run = tmp_path / "run"
+    cfg = load_config(
+        None,
+        [
+            f"model.path={tiny_model_dir}", f"data.train_path={split}", f"train.output_dir={run}",
+            "train.max_steps=3", "train.save_every=2", "train.prompts_per_step=2", "rollout.num_generations=2",
+            "rollout.max_new_tokens=4", "train.report_to=[tensorboard]", "train.lr_schedule=constant",
+            "algo.rewards={'media_helpers:parity_reward': 1.0}",
+        ],
+    )  # fmt: skip
+    train(cfg)
+    shutil.rmtree(run / "checkpoints" / "step-000003")
+    train(cfg, resume=True)
+    rows = read_jsonl(run / "metrics.jsonl")
+    acc = event_accumulator.EventAccumulator(str(run / "echoink"), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert len(list((run / "echoink").glob("events.out.tfevents.*"))) == 2
+    # step_time differs between the two runs of step 3: the one shown is the one metrics.jsonl kept
+    assert [(e.step, e.value) for e in acc.Scalars("step_time")] == [
+        (r["step"], pytest.approx(r["step_time"])) for r in rows
+    ]
+
+
 def test_unknown_tracker_is_named():
     """Named by the pre-flight check (every command runs it), and by the trainer's own set-up."""
     from echoink.preflight import check_names
