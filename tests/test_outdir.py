@@ -31,7 +31,7 @@ def test_own_output_is_continued_anything_else_refused_in_one_line(tmp_path: Pat
         check_output_dir(user, "--out", "data synth")
     assert str(err.value) == (
         f"--out: {user} is not empty (a.json, b.json, c.json and 1 more); `echoink data synth` writes only "
-        f"into a new or empty directory: choose another --out, or remove {user} to replace it"
+        f"into a new or empty directory: choose another --out (or, if nothing in {user} is needed, remove it yourself)"
     )
     with pytest.raises(
         OutputNotEmpty, match=r"\(a.json, .*\) and holds no eval_config.json of an earlier `echoink eval`"

@@ -193,8 +193,9 @@ def train_cmd(
     allow_config_change: bool = typer.Option(
         False,
         "--allow-config-change",
-        help="With --resume: apply recipe changes to lr, schedule, rollout, algo... from the current step "
-        "(recorded in config_history.jsonl) instead of refusing them.",
+        help="With --resume: apply changes to the recipe (lr, schedule, rollout, algo...), a split's content "
+        "or the number of processes from the current step (recorded in config_history.jsonl) instead of "
+        "refusing them.",
     ),
 ) -> None:
     """Train with GRPO (rollout -> rewards -> advantages -> policy update); writes a run directory."""

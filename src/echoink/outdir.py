@@ -51,6 +51,6 @@ def check_output_dir(directory: str | Path, option: str, command: str, own: Sequ
         else f"; `echoink {command}` writes only into a new or empty directory"
     )
     raise OutputNotEmpty(
-        f"{option}: {directory} is not empty ({shown}){why}: choose another {option}, "
-        f"or remove {directory} to replace it"
+        f"{option}: {directory} is not empty ({shown}){why}: choose another {option} "
+        f"(or, if nothing in {directory} is needed, remove it yourself)"
     )

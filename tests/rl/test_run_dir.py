@@ -151,7 +151,9 @@ def test_kill_before_the_first_checkpoint_then_resume_keeps_one_row_per_step(
     logged = [r["step"] for r in read_jsonl(metrics)]
     assert logged == list(range(1, len(logged) + 1)) and 2 <= len(logged) < 6
     before = metrics.read_bytes()
-    with pytest.raises(FileExistsError, match=r"already holds a run \(config.yaml, metrics.jsonl"):
+    with pytest.raises(
+        FileExistsError, match=r"already holds a run \(config.yaml, inputs.json, launch.json, metrics.jsonl"
+    ):
         setup_run(cfg, resume=False)
     assert metrics.read_bytes() == before
     with caplog.at_level(logging.WARNING, logger="echoink.rl.trainer"):

@@ -12,20 +12,30 @@ from echoink.runlog import read_jsonl
 from media_helpers import write_small_split
 
 
-def test_tensorboard_event_files_hold_the_reward_curve(tiny_model_dir: Path, tmp_path: Path):
-    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+def _tensorboard_recipe(model_dir: Path, tmp_path: Path, *extra: str):
+    """A tiny run into ``tmp_path/run`` on 4 rows, reporting to TensorBoard, with a reward that varies."""
     split = write_small_split(tmp_path / "data", n=4)
-    run = tmp_path / "run"
-    cfg = load_config(
+    return load_config(
         None,
         [
-            f"model.path={tiny_model_dir}", f"data.train_path={split}", f"data.val_path={split}",
-            f"train.output_dir={run}", "train.max_steps=4", "train.prompts_per_step=2",
-            "rollout.num_generations=2", "rollout.max_new_tokens=4", "train.eval_every=2",
-            "eval.max_items=2", "train.report_to=[tensorboard]", "train.save_every=100",
-            "algo.rewards={'media_helpers:parity_reward': 1.0}",
+            f"model.path={model_dir}", f"data.train_path={split}", f"train.output_dir={tmp_path / 'run'}",
+            "train.prompts_per_step=2", "rollout.num_generations=2", "rollout.max_new_tokens=4",
+            "train.report_to=[tensorboard]", "algo.rewards={'media_helpers:parity_reward': 1.0}", *extra,
         ],
     )  # fmt: skip
+
+
+def test_tensorboard_event_files_hold_the_reward_curve(tiny_model_dir: Path, tmp_path: Path):
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    run = tmp_path / "run"
+    validation = (
+        "train.eval_every=2",
+        f"data.val_path={tmp_path / 'data' / 'train.json'}",
+        "eval.max_items=2",
+    )
+    cfg = _tensorboard_recipe(
+        tiny_model_dir, tmp_path, "train.max_steps=4", "train.save_every=100", *validation
+    )
     train(cfg)
     rows = read_jsonl(run / "metrics.jsonl")
     events = list(run.glob("echoink/events.out.tfevents.*"))
@@ -43,17 +53,8 @@ def test_a_resumed_run_shows_each_step_once_in_tensorboard(tiny_model_dir: Path,
     import shutil
 
     event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
-    split = write_small_split(tmp_path / "data", n=4)
     run = tmp_path / "run"
-    cfg = load_config(
-        None,
-        [
-            f"model.path={tiny_model_dir}", f"data.train_path={split}", f"train.output_dir={run}",
-            "train.max_steps=3", "train.save_every=2", "train.prompts_per_step=2", "rollout.num_generations=2",
-            "rollout.max_new_tokens=4", "train.report_to=[tensorboard]", "train.lr_schedule=constant",
-            "algo.rewards={'media_helpers:parity_reward': 1.0}",
-        ],
-    )  # fmt: skip
+    cfg = _tensorboard_recipe(tiny_model_dir, tmp_path, "train.max_steps=3", "train.save_every=2")
     train(cfg)
     shutil.rmtree(run / "checkpoints" / "step-000003")
     train(cfg, resume=True)

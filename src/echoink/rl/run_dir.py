@@ -32,7 +32,7 @@ from .checkpoint import STEP_DIR, latest_checkpoint
 log = logging.getLogger(__name__)
 
 HISTORY, INPUTS, LAUNCH = "config_history.jsonl", "inputs.json", "launch.json"
-RECORD = ("config.yaml", "metrics.jsonl", "rollouts.jsonl", "checkpoints")
+RECORD = ("config.yaml", INPUTS, LAUNCH, "metrics.jsonl", "rollouts.jsonl", "checkpoints")
 """What a started run leaves in its directory; a fresh run refuses a directory holding any of it."""
 # Fields that do not change what is computed: where and how often things are logged and kept.
 HARMLESS = {
