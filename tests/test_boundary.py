@@ -54,7 +54,7 @@ def test_no_model_internals_outside_model(path: Path):
 
 LAYERS: dict[str, int] = {
     **dict.fromkeys(
-        ("registry", "jsonl", "guards", "runlog", "runlock", "cli_errors", "export", "filehash"), 0
+        ("registry", "jsonl", "guards", "runlog", "runlock", "outdir", "cli_errors", "export", "filehash"), 0
     ),
     "__init__": 0,  # the ``echoink`` package itself
     "data": 1,

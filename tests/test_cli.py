@@ -92,3 +92,31 @@ def test_every_float_of_every_command_must_be_finite(tmp_path):
     )
     synth = CliRunner().invoke(app, ["data", "synth", "--out", str(tmp_path / "s"), "--train", "-5"])
     assert synth.exit_code == 2 and not (tmp_path / "s").exists()
+
+
+def test_commands_that_write_a_directory_refuse_one_they_did_not_write(tiny_model_dir, good_split, tmp_path):
+    """data synth over a user's split folder, model tiny over a trained model (its recipe card would go
+    stale), export over anything: one line, exit 2, nothing touched."""
+    import shutil
+
+    trained = shutil.copytree(tiny_model_dir, tmp_path / "trained")
+    (trained / "echoink_recipe.json").write_text('{"trainer": "grpo"}\n')
+    folder = good_split.parent
+    before = {p: p.read_bytes() for d in (folder, trained) for p in sorted(d.rglob("*")) if p.is_file()}
+    cases = [
+        (
+            ["data", "synth", "--out", str(folder), "--train", "2", "--val", "0", "--test", "0"],
+            folder,
+            "data synth",
+        ),
+        (["model", "tiny", "--out", str(trained)], trained, "model tiny"),
+        (["export", str(trained), "--out", str(folder)], folder, "export"),
+    ]
+    for args, target, command in cases:
+        out = _cli(*args)
+        assert out.returncode == 2, out.stderr
+        (line,) = out.stderr.strip().splitlines()
+        assert line.startswith(f"error: --out: {target} is not empty (") and "choose another --out" in line
+        assert f"`echoink {command}` writes only into a new or empty directory" in line
+    after = {p: p.read_bytes() for d in (folder, trained) for p in sorted(d.rglob("*")) if p.is_file()}
+    assert after == before

@@ -70,3 +70,24 @@ def test_video_demo_pipeline_writes_every_artefact(tmp_path):
     assert "video -> blank frames" in md and "soundtrack shifted by half the clip" in md
     rows = [json.loads(line) for line in (out / "eval_grpo" / "predictions.jsonl").read_text().splitlines()]
     assert {r["condition"] for r in rows} == {"none", "audio", "video", "desync"}
+
+
+def test_demo_removes_only_an_earlier_demos_outputs(tmp_path):
+    """--out at a folder of the user's own holding a model/: refused, not emptied; an earlier demo's is cleared."""
+    from echoink.demo import clear_previous
+    from echoink.outdir import OutputNotEmpty
+
+    mine = tmp_path / "mine"
+    (mine / "model").mkdir(parents=True)
+    (mine / "model" / "model.safetensors").write_bytes(b"the user's weights")
+    with pytest.raises(
+        OutputNotEmpty, match=r"^--out: .*mine is not empty \(model\) and holds no summary.json"
+    ):
+        run_demo(mine, overrides=["train.max_steps=1"])
+    assert (mine / "model" / "model.safetensors").read_bytes() == b"the user's weights"
+    earlier = tmp_path / "earlier"
+    (earlier / "bench").mkdir(parents=True)
+    (earlier / "bench" / "synth.yaml").write_text("seed: 0\n")
+    (earlier / "model").mkdir()
+    clear_previous(earlier)
+    assert list(earlier.iterdir()) == []

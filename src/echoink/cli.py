@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from .cli_app import app, data_app, model_app, run
+from .outdir import check_output_dir
 
 __all__ = ["app", "run"]
 
@@ -71,6 +72,7 @@ def data_synth(
 
     if modality not in ("image", "video"):
         raise typer.BadParameter(f"--modality must be image or video, got {modality!r}")
+    check_output_dir(out, "--out", "data synth")  # a split folder's train.json and media stay the user's
     if modality == "video":
         return _synth_video(out, seed, {"train": train, "val": val, "test": test})
 
@@ -160,6 +162,7 @@ def model_tiny(
         typer.echo(f"error: --family: unknown family {family!r}; valid: {', '.join(TINY_FAMILIES)}", err=True)
         raise typer.Exit(2)
     extra = [line for path in corpus for line in path.read_text().splitlines() if line.strip()]
+    check_output_dir(out, "--out", "model tiny")  # a trained model's weights and recipe card stay
     path = build_tiny(
         out, hidden=hidden, layers=layers, vocab=vocab, seed=seed, extra_corpus=extra, rope_theta=rope_theta,
         family=family,
@@ -190,8 +193,9 @@ def train_cmd(
     allow_config_change: bool = typer.Option(
         False,
         "--allow-config-change",
-        help="With --resume: apply recipe changes to lr, schedule, rollout, algo... from the current step "
-        "(recorded in config_history.jsonl) instead of refusing them.",
+        help="With --resume: apply changes to the recipe (lr, schedule, rollout, algo...), a split's content "
+        "or the number of processes from the current step (recorded in config_history.jsonl) instead of "
+        "refusing them.",
     ),
 ) -> None:
     """Train with GRPO (rollout -> rewards -> advantages -> policy update); writes a run directory."""

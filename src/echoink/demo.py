@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, load_config
+from .outdir import check_output_dir
 from .preflight import check_names
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,8 @@ def make_benchmark(out: Path, counts: dict[str, int], d) -> list[str]:
     return benchmark_corpus()
 
 
+DEMO_MARKS = ("summary.json", "bench/synth.yaml")
+"""What shows a folder is an earlier demo's: its summary, or the benchmark its first stage wrote."""
 STAGE_OUTPUTS = (
     "bench",
     "model",
@@ -143,9 +146,13 @@ STAGE_OUTPUTS = (
 
 
 def clear_previous(out: Path) -> None:
-    """Remove an earlier demo's outputs: evaluation resumes by item id and GRPO refuses a used run dir."""
+    """Remove an earlier demo's outputs: evaluation resumes by item id and GRPO refuses a used run dir.
+
+    Only from a folder an earlier demo (or experiment) wrote: in any other, a ``model/`` or ``bench/``
+    is the user's own, and is refused (``outdir``) instead of removed."""
     import shutil
 
+    check_output_dir(out, "--out", "demo", own=DEMO_MARKS)
     for name in STAGE_OUTPUTS:
         path = out / name
         if path.is_dir():

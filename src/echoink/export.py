@@ -24,6 +24,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .outdir import check_output_dir
+
 SPEAKERS = "spk_dict.pt"  # Qwen2_5OmniForConditionalGeneration.from_pretrained requires it
 _WEIGHT_FILES = ("*.safetensors", "model.safetensors.index.json", "pytorch_model*.bin")
 _SPEECH = ("talker.", "token2wav.")
@@ -108,8 +110,7 @@ def export_omni(
     """Write a ``Qwen2_5OmniForConditionalGeneration`` directory from ``source`` (run dir or thinker dir)."""
     thinker = _thinker_dir(Path(source))
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise ExportError(f"{out} is not empty")
+    check_output_dir(out, "--out", "export")
     thinker_cfg = _config(thinker)
     entries = [(f"thinker.{k}", k, f) for k, f in _tensors(thinker)]
     if base is None:

@@ -1,7 +1,9 @@
 """The run directory's per-step files: metrics.jsonl and rollouts.jsonl (one JSON object a line).
 
-Every line carries ``step``. On resume, lines of steps after the checkpoint are cut, so a run killed
-between logging and checkpointing does not end up with two lines for one step.
+Every line carries ``step``. On resume, lines of steps after the restored checkpoint (all of them when
+there was none) are cut, so a run killed between logging and checkpointing does not end up with two
+lines for one step; the trainer says how many. A fresh run starts only in an empty directory
+(``rl/run_dir.py``, ``outdir.py``), so nothing here ever starts a file over.
 """
 
 from __future__ import annotations
@@ -42,17 +44,16 @@ class RunLog:
     def rollouts(self, rows: list[dict[str, Any]]) -> None:
         self._append(self.rollouts_path, rows)
 
-    def reset(self) -> None:
-        """Start empty files (a fresh run must not append to an earlier run's lines)."""
-        if self.enabled:
-            for path in (self.metrics_path, self.rollouts_path):
-                path.unlink(missing_ok=True)
-
-    def truncate_after(self, step: int) -> None:
-        """Drop lines of steps > ``step`` (called on resume from checkpoint ``step``), and a torn last line."""
+    def truncate_after(self, step: int) -> dict[str, int]:
+        """Drop lines of steps > ``step`` (called on resume from checkpoint ``step``, 0 when there was none),
+        and a torn last line; returns how many lines each file lost ({file name: lines cut})."""
+        cut = {}
         if not self.enabled:
-            return
+            return cut
         for path in (self.metrics_path, self.rollouts_path):
             if path.exists():
-                kept = [row for row in read_jsonl(path, repair=True) if row["step"] <= step]
+                rows = read_jsonl(path, repair=True)
+                kept = [row for row in rows if row["step"] <= step]
                 path.write_text("".join(json.dumps(row) + "\n" for row in kept), encoding="utf-8")
+                cut[path.name] = len(rows) - len(kept)
+        return cut

@@ -24,8 +24,10 @@ from .config import Config, save_config
 from .data import Sample, load_split
 from .data.media import MediaError
 from .data.messages import decodable_messages
+from .data.prompts import escape_control_tokens
 from .guards import check_weights
 from .model import Engine
+from .outdir import check_output_dir
 from .recipe_card import write_recipe
 from .runlog import RunLog
 
@@ -39,7 +41,8 @@ def target_ids(engine: Engine, samples: list[Sample], field: str) -> tuple[torch
     for s in samples:
         if not isinstance(s.metadata.get(field), str):
             raise ValueError(f"sample {s.id}: no {field!r} text to fine-tune on")
-        rows.append(engine.text_ids(s.metadata[field]) + [end])
+        # Escaped as prompts are: a trace spelling "<|im_end|>" must not become a real stop mid-target.
+        rows.append(engine.text_ids(escape_control_tokens(s.metadata[field])) + [end])
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), engine.pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -57,11 +60,15 @@ def sft(cfg: Config) -> Path:
     accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision)
     set_seed(s.seed)
     out = Path(s.output_dir)
+    # Every process looks before any writes; an earlier fine-tune's final/ and metrics are not replaced.
+    check_output_dir(out, "sft.output_dir", "sft")
     samples = load_split(
         cfg.data.train_path, on_error=cfg.data.on_error, max_samples=cfg.data.max_samples
     ).samples
-    out.mkdir(parents=True, exist_ok=True)  # only once the data loaded: a refused run writes nothing
-    save_config(cfg, out / "config.yaml")
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:  # only once the data loaded: a refused run writes nothing
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
     policy = load_policy(cfg.model, device=accelerator.device)
     engine = Engine.for_model(policy, load_processor(cfg.model.path))
     params = [p for p in policy.parameters() if p.requires_grad]
@@ -69,7 +76,6 @@ def sft(cfg: Config) -> Path:
     scheduler = get_constant_schedule_with_warmup(optimizer, s.warmup_steps)
     scorer, optimizer = accelerator.prepare(engine.scorer(policy, "prefix"), optimizer)
     runlog = RunLog(out, enabled=accelerator.is_main_process)
-    runlog.reset()
     rng = np.random.default_rng(s.seed)
     order = rng.permutation(len(samples))
     cursor = 0

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import load_config
-from .demo import Stages
+from .demo import DEMO_MARKS, Stages
+from .outdir import check_output_dir
 from .preflight import check_names
 
 RECIPE = Path(__file__).resolve().parents[2] / "configs" / "shortcut_cpu.yaml"
@@ -85,6 +86,7 @@ def run_experiment(
     cfg = _config(out, recipe, overrides)
     for arm in arms:
         _config(out, recipe, overrides, arm)  # a bad override fails now, not after the SFT
+    check_output_dir(out, "--out", "shortcut experiment", own=DEMO_MARKS)  # never a user's own model/
     for name in ("bench", "model", "sft", "eval_base", *ARMS, *(f"eval_{a}" for a in ARMS)):
         shutil.rmtree(out / name, ignore_errors=True)
     stages = Stages(60, echo)

@@ -88,6 +88,34 @@ def test_resume_skips_finished_items_and_refuses_other_settings(scripted, eval_s
         evaluate("tiny", eval_split, out, template="direct")
 
 
+def test_resume_onto_a_split_changed_at_the_same_path_is_refused(scripted, eval_split, tmp_path):
+    """Four predictions scored against answers A B C A must not be reused once the split says C for 0."""
+    out = tmp_path / "out"
+    scripted.script = {i: ["<answer>A</answer>"] for i in range(4)}
+    evaluate("tiny", eval_split, out, batch_size=4)
+    before = (out / "predictions.jsonl").read_text()
+    rows = json.loads(eval_split.read_text())
+    rows[0]["solution"] = "<answer>C</answer>"  # the release fixed a wrong answer
+    eval_split.write_text(json.dumps(rows))
+    with pytest.raises(ValueError, match=r"test.json changed since these predictions were made") as err:
+        evaluate("tiny", eval_split, out, batch_size=4)
+    assert "another --out" in str(err.value) and "\n" not in str(err.value)
+    assert (out / "predictions.jsonl").read_text() == before and len(scripted.calls) == 1
+    fresh = evaluate(
+        "tiny", eval_split, tmp_path / "fresh", batch_size=4
+    )  # a new folder scores the new answers
+    assert fresh["accuracy"] == 0.25
+
+
+def test_a_folder_eval_did_not_write_is_refused(scripted, eval_split, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's own file\n")
+    with pytest.raises(FileExistsError, match=r"^--out: .*mine is not empty \(notes.txt\) and holds no eval"):
+        evaluate("tiny", eval_split, out)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] and not scripted.calls
+
+
 def test_k_samples_give_bootstrap_ci_majority_and_pass_at_k(scripted, eval_split, tmp_path):
     scripted.script = {
         0: ["<answer>A</answer>", "<answer>B</answer>", "<answer>A</answer>", "oops"],  # 2/4, vote A (right)

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from bench_layouts import FIG1_OPTIONS, FIG1_QUESTION, import_all
 from echoink.cli import app
 from echoink.config import load_config
+from echoink.outdir import contents
 from echoink.recipe_card import write_recipe
 from media_helpers import make_row, write_image, write_small_split, write_split, write_tone
 
@@ -107,3 +108,16 @@ def test_validation_while_training_reads_an_imported_split(bench: Path, tiny_mod
     train(cfg)
     [evals] = [r for r in read_jsonl(tmp_path / "run/metrics.jsonl") if "eval/accuracy" in r]
     assert evals["eval/n"] == 3 and 0 <= evals["eval/accuracy"] <= 1
+
+
+def test_a_suite_folder_holding_other_files_is_refused(bench: Path, carded_model: Path, tmp_path: Path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's own file\n")
+    result = CliRunner().invoke(
+        app, ["eval", "--model", str(carded_model), "--suite", str(bench), "--out", str(out)]
+    )
+    assert result.exit_code != 0 and "holds no suite.json of an earlier `echoink eval --suite`" in str(
+        result.exception
+    )
+    assert contents(out) == ["notes.txt"]  # besides the (emptied) lock file

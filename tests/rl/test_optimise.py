@@ -106,11 +106,12 @@ def test_bf16_mixed_precision_trains_policy_and_reference_on_cpu(tiny_model_dir,
 
     AcceleratorState._reset_state(reset_partial_state=True)  # earlier tests made it fp32, once per process
     request_reset = AcceleratorState._reset_state
-    cfg = recipe(tiny_model_dir, split, tmp_path / "run", "train.mixed_precision=bf16", "algo.beta=0.04")
+    cfg = recipe(tiny_model_dir, split, tmp_path / "probe", "train.mixed_precision=bf16", "algo.beta=0.04")
     run = setup_run(cfg, resume=False)
     assert run.h.accelerator.mixed_precision == "bf16" and run.h.reference is not None
     before = {n: p.detach().clone() for n, p in run.h.policy.named_parameters() if p.requires_grad}
     del run
+    cfg.train.output_dir = str(tmp_path / "run")  # setup_run wrote probe/'s record; a fresh run needs its own
     rows = read_jsonl(train(cfg) / "metrics.jsonl")
     assert all(
         math.isfinite(r["loss"]) and math.isfinite(r["kl"]) and r["skipped_updates"] == 0 for r in rows

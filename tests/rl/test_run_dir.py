@@ -1,22 +1,32 @@
-"""The run directory before training: refusals write nothing; resume compares recipes; changes apply for real."""
+"""The run directory before training: refusals write nothing; resume compares the run's record (recipe,
+split contents, launch); changes apply for real and are recorded; logs are cut back to the restored step."""
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
 
-from echoink.config import ConfigError
+from echoink.config import ConfigError, save_config
 from echoink.data import RowError
+from echoink.filehash import sha256_file
 from echoink.guards import NonFiniteWeights
+from echoink.outdir import OutputNotEmpty
 from echoink.rl.checkpoint import latest_checkpoint
-from echoink.rl.run_dir import HISTORY
+from echoink.rl.run_dir import HISTORY, INPUTS, LAUNCH
 from echoink.rl.trainer import setup_run, train
+from echoink.runlog import read_jsonl
 from media_helpers import write_small_split
-from rl.test_trainer import recipe
+from rl.test_trainer import _train_cmd, recipe
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +53,9 @@ def test_fresh_run_over_checkpoints_is_refused_before_writing(tiny_model_dir, sp
     run_dir = tmp_path / "run"
     (run_dir / "checkpoints" / "step-000001").mkdir(parents=True)
     (run_dir / "config.yaml").write_text("the other run's config\n")
-    with pytest.raises(FileExistsError, match="already holds checkpoints; pass --resume"):
+    with pytest.raises(
+        FileExistsError, match=r"already holds a run \(config.yaml, checkpoints\); pass --resume"
+    ):
         setup_run(recipe(tiny_model_dir, split, run_dir), resume=False)
     assert (run_dir / "config.yaml").read_text() == "the other run's config\n"
 
@@ -112,3 +124,86 @@ def test_a_batch_larger_than_the_split_is_refused_before_writing(tiny_model_dir,
     with pytest.raises(ValueError, match=r"^train.prompts_per_step: the dataset has 8 prompts"):
         setup_run(recipe(tiny_model_dir, split, tmp_path / "run", "train.prompts_per_step=9"), resume=False)
     assert not (tmp_path / "run" / "config.yaml").exists()  # was written, then the model loaded, then this
+
+
+def _history(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / HISTORY).read_text().splitlines()]
+
+
+def test_kill_before_the_first_checkpoint_then_resume_keeps_one_row_per_step(
+    tiny_model_dir, tmp_path, caplog
+):
+    """kill -9 after 2 of 6 steps, no checkpoint yet: a fresh run into the directory is refused and cuts
+    nothing; --resume starts at step 0, says how many lines it cut, and logs each step once."""
+    split = write_small_split(tmp_path / "data")
+    run_dir = tmp_path / "run"
+    cfg = recipe(tiny_model_dir, split, run_dir, "train.max_steps=6", "train.save_every=1000")
+    save_config(cfg, tmp_path / "recipe.yaml")
+    src, tests = (str(Path(__file__).parents[n] / d) for n, d in ((2, "src"), (1, "")))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([src, tests])}
+    proc = subprocess.Popen(_train_cmd(tmp_path / "recipe.yaml"), env=env)
+    deadline, metrics = time.time() + 300, run_dir / "metrics.jsonl"
+    while (not metrics.exists() or len(metrics.read_text().splitlines()) < 2) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert latest_checkpoint(run_dir) is None
+    logged = [r["step"] for r in read_jsonl(metrics)]
+    assert logged == list(range(1, len(logged) + 1)) and 2 <= len(logged) < 6
+    before = metrics.read_bytes()
+    with pytest.raises(
+        FileExistsError, match=r"already holds a run \(config.yaml, inputs.json, launch.json, metrics.jsonl"
+    ):
+        setup_run(cfg, resume=False)
+    assert metrics.read_bytes() == before
+    with caplog.at_level(logging.WARNING, logger="echoink.rl.trainer"):
+        train(cfg, resume=True)
+    assert f"resume at step 0: cut {len(logged)} lines of metrics.jsonl" in caplog.text
+    assert [r["step"] for r in read_jsonl(metrics)] == [1, 2, 3, 4, 5, 6]
+    per_step = Counter(r["step"] for r in read_jsonl(run_dir / "rollouts.jsonl"))
+    assert sorted(per_step) == [1, 2, 3, 4, 5, 6] and len(set(per_step.values())) == 1
+
+
+def test_a_directory_holding_other_files_is_refused_fresh_or_resumed(tiny_model_dir, split, tmp_path):
+    run_dir = tmp_path / "mine"
+    run_dir.mkdir()
+    (run_dir / "notes.txt").write_text("the user's own file\n")
+    with pytest.raises(
+        OutputNotEmpty, match=r"^train.output_dir: .*mine is not empty \(notes.txt\); `echoink train`"
+    ):
+        setup_run(recipe(tiny_model_dir, split, run_dir), resume=False)
+    with pytest.raises(OutputNotEmpty, match="holds no config.yaml of an earlier `echoink train`"):
+        setup_run(recipe(tiny_model_dir, split, run_dir), resume=True)
+    assert [p.name for p in run_dir.iterdir()] == ["notes.txt"]
+
+
+def test_resume_refuses_a_split_changed_at_the_same_path_unless_allowed(tiny_model_dir, tmp_path):
+    split = write_small_split(tmp_path / "data")
+    run_dir = tmp_path / "run"
+    cfg = recipe(tiny_model_dir, split, run_dir)
+    setup_run(cfg, resume=False)  # writes the record
+    rows = json.loads(split.read_text())
+    split.write_text(json.dumps(rows[::-1]))  # same rows, other order: other prompts at each step
+    with pytest.raises(ConfigError, match=r"data.train_path content: 'sha256 \w{12}' -> 'sha256 \w{12}'"):
+        setup_run(cfg, resume=True)
+    assert not (run_dir / HISTORY).exists()
+    setup_run(cfg, resume=True, allow_config_change=True)
+    (entry,) = _history(run_dir)
+    assert entry["step"] == 0 and list(entry["changes"]) == ["data.train_path content"]
+    assert json.loads((run_dir / INPUTS).read_text())["data.train_path"]["sha256"] == sha256_file(split)
+
+
+def test_resume_under_another_number_of_processes_is_refused_unless_allowed(tiny_model_dir, split, tmp_path):
+    """A run launched on 2 processes (its launch.json says so) resumed on 1: the global batch halves."""
+    run_dir = tmp_path / "run"
+    cfg = recipe(tiny_model_dir, split, run_dir)
+    setup_run(cfg, resume=False)
+    launch = json.loads((run_dir / LAUNCH).read_text())
+    assert launch["processes"] == 1
+    (run_dir / LAUNCH).write_text(json.dumps({**launch, "processes": 2, "engine": "ddp", "backend": "gloo"}))
+    with pytest.raises(ConfigError, match=r"launch.processes: 2 -> 1; launch.engine: 'ddp' -> 'single'"):
+        setup_run(cfg, resume=True)
+    setup_run(cfg, resume=True, allow_config_change=True)
+    (entry,) = _history(run_dir)
+    assert entry["changes"]["launch.processes"] == [2, 1]
+    assert json.loads((run_dir / LAUNCH).read_text()) == launch  # launch.json says what runs now

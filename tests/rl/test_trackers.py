@@ -12,20 +12,30 @@ from echoink.runlog import read_jsonl
 from media_helpers import write_small_split
 
 
-def test_tensorboard_event_files_hold_the_reward_curve(tiny_model_dir: Path, tmp_path: Path):
-    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+def _tensorboard_recipe(model_dir: Path, tmp_path: Path, *extra: str):
+    """A tiny run into ``tmp_path/run`` on 4 rows, reporting to TensorBoard, with a reward that varies."""
     split = write_small_split(tmp_path / "data", n=4)
-    run = tmp_path / "run"
-    cfg = load_config(
+    return load_config(
         None,
         [
-            f"model.path={tiny_model_dir}", f"data.train_path={split}", f"data.val_path={split}",
-            f"train.output_dir={run}", "train.max_steps=4", "train.prompts_per_step=2",
-            "rollout.num_generations=2", "rollout.max_new_tokens=4", "train.eval_every=2",
-            "eval.max_items=2", "train.report_to=[tensorboard]", "train.save_every=100",
-            "algo.rewards={'media_helpers:parity_reward': 1.0}",
+            f"model.path={model_dir}", f"data.train_path={split}", f"train.output_dir={tmp_path / 'run'}",
+            "train.prompts_per_step=2", "rollout.num_generations=2", "rollout.max_new_tokens=4",
+            "train.report_to=[tensorboard]", "algo.rewards={'media_helpers:parity_reward': 1.0}", *extra,
         ],
     )  # fmt: skip
+
+
+def test_tensorboard_event_files_hold_the_reward_curve(tiny_model_dir: Path, tmp_path: Path):
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    run = tmp_path / "run"
+    validation = (
+        "train.eval_every=2",
+        f"data.val_path={tmp_path / 'data' / 'train.json'}",
+        "eval.max_items=2",
+    )
+    cfg = _tensorboard_recipe(
+        tiny_model_dir, tmp_path, "train.max_steps=4", "train.save_every=100", *validation
+    )
     train(cfg)
     rows = read_jsonl(run / "metrics.jsonl")
     events = list(run.glob("echoink/events.out.tfevents.*"))
@@ -36,6 +46,26 @@ def test_tensorboard_event_files_hold_the_reward_curve(tiny_model_dir: Path, tmp
     assert reward == [(r["step"], pytest.approx(r["reward"])) for r in rows]
     assert len({v for _, v in reward}) > 1  # a curve, not a constant
     assert [e.step for e in acc.Scalars("eval/accuracy")] == [2, 4]
+
+
+def test_a_resumed_run_shows_each_step_once_in_tensorboard(tiny_model_dir: Path, tmp_path: Path):
+    """Step 3 runs twice (its checkpoint lost, resumed from step 2): TensorBoard shows the second one only."""
+    import shutil
+
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    run = tmp_path / "run"
+    cfg = _tensorboard_recipe(tiny_model_dir, tmp_path, "train.max_steps=3", "train.save_every=2")
+    train(cfg)
+    shutil.rmtree(run / "checkpoints" / "step-000003")
+    train(cfg, resume=True)
+    rows = read_jsonl(run / "metrics.jsonl")
+    acc = event_accumulator.EventAccumulator(str(run / "echoink"), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert len(list((run / "echoink").glob("events.out.tfevents.*"))) == 2
+    # step_time differs between the two runs of step 3: the one shown is the one metrics.jsonl kept
+    assert [(e.step, e.value) for e in acc.Scalars("step_time")] == [
+        (r["step"], pytest.approx(r["step_time"])) for r in rows
+    ]
 
 
 def test_unknown_tracker_is_named():

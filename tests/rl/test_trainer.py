@@ -53,11 +53,12 @@ def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def test_three_steps_move_every_parameter_and_log_every_metric(family_model_dir, train_split, tmp_path):
-    cfg = recipe(family_model_dir, train_split, tmp_path / "run", "algo.beta=0.04")
+    cfg = recipe(family_model_dir, train_split, tmp_path / "probe", "algo.beta=0.04")
     run = setup_run(cfg, resume=False)
     before = _weights(run.h.policy)
     assert run.h.reference is not None  # beta > 0 without LoRA: a frozen copy
     del run
+    cfg.train.output_dir = str(tmp_path / "run")  # setup_run wrote probe/'s record; a fresh run needs its own
     out = train(cfg)
     rows = read_jsonl(out / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2, 3]
@@ -73,9 +74,10 @@ def test_three_steps_move_every_parameter_and_log_every_metric(family_model_dir,
 
 
 def test_beta_zero_loads_no_reference(tiny_model_dir, train_split, tmp_path):
-    cfg = recipe(tiny_model_dir, train_split, tmp_path / "run", "algo.beta=0", "train.max_steps=1")
+    cfg = recipe(tiny_model_dir, train_split, tmp_path / "probe", "algo.beta=0", "train.max_steps=1")
     run = setup_run(cfg, resume=False)
     assert run.h.reference is None
+    cfg.train.output_dir = str(tmp_path / "run")  # setup_run wrote probe/'s record; a fresh run needs its own
     train(cfg)
     row = read_jsonl(Path(cfg.train.output_dir) / "metrics.jsonl")[0]
     assert "kl" not in row and row["time/reference"] < 0.05  # nothing computed a KL: none is logged
@@ -87,7 +89,7 @@ def test_lora_trains_only_adapters_with_disabled_adapter_reference(tiny_model_di
     cfg = recipe(
         tiny_model_dir,
         train_split,
-        tmp_path / "run",
+        tmp_path / "probe",
         "model.lora_rank=4",
         "algo.beta=0.1",
         "train.max_steps=2",
@@ -97,6 +99,7 @@ def test_lora_trains_only_adapters_with_disabled_adapter_reference(tiny_model_di
     names = [n for n, p in run.h.policy.named_parameters() if p.requires_grad]
     assert names and all("lora_" in n for n in names)
     del run
+    cfg.train.output_dir = str(tmp_path / "run")  # setup_run wrote probe/'s record; a fresh run needs its own
     out = train(cfg)
     rows = read_jsonl(out / "metrics.jsonl")
     assert rows[-1]["kl"] > 0  # adapters moved the policy away from the base

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..filehash import sha256_file
 from .answers import parse_answer_letters
 from .media import MediaError, audio_info, verify_image
 from .schema import DATA_TYPES, OPTION_RE, RowError, Sample
@@ -217,6 +218,12 @@ def split_file(path: str | Path) -> Path:
     splits = [d.name for d in sorted(path.iterdir()) if d.is_dir() and any(d.glob(SPLIT_FILE_PATTERN))]
     hint = f"; its split directories: {', '.join(splits)}" if splits else ""
     raise RowError(path, -1, f"a split directory must hold one {SPLIT_FILE_PATTERN} file{hint}")
+
+
+def split_fingerprint(path: str | Path) -> str:
+    """SHA-256 of the split file ``path`` names (``split_file``): what a run or an evaluation read,
+    recorded so that a split whose content changed at the same path is noticed."""
+    return sha256_file(split_file(path))
 
 
 def load_split(

@@ -7,7 +7,9 @@ Ablations replace the audio with silence of equal length or the image with a bla
 (the data layer's ``load_media``) and report the accuracy drop against no ablation.
 
 Output folder:
-  eval_config.json   the settings; re-running into the folder with other settings is refused
+  eval_config.json   the settings and the split's SHA-256; re-running into the folder with other settings,
+                     or after the split's content changed, is refused (a folder holding anything else is
+                     refused too: ``outdir``)
   predictions.jsonl  one row per (condition, item, sample): id, condition, sample, prompt, decoding,
                      completion, pred (parsed letters or null), answer, correct, format_ok, length
                      (completion tokens before the stop token), truncated, and the item's short metadata
@@ -30,10 +32,10 @@ from typing import Any
 import torch
 
 from ..data import load_split
-from ..data.avqa import split_file
+from ..data.avqa import split_fingerprint
 from ..data.messages import ABLATIONS, VideoSettings, ablation_applies
-from ..filehash import sha256_file
 from ..jsonl import read_jsonl
+from ..outdir import check_output_dir
 from ..scoring.predict import Decoding, EvalSettings, predict_batch
 from .official import official_summary
 from .summary import summarize
@@ -90,13 +92,14 @@ def evaluate(
     conditions = ["none", *[c for c in dict.fromkeys(ablate) if c != "none"]]
     if bad := [c for c in conditions if c not in CONDITIONS]:
         raise ValueError(f"unknown ablation(s) {bad}; valid: {', '.join(CONDITIONS)}")
+    out = Path(out_dir)
+    check_output_dir(out, "--out", "eval", own=(SETTINGS,))  # before reading: a refusal writes nothing
     loaded = load_split(data_path, on_error="skip")
     for skipped in loaded.skipped:
         log.warning("skipped row: %s", skipped)
     samples = loaded.samples[:limit] if limit is not None else loaded.samples
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_settings(out, {"model": str(model_dir), "data": str(data_path), **asdict(settings)})
+    data = {"data": str(data_path), "data_sha256": split_fingerprint(data_path)}
+    _check_settings(out, {"model": str(model_dir), **data, **asdict(settings)})
     rows = _complete_rows(out / PREDICTIONS, decoding.samples)
     done = {(r["condition"], r["id"]) for r in rows}
     # An ablation runs only on the items that carry what it removes (see summarize: "not applicable").
@@ -112,21 +115,36 @@ def evaluate(
     summary = summarize(rows, samples, conditions)
     summary.update(official_summary(rows, samples, conditions))  # an imported benchmark's own rule
     summary.update(model=str(model_dir), data=str(data_path), settings=asdict(settings))
-    summary["data_sha256"] = sha256_file(split_file(data_path))  # what `compare` checks before pairing ids
+    summary["data_sha256"] = data["data_sha256"]  # what `compare` checks before pairing ids
     summary["skipped_rows"] = len(loaded.skipped)
     (out / SUMMARY).write_text(json.dumps(summary, indent=1))
     return summary
 
 
 def _check_settings(out: Path, settings: dict[str, Any]) -> None:
+    """Write ``eval_config.json``, or refuse to resume a folder evaluated with other settings or on a
+    split whose content changed since (its predictions would be scored against the new answers)."""
     path = out / SETTINGS
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old != settings:
-            diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
-            raise ValueError(f"{out} holds predictions made with other settings (old, new): {diff}")
-    else:
+    if not path.exists():
+        out.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(settings, indent=1))
+        return
+    old = json.loads(path.read_text())
+    if "data_sha256" not in old:  # written before fingerprints were recorded: nothing to compare
+        log.warning("%s: records no fingerprint of its split; a changed split cannot be noticed", path)
+        old["data_sha256"] = settings["data_sha256"]
+    if old.get("data") == settings["data"] and old["data_sha256"] != settings["data_sha256"]:
+        raise ValueError(
+            f"{path}: {settings['data']} changed since these predictions were made (sha256 "
+            f"{old['data_sha256'][:12]}, now {settings['data_sha256'][:12]}); evaluate into another --out, "
+            f"or remove {out} to start over"
+        )
+    if old != settings:
+        diff = "; ".join(f"{k}: {old.get(k)!r} -> {v!r}" for k, v in settings.items() if old.get(k) != v)
+        raise ValueError(
+            f"{path}: {out} holds predictions made with other settings ({diff}); evaluate into another "
+            f"--out, or remove {out} to start over"
+        )
 
 
 def read_predictions(path: Path) -> list[dict[str, Any]]:

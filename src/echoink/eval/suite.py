@@ -19,8 +19,9 @@ from typing import Any
 from ..data import read_rows
 from ..data.importers import BENCHMARKS
 from ..data.overlap import split_overlap
+from ..outdir import check_output_dir
 from .compare import compare, format_comparison, item_outcomes
-from .evaluate import PREDICTIONS, SUMMARY, evaluate, read_predictions
+from .evaluate import PREDICTIONS, SETTINGS, SUMMARY, evaluate, read_predictions
 
 SUITE, SUITE_MD = "suite.json", "suite.md"
 _CARRIES = {"image_audio": {"audio", "image"}, "audio": {"audio"}, "image": {"image"},
@@ -58,6 +59,7 @@ def run_suite(
 ) -> dict[str, Any]:
     """Evaluate every imported split; write and return suite.json (and suite.md)."""
     out = Path(out_dir)
+    check_output_dir(out, "--out", "eval --suite", own=(SUITE, f"*/{SETTINGS}"))  # resumes its own folder
     benchmarks = {}
     for name, split in suite_splits(suite_dir).items():
         wanted = [a for a in ablate if a in carried(split)]

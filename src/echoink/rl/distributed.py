@@ -4,10 +4,9 @@ process's part in the collective decisions (agreeing on a flag; writing and read
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
-from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator
@@ -83,20 +82,17 @@ def make_accelerator(cfg: Config) -> Accelerator:
     return accelerator
 
 
-def write_launch(
-    accelerator: Accelerator, zero_stage: int | None, mixed_precision: str, run_dir: Path
-) -> None:
-    """``run_dir/launch.json``: how this launch holds its weights (what bench/sharded_cpu.sh reports)."""
-    if accelerator.is_main_process:
-        launch = {
-            "engine": sharding.engine_name(accelerator),
-            "processes": accelerator.num_processes,
-            "zero_stage": zero_stage,
-            "device": accelerator.device.type,
-            "backend": accelerator.state.backend,
-            "mixed_precision": mixed_precision,
-        }
-        (Path(run_dir) / "launch.json").write_text(json.dumps(launch, indent=1) + "\n")
+def launch_record(accelerator: Accelerator, mixed_precision: str) -> dict[str, Any]:
+    """How this launch holds its weights: ``launch.json`` of the run directory (``run_dir.write_record``;
+    what bench/sharded_cpu.sh reports). Known before the model is prepared, so a resume compares it first."""
+    return {
+        "engine": sharding.engine_name(accelerator),
+        "processes": accelerator.num_processes,
+        "zero_stage": sharding.zero_stage(accelerator),
+        "device": accelerator.device.type,
+        "backend": accelerator.state.backend,
+        "mixed_precision": mixed_precision,
+    }
 
 
 def all_agree(accelerator: Accelerator, ok: bool) -> bool:

@@ -1,11 +1,16 @@
-"""The run directory before training starts: refuse what would misrecord, then write config.yaml.
+"""The run directory's record, checked on every start and resume, written only once the run is set up.
 
-A fresh run into a directory that holds checkpoints is refused before anything is written (it used to
-rewrite config.yaml first). ``--resume`` compares the recipe with the run's saved config.yaml: a
-difference in a field that changes the trajectory is refused, listed, unless ``allow_change``; then it
-is applied for real (the optimiser and learning-rate schedule are rebuilt from the current step by
-:func:`apply_changes`) and appended, with the step, to ``config_history.jsonl``. So config.yaml is
-always what is running, and the history says from which step.
+The record is what a run's numbers depend on besides its code: ``config.yaml`` (the recipe),
+``inputs.json`` (the SHA-256 of each split file it reads: ``data.train_path``, and ``data.val_path``
+when validating) and ``launch.json`` (processes, engine, ZeRO stage, device). A fresh run into a
+directory that already holds a run (a record, metrics or checkpoints) is refused, and so is one into a
+directory holding anything else (``outdir``): it used to cut the old metrics silently. ``--resume``
+compares the record with what this launch would write: a difference that changes the trajectory (a
+recipe field, a split's content swapped at the same path, another number of processes, which changes
+the global batch) is refused, listed, unless ``allow_change``; then it is applied for real (the
+optimiser and learning-rate schedule are rebuilt from the current step by :func:`apply_changes`) and
+appended, with the step, to ``config_history.jsonl``. So the record always says what is running, and
+the history from which step.
 """
 
 from __future__ import annotations
@@ -13,17 +18,22 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..config import Config, ConfigError, save_config
+from ..data.avqa import split_file, split_fingerprint
+from ..outdir import check_output_dir
 from .checkpoint import STEP_DIR, latest_checkpoint
 
 log = logging.getLogger(__name__)
 
-HISTORY = "config_history.jsonl"
+HISTORY, INPUTS, LAUNCH = "config_history.jsonl", "inputs.json", "launch.json"
+RECORD = ("config.yaml", INPUTS, LAUNCH, "metrics.jsonl", "rollouts.jsonl", "checkpoints")
+"""What a started run leaves in its directory; a fresh run refuses a directory holding any of it."""
 # Fields that do not change what is computed: where and how often things are logged and kept.
 HARMLESS = {
     "train.output_dir", "train.log_every", "train.rollouts_every", "train.rollouts_per_log",
@@ -34,8 +44,32 @@ HARMLESS_SECTIONS = ("eval.", "sft.", "demo.")
 # sampler positions were made with the old values, so the "change" would silently not apply.
 FIXED = ("model.", "train.seed", "train.mixed_precision", "data.train_path", "data.max_samples")
 SCHEDULE = ("train.lr", "train.weight_decay", "train.warmup_steps", "train.lr_schedule", "train.max_steps")
+LAUNCH_FIELDS = ("processes", "engine", "zero_stage", "device", "backend")
+"""launch.json fields compared on resume (precision is the recipe's train.mixed_precision)."""
 
 Change = tuple[str, Any, Any]  # (field, old, new)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a run directory records about the run besides its recipe (config.yaml): split
+    fingerprints (inputs.json) and the launch (launch.json)."""
+
+    inputs: dict[str, dict[str, str]]  # field ("data.train_path") -> {"file": split file, "sha256": hex}
+    launch: dict[str, Any]
+
+    @classmethod
+    def of(cls, cfg: Config, launch: dict[str, Any]) -> RunRecord:
+        """The record of ``cfg`` under ``launch`` (``distributed.launch_record``); hashes the splits."""
+        return cls(input_fingerprints(cfg), launch)
+
+
+def input_fingerprints(cfg: Config) -> dict[str, dict[str, str]]:
+    """{field: {"file", "sha256"}} of each split file the run reads (validation's only when it runs)."""
+    read = {"data.train_path": cfg.data.train_path}
+    if cfg.data.val_path and cfg.train.eval_every:
+        read["data.val_path"] = cfg.data.val_path
+    return {name: {"file": str(split_file(p)), "sha256": split_fingerprint(p)} for name, p in read.items()}
 
 
 def _flat(tree: dict[str, Any]) -> dict[str, Any]:
@@ -64,50 +98,81 @@ def config_changes(saved: dict[str, Any], cfg: Config) -> list[Change]:
     return changes
 
 
+def record_changes(run_dir: Path, cfg: Config, record: RunRecord) -> list[Change]:
+    """Differences between the record in ``run_dir`` and ``record``: recipe fields, then the content of
+    each split (``data.train_path content``), then the launch (``launch.processes``). A part the
+    directory does not hold (a run of an older echoink) has no differences."""
+    saved = _read(run_dir / "config.yaml", yaml.safe_load)
+    changes = config_changes(saved, cfg) if saved else []
+    inputs = _read(run_dir / INPUTS, json.loads)
+    for name, new in record.inputs.items():
+        old = inputs.get(name, {}).get("sha256", new["sha256"])
+        if old != new["sha256"]:  # the same path (a changed path is a recipe change), other bytes
+            changes.append((f"{name} content", f"sha256 {old[:12]}", f"sha256 {new['sha256'][:12]}"))
+    launch = _read(run_dir / LAUNCH, json.loads)
+    for key in LAUNCH_FIELDS:
+        if key in launch and launch[key] != record.launch.get(key):
+            changes.append((f"launch.{key}", launch[key], record.launch.get(key)))
+    return changes
+
+
+def _read(path: Path, parse) -> dict[str, Any]:
+    return (parse(path.read_text()) or {}) if path.exists() else {}
+
+
 def _checkpoint_step(run_dir: Path) -> int | None:
     path = latest_checkpoint(run_dir)
     return None if path is None else int(STEP_DIR.match(path.name).group(1))
 
 
-def prepare_run_dir(cfg: Config, resume: bool, allow_change: bool = False, main: bool = True) -> list[Change]:
-    """Check the run directory against ``cfg`` and write config.yaml; returns the changes to apply.
+def check_run_dir(cfg: Config, record: RunRecord, resume: bool, allow_change: bool = False) -> list[Change]:
+    """Check the run directory against ``record``; returns the changes to apply. Writes nothing.
 
-    Raises FileExistsError (fresh run over checkpoints) or ConfigError (refused changes) before
-    writing anything.
+    Raises FileExistsError (a fresh run over a run, or over other files) or ConfigError (refused
+    changes). Every process calls it before the main one writes (:func:`write_record`).
     """
     run_dir = Path(cfg.train.output_dir)
-    step = _checkpoint_step(run_dir)
-    if step is not None and not resume:
+    found = [name for name in RECORD if (run_dir / name).exists()]
+    if found and not resume:
         raise FileExistsError(
-            f"train.output_dir: {run_dir} already holds checkpoints; pass --resume to continue it "
-            "or choose another train.output_dir"
+            f"train.output_dir: {run_dir} already holds a run ({', '.join(found)}); pass --resume to "
+            "continue it, or choose another train.output_dir"
         )
+    check_output_dir(run_dir, "train.output_dir", "train", own=RECORD if resume else ())
+    step = _checkpoint_step(run_dir)
     if step is not None and resume and cfg.train.max_steps < step:
         raise ConfigError(
             f"train.max_steps: {cfg.train.max_steps} is below the step of the run's newest checkpoint "
             f"({step}); a resumed run cannot end before it started"
         )
-    changes: list[Change] = []
-    saved_path = run_dir / "config.yaml"
-    if step is not None and saved_path.exists():
-        changes = config_changes(yaml.safe_load(saved_path.read_text()) or {}, cfg)
-        _refuse(changes, allow_change, run_dir)
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, saved_path)
-        if changes:
-            record = {"step": step, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-            record["changes"] = {name: [old, new] for name, old, new in changes}
-            with open(run_dir / HISTORY, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record) + "\n")
+    changes = record_changes(run_dir, cfg, record) if resume else []
+    _refuse(changes, allow_change, run_dir)
+    return changes
+
+
+def write_record(run_dir: Path, cfg: Config, record: RunRecord, changes: list[Change], step: int) -> None:
+    """Write the record (main process, once the run is set up) and append ``changes`` at ``step`` to
+    the history."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    (run_dir / INPUTS).write_text(json.dumps(record.inputs, indent=1) + "\n")
+    (run_dir / LAUNCH).write_text(json.dumps(record.launch, indent=1) + "\n")
+    if changes:
+        entry = {"step": step, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        entry["changes"] = {name: [old, new] for name, old, new in changes}
+        with open(run_dir / HISTORY, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry) + "\n")
     for name, old, new in changes:
         log.warning("resume at step %s: %s changed from %r to %r", step, name, old, new)
-    return changes
+
+
+def _is_fixed(name: str) -> bool:
+    return any(name == f or (f.endswith(".") and name.startswith(f)) for f in FIXED)
 
 
 def _refuse(changes: list[Change], allow_change: bool, run_dir: Path) -> None:
     listed = "; ".join(f"{name}: {old!r} -> {new!r}" for name, old, new in changes)
-    fixed = [c for c in changes if c[0].startswith(FIXED)]
+    fixed = [c for c in changes if _is_fixed(c[0])]
     if fixed:
         names = ", ".join(c[0] for c in fixed)
         raise ConfigError(
@@ -115,8 +180,9 @@ def _refuse(changes: list[Change], allow_change: bool, run_dir: Path) -> None:
         )
     if changes and not allow_change:
         raise ConfigError(
-            f"{run_dir}/config.yaml: the recipe differs from the run's saved config in fields that change "
-            f"training ({listed}); resume with the saved values, or pass --allow-config-change to apply them"
+            f"{run_dir}: the run's record (config.yaml, inputs.json, launch.json) differs from this launch in "
+            f"what changes training ({listed}); resume with the recorded values, or pass "
+            "--allow-config-change to apply them (recorded in config_history.jsonl)"
         )
 
 

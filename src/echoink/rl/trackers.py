@@ -1,7 +1,7 @@
 """Experiment trackers (TensorBoard, W&B, Trackio) through accelerate, beside metrics.jsonl.
 
-metrics.jsonl stays the source of truth (resume cuts it back to the checkpoint; trackers keep what
-they were sent). Every numeric metric of a logged step goes to each tracker in ``train.report_to``,
+metrics.jsonl stays the source of truth (resume cuts it back to the checkpoint; TensorBoard is told
+to hide the events of the steps cut, other trackers keep what they were sent). Every numeric metric of a logged step goes to each tracker in ``train.report_to``,
 validation ones included; the flattened recipe is stored as the run's hyperparameters.
 TensorBoard writes under ``RUN_DIR/echoink`` (``tensorboard --logdir RUN_DIR``); W&B honours
 ``WANDB_MODE=offline``.
@@ -59,9 +59,12 @@ def flat_config(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def start_trackers(accelerator: Accelerator, cfg: Config) -> None:
+def start_trackers(accelerator: Accelerator, cfg: Config, resumed_at: int | None = None) -> None:
+    """Start ``train.report_to``'s trackers; a run resumed at step S hides TensorBoard's events of steps
+    after S (``purge_step``), as resume cuts metrics.jsonl, so a step run twice is shown once."""
     if cfg.train.report_to:
-        accelerator.init_trackers(PROJECT, config=flat_config(cfg.to_dict()))
+        init = {"tensorboard": {"purge_step": resumed_at + 1}} if resumed_at is not None else {}
+        accelerator.init_trackers(PROJECT, config=flat_config(cfg.to_dict()), init_kwargs=init)
 
 
 def log_to_trackers(accelerator: Accelerator, step: int, metrics: dict[str, Any]) -> None:

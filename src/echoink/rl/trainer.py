@@ -29,13 +29,13 @@ from ..model.loading import load_policy, load_processor, load_reference, needs_r
 from ..runlog import RunLog
 from ..scoring.rewards import register_rewards
 from . import sharding
-from .distributed import any_process, make_accelerator, write_launch
+from .distributed import any_process, launch_record, make_accelerator
 from .experience import Experience, merge_signal_groups
 from .metrics import rollout_rows, step_metrics
 from .optimise import TrainingAborted, optimise
 from .persistence import checkpoint, export_policy, restore, save_best
 from .rollout import collect_experience
-from .run_dir import apply_changes, prepare_run_dir
+from .run_dir import RunRecord, apply_changes, check_run_dir, write_record
 from .sampling import PromptSampler
 from .state import Handles, LoopState
 from .trackers import log_to_trackers, start_trackers, stop_trackers
@@ -100,15 +100,18 @@ def train(cfg: Config, resume: bool = False, allow_config_change: bool = False) 
 
 
 def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> Run:
-    """Launch, data, models, optimiser and run directory; on ``resume`` the newest checkpoint restored."""
+    """Launch, data, models, optimiser and run directory; on ``resume`` the newest checkpoint restored.
+
+    The run directory is checked before anything loads and written only once all is set up (a run that
+    fails to start leaves it as it was)."""
     register_rewards(cfg.algo.rewards)  # fail on an unknown reward before loading anything
     accelerator = make_accelerator(cfg)
     run_dir = Path(cfg.train.output_dir)
     loaded = load_split(cfg.data.train_path, on_error=cfg.data.on_error, max_samples=cfg.data.max_samples)
     rank, world = accelerator.process_index, accelerator.num_processes
     sampler = PromptSampler(len(loaded.samples), cfg.train.prompts_per_step, cfg.train.seed, rank, world)
-    changes = prepare_run_dir(cfg, resume, allow_config_change, main=accelerator.is_main_process)
-    start_trackers(accelerator, cfg)  # train.report_to: TensorBoard / W&B / Trackio
+    record = RunRecord.of(cfg, launch_record(accelerator, cfg.train.mixed_precision))
+    changes = check_run_dir(cfg, record, resume, allow_config_change)  # every process, before any writes
     for skipped in loaded.skipped:
         log.warning("skipped %s", skipped)
     h, gen_config = _handles(cfg, accelerator)
@@ -121,16 +124,26 @@ def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> R
         RunLog(run_dir, enabled=accelerator.is_main_process),
         run_dir,
     )
-    write_launch(accelerator, h.zero_stage, cfg.train.mixed_precision, run_dir)
-    if not resume:
-        run.log.reset()
-        return run
-    restored = restore(h, run_dir)
+    restored = restore(h, run_dir) if resume else None
     if restored is not None:
         run.state.load_state_dict(restored)
-        run.log.truncate_after(run.state.step)
+    accelerator.wait_for_everyone()  # every process has read the old record before it is replaced
+    if accelerator.is_main_process:
+        write_record(run_dir, cfg, record, changes, run.state.step)
+    if resume:
+        _cut_logs(run.log, run.state.step)
+    start_trackers(accelerator, cfg, run.state.step if resume else None)  # train.report_to
     apply_changes(h.optimizer, h.scheduler, cfg, changes)
     return run
+
+
+def _cut_logs(runlog: RunLog, step: int) -> None:
+    """Cut metrics.jsonl and rollouts.jsonl back to the restored ``step`` (0: no checkpoint), saying so."""
+    cut = runlog.truncate_after(step)
+    if any(cut.values()):
+        counts = ", ".join(f"{n} lines of {name}" for name, n in cut.items())
+        since = "the restored checkpoint" if step else "the start (no checkpoint had been saved)"
+        log.warning("resume at step %d: cut %s, logged after %s", step, counts, since)
 
 
 def _handles(cfg: Config, accelerator: Accelerator) -> tuple[Handles, Any]:
