@@ -31,7 +31,13 @@ def test_demo_pipeline_writes_every_artefact(tmp_path, family):
     assert summary["prompt"] == "reasoning_short"
     sft_recipe = json.loads((out / "sft/final/echoink_recipe.json").read_text())["eval"]
     grpo_recipe = json.loads((out / "grpo/final/echoink_recipe.json").read_text())["eval"]
-    assert sft_recipe == {"template": "reasoning_short", "max_audio_seconds": None, "max_pixels": 50176}
+    video = {"video_fps": 2.0, "max_frames": 16, "max_video_pixels": 100352}  # the recipe's defaults
+    assert sft_recipe == {
+        "template": "reasoning_short",
+        "max_audio_seconds": None,
+        "max_pixels": 50176,
+        **video,
+    }
     assert grpo_recipe == {**sft_recipe, "max_new_tokens": 12}
     assert json.loads((out / "summary.json").read_text()) == summary
     for model in ("base", "grpo"):

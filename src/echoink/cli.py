@@ -72,8 +72,8 @@ def data_synth(
 
     if modality not in ("image", "video"):
         raise typer.BadParameter(f"--modality must be image or video, got {modality!r}")
-    check_output_dir(out, "--out", "data synth")  # a split folder's train.json and media stay the user's
     if modality == "video":
+        check_output_dir(out, "--out", "data synth")  # a split folder's train.json and media stay the user's
         return _synth_video(out, seed, {"train": train, "val": val, "test": test})
 
     names = tuple(f.strip() for f in families.split(",") if f.strip())
@@ -86,6 +86,7 @@ def data_synth(
         spec = SynthSpec(seed, difficulty, correction_rate, **chosen)
     except (KeyError, ValueError) as err:
         raise typer.BadParameter(str(err).strip('"')) from None
+    check_output_dir(out, "--out", "data synth")  # after the arguments: a typo is named first
     start = time.perf_counter()
     sizes = {"train": train, "val": val, "test": test}
     paths = generate(out, sizes, spec, workers or None)
