@@ -19,7 +19,7 @@ _MARKS = "().:"  # "(C)", "C.", "C)", "C:" all name C
 _MAX_LIST_TOKENS = 64  # a longer "list" is not an answer; the cap keeps the Python loop short
 
 
-def _last_answer_body(text: str) -> str | None:
+def last_answer_body(text: str) -> str | None:
     """Content of the last well-formed ``<answer>…</answer>`` block, or None.
 
     The last well-formed block opens at the last ``<answer>`` that has a ``</answer>`` after it and
@@ -80,7 +80,7 @@ def parse_answer(completion: str) -> str | None:
     >>> parse_answer("<answer>A or B</answer>") is None, parse_answer("<answer>B") is None
     (True, True)
     """
-    body = _last_answer_body(completion)
+    body = last_answer_body(completion)
     if body is None:
         return None
     letters = _letters_of(body)
@@ -96,5 +96,5 @@ def parse_answer_letters(solution: str) -> list[str]:
     >>> parse_answer_letters("<answer>C. a cat</answer>"), parse_answer_letters("<answer>the cat</answer>")
     (['C'], [])
     """
-    body = _last_answer_body(solution)
+    body = last_answer_body(solution)
     return _letters_of(solution if body is None else body) or []

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..data import Sample
-from ..data.answers import parse_answer
+from ..data.answers import last_answer_body, parse_answer
 from ..data.importers import benchmark_of
 from ..data.schema import OPTION_RE
 from ..registry import Registry
@@ -41,10 +41,10 @@ _WORD = re.compile(r"\b\w+\b")
 
 
 def reply_of(completion: str) -> str:
-    """The last ``<answer>…</answer>`` block's content, else the whole completion."""
-    close = completion.rfind("</answer>")
-    start = completion.rfind("<answer>", 0, close) if close >= 0 else -1
-    return completion[start + len("<answer>") : close] if start >= 0 else completion
+    """The last well-formed ``<answer>…</answer>`` block's content (the one answer parser's reading,
+    ``data.answers.last_answer_body``), else the whole completion."""
+    body = last_answer_body(completion)
+    return completion if body is None else body
 
 
 def option_texts(sample: Sample) -> list[str]:
