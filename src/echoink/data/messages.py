@@ -121,3 +121,29 @@ def decodable_messages(
             continue
         kept.append(sample)
     return kept, out
+
+
+def messages_or_stand_ins(
+    samples: Sequence[Sample],
+    template: str,
+    max_audio_seconds: float | None,
+    max_pixels: int | None,
+    on_error: str = "strict",
+    video: VideoSettings | None = None,
+) -> tuple[list[list[dict[str, Any]]], list[bool]]:
+    """(one conversation per sample, which samples failed). A file that fails at run time:
+    ``on_error="skip"`` keeps its place with a stand-in (the row's text with no media) and a warning
+    naming row and file, so every process of a launch keeps the same batch shape (the trainer gives a
+    stand-in no weight); ``"strict"`` raises a MediaError naming them."""
+    out, failed = [], []
+    for sample in samples:
+        try:
+            out += sample_messages([sample], template, max_audio_seconds, max_pixels, "none", video)
+            failed.append(False)
+        except MediaError as err:
+            if on_error != "skip":
+                raise MediaError(f"row {sample.id}: {err}") from None
+            log.warning("row %s failed at run time and stands in with no weight: %s", sample.id, err)
+            out.append(build_messages(sample, template))
+            failed.append(True)
+    return out, failed

@@ -72,11 +72,10 @@ class _Media:
                 self.owners["audio"].append(b)
 
     @property
-    def audio_in_video(self) -> bool:
+    def video_sound(self) -> list[bool]:
+        """Per video: its soundtrack is interleaved with its frames (else the video is frames only)."""
         with_sound = {i for i in self.audio_video if i is not None}
-        if with_sound and len(with_sound) != len(self.videos):
-            raise ValueError("a batch mixes videos with and without a soundtrack; batch them apart")
-        return bool(with_sound)
+        return [i in with_sound for i in range(len(self.videos))]
 
 
 def _collect_media(batch_messages: list[list[dict[str, Any]]]) -> _Media:
@@ -94,9 +93,12 @@ def _collect_media(batch_messages: list[list[dict[str, Any]]]) -> _Media:
 class Engine:
     """A processor and a family: everything model-specific the training and evaluation code needs."""
 
-    def __init__(self, processor: ProcessorMixin, family: Family | str) -> None:
+    def __init__(self, processor: ProcessorMixin, family: Family | str, every_tower: bool = False) -> None:
         self.processor = processor
         self.family = FAMILIES.get(family) if isinstance(family, str) else family
+        self.every_tower = every_tower
+        """Log-prob passes call every tower whatever the batch holds (``Family.prefix``): set by a
+        launch of several processes, whose passes must make the same collective calls."""
 
     @classmethod
     def for_model(cls, model: nn.Module, processor: ProcessorMixin) -> Engine:
@@ -124,7 +126,7 @@ class Engine:
             for m in batch_messages
         ]
         media = _collect_media(batch_messages)
-        in_video = media.audio_in_video
+        in_video = any(media.video_sound)
         kwargs = self.family.processor_kwargs(proc, media.audios)
         if media.videos:
             kwargs |= self.family.video_kwargs(proc, media.fps[0], media.audio_video if in_video else None)
@@ -139,7 +141,7 @@ class Engine:
             **kwargs,
         )
         owners = {k: torch.tensor(v, dtype=torch.long) for k, v in media.owners.items()}
-        mm = MMInputs.from_processor(out, owners, in_video)
+        mm = MMInputs.from_processor(out, owners, media.video_sound)
         return PromptBatch(out["input_ids"], out["attention_mask"], mm)
 
     def decode(self, ids: torch.Tensor) -> list[str]:
@@ -212,8 +214,9 @@ class Engine:
         """[N, T] log π(completion token | prompt, earlier tokens); see ``passes.completion_logprobs``."""
         thinker = thinker_of(model)
         return completion_logprobs(
-            self.family, thinker, prompts, completion_ids, group_size, temperature, sharing
-        )
+            self.family, thinker, prompts, completion_ids, group_size, temperature, sharing,
+            every_tower=self.every_tower,
+        )  # fmt: skip
 
     @torch.no_grad()
     def generate(self, model: nn.Module, prompts: PromptBatch, **sampling: Any) -> torch.Tensor:
@@ -269,7 +272,7 @@ class CompletionScorer(nn.Module):
         thinker = thinker_of(self.model)
         logp = completion_logprobs(
             family, thinker, prompts, completion_ids, group_size, temperature, self.sharing, scores,
-            self.completions_per_pass,
+            self.completions_per_pass, self.engine.every_tower,
         )  # fmt: skip
         aux = family.aux_loss(scores.router_logits, thinker, None) if scores.router_logits else None
         return logp, aux

@@ -108,6 +108,14 @@ def any_process(accelerator: Accelerator, flag: bool) -> bool:
     return not all_agree(accelerator, not flag)
 
 
+def largest(accelerator: Accelerator, value: int) -> int:
+    """The largest ``value`` over all processes (one gather): a width every process pads to, so the
+    log-prob passes of all processes make the same calls."""
+    if accelerator.num_processes == 1:
+        return value
+    return int(accelerator.gather(torch.tensor([value], device=accelerator.device)).max())
+
+
 def partition_agreement(accelerator: Accelerator, zero_stage: int | None) -> Callable[[bool], bool] | None:
     """``all_agree`` where processes hold different partitions of the weights (ZeRO-3 on several
     processes), else None: replicas check their own weights (``guards.check_weights``)."""

@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from ..model.loading import load_policy, load_processor, load_reference, needs_r
 from ..runlog import RunLog
 from ..scoring.rewards import register_rewards
 from . import sharding
-from .distributed import any_process, launch_record, make_accelerator
+from .distributed import any_process, largest, launch_record, make_accelerator
 from .experience import Experience, merge_signal_groups
 from .metrics import rollout_rows, step_metrics
 from .optimise import TrainingAborted, optimise
@@ -153,6 +154,7 @@ def _handles(cfg: Config, accelerator: Accelerator) -> tuple[Handles, Any]:
     if needs_reference_copy(cfg.model, cfg.algo.beta):
         reference = load_reference(cfg.model, device=accelerator.device)
     engine = Engine.for_model(policy, load_processor(cfg.model.path))
+    engine.every_tower = accelerator.num_processes > 1  # the same collective calls on every process
     vocab = engine.vocab_size(policy)  # before prepare: ZeRO-3 leaves each weight an empty placeholder
     optimizer, scheduler = make_optimizer(policy, cfg)
     # The scheduler is not prepared: accelerate would step it once per process per call.
@@ -207,6 +209,7 @@ def next_rollout_batch(cfg: Config, run: Run) -> Experience:
     ):
         extra = _roll_out(cfg, run)
         batch = merge_signal_groups(batch, extra, cfg.train.prompts_per_step, h.engine.pad_id)
+        batch = batch.padded_to(largest(h.accelerator, batch.completion_ids.shape[1]), h.engine.pad_id)
         rounds += 1
     h.policy.train()
     return batch
@@ -216,4 +219,6 @@ def _roll_out(cfg: Config, run: Run) -> Experience:
     h = run.h
     samples = [run.samples[i] for i in run.state.sampler.next_indices()]
     with sharding.full_weights(h.accelerator, h.scorer):  # ZeRO-3: one gather per rollout
-        return collect_experience(h.engine, h.policy, h.reference, samples, run.gen_config, cfg)
+        return collect_experience(
+            h.engine, h.policy, h.reference, samples, run.gen_config, cfg, partial(largest, h.accelerator)
+        )
