@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from echoink import __version__
 
 
@@ -120,3 +122,22 @@ def test_commands_that_write_a_directory_refuse_one_they_did_not_write(tiny_mode
         assert f"`echoink {command}` writes only into a new or empty directory" in line
     after = {p: p.read_bytes() for d in (folder, trained) for p in sorted(d.rglob("*")) if p.is_file()}
     assert after == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["sft", "configs/tiny_cpu.yaml"], ["eval", "--model", "m", "--data", "d.json", "--out", "o"], ["demo"]],
+)
+def test_one_process_commands_refuse_a_launch_of_several(args, monkeypatch):
+    """Process 0 of a 2-process launch says why in one line; process 1 exits quietly."""
+    from echoink.cli_errors import one_process_only
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(ValueError, match=f"echoink {args[0]} runs on one process, but it was launched as 2"):
+        one_process_only(args[0])
+    done = _cli(*args)  # WORLD_SIZE and RANK as a launcher sets them
+    assert done.returncode == 2 and done.stderr.startswith(f"error: echoink {args[0]} runs on one process")
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(SystemExit):
+        one_process_only(args[0])

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from .cli_app import app, data_app, model_app, run
+from .cli_errors import one_process_only
 from .outdir import check_output_dir
 
 __all__ = ["app", "run"]
@@ -220,6 +221,7 @@ def sft_cmd(
     from .runlock import run_lock
     from .sft import sft
 
+    one_process_only("sft")
     cfg = _recipe(recipe, overrides)
     with run_lock(cfg.sft.output_dir):
         out = sft(cfg)
@@ -243,6 +245,7 @@ def demo_cmd(
     """The main job: benchmark -> tiny Omni model -> SFT -> evaluate -> GRPO -> evaluate -> summary."""
     from .demo import DEFAULT_RECIPE, run_demo
 
+    one_process_only("demo")
     if modality not in ("image", "video"):
         raise typer.BadParameter(f"--modality must be image or video, got {modality!r}")
     if modality == "video":

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from .cli_app import app
+from .cli_errors import one_process_only
 
 # Options with long help, defined once here so eval_cmd's signature stays readable.
 _SUITE = typer.Option(
@@ -92,6 +93,7 @@ def eval_cmd(
     """Evaluate a model fairly: strict parsing, Wilson/bootstrap CIs, majority vote, pass@k, ablations."""
     from .scoring.predict import Decoding
 
+    one_process_only("eval")
     # Every input-shaping setting: the flag, else the training's recipe, else the default (recipe_card).
     flags = {"template": prompt, "max_new_tokens": max_new_tokens, "max_pixels": max_pixels}
     flags |= {"max_audio_seconds": max_audio_seconds, "video_fps": video_fps, "max_frames": max_frames}
