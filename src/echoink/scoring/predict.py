@@ -103,7 +103,9 @@ def predict_batch(
         # transformers' generate takes one use_audio_in_video per batch: sounding videos go apart.
         sounding = [s for s in samples if s.data_type == "video_audio"]
         rest = [s for s in samples if s.data_type != "video_audio"]
-        rows = [r for part in (rest, sounding) for r in predict_batch(model, engine, part, condition, settings)]
+        rows = [
+            r for part in (rest, sounding) for r in predict_batch(model, engine, part, condition, settings)
+        ]
         by_id = {s.id: i for i, s in enumerate(samples)}
         return sorted(rows, key=lambda r: (by_id[r["id"]], r["sample"]))
     dec = settings.decoding
