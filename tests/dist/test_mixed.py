@@ -118,3 +118,15 @@ def test_a_nan_wav_under_skip_stands_in_on_two_processes_and_is_named(
     assert f"row {rows[bad]['problem_id']} failed at run time" in done.stderr and wav.name in done.stderr
     assert [r["step"] for r in read_jsonl(out / "metrics.jsonl")] == list(range(1, STEPS + 1))
     assert (out / "final" / "model.safetensors").exists()
+
+
+def test_repeat_sharing_under_zero3_on_a_mixed_split_is_refused_in_one_line(mixed, tmp_path):
+    """The anchors' repeat passes use the thinker's own forward, which calls only the towers a batch
+    needs: under ZeRO-3 on a split of several data types that is refused before anything loads."""
+    _, _, sets, _, _ = mixed
+    done = subprocess.run(
+        ["bash", str(SCRIPT), str(tmp_path / "repeat"), *sets, "--set", "rollout.sharing=repeat"],
+        env=_env(), capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "error: rollout.sharing: repeat under ZeRO-3 on 2 processes needs one data type" in done.stderr

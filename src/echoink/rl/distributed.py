@@ -95,6 +95,19 @@ def launch_record(accelerator: Accelerator, mixed_precision: str) -> dict[str, A
     }
 
 
+def check_sharing(accelerator: Accelerator, sharing: str, data_types: set[str]) -> None:
+    """Refuse ``rollout.sharing=repeat`` under ZeRO-3 on several processes with a split of several data
+    types: the thinker's own forward calls only the towers its batch needs, and ZeRO-3 gathers each
+    tower's weights as a collective, so processes holding different media would wait on each other.
+    The shared passes (prefix, towers) call every tower on every process (``Family.prefix``)."""
+    several = accelerator.num_processes > 1 and sharding.zero_stage(accelerator) == 3
+    if several and sharing == "repeat" and len(data_types) > 1:
+        raise ValueError(
+            f"rollout.sharing: repeat under ZeRO-3 on {accelerator.num_processes} processes needs one "
+            f"data type in the split, which has {', '.join(sorted(data_types))}; use prefix or towers"
+        )
+
+
 def all_agree(accelerator: Accelerator, ok: bool) -> bool:
     """True on every process only when ``ok`` is True on every process (one all-reduce)."""
     if accelerator.num_processes == 1:

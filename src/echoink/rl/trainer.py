@@ -30,7 +30,7 @@ from ..model.loading import load_policy, load_processor, load_reference, needs_r
 from ..runlog import RunLog
 from ..scoring.rewards import register_rewards
 from . import sharding
-from .distributed import any_process, largest, launch_record, make_accelerator
+from .distributed import any_process, check_sharing, largest, launch_record, make_accelerator
 from .experience import Experience, merge_signal_groups
 from .metrics import rollout_rows, step_metrics
 from .optimise import TrainingAborted, optimise
@@ -110,6 +110,7 @@ def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> R
     run_dir = Path(cfg.train.output_dir)
     loaded = load_split(cfg.data.train_path, on_error=cfg.data.on_error, max_samples=cfg.data.max_samples)
     rank, world = accelerator.process_index, accelerator.num_processes
+    check_sharing(accelerator, cfg.rollout.sharing, {s.data_type for s in loaded.samples})
     sampler = PromptSampler(len(loaded.samples), cfg.train.prompts_per_step, cfg.train.seed, rank, world)
     record = RunRecord.of(cfg, launch_record(accelerator, cfg.train.mixed_precision))
     changes = check_run_dir(cfg, record, resume, allow_config_change)  # every process, before any writes
