@@ -27,7 +27,9 @@ class DataConfig:
     template: str = "reasoning"
     """Prompt template name (see ``echoink.data.prompts.TEMPLATES``)."""
     on_error: str = "strict"
-    """What a bad row does: ``strict`` stops at the first, ``skip`` skips it and reports every skip."""
+    """What a bad row does: ``strict`` stops at the first, ``skip`` skips it and reports every skip. A
+    file that fails only at run time (GRPO) is named and stands in as the row's text with no weight, so
+    every process keeps its batch shape."""
     max_audio_seconds: float | None = None
     """Cut audio to this many seconds (EchoInk cut at 10 s); ``None`` keeps the whole clip."""
     max_pixels: int = 224 * 224
