@@ -94,8 +94,8 @@ def test_kill_9_then_resume_on_the_mixed_split_equals_the_uninterrupted_run(mixe
 def test_a_nan_wav_under_skip_stands_in_on_two_processes_and_is_named(
     mixed, tiny_model_dir, tmp_path, launch
 ):
-    """A WAV of NaN samples passes the header-only load check and fails when decoded: its process's
-    whole step stands in (one prompt per process), the other process trains on, both finish."""
+    """WAVs of NaN samples pass the header-only load check and fail when decoded: at steps 1 and 2 one
+    process's whole step (one prompt) stands in while the other trains on; both finish."""
     import json
     import shutil
 
@@ -103,10 +103,14 @@ def test_a_nan_wav_under_skip_stands_in_on_two_processes_and_is_named(
     data = tmp_path / "data"
     shutil.copytree(split.parent, data)
     rows = json.loads((data / "train.json").read_text())
-    bad = next(i for i, k in enumerate(kinds) if k == "audio")
-    wav = data / rows[bad]["path"]["audio"]
-    sf.write(wav, np.full(8000, np.nan, dtype=np.float32), 16_000, subtype="FLOAT")
-    sets = _mixed_sets(tiny_model_dir, data / "train.json", "data.on_error=skip")
+    bad = [
+        i for i, k in enumerate(kinds) if k == "audio"
+    ]  # drawn by process 1 at step 1, process 0 at step 2
+    for i in bad:
+        sf.write(
+            data / rows[i]["path"]["audio"], np.full(8000, np.nan, dtype=np.float32), 16_000, subtype="FLOAT"
+        )
+    sets = _mixed_sets(tiny_model_dir, data / "train.json", "data.on_error=skip", "train.max_steps=2")
     out = tmp_path / launch
     if launch == "zero3":
         done = subprocess.run(
@@ -115,8 +119,10 @@ def test_a_nan_wav_under_skip_stands_in_on_two_processes_and_is_named(
     else:
         done = _train(DDP, out, sets)
     assert done.returncode == 0, _errors(done.stderr)
-    assert f"row {rows[bad]['problem_id']} failed at run time" in done.stderr and wav.name in done.stderr
-    assert [r["step"] for r in read_jsonl(out / "metrics.jsonl")] == list(range(1, STEPS + 1))
+    named = [i for i in bad if f"row {rows[i]['problem_id']} failed at run time" in done.stderr]
+    assert len(named) == 2 and all(Path(rows[i]["path"]["audio"]).name in done.stderr for i in named)
+    assert "every prompt of this step failed to decode on this process" in done.stderr
+    assert [r["step"] for r in read_jsonl(out / "metrics.jsonl")] == [1, 2]
     assert (out / "final" / "model.safetensors").exists()
 
 
