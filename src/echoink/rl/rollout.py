@@ -32,7 +32,9 @@ def encode_samples(
 ) -> PromptBatch:
     """Decode media, render the chat prompts and run the processor once for the batch, on ``device``."""
     d = data_cfg
-    messages = sample_messages(samples, d.template, d.max_audio_seconds, d.max_pixels, ablate, d.video())
+    messages = sample_messages(
+        samples, d.template, d.max_audio_seconds, d.max_pixels, ablate, d.video(), engine.geometry
+    )
     return engine.encode(messages).to(device)
 
 
@@ -49,11 +51,10 @@ def collect_experience(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     device = next(policy.parameters()).device
-    samples, messages = (
-        decodable_messages(  # a file broken since loading: skipped or an error, by data.on_error
-            samples, d.template, d.max_audio_seconds, d.max_pixels, d.on_error, video=d.video()
-        )
-    )
+    samples, messages = decodable_messages(  # a file broken since loading: skipped or an error (data.on_error)
+        samples, d.template, d.max_audio_seconds, d.max_pixels, d.on_error, video=d.video(),
+        geometry=engine.geometry,
+    )  # fmt: skip
     if not samples:
         raise MediaError("every prompt of this step failed to decode (see the warnings above)")
     prompts = engine.encode(messages).to(device)
