@@ -25,7 +25,7 @@ _ABLATE = typer.Option(
 _DESYNC_SECONDS = typer.Option(
     None,
     "--desync-seconds",
-    help="Shift of the soundtrack in the desync ablation (default: half the clip).",
+    help="Shift of the soundtrack in the desync ablation (default: half the span shown, frames and sound).",
 )
 _MAX_AUDIO_SECONDS = typer.Option(
     None,

@@ -229,7 +229,7 @@ def _write_audio(out, stream, soundtrack: np.ndarray) -> None:
 def shifted(soundtrack: np.ndarray, seconds: float) -> np.ndarray:
     """The soundtrack delayed by ``seconds`` (negative: advanced), wrapping around the clip.
 
-    Circular, so nothing is lost: with the default half-clip shift every event of the sound still
+    Circular, so nothing is lost: with the default half-span shift every event of the sound still
     happens, only at the wrong moment (a plain delay would push late events out of the clip).
     """
     return np.roll(soundtrack, int(round(seconds * SAMPLE_RATE)))
