@@ -149,3 +149,8 @@ def test_data_show_counts_the_tokens_of_each_familys_processor(tiny_model_dir, t
     assert out.stderr.strip().splitlines() == [
         f"error: --index 3 out of range: {split} has 1 rows, 1 valid (indices 0..0)"
     ]
+    out = _cli("data", "show", str(split), "--model", str(tmp_path / "nowhere"))
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"error: --model {tmp_path / 'nowhere'}: not a model directory (no config.json)"
+    ]

@@ -143,6 +143,8 @@ def data_show(
 
     if template not in TEMPLATES:
         raise typer.BadParameter(f"unknown template {template!r}; valid: {', '.join(TEMPLATES.names())}")
+    if model is not None and not (model / "config.json").is_file():
+        raise ValueError(f"--model {model}: not a model directory (no config.json)")
     loaded = load_split(split, on_error="skip")
     samples = loaded.samples
     if not 0 <= index < len(samples):
