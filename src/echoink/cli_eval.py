@@ -26,7 +26,7 @@ _ABLATE = typer.Option(
 _DESYNC_SECONDS = typer.Option(
     None,
     "--desync-seconds",
-    help="Shift of the soundtrack in the desync ablation (default: half the clip).",
+    help="Shift of the soundtrack in the desync ablation (default: half the span shown, frames and sound).",
 )
 _MAX_AUDIO_SECONDS = typer.Option(
     None,
@@ -38,7 +38,8 @@ _MAX_PIXELS = typer.Option(
     None,
     "--max-pixels",
     min=784,
-    help="Image budget after 28-px rounding (default: the training's, else 50,176).",
+    help="Image budget after rounding to the model's grid, 28 px (Qwen2.5) or 32 px (Qwen3) "
+    "(default: the training's, else 50,176).",
 )
 _VIDEO_FPS = typer.Option(
     None, "--video-fps", min=0.01, help="Video rows: frames per second (default: the training's, else 2)."

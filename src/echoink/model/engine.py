@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from transformers import GenerationConfig, ProcessorMixin
 
+from ..data.media import Geometry
 from .decode import Completions, sample_completions
 from .families import FAMILIES, Family, family_for
 from .mm import MMInputs, PromptBatch
@@ -109,6 +110,12 @@ class Engine:
         return getattr(self.processor, "tokenizer", self.processor)
 
     @property
+    def geometry(self) -> Geometry:
+        """The family's media geometry read from this processor: pass it to the data layer's loaders
+        (``sample_messages(..., geometry=engine.geometry)``) so images and frames are resized once."""
+        return self.family.geometry(self.processor)
+
+    @property
     def pad_id(self) -> int:
         return self.tokenizer.pad_token_id
 
@@ -121,10 +128,7 @@ class Engine:
         Messages are the data layer's: content blocks carrying a PIL image / a 16 kHz float32 waveform.
         """
         proc = self.processor
-        texts = [
-            proc.apply_chat_template(m, tokenize=False, add_generation_prompt=add_generation_prompt)
-            for m in batch_messages
-        ]
+        texts = [self.render(m, add_generation_prompt) for m in batch_messages]
         media = _collect_media(batch_messages)
         in_video = any(media.video_sound)
         kwargs = self.family.processor_kwargs(proc, media.audios)
@@ -143,6 +147,25 @@ class Engine:
         owners = {k: torch.tensor(v, dtype=torch.long) for k, v in media.owners.items()}
         mm = MMInputs.from_processor(out, owners, media.video_sound)
         return PromptBatch(out["input_ids"], out["attention_mask"], mm)
+
+    def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool = True) -> str:
+        """One conversation as the chat template writes it (one placeholder per medium, before expansion)."""
+        return self.processor.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=add_generation_prompt
+        )
+
+    def token_counts(self, prompts: PromptBatch) -> dict[str, int]:
+        """Tokens of the batch's prompts: the placeholders each medium expanded to, and all of them.
+
+        {"image": n, "audio": n, "video": n, "prompt": n}, padding excluded.
+        """
+        ids = prompts.input_ids[prompts.attention_mask.bool()]
+        proc, tok = self.processor, self.tokenizer
+        counts = {
+            kind: int((ids == tok.convert_tokens_to_ids(getattr(proc, f"{kind}_token"))).sum())
+            for kind in ("image", "audio", "video")
+        }
+        return counts | {"prompt": int(ids.numel())}
 
     def decode(self, ids: torch.Tensor) -> list[str]:
         return self.processor.batch_decode(ids, skip_special_tokens=True)

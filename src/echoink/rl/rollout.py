@@ -34,7 +34,9 @@ def encode_samples(
 ) -> PromptBatch:
     """Decode media, render the chat prompts and run the processor once for the batch, on ``device``."""
     d = data_cfg
-    messages = sample_messages(samples, d.template, d.max_audio_seconds, d.max_pixels, ablate, d.video())
+    messages = sample_messages(
+        samples, d.template, d.max_audio_seconds, d.max_pixels, ablate, d.video(), engine.geometry
+    )
     return engine.encode(messages).to(device)
 
 
@@ -55,11 +57,10 @@ def collect_experience(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     device = next(policy.parameters()).device
-    messages, failed = (
-        messages_or_stand_ins(  # a file broken since loading: a stand-in or an error (data.on_error)
-            samples, d.template, d.max_audio_seconds, d.max_pixels, d.on_error, video=d.video()
-        )
-    )
+    messages, failed = messages_or_stand_ins(  # a file broken since loading: a stand-in or an error (data.on_error)
+        samples, d.template, d.max_audio_seconds, d.max_pixels, d.on_error, video=d.video(),
+        geometry=engine.geometry,
+    )  # fmt: skip
     if all(failed):
         log.warning(
             "every prompt of this step failed to decode on this process: its update has no weight from them"

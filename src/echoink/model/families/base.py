@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ...data.media import Geometry
 from ..mm import MMInputs, PromptBatch
 
 
@@ -76,6 +77,8 @@ class Family:
     audio_start_token: ClassVar[str]
     vision_start_token: ClassVar[str]
     is_moe: ClassVar[bool] = False
+    audio_tokens_per_second: ClassVar[float]
+    """Audio tower output tokens per second of 16 kHz sound (approximate; the processor counts exactly)."""
 
     # --- loading -------------------------------------------------------------------------------
     def thinker_config(self, config: Any) -> Any:
@@ -96,6 +99,20 @@ class Family:
         }
 
     # --- the processor ---------------------------------------------------------------------------
+    def geometry(self, processor: Any) -> Geometry:
+        """How this family's processor cuts media into tokens, for the data layer to size images and
+        frames once (on the processor's own grid, so the processor does not resize them again)."""
+        image, video = processor.image_processor, processor.video_processor
+        size = image.size
+        min_pixels = size["shortest_edge"] if isinstance(size, dict) else size.shortest_edge
+        return Geometry(
+            patch=image.patch_size,
+            merge=image.merge_size,
+            temporal=video.temporal_patch_size,
+            min_pixels=int(min_pixels),
+            audio_tokens_per_second=self.audio_tokens_per_second,
+        )
+
     def processor_kwargs(self, processor: Any, audios: list) -> dict[str, Any]:
         """Processor arguments that make each prompt's features independent of its batch.
 

@@ -43,6 +43,7 @@ class Qwen3OmniMoe(Family):
     audio_start_token = "<|audio_start|>"
     vision_start_token = "<|vision_start|>"
     is_moe = True
+    audio_tokens_per_second = 13.0  # 13 per 100 mel frames
 
     def image_features(self, thinker: nn.Module, mm: MMInputs) -> tuple[torch.Tensor, dict[str, Any]]:
         return _with_deepstack(thinker.model.get_image_features(mm.pixel_values, mm.image_grid_thw))
