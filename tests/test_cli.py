@@ -151,11 +151,14 @@ def test_data_show_counts_the_tokens_of_each_familys_processor(tiny_model_dir, t
     write_image(tmp_path / "images/sample_0.png", size=(1920, 1440))
     write_tone(tmp_path / "audios/sample_0.wav", seconds=1.0)
     split = write_split(tmp_path, [make_row(0)])
+    from typer.testing import CliRunner
+
+    from echoink.cli import app
+
     for model, image, audio in ((tiny_qwen3_dir, 192, 13), (tiny_model_dir, 234, 25)):
-        out = _cli(
-            "data", "show", str(split), "--index", "0", "--model", str(model), "--max-pixels", "200704"
-        )
-        assert out.returncode == 0, out.stderr
+        args = ["data", "show", str(split), "--index", "0", "--model", str(model), "--max-pixels", "200704"]
+        out = CliRunner().invoke(app, args)  # in process: no second torch import
+        assert out.exit_code == 0, out.output
         lines = out.stdout.splitlines()
         assert (
             f"image tokens: {image}" in lines
