@@ -17,7 +17,9 @@ TOY = [
 
 def test_experiment_writes_the_table_for_every_arm(tmp_path):
     out = tmp_path / "exp"
-    summary = run_experiment(out, overrides=TOY, arms=["paper", "grounded"], echo=lambda _: None)
+    summary = run_experiment(
+        out, overrides=TOY, arms=["paper", "grounded"], echo=lambda _: None, frame_traces=0.5
+    )
     assert json.loads((out / "summary.json").read_text()) == summary
     assert set(summary["models"]) == {"base", "paper", "grounded"}
     # the cold start leans on the frame: some framed training items' traces read it instead of the tone

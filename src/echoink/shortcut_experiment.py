@@ -1,10 +1,11 @@
 """Does GRPO take a visual shortcut, and does grounding stop it? One rerunnable experiment on a CPU.
 
     python -m echoink.shortcut_experiment --out runs/shortcut [--recipe configs/shortcut_cpu.yaml]
-        [--arms paper,grounded,filtered] [--aligned 0.8] [--set train.max_steps=100 ...]
+        [--arms paper,grounded,filtered] [--aligned 0.8] [--frame-traces 0.5] [--set train.max_steps=100 ...]
 
 Stages (each the package's public path, as in ``echoink.demo``): the ``shortcut_where`` benchmark with a
-fraction ``--aligned`` of training items framed on the answer and a held-out split in three equal
+fraction ``--aligned`` of training items framed on the answer (``--frame-traces`` of those with a
+cold-start trace that reads the frame instead of the tone) and a held-out split in three equal
 parts (broken, none, aligned), a tiny model, an SFT cold start (the common base), then for each arm
 GRPO from that base for the same steps and seed, and an evaluation of every model with both
 ablations. Arms: ``paper`` (accuracy + format), ``grounded`` (+ the grounding reward, weight 1),
@@ -82,7 +83,7 @@ def run_experiment(
     arms: list[str] | None = None,
     aligned: float = 0.8,
     echo=print,
-    frame_traces: float = 0.5,
+    frame_traces: float = 0.0,
 ) -> dict[str, Any]:
     """Run every stage into ``out`` (earlier outputs there are removed); returns the summary."""
     from .eval.evaluate import evaluate
@@ -171,7 +172,8 @@ def summary_markdown(s: dict[str, Any]) -> str:
         "# Visual shortcut vs grounding (echoink.shortcut_experiment)",
         "",
         f"Train: {100 * s['aligned_fraction']:.0f}% of items framed on the answer, "
-        f"{100 * s.get('frame_traces', 0.0):.0f}% of those with a cold-start trace that reads the frame. Held-out test: broken / "
+        f"{100 * s.get('frame_traces', 0.0):.0f}% of those with a cold-start trace that reads the frame. "
+        "Held-out test: broken / "
         f"neutral / aligned thirds. GRPO {s['grpo_steps']} steps, G = {s['group_size']}, "
         f"M = {s['counterfactual_samples']} counterfactual answers per prompt; greedy decoding; 95% Wilson CIs.",
         "",
@@ -201,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--frame-traces",
         type=float,
-        default=0.5,
+        default=0.0,
         help="fraction of framed training items whose cold-start trace reads the frame, not the tone",
     )
     p.add_argument("--set", action="append", default=[], dest="overrides", help="recipe override key=value")
