@@ -91,14 +91,11 @@ def render_clip(spec: VideoSpec, plan: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def trace(plan: dict) -> str:
-    """The reference reasoning for the SFT cold start: the colour on screen while the tone sounds, in one
-    step. A first trace named the second before the colour ("The tone sounds in second 3."), a step that
-    asks the model to read a position off the audio; the colour alone can be read in two attention hops
-    (each audio token looks at the frame of its own moment, the answer looks at the loud audio tokens)."""
+    """The reference reasoning for the SFT cold start."""
     colour = plan["colours"][plan["second"]]
     return (
-        f"<think>While the tone sounds, the screen shows {colour}.</think>"
-        f"<answer>{LETTERS[plan['letter']]}</answer>"
+        f"<think>The tone sounds in second {plan['second'] + 1}. At that moment the screen shows "
+        f"{colour}.</think><answer>{LETTERS[plan['letter']]}</answer>"
     )
 
 
