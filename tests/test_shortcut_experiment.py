@@ -17,9 +17,15 @@ TOY = [
 
 def test_experiment_writes_the_table_for_every_arm(tmp_path):
     out = tmp_path / "exp"
-    summary = run_experiment(out, overrides=TOY, arms=["paper", "grounded"], echo=lambda _: None)
+    summary = run_experiment(
+        out, overrides=TOY, arms=["paper", "grounded"], echo=lambda _: None, frame_traces=0.5
+    )
     assert json.loads((out / "summary.json").read_text()) == summary
     assert set(summary["models"]) == {"base", "paper", "grounded"}
+    # the cold start leans on the frame: some framed training items' traces read it instead of the tone
+    train = json.loads((out / "bench" / "train.json").read_text())
+    leaning = [r for r in train if r["reasoning"].startswith("<think>A dark frame marks")]
+    assert summary["frame_traces"] == 0.5 and leaning and all(r["shortcut"] == "aligned" for r in leaning)
     for block in summary["models"].values():
         assert {p: b["n"] for p, b in block["parts"].items()} == {"broken": 4, "none": 4, "aligned": 4}
         assert "audio_drop" in block and "image_drop" in block

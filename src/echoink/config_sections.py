@@ -369,6 +369,9 @@ class DemoConfig:
     """Tiny model family: qwen2.5-omni or qwen3-omni (MoE)."""
     modality: str = "image"
     """image: the image + audio-clip families; video: the tone_when clips (video with its soundtrack)."""
+    audio_conv_gain: float = 0.0
+    """> 0: redraw the tiny audio tower's convolutions with std gain/sqrt(fan_in) (0: the config's 0.02,
+    under which a tone barely changes the tower's output; see ``model.tiny_common.rescale_audio_convs``)."""
 
     def __post_init__(self) -> None:
         _check(

@@ -79,7 +79,9 @@ def run_demo(
     model_dir = out / "model"
     stages.run(
         "tiny model",
-        lambda: build_tiny(model_dir, d.hidden, d.layers, d.vocab, d.seed, corpus, d.rope_theta, d.family),
+        lambda: build_tiny(
+            model_dir, d.hidden, d.layers, d.vocab, d.seed, corpus, d.rope_theta, d.family, d.audio_conv_gain
+        ),
     )
     stages.run("SFT cold start", lambda: sft(cfg))
     base_dir, grpo_model = out / "sft" / "final", out / "grpo" / "final"

@@ -1,10 +1,11 @@
 """Does GRPO take a visual shortcut, and does grounding stop it? One rerunnable experiment on a CPU.
 
     python -m echoink.shortcut_experiment --out runs/shortcut [--recipe configs/shortcut_cpu.yaml]
-        [--arms paper,grounded,filtered] [--aligned 0.8] [--set train.max_steps=100 ...]
+        [--arms paper,grounded,filtered] [--aligned 0.8] [--frame-traces 0.5] [--set train.max_steps=100 ...]
 
 Stages (each the package's public path, as in ``echoink.demo``): the ``shortcut_where`` benchmark with a
-fraction ``--aligned`` of training items framed on the answer and a held-out split in three equal
+fraction ``--aligned`` of training items framed on the answer (``--frame-traces`` of those with a
+cold-start trace that reads the frame instead of the tone) and a held-out split in three equal
 parts (broken, none, aligned), a tiny model, an SFT cold start (the common base), then for each arm
 GRPO from that base for the same steps and seed, and an evaluation of every model with both
 ablations. Arms: ``paper`` (accuracy + format), ``grounded`` (+ the grounding reward, weight 1),
@@ -47,18 +48,26 @@ def _config(out: Path, recipe: Path, overrides: list[str], arm: str | None = Non
     return cfg
 
 
-def _benchmark_and_model(out: Path, cfg, aligned: float, stages: Stages) -> None:
-    """The shortcut benchmark (``aligned`` of its training rows with the sound on the answer's side)
-    and the tiny model, as the demo builds them."""
+def _benchmark_and_model(out: Path, cfg, aligned: float, frame_traces: float, stages: Stages) -> None:
+    """The shortcut benchmark (``aligned`` of its training rows framed on the answer, ``frame_traces`` of
+    those with a reference trace that reads the frame) and the tiny model, as the demo builds them."""
     from .data.synth import SynthSpec, benchmark_corpus, generate
+    from .data.synth_shortcut import FRAME_CORPUS
     from .model.tiny import build_tiny
 
     d = cfg.demo
-    spec = SynthSpec(d.seed, d.difficulty, families=("shortcut_where",), shortcut=aligned, heldout=PARTS)
+    spec = SynthSpec(
+        d.seed,
+        d.difficulty,
+        families=("shortcut_where",),
+        shortcut=aligned,
+        heldout=PARTS,
+        frame_traces=frame_traces,
+    )
     stages.run(
         "benchmark", lambda: generate(out / "bench", {"train": d.train_items, "test": d.test_items}, spec)
     )
-    corpus = benchmark_corpus()
+    corpus = benchmark_corpus() + (list(FRAME_CORPUS) if frame_traces else [])
     stages.run(
         "tiny model",
         lambda: build_tiny(
@@ -74,6 +83,7 @@ def run_experiment(
     arms: list[str] | None = None,
     aligned: float = 0.8,
     echo=print,
+    frame_traces: float = 0.0,
 ) -> dict[str, Any]:
     """Run every stage into ``out`` (earlier outputs there are removed); returns the summary."""
     from .eval.evaluate import evaluate
@@ -90,7 +100,7 @@ def run_experiment(
     for name in ("bench", "model", "sft", "eval_base", *ARMS, *(f"eval_{a}" for a in ARMS)):
         shutil.rmtree(out / name, ignore_errors=True)
     stages = Stages(60, echo)
-    _benchmark_and_model(out, cfg, aligned, stages)
+    _benchmark_and_model(out, cfg, aligned, frame_traces, stages)
     stages.run("SFT cold start", lambda: sft(cfg))
     e, test = cfg.eval, out / "bench" / "test.json"
     kwargs = dict(ablate=["audio", "image"], batch_size=e.batch_size, max_new_tokens=e.max_new_tokens)
@@ -110,6 +120,7 @@ def run_experiment(
         )
     summary = {
         "aligned_fraction": aligned,
+        "frame_traces": frame_traces,
         "grpo_steps": cfg.train.max_steps,
         "group_size": cfg.rollout.num_generations,
         "counterfactual_samples": cfg.algo.counterfactual_samples,
@@ -160,7 +171,9 @@ def summary_markdown(s: dict[str, Any]) -> str:
     lines = [
         "# Visual shortcut vs grounding (echoink.shortcut_experiment)",
         "",
-        f"Train: {100 * s['aligned_fraction']:.0f}% of items framed on the answer. Held-out test: broken / "
+        f"Train: {100 * s['aligned_fraction']:.0f}% of items framed on the answer, "
+        f"{100 * s.get('frame_traces', 0.0):.0f}% of those with a cold-start trace that reads the frame. "
+        "Held-out test: broken / "
         f"neutral / aligned thirds. GRPO {s['grpo_steps']} steps, G = {s['group_size']}, "
         f"M = {s['counterfactual_samples']} counterfactual answers per prompt; greedy decoding; 95% Wilson CIs.",
         "",
@@ -187,10 +200,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--recipe", type=Path, default=RECIPE)
     p.add_argument("--arms", default=",".join(ARMS), help=f"comma list of {', '.join(ARMS)}")
     p.add_argument("--aligned", type=float, default=0.8, help="fraction of train items framed on the answer")
+    p.add_argument(
+        "--frame-traces",
+        type=float,
+        default=0.0,
+        help="fraction of framed training items whose cold-start trace reads the frame, not the tone",
+    )
     p.add_argument("--set", action="append", default=[], dest="overrides", help="recipe override key=value")
     a = p.parse_args(argv)
     arms = [x.strip() for x in a.arms.split(",") if x.strip()]
-    run_experiment(a.out, a.recipe, a.overrides, arms, a.aligned)
+    run_experiment(a.out, a.recipe, a.overrides, arms, a.aligned, frame_traces=a.frame_traces)
 
 
 if __name__ == "__main__":

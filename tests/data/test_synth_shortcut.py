@@ -145,3 +145,28 @@ def test_heldout_parts_can_include_aligned():
     assert statuses == {"broken": 40, "none": 40, "aligned": 40}
     with pytest.raises(ValueError, match="heldout must name"):
         SynthSpec(families=("shortcut_where",), shortcut=0.8, heldout=("sometimes",))
+
+
+def test_frame_traces_read_the_frame_on_some_framed_training_items():
+    """``frame_traces``: that share of framed training items' traces name the framed place and its letter;
+    every other item (unframed, held out) and every item's question, scene, cue and answer stay the same."""
+    plain = SynthSpec(seed=3, families=("shortcut_where",), shortcut=0.8)
+    leaning = SynthSpec(seed=3, families=("shortcut_where",), shortcut=0.8, frame_traces=0.5)
+    framed = read = 0
+    for split in ("train", "test"):
+        for i in range(200):
+            a, ta, _, _ = plan_item(plain, split, i)
+            b, tb, _, _ = plan_item(leaning, split, i)
+            assert a == b
+            if split == "train" and b.mark is not None:
+                framed += 1
+                if tb != ta:
+                    read += 1
+                    place = ("first", "second", "third", "fourth")[b.mark]
+                    assert f"A dark frame marks the {place} object." in tb
+                    assert tb.endswith(f"<answer>{LETTERS[b.answer]}</answer>")
+            else:
+                assert tb == ta
+    assert framed > 100 and 0.35 < read / framed < 0.65, (framed, read)
+    with pytest.raises(ValueError, match="frame_traces"):
+        SynthSpec(families=("shortcut_where",), frame_traces=0.5)

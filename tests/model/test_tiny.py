@@ -99,3 +99,17 @@ def test_rope_theta_reaches_the_saved_config(tmp_path: Path):
 
     path = build_tiny(tmp_path / "theta10", seed=0, rope_theta=10.0)
     assert thinker_config(path)[1].text_config.rope_parameters["rope_theta"] == 10.0
+
+
+def test_audio_conv_gain_redraws_only_the_audio_convolutions():
+    """gain 0 leaves the model as it was (the image demo's); gain 1 redraws the audio tower's convolutions at
+    std 1/sqrt(fan_in) and nothing else, and a tone then moves the tower's output tokens far more."""
+    base = make_tiny(hidden=64, seed=0)[0].state_dict()
+    same = make_tiny(hidden=64, seed=0, audio_conv_gain=0.0)[0].state_dict()
+    assert all(torch.equal(base[k], same[k]) for k in base)
+    model = make_tiny(hidden=64, seed=0, audio_conv_gain=1.0)[0]
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, base[k])}
+    assert changed == {k for k in base if "audio_tower.conv" in k and k.endswith("weight")}
+    for name, conv in model.named_modules():
+        if name.endswith("audio_tower.conv1"):
+            assert abs(conv.weight.std().item() * conv.weight[0].numel() ** 0.5 - 1.0) < 0.05

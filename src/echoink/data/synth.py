@@ -27,7 +27,15 @@ import yaml
 
 from .synth_media import render_audio, render_image, save_png, save_wav
 from .synth_scene import DIFFICULTIES, FAMILIES, FAMILY_BLOCK, LETTERS, Plan, schedule_block
-from .synth_shortcut import HELDOUT, SHORTCUT_FAMILIES, STATUSES, cue_status, status_of, with_cue
+from .synth_shortcut import (
+    HELDOUT,
+    SHORTCUT_FAMILIES,
+    STATUSES,
+    cue_status,
+    frame_trace,
+    status_of,
+    with_cue,
+)
 
 DATA_SOURCE = "echoink-synth"
 _ITEM, _BLOCK, _CUE = 0, 1, 2  # RNG streams
@@ -46,6 +54,9 @@ class SynthSpec:
     # splits: half broken, half none); None: no cue and no ``shortcut`` row field (synth_shortcut)
     shortcut: float | None = None
     heldout: tuple[str, ...] = HELDOUT  # the cue statuses non-train splits cycle through, a block each
+    # fraction of framed training items whose reference trace reads the frame ("A dark frame marks the
+    # third object.") instead of the tone and the scene: a cold start that leans on the visual cue
+    frame_traces: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "families", tuple(self.families))
@@ -61,6 +72,8 @@ class SynthSpec:
                 raise ValueError(f"shortcut must be in [0, 1], got {self.shortcut}")
             if not set(self.families) & set(SHORTCUT_FAMILIES):
                 raise ValueError(f"shortcut needs one of the families {', '.join(SHORTCUT_FAMILIES)}")
+        if not 0.0 <= self.frame_traces <= 1.0 or (self.frame_traces and self.shortcut is None):
+            raise ValueError(f"frame_traces must be in [0, 1] and needs shortcut, got {self.frame_traces}")
         if not self.heldout or set(self.heldout) - set(STATUSES):
             raise ValueError(f"heldout must name cue statuses from {', '.join(STATUSES)}, got {self.heldout}")
 
@@ -81,6 +94,14 @@ def plan_item(spec: SynthSpec, split: str, index: int) -> tuple[Plan, str, bool,
         status = cue_status(name, split, index // len(block), spec.shortcut, cue_rng, spec.heldout)
         plan = with_cue(plan, status, cue_rng)
     trace, corrected = plan.trace(rng, spec.correction_rate)
+    # drawn from the cue's stream after the cue, and only when asked: nothing else about the item changes
+    if (
+        spec.frame_traces
+        and plan.mark is not None
+        and split == "train"
+        and cue_rng.random() < spec.frame_traces
+    ):
+        trace, corrected = frame_trace(plan), False
     return plan, trace, corrected, rng
 
 
@@ -153,6 +174,8 @@ def generate(
         paths[split].write_text(json.dumps(split_rows, indent=1) + "\n", encoding="utf-8")
     # YAML, not JSON, so `echoink data check DIR/*.json` sees only the splits
     manifest = {"generator": DATA_SOURCE, **asdict(spec), "sizes": dict(sizes)}
+    if not spec.frame_traces:  # manifests without the option stay as they were
+        del manifest["frame_traces"]
     if spec.shortcut is None:  # the manifest of a benchmark without the cue stays as it was
         del manifest["shortcut"], manifest["heldout"]
     else:

@@ -29,6 +29,7 @@ import numpy as np
 from .synth_media import FRAME_PX
 from .synth_scene import (
     COLOURS,
+    LETTERS,
     OPT_IN_BLOCK,
     Cue,
     Difficulty,
@@ -97,6 +98,21 @@ def with_cue(plan: Plan, status: str, rng: np.random.Generator) -> Plan:
         wrong = [i for i in range(len(plan.scene)) if i != plan.answer]
         return replace(plan, mark=wrong[int(rng.integers(len(wrong)))])
     raise ValueError(f"unknown shortcut status {status!r}; valid: {', '.join(STATUSES)}")
+
+
+def frame_trace(plan: Plan) -> str:
+    """A reference trace that reads the frame instead of the tone: what a shortcut-taking cold start learns
+    (``SynthSpec.frame_traces``). Only for a framed plan."""
+    return _frame_text(plan.mark, position_words(len(plan.scene)))
+
+
+def _frame_text(mark: int, places: tuple[str, ...]) -> str:
+    final = _final(list(places), mark).text
+    return f"<think>A dark frame marks the {places[mark]} object. {final}</think><answer>{LETTERS[mark]}</answer>"
+
+
+FRAME_CORPUS = tuple(_frame_text(i, position_words(_K)) for i in range(_K))
+"""The frame traces' text, for the tokenizer of an experiment that uses them."""
 
 
 def status_of(plan: Plan) -> str:

@@ -34,6 +34,7 @@ from .tiny_common import (
     HEAD_DIM,
     instantiate,
     mrope_section,
+    rescale_audio_convs,
     token_ids_for_config,
     whisper_features,
 )
@@ -140,19 +141,24 @@ def make_tiny(
     extra_corpus: Iterable[str] = (),
     rope_theta: float = DEFAULT_ROPE_THETA,
     family: str = "qwen2.5-omni",
+    audio_conv_gain: float = 0.0,
 ) -> tuple[PreTrainedModel, ProcessorMixin]:
-    """The tiny thinker of ``family`` and its processor, in memory. Deterministic for given arguments."""
+    """The tiny thinker of ``family`` and its processor, in memory. Deterministic for given arguments.
+
+    ``audio_conv_gain`` > 0 redraws the audio tower's convolutions (``tiny_common.rescale_audio_convs``)."""
     if family not in TINY_FAMILIES:
         raise ValueError(f"unknown tiny model family {family!r}; valid: {', '.join(TINY_FAMILIES)}")
     if family == "qwen3-omni":
         from .tiny_qwen3 import make_tiny_qwen3
 
-        return make_tiny_qwen3(hidden, layers, vocab, seed, extra_corpus, rope_theta)
-    tokenizer = train_tokenizer(vocab, extra_corpus)
-    cfg = tiny_thinker_config(hidden, layers, vocab, token_ids_for_config(tokenizer), rope_theta)
-    return instantiate(Qwen2_5OmniThinkerForConditionalGeneration, cfg, tokenizer, seed), build_processor(
-        tokenizer
-    )
+        model, processor = make_tiny_qwen3(hidden, layers, vocab, seed, extra_corpus, rope_theta)
+    else:
+        tokenizer = train_tokenizer(vocab, extra_corpus)
+        cfg = tiny_thinker_config(hidden, layers, vocab, token_ids_for_config(tokenizer), rope_theta)
+        model = instantiate(Qwen2_5OmniThinkerForConditionalGeneration, cfg, tokenizer, seed)
+        processor = build_processor(tokenizer)
+    rescale_audio_convs(model, audio_conv_gain, seed)
+    return model, processor
 
 
 def build_tiny(
@@ -164,13 +170,16 @@ def build_tiny(
     extra_corpus: Iterable[str] = (),
     rope_theta: float = DEFAULT_ROPE_THETA,
     family: str = "qwen2.5-omni",
+    audio_conv_gain: float = 0.0,
 ) -> Path:
     """Write a tiny thinker + tokenizer + processor to ``out_dir``; loadable offline by plain transformers.
 
-    Deterministic for a given (hidden, layers, vocab, seed, extra_corpus, family).
+    Deterministic for a given (hidden, layers, vocab, seed, extra_corpus, family, audio_conv_gain).
     """
     out = Path(out_dir)
-    model, processor = make_tiny(hidden, layers, vocab, seed, extra_corpus, rope_theta, family)
+    model, processor = make_tiny(
+        hidden, layers, vocab, seed, extra_corpus, rope_theta, family, audio_conv_gain
+    )
     model.save_pretrained(out)
     processor.save_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())
