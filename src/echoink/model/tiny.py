@@ -34,6 +34,7 @@ from .tiny_common import (
     HEAD_DIM,
     instantiate,
     mrope_section,
+    text_heads,
     token_ids_for_config,
     whisper_features,
 )
@@ -71,12 +72,15 @@ TINY_VISION = {
 
 
 def tiny_thinker_config(
-    hidden: int, layers: int, vocab: int, token_ids: dict[str, int], rope_theta: float = DEFAULT_ROPE_THETA
+    hidden: int,
+    layers: int,
+    vocab: int,
+    token_ids: dict[str, int],
+    rope_theta: float = DEFAULT_ROPE_THETA,
+    head_dim: int = HEAD_DIM,
 ) -> Qwen2_5OmniThinkerConfig:
     """Thinker config with tiny text/audio/vision towers and the 7B's input geometry."""
-    if hidden % HEAD_DIM or hidden < HEAD_DIM:
-        raise ValueError(f"hidden must be a positive multiple of {HEAD_DIM}, got {hidden}")
-    heads = hidden // HEAD_DIM
+    heads = text_heads(hidden, head_dim)
     text = {
         "vocab_size": vocab,
         "hidden_size": hidden,
@@ -89,7 +93,7 @@ def tiny_thinker_config(
         "rope_parameters": {
             "rope_type": "default",
             "rope_theta": rope_theta,
-            "mrope_section": mrope_section(HEAD_DIM),
+            "mrope_section": mrope_section(head_dim),
         },
         "pad_token_id": token_ids["pad"],
         "tie_word_embeddings": False,
@@ -140,16 +144,20 @@ def make_tiny(
     extra_corpus: Iterable[str] = (),
     rope_theta: float = DEFAULT_ROPE_THETA,
     family: str = "qwen2.5-omni",
+    head_dim: int = HEAD_DIM,
 ) -> tuple[PreTrainedModel, ProcessorMixin]:
-    """The tiny thinker of ``family`` and its processor, in memory. Deterministic for given arguments."""
+    """The tiny thinker of ``family`` and its processor, in memory. Deterministic for given arguments.
+
+    ``head_dim``: the text attention head width (heads = hidden / head_dim); vLLM's CPU attention
+    needs at least 32 (its smallest supported size), the default 16 keeps the demo's models."""
     if family not in TINY_FAMILIES:
         raise ValueError(f"unknown tiny model family {family!r}; valid: {', '.join(TINY_FAMILIES)}")
     if family == "qwen3-omni":
         from .tiny_qwen3 import make_tiny_qwen3
 
-        return make_tiny_qwen3(hidden, layers, vocab, seed, extra_corpus, rope_theta)
+        return make_tiny_qwen3(hidden, layers, vocab, seed, extra_corpus, rope_theta, head_dim)
     tokenizer = train_tokenizer(vocab, extra_corpus)
-    cfg = tiny_thinker_config(hidden, layers, vocab, token_ids_for_config(tokenizer), rope_theta)
+    cfg = tiny_thinker_config(hidden, layers, vocab, token_ids_for_config(tokenizer), rope_theta, head_dim)
     return instantiate(Qwen2_5OmniThinkerForConditionalGeneration, cfg, tokenizer, seed), build_processor(
         tokenizer
     )
@@ -164,13 +172,14 @@ def build_tiny(
     extra_corpus: Iterable[str] = (),
     rope_theta: float = DEFAULT_ROPE_THETA,
     family: str = "qwen2.5-omni",
+    head_dim: int = HEAD_DIM,
 ) -> Path:
     """Write a tiny thinker + tokenizer + processor to ``out_dir``; loadable offline by plain transformers.
 
-    Deterministic for a given (hidden, layers, vocab, seed, extra_corpus, family).
+    Deterministic for a given (hidden, layers, vocab, seed, extra_corpus, family, head_dim).
     """
     out = Path(out_dir)
-    model, processor = make_tiny(hidden, layers, vocab, seed, extra_corpus, rope_theta, family)
+    model, processor = make_tiny(hidden, layers, vocab, seed, extra_corpus, rope_theta, family, head_dim)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())
