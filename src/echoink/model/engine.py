@@ -114,6 +114,11 @@ class Engine:
         self.vllm = VllmSampler(model_dir, self.family, self.processor, dtype, settings, thinker)
         return self.vllm
 
+    def release_sampler(self) -> None:
+        """vLLM on a GPU with sleep mode: free its memory until the next push (else nothing)."""
+        if self.vllm is not None:
+            self.vllm.sleep()
+
     def push_weights(self, model: nn.Module, version: Any = None) -> float:
         """Give the vLLM engine ``model``'s current weights (seconds taken; 0 without vLLM or when
         ``version`` was the last pushed). Under ZeRO-3 call it where the weights are gathered."""

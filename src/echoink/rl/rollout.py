@@ -77,7 +77,7 @@ def collect_experience(
 
     exp = Experience(
         prompts, done.ids, done.mask, done.truncated, g, list(samples), texts, matrix, names, total, zero_std,
-        advantages=advantages.to(device), timings=timings, stats=stats,
+        advantages=advantages.to(device), timings=timings, stats=stats, rollout_logprobs=done.logprobs,
     )  # fmt: skip
     t0 = time.perf_counter()
     with torch.no_grad():
