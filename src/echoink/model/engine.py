@@ -114,6 +114,12 @@ class Engine:
         self.vllm = VllmSampler(model_dir, self.family, self.processor, dtype, settings, thinker)
         return self.vllm
 
+    def close(self) -> None:
+        """Shut the vLLM engine down (if any); sampling returns to our own decoder."""
+        if self.vllm is not None:
+            self.vllm.close()
+            self.vllm = None
+
     def release_sampler(self) -> None:
         """vLLM on a GPU with sleep mode: free its memory until the next push (else nothing)."""
         if self.vllm is not None:
