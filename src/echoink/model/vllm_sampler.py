@@ -164,6 +164,10 @@ class VllmSampler:
         kwargs: dict[str, Any] = {}
         if settings.max_model_len:
             kwargs["max_model_len"] = settings.max_model_len
+        if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+            # Every training process runs its own engine inside the launcher's process group (TRL's
+            # colocate mode): vLLM splits that world into tensor-parallel groups of the size asked.
+            kwargs["distributed_executor_backend"] = "external_launcher"
         if torch.cuda.is_available():
             kwargs |= {"gpu_memory_utilization": settings.gpu_memory_utilization}
             kwargs |= {"enable_sleep_mode": settings.sleep}
@@ -298,6 +302,7 @@ class VllmSampler:
             SamplingParams(
                 n=n,
                 max_tokens=config.max_new_tokens,
+                min_tokens=int(config.min_new_tokens or 0),
                 temperature=0.0 if greedy else float(_or(config.temperature, 1.0)),
                 top_p=1.0 if greedy else float(_or(config.top_p, 1.0)),
                 top_k=0 if greedy else int(config.top_k or 0),
