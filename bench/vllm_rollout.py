@@ -49,15 +49,19 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--device", default="cpu", help="where our engine runs (vLLM picks its own)")
     a = p.parse_args()
     path = build_tiny(Path(tempfile.mkdtemp(prefix="echoink-vllm-bench-")), a.hidden, a.layers, head_dim=32)
-    model = load_policy(str(path), "cpu", dtype="float32", gradient_checkpointing=False, lora_rank=0).eval()
+    model = load_policy(
+        str(path), a.device, dtype="float32", gradient_checkpointing=False, lora_rank=0
+    ).eval()
     engine = Engine.for_model(model, load_processor(path))
     _, prompts = av_prompts(engine, model.config, a.prompts, a.audio_seconds)
+    prompts = prompts.to(a.device)
     gen = fixed_length_config(engine, model, a.new_tokens)
     common = {"bench": "vllm_rollout", "B": a.prompts, "G": a.group_size, "new_tokens": a.new_tokens}
     common |= {"audio_s": a.audio_seconds, "image": "224x224", "machine": platform.machine()}
-    common |= {"threads": torch.get_num_threads()}
+    common |= {"threads": torch.get_num_threads(), "device": a.device, "hidden": a.hidden, "layers": a.layers}
     rows = {}
     with torch.no_grad():
         seconds, tokens, _ = _rollouts(engine, model, prompts, a.group_size, gen, a.repeats)

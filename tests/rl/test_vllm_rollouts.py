@@ -45,6 +45,7 @@ def test_four_steps_at_a_high_rate_keep_vllm_on_the_policy(vllm_model, split, tm
     cfg = recipe(
         vllm_model, split, tmp_path / "run", "rollout.engine=vllm", "train.lr=1e-2", "train.max_steps=4",
         "algo.rollout_is_cap=2", f"data.val_path={split}", "train.eval_every=2", "eval.max_items=2",
+        "rollout.num_generations=4",
     )  # fmt: skip
     out = train(cfg)
     rows = [r for r in read_jsonl(out / "metrics.jsonl") if "rollout/logprob_diff_max" in r]
@@ -56,8 +57,9 @@ def test_four_steps_at_a_high_rate_keep_vllm_on_the_policy(vllm_model, split, tm
         assert row["time/weight_push"] >= 0  # 0 at step 3: step 2's validation pushed those weights
     assert sum("eval/accuracy" in r for r in read_jsonl(out / "metrics.jsonl")) == 2
     assert rows[0]["time/weight_push"] > 0 and rows[3]["time/weight_push"] > 0
-    # The check can fail: every step moved the policy (Adam at lr 1e-2: ~1e-2 per weight, the weights start at ~2e-2).
-    assert min(r["grad_norm"] for r in rows) > 0.1, rows
+    # The check can fail: the policy moved before later rollouts (Adam at lr 1e-2: ~1e-2 per weight per
+    # step, the weights start at ~2e-2), so those rollouts needed their step's push.
+    assert sum(r["grad_norm"] > 0.1 for r in rows[:3]) >= 2, rows
 
 
 def test_kill_and_resume_with_vllm(vllm_model, split, tmp_path):

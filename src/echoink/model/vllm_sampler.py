@@ -291,13 +291,20 @@ class VllmSampler:
         return request
 
     def _sampling_params(self, config: GenerationConfig, n: int, prompts: int) -> list:
-        """One SamplingParams per prompt: the generation config's settings, seeds from torch's generator
-        (a resumed run draws the same), placeholder and unused ids disallowed as ``suppress_tokens``."""
+        """One SamplingParams per prompt: the generation config's settings, randomness from torch's
+        generator (a resumed run draws the same), placeholder and unused ids disallowed as ``suppress_tokens``."""
         from vllm import SamplingParams
 
         greedy = not config.do_sample
         allowed = sorted(set(range(self._vocab)) - set(config.suppress_tokens or []))
-        seeds = torch.randint(0, 2**31 - 1, (prompts,)).tolist()
+        # A seed per request on a GPU. On the CPU build a seeded request whose prefill is split over
+        # steps crashes ("CPU Generator does not use offset"), and in process vLLM draws from torch's
+        # own generator anyway: unseeded requests follow torch's seed, which checkpoints restore.
+        seeds = (
+            torch.randint(0, 2**31 - 1, (prompts,)).tolist()
+            if torch.cuda.is_available()
+            else [None] * prompts
+        )
         return [
             SamplingParams(
                 n=n,
