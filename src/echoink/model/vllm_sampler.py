@@ -193,19 +193,20 @@ class VllmSampler:
 
     def close(self) -> None:
         """Shut the engine down and drop vLLM's process groups, so that another engine (another family's)
-        can start in this process; the torch process group stays when the launcher (not vLLM) made it."""
+        can start in this process. Inside a launcher's process group (DDP, ZeRO-3) the engine is only
+        dropped: the groups belong to the launch, and the process ends with the run."""
         import gc
 
-        from vllm.distributed import parallel_state
-
-        core = getattr(self.llm.llm_engine, "engine_core", None)
-        if core is not None:
-            core.shutdown()
-        del self.llm
         if self._owns_process_group:
+            from vllm.distributed import parallel_state
+
+            core = getattr(self.llm.llm_engine, "engine_core", None)
+            if core is not None:
+                core.shutdown()
+            del self.llm
             parallel_state.cleanup_dist_env_and_memory()
         else:
-            parallel_state.destroy_model_parallel()
+            del self.llm
         gc.collect()
 
     # --- weights -------------------------------------------------------------------------------------

@@ -69,6 +69,18 @@ def train(cfg: Config, resume: bool = False, allow_config_change: bool = False) 
     """Train with GRPO as ``cfg`` says; returns the run directory."""
     run = setup_run(cfg, resume, allow_config_change)
     h, state = run.h, run.state
+    try:
+        _loop(cfg, run)
+    finally:
+        h.engine.close()  # rollout.engine vllm: the engine and its process groups go with the run
+    export_policy(h, cfg, run.run_dir / "final", state.step)
+    stop_trackers(h.accelerator)
+    return run.run_dir
+
+
+def _loop(cfg: Config, run: Run) -> None:
+    """Steps until ``train.max_steps``: roll out, optimise, log, validate, checkpoint."""
+    h, state = run.h, run.state
     validator = make_validator(
         cfg, h.accelerator.process_index, h.accelerator.num_processes, run.log.metrics_path
     )
@@ -101,9 +113,6 @@ def train(cfg: Config, resume: bool = False, allow_config_change: bool = False) 
         )
         bar.update(1)
     bar.close()
-    export_policy(h, cfg, run.run_dir / "final", state.step)
-    stop_trackers(h.accelerator)
-    return run.run_dir
 
 
 def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> Run:
