@@ -62,6 +62,18 @@ def test_four_steps_at_a_high_rate_keep_vllm_on_the_policy(vllm_model, split, tm
     assert sum(r["grad_norm"] > 0.1 for r in rows[:3]) >= 2, rows
 
 
+def test_lora_policy_is_pushed_merged(vllm_model, split, tmp_path):
+    """A LoRA policy reaches vLLM as base + ΔW: at a high LoRA rate the log-probs still agree."""
+    cfg = recipe(
+        vllm_model, split, tmp_path / "lora", "rollout.engine=vllm", "model.lora_rank=4", "train.lr=5e-2",
+        "rollout.num_generations=4",
+    )  # fmt: skip
+    rows = read_jsonl(train(cfg) / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert all(r["rollout/logprob_diff_max"] < 1e-3 for r in rows), rows
+    assert sum(r["grad_norm"] > 0 for r in rows[:2]) >= 1, rows  # the adapters moved before a rollout
+
+
 def test_kill_and_resume_with_vllm(vllm_model, split, tmp_path):
     """SIGKILL after a checkpoint, then --resume: the run completes to the same weights as an unbroken one
     (the vLLM seeds come from torch's generator, which the checkpoint restores)."""
