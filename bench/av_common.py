@@ -36,7 +36,7 @@ def av_prompts(engine, config, n_prompts: int, audio_seconds: float, image_side:
         write_tone(root / f"audios/sample_{i}.wav", seconds=audio_seconds, freq=300 + 100 * i)
         rows.append(make_row(i))
     samples = load_split(write_split(root, rows)).samples
-    return engine, engine.encode(sample_messages(samples, "reasoning", None, None))
+    return engine, engine.encode(sample_messages(samples, "reasoning", None, None, geometry=engine.geometry))
 
 
 def video_prompts(engine, n_prompts: int, seconds: float = 4.0, fps: int = 2, side: int = 224):
@@ -60,7 +60,8 @@ def video_prompts(engine, n_prompts: int, seconds: float = 4.0, fps: int = 2, si
     (root / "split.json").write_text(json.dumps(rows))
     samples = load_split(root / "split.json").samples
     video = VideoSettings(fps=fps, max_frames=int(seconds * fps), max_pixels=side * side)
-    return engine, engine.encode(sample_messages(samples, "reasoning", None, None, video=video))
+    messages = sample_messages(samples, "reasoning", None, None, video=video, geometry=engine.geometry)
+    return engine, engine.encode(messages)
 
 
 def fixed_length_config(engine, model, new_tokens: int):

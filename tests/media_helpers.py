@@ -137,3 +137,49 @@ def length_if_a(completions: list[str], solution: list[str], **_) -> list[float]
     """Completion length for rows whose answer is A, 0 otherwise: A groups carry reward variance, the
     others never do (so dynamic sampling resamples exactly the non-A groups)."""
     return [float(len(c)) if "A" in s else 0.0 for c, s in zip(completions, solution, strict=True)]
+
+
+MIXED_KINDS = ("image_audio", "audio", "video", "video_audio")
+
+
+def write_mixed_row(root: Path, i: int, kind: str) -> dict:
+    """Row ``i`` of data_type ``kind`` with its own small media (56x56 frames, 0.5-1 s sound)."""
+    from echoink.data.video import write_video
+
+    row = make_row(i, answer="ABC"[i % 3])
+    row["data_type"] = kind
+    if kind in ("image_audio", "image"):
+        write_image(root / row["path"]["image"], color=(30 * i % 256, 100, 200 - 20 * i % 200))
+    if kind in ("image_audio", "audio"):
+        write_tone(root / row["path"]["audio"], seconds=0.5, freq=300 + 50 * i)
+    if kind == "audio":
+        del row["path"]["image"]
+    if kind in ("video", "video_audio"):
+        frames = np.zeros((4, 56, 56, 3), dtype=np.uint8)
+        frames[:, :, :, 0] = np.arange(4)[:, None, None] * 60 + 10 * (i % 5)
+        sound = None
+        if kind == "video_audio":
+            t = np.arange(16_000) / 16_000
+            sound = (0.3 * np.sin(2 * np.pi * (300 + 50 * i) * t)).astype(np.float32)
+        row["path"] = {"video": f"videos/sample_{i}.mp4"}
+        write_video(root / row["path"]["video"], frames, fps=2, soundtrack=sound)
+    return row
+
+
+def write_mixed_split(root: Path, kinds_in_order: list[str]) -> Path:
+    """One row per entry of ``kinds_in_order`` (row i has data_type kinds_in_order[i])."""
+    rows = [write_mixed_row(root, i, kind) for i, kind in enumerate(kinds_in_order)]
+    return write_split(root, rows)
+
+
+def kinds_apart(seed: int, steps: int, world: int = 2) -> list[str]:
+    """Data types for a split of ``steps * world`` rows such that, with one prompt per process per step
+    (``rl.sampling.PromptSampler``'s seeded order), the processes hold different data types at every
+    step: rank r at step k gets MIXED_KINDS[(k + r) % 4]."""
+    n = steps * world
+    order = np.random.default_rng([seed, 0]).permutation(n)  # the sampler's epoch-0 order
+    kinds = [""] * n
+    for position, row in enumerate(order):
+        step, rank = divmod(position, world)
+        kinds[int(row)] = MIXED_KINDS[(step + rank) % len(MIXED_KINDS)]
+    return kinds

@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from echoink import __version__
 
 
@@ -120,3 +122,59 @@ def test_commands_that_write_a_directory_refuse_one_they_did_not_write(tiny_mode
         assert f"`echoink {command}` writes only into a new or empty directory" in line
     after = {p: p.read_bytes() for d in (folder, trained) for p in sorted(d.rglob("*")) if p.is_file()}
     assert after == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["sft", "configs/tiny_cpu.yaml"], ["eval", "--model", "m", "--data", "d.json", "--out", "o"], ["demo"]],
+)
+def test_one_process_commands_refuse_a_launch_of_several(args, monkeypatch):
+    """Process 0 of a 2-process launch says why in one line; process 1 exits quietly."""
+    from echoink.cli_errors import one_process_only
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(ValueError, match=f"echoink {args[0]} runs on one process, but it was launched as 2"):
+        one_process_only(args[0])
+    done = _cli(*args)  # WORLD_SIZE and RANK as a launcher sets them
+    assert done.returncode == 2 and done.stderr.startswith(f"error: echoink {args[0]} runs on one process")
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(SystemExit):
+        one_process_only(args[0])
+
+
+def test_data_show_counts_the_tokens_of_each_familys_processor(tiny_model_dir, tiny_qwen3_dir, tmp_path):
+    """A 1920x1440 photo at --max-pixels 200704: Qwen3 (32-px cells) 12 x 16 = 192 image tokens, resized
+    once; Qwen2.5 (28-px cells) 13 x 18 = 234, as EchoInk's images. A 1 s tone: 25 or 13 audio tokens."""
+    from media_helpers import make_row, write_image, write_split, write_tone
+
+    write_image(tmp_path / "images/sample_0.png", size=(1920, 1440))
+    write_tone(tmp_path / "audios/sample_0.wav", seconds=1.0)
+    split = write_split(tmp_path, [make_row(0)])
+    from typer.testing import CliRunner
+
+    from echoink.cli import app
+
+    for model, image, audio in ((tiny_qwen3_dir, 192, 13), (tiny_model_dir, 234, 25)):
+        args = ["data", "show", str(split), "--index", "0", "--model", str(model), "--max-pixels", "200704"]
+        out = CliRunner().invoke(app, args)  # in process: no second torch import
+        assert out.exit_code == 0, out.output
+        lines = out.stdout.splitlines()
+        assert (
+            f"image tokens: {image}" in lines
+            and f"audio tokens: {audio}" in lines
+            and "video tokens: 0" in lines
+        )
+        prompt = next(line for line in lines if line.startswith("prompt tokens: "))
+        assert int(prompt.split(": ")[1]) > image + audio
+        assert any("Which object makes the sound 0?" in line for line in lines)  # the rendered prompt
+    out = _cli("data", "show", str(split), "--index", "3", "--model", str(tiny_qwen3_dir))
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == [
+        f"error: --index 3 out of range: {split} has 1 rows, 1 valid (indices 0..0)"
+    ]
+    out = _cli("data", "show", str(split), "--model", str(tmp_path / "nowhere"))
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"error: --model {tmp_path / 'nowhere'}: not a model directory (no config.json)"
+    ]

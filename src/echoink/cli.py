@@ -7,9 +7,17 @@ from pathlib import Path
 import typer
 
 from .cli_app import app, data_app, model_app, run
+from .cli_errors import one_process_only
+from .config_sections import DataConfig
 from .outdir import check_output_dir
 
 __all__ = ["app", "run"]
+
+
+_DATA = DataConfig()
+_MAX_AUDIO_SECONDS = typer.Option(
+    None, "--max-audio-seconds", min=0.01, help="data.max_audio_seconds (default: none, the whole clip)."
+)
 
 
 @data_app.command("check")
@@ -18,15 +26,22 @@ def data_check(
         ...,
         help="Split file(s) (JSON list or JSONL, AVQA-R1-6K schema) or split directories (AVQA_R1/train).",
     ),
+    video_fps: float = typer.Option(_DATA.video_fps, "--video-fps", min=0.01, help="data.video_fps."),
+    max_frames: int = typer.Option(_DATA.max_frames, "--max-frames", min=2, help="data.max_frames."),
+    max_audio_seconds: float = _MAX_AUDIO_SECONDS,
 ) -> None:
-    """Validate every row and print counts, modality mix, answer balance, media stats and every problem (exit 1 if any)."""
+    """Validate every row and print counts, modality mix, answer balance, media stats, the video clips
+    longer than the span a model sees (max_frames / video_fps seconds, within max_audio_seconds with a
+    soundtrack: cut to it) and every problem (exit 1 if any)."""
     from .data.check import check_split
+    from .data.messages import VideoSettings
     from .data.schema import RowError
 
     bad = False
+    video = VideoSettings(video_fps, max_frames)
     for path in split:
         try:
-            report = check_split(path)
+            report = check_split(path, video, max_audio_seconds)
         except RowError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(1) from None
@@ -111,20 +126,40 @@ def _synth_video(out: Path, seed: int, sizes: dict[str, int]) -> None:
 @data_app.command("show")
 def data_show(
     split: Path = typer.Argument(..., help="Split file."),
-    index: int = typer.Option(0, "--index", "-i", help="Row index of the sample to render."),
+    index: int = typer.Option(0, "--index", "-i", help="Index of the sample (among the split's valid rows)."),
     template: str = typer.Option("reasoning", help="Prompt template (an unknown name lists the valid ones)."),
+    model: Path = typer.Option(
+        None,
+        "--model",
+        help="Model directory: render with its chat template and count its processor's tokens.",
+    ),
+    max_pixels: int = typer.Option(
+        _DATA.max_pixels, "--max-pixels", min=784, help="data.max_pixels (--model)."
+    ),
+    max_audio_seconds: float = _MAX_AUDIO_SECONDS,
 ) -> None:
-    """Print one sample rendered as the prompt the model sees (media shown as placeholders)."""
+    """Print one sample rendered as the prompt the model sees (media shown as placeholders); with
+    ``--model``, the chat template's text and the image, audio, video and prompt token counts."""
     from .data import TEMPLATES, load_split
 
     if template not in TEMPLATES:
         raise typer.BadParameter(f"unknown template {template!r}; valid: {', '.join(TEMPLATES.names())}")
-    samples = load_split(split, on_error="skip").samples
+    if model is not None and not (model / "config.json").is_file():
+        raise ValueError(f"--model {model}: not a model directory (no config.json)")
+    loaded = load_split(split, on_error="skip")
+    samples = loaded.samples
     if not 0 <= index < len(samples):
-        typer.echo(f"error: index {index} out of range (0..{len(samples) - 1} valid samples)", err=True)
+        valid = f"0..{len(samples) - 1}" if samples else "none"
+        typer.echo(
+            f"error: --index {index} out of range: {split} has {loaded.rows} rows, {len(samples)} valid "
+            f"(indices {valid})",
+            err=True,
+        )
         raise typer.Exit(1)
     s = samples[index]
     typer.echo(f"id: {s.id}   answer: {s.answer}   data_type: {s.data_type}")
+    if model is not None:
+        return _show_for_model(s, template, model, max_pixels, max_audio_seconds)
     if s.image:
         typer.echo(f"[image: {s.image}]")
     if s.audio:
@@ -134,6 +169,24 @@ def data_show(
     typer.echo(prompt(s))
     if s.metadata:
         typer.echo(f"metadata: {s.metadata}")
+
+
+def _show_for_model(
+    sample, template: str, model: Path, max_pixels: int, max_audio_seconds: float | None
+) -> None:
+    """The prompt as ``model``'s chat template renders it, its media decoded and sized as training does."""
+    from .data import sample_messages
+    from .model.loading import load_engine
+
+    engine = load_engine(model)
+    video = _DATA.video()
+    messages = sample_messages(
+        [sample], template, max_audio_seconds, max_pixels, video=video, geometry=engine.geometry
+    )
+    typer.echo(engine.render(messages[0]))
+    counts = engine.token_counts(engine.encode(messages))
+    for kind in ("image", "audio", "video", "prompt"):
+        typer.echo(f"{kind} tokens: {counts[kind]}")
 
 
 @model_app.command("tiny")
@@ -223,6 +276,7 @@ def sft_cmd(
     from .runlock import run_lock
     from .sft import sft
 
+    one_process_only("sft")
     cfg = _recipe(recipe, overrides)
     with run_lock(cfg.sft.output_dir):
         out = sft(cfg)
@@ -246,6 +300,7 @@ def demo_cmd(
     """The main job: benchmark -> tiny Omni model -> SFT -> evaluate -> GRPO -> evaluate -> summary."""
     from .demo import DEFAULT_RECIPE, run_demo
 
+    one_process_only("demo")
     if modality not in ("image", "video"):
         raise typer.BadParameter(f"--modality must be image or video, got {modality!r}")
     if modality == "video":

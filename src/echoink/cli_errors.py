@@ -59,3 +59,20 @@ def run_app(app: typer.Typer, argv: list[str]) -> None:
         typer.echo(f"error: {one_line(err)}", err=True)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def one_process_only(command: str) -> None:
+    """Refuse ``command`` under a launcher that started several processes (accelerate launch,
+    torchrun: WORLD_SIZE > 1): each process would do the whole job and write every file again.
+    Process 0 says so in one line; the others exit quietly."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return
+    if int(os.environ.get("RANK", "0") or 0) != 0:
+        raise SystemExit(2)
+    raise ValueError(
+        f"echoink {command} runs on one process, but it was launched as {world}: run it without "
+        "accelerate launch / torchrun (only echoink train shards its work across processes)"
+    )

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from .cli_app import app
+from .cli_errors import one_process_only
 
 # Options with long help, defined once here so eval_cmd's signature stays readable.
 _SUITE = typer.Option(
@@ -25,7 +26,7 @@ _ABLATE = typer.Option(
 _DESYNC_SECONDS = typer.Option(
     None,
     "--desync-seconds",
-    help="Shift of the soundtrack in the desync ablation (default: half the clip).",
+    help="Shift of the soundtrack in the desync ablation (default: half the span shown, frames and sound).",
 )
 _MAX_AUDIO_SECONDS = typer.Option(
     None,
@@ -37,7 +38,8 @@ _MAX_PIXELS = typer.Option(
     None,
     "--max-pixels",
     min=784,
-    help="Image budget after 28-px rounding (default: the training's, else 50,176).",
+    help="Image budget after rounding to the model's grid, 28 px (Qwen2.5) or 32 px (Qwen3) "
+    "(default: the training's, else 50,176).",
 )
 _VIDEO_FPS = typer.Option(
     None, "--video-fps", min=0.01, help="Video rows: frames per second (default: the training's, else 2)."
@@ -95,6 +97,7 @@ def eval_cmd(
     """Evaluate a model fairly: strict parsing, Wilson/bootstrap CIs, majority vote, pass@k, ablations."""
     from .scoring.predict import Decoding
 
+    one_process_only("eval")
     # Every input-shaping setting: the flag, else the training's recipe, else the default (recipe_card).
     flags = {"template": prompt, "max_new_tokens": max_new_tokens, "max_pixels": max_pixels}
     flags |= {"max_audio_seconds": max_audio_seconds, "video_fps": video_fps, "max_frames": max_frames}

@@ -27,20 +27,27 @@ class DataConfig:
     template: str = "reasoning"
     """Prompt template name (see ``echoink.data.prompts.TEMPLATES``)."""
     on_error: str = "strict"
-    """What a bad row does: ``strict`` stops at the first, ``skip`` skips it and reports every skip."""
+    """What a bad row does: ``strict`` stops at the first, ``skip`` skips it and reports every skip. A
+    file that fails only at run time (GRPO) is named and stands in as the row's text with no weight, so
+    every process keeps its batch shape."""
     max_audio_seconds: float | None = None
-    """Cut audio to this many seconds (EchoInk cut at 10 s); ``None`` keeps the whole clip."""
+    """Cut audio to this many seconds (EchoInk cut at 10 s), a video's soundtrack too (and its frames with
+    it: one span); ``None`` keeps the whole clip."""
     max_pixels: int = 224 * 224
-    """Image budget in pixels after rounding each side to the 28-px grid (qwen-omni-utils' ``smart_resize``,
-    min 3,136 px): at most ``max_pixels / 784`` image tokens. EchoInk's images got 200,704 (256 tokens)."""
+    """Image budget in pixels after rounding each side to the model family's grid (qwen-omni-utils'
+    ``smart_resize``; one image token per cell: 28 px for Qwen2.5-Omni, 32 px for Qwen3-Omni; at least the
+    processor's minimum, 3,136 / 4,096 px): at most ``max_pixels / cell²`` image tokens, resized once.
+    EchoInk's images got 200,704 (Qwen2.5: at most 256 tokens; a 4:3 photo gets 13 x 18 = 234)."""
     max_samples: int | None = None
     """Use only the first N rows (after validation); ``None`` uses all."""
     video_fps: float = 2.0
     """Video rows: frames sampled per second (the frame on screen at each 1/fps step)."""
     max_frames: int = 16
-    """Video rows: at most this many frames (an even count: two frames make one temporal patch)."""
+    """Video rows: at most this many frames (an even count: two frames make one temporal patch). A clip
+    longer than ``max_frames / video_fps`` seconds (or ``max_audio_seconds``, with a soundtrack) is cut to
+    that span, frames and soundtrack alike; ``echoink data check`` lists the clips that will be cut."""
     max_video_pixels: int = 128 * 28 * 28
-    """Video rows: each frame downscaled (aspect kept) to at most this many pixels."""
+    """Video rows: each frame resized once onto the model family's grid (as images) within this many pixels."""
 
     def video(self):
         """These video settings as the data layer takes them."""

@@ -111,8 +111,9 @@ def sft_step(scorer, engine: Engine, batch: list[Sample], cfg: Config, device) -
     """Mean negative log-likelihood of the traces' tokens, and greedy token accuracy (approximate: exp(logp) > 0.5)."""
     d = cfg.data
     batch, messages = decodable_messages(  # a file broken since loading: skipped or an error (data.on_error)
-        batch, d.template, d.max_audio_seconds, d.max_pixels, d.on_error, video=d.video()
-    )
+        batch, d.template, d.max_audio_seconds, d.max_pixels, d.on_error, video=d.video(),
+        geometry=engine.geometry,
+    )  # fmt: skip
     if not batch:
         raise MediaError("every row of this SFT batch failed to decode (see the warnings above)")
     prompts = engine.encode(messages).to(device)

@@ -10,7 +10,7 @@ from PIL import Image
 from transformers import AutoProcessor
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize as hf_smart_resize
 
-from echoink.data.media import MediaError, load_image, smart_resize
+from echoink.data.media import Geometry, MediaError, load_image, smart_resize
 
 
 def _image_tokens(processor, image: Image.Image) -> int:
@@ -55,6 +55,21 @@ def test_smart_resize_matches_transformers(max_pixels: int):
                 continue
             expected = hf_smart_resize(height, width, 28, min_pixels=3_136, max_pixels=max_pixels)
             assert smart_resize(height, width, max_pixels) == expected, (height, width)
+            qwen3 = hf_smart_resize(height, width, 32, min_pixels=4_096, max_pixels=max_pixels)
+            assert smart_resize(height, width, max_pixels, 4_096, 32) == qwen3, (height, width)
+
+
+def test_load_image_takes_the_familys_geometry(tmp_path: Path):
+    """Qwen3's 32-px cells: a 1920x1440 photo at 200,704 px is 512x384 (12 x 16 = 192 tokens, aspect 0.75),
+    in one resize; not 504x364 on Qwen2.5's grid (which Qwen3's processor then made 512x352)."""
+    path = tmp_path / "photo.png"
+    Image.new("RGB", (1920, 1440), (10, 120, 200)).save(path)
+    qwen3 = Geometry(patch=16, merge=2, temporal=2, min_pixels=4_096, audio_tokens_per_second=13.0)
+    assert qwen3.cell == 32
+    assert load_image(path, 200_704, qwen3).size == (512, 384)
+    assert load_image(path, 200_704).size == (504, 364)  # the default stays Qwen2.5-Omni's
+    Image.new("RGB", (20, 20)).save(tmp_path / "icon.png")
+    assert load_image(tmp_path / "icon.png", 50_176, qwen3).size == (64, 64)  # raised to its 4,096 px
 
 
 def test_extreme_aspect_names_the_file(tmp_path: Path):

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from echoink.data import load_split
 from echoink.data.avqa import RowError
 from echoink.data.messages import VideoSettings, video_block
 from echoink.data.synth_video import VideoSpec, generate_video, plan_clip
 from echoink.data.video import load_video, shifted, video_info, write_video
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +127,91 @@ def test_data_check_passes_the_benchmark_and_names_a_silent_video_row(bench, tmp
     report = check_split(tmp_path / "split.json")
     assert report.good == 1 and [p.row for p in report.problems] == [1]
     assert "no audio stream" in str(report.problems[0])
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory) -> Path:
+    """A 60 s clip at 4 fps, frame i grey level i (time t shows 4 t), its soundtrack silent but for a tone
+    in [2, 3) s and another in [40, 41) s; rows: video_audio (0), the same with a separate 60 s wav whose
+    tone is in [5, 6) s (1), frames only (2)."""
+    root = tmp_path_factory.mktemp("long_clip")
+    t = np.arange(60 * 16_000) / 16_000
+    sound = (0.3 * np.sin(2 * np.pi * 440 * t) * (((t >= 2) & (t < 3)) | ((t >= 40) & (t < 41)))).astype(
+        "float32"
+    )
+    frames = np.repeat(np.arange(240, dtype=np.uint8)[:, None, None, None], 56, 1).repeat(56, 2).repeat(3, 3)
+    write_video(root / "videos/long.mp4", frames, 4, sound)
+    separate = (0.3 * np.sin(2 * np.pi * 440 * t) * ((t >= 5) & (t < 6))).astype("float32")
+    sf.write(root / "long.wav", separate, 16_000)
+    base = {"problem": "q?", "problem_type": "multiple choice", "options": ["A. a", "B. b"],
+            "solution": "<answer>A</answer>", "data_source": "test"}  # fmt: skip
+    rows = [
+        {**base, "problem_id": 0, "data_type": "video_audio", "path": {"video": "videos/long.mp4"}},
+        {**base, "problem_id": 1, "data_type": "video_audio", "path": {"video": "videos/long.mp4", "audio": "long.wav"}},
+        {**base, "problem_id": 2, "data_type": "video", "path": {"video": "videos/long.mp4"}},
+    ]  # fmt: skip
+    (root / "split.json").write_text(json.dumps(rows))
+    return root / "split.json"
+
+
+def _loud_seconds(sound: np.ndarray) -> tuple[float, float]:
+    loud = np.flatnonzero(np.abs(sound) > 0.1) / 16_000
+    return float(loud[0]), float(loud[-1])
+
+
+def test_a_long_clip_is_one_span_of_frames_and_sound(long_clip):
+    """16 frames at 2 fps show the first 8 s; the soundtrack is those 8 s too (not 60 s: its 40 s tone
+    is gone), within data.max_audio_seconds, and the desync shift is half of that span."""
+    from echoink.data import sample_messages
+
+    clip, separate, frames_only = load_split(long_clip).samples
+    settings = VideoSettings(fps=2, max_frames=16)
+    block = lambda s, ablate="none", max_audio=None: sample_messages(  # noqa: E731
+        [s], "reasoning", max_audio, None, ablate, settings
+    )[0][-1]["content"][0]
+    none = block(clip)
+    levels = none["video"][:, 28, 28, 0].astype(int)  # frame k shows time k / 2: grey level 2 k
+    assert len(levels) == 16 and np.abs(levels - 2 * np.arange(16)).max() <= 3
+    assert len(none["soundtrack"]) == 8 * 16_000
+    start, end = _loud_seconds(none["soundtrack"])
+    assert start > 1.99 and end < 3.01  # the 2-3 s tone; the 40 s one is past the span
+    desync = block(clip, "desync")  # half the 8 s span shown, not half of 60 s (or of 8 s frames of 60 s)
+    np.testing.assert_array_equal(desync["soundtrack"], shifted(none["soundtrack"], 4.0))
+    assert 5.99 < _loud_seconds(desync["soundtrack"])[0] < 6.01
+    short = block(clip, max_audio=5.0)  # the soundtrack's budget cuts the frames with it: 10 frames, 5 s
+    assert len(short["video"]) == 10 and len(short["soundtrack"]) == 5 * 16_000
+    assert len(block(clip, max_audio=10.0)["soundtrack"]) == 8 * 16_000
+    sound = block(separate)["soundtrack"]  # a row's own soundtrack file is cut to the same span
+    assert len(sound) == 8 * 16_000 and _loud_seconds(sound)[0] > 4.99
+    assert block(frames_only, max_audio=5.0)["video"].shape[0] == 16  # no sound: max_audio_seconds n/a
+
+
+def test_a_clip_within_the_span_is_kept_whole(bench):
+    row = json.loads((bench / "train.json").read_text())[0]
+    whole = load_video(bench / row["path"]["video"], fps=2, max_frames=16)
+    fit = load_video(bench / row["path"]["video"], fps=2, max_frames=8)  # its 4 s exactly
+    assert not whole.cut and not fit.cut and fit.span == 4.0
+    np.testing.assert_array_equal(fit.frames, whole.frames)
+    np.testing.assert_array_equal(fit.soundtrack, whole.soundtrack)  # the codec's tail past 4 s stays
+    assert len(fit.soundtrack) > 4 * 16_000
+
+
+def test_data_check_lists_the_clips_that_will_be_cut(long_clip, bench):
+    from echoink.data.check import check_split
+
+    report = check_split(long_clip, VideoSettings(fps=2, max_frames=16), max_audio_seconds=5.0)
+    assert [(row, round(sec), span) for row, sec, span in report.cut] == [
+        (0, 60, 5.0),
+        (1, 60, 5.0),
+        (2, 60, 8.0),
+    ]
+    assert "  clips cut to their span, frames and sound (3): row 0 (60.0 s -> 5 s)" in "\n".join(
+        report.lines()
+    )
+    assert not check_split(bench / "train.json", VideoSettings(fps=2, max_frames=8)).cut  # 4 s clips fit
+    out = subprocess.run(
+        [sys.executable, "-m", "echoink", "data", "check", str(long_clip), "--max-audio-seconds", "10"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": SRC},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "clips cut to their span, frames and sound (3): row 0 (60.0 s -> 8 s)" in out.stdout

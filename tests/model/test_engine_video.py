@@ -143,3 +143,55 @@ def test_a_shifted_soundtrack_changes_only_the_audio_positions(video_setup, vide
     # A random audio tower maps them to nearly the same output, but never to exactly the same.
     assert (a.embeds[audio] - b.embeds[audio]).abs().max() > 0
     torch.testing.assert_close(a.embeds[~audio], b.embeds[~audio], rtol=0, atol=0)
+
+
+def test_a_batch_mixing_videos_with_and_without_a_soundtrack_scores_each_as_alone(family_tiny, video_samples):
+    """Frames-only and sounding videos in one batch (a split holding both data types): each prompt's
+    log-probs equal those of its batch of one, and sampling runs (it used to refuse the batch)."""
+    from dataclasses import replace
+
+    model, _, engine = family_tiny
+    silent = replace(video_samples[1], data_type="video")  # the same file, its soundtrack unused
+    batch = [video_samples[0], silent, video_samples[2]]
+    prompts = engine.encode(sample_messages(batch, "reasoning", None, None, video=SETTINGS))
+    assert prompts.mm.video_sound.tolist() == [True, False, True]
+    completions = _completions(prompts)
+    with torch.no_grad():
+        together = engine.logprobs(model, prompts, completions, G, 1.0, "prefix")
+        for b, sample in enumerate(batch):
+            alone = engine.encode(sample_messages([sample], "reasoning", None, None, video=SETTINGS))
+            rows = slice(b * G, (b + 1) * G)
+            mine = engine.logprobs(model, alone, completions[rows], G, 1.0, "prefix")
+            assert torch.allclose(mine, together[rows], atol=1e-5), sample.data_type
+        cfg = engine.generation_config(engine.vocab_size(model), max_new_tokens=4, do_sample=True)
+        assert engine.sample(model, prompts, G, cfg).ids.shape[0] == 3 * G
+
+
+def test_every_tower_runs_each_tower_once_and_changes_nothing(family_tiny, video_samples):
+    """A launch of several processes: an audio-only batch still calls the vision tower for images and
+    for videos (on idle inputs), the embeddings are bit-identical and the idle towers get zero gradients."""
+    from dataclasses import replace
+
+    model, _, engine = family_tiny
+    calls = {"audio": 0, "vision": 0}
+    hooks = [
+        model.model.audio_tower.register_forward_pre_hook(lambda *_: calls.__setitem__("audio", calls["audio"] + 1)),
+        model.model.visual.register_forward_pre_hook(lambda *_: calls.__setitem__("vision", calls["vision"] + 1)),
+    ]  # fmt: skip
+    audio_only = replace(video_samples[0], data_type="video")  # frames only: no audio tower needed
+    prompts = engine.encode(sample_messages([audio_only], "reasoning", None, None, video=SETTINGS))
+    try:
+        plain = engine.family.prefix(model, prompts)
+        seen_plain = dict(calls)
+        every = engine.family.prefix(model, prompts, every_tower=True)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert seen_plain == {"audio": 0, "vision": 1}
+    assert {k: calls[k] - seen_plain[k] for k in calls} == {"audio": 1, "vision": 2}  # idle audio + image
+    assert torch.equal(plain.embeds, every.embeds)
+    model.zero_grad(set_to_none=True)
+    every.embeds.sum().backward()
+    grads = [p.grad for p in model.model.audio_tower.parameters() if p.grad is not None]
+    assert len(grads) > 10 and not any(g.any() for g in grads)  # in the graph (DDP, ZeRO), adding zero
+    model.zero_grad(set_to_none=True)

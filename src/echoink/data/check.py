@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 
 from .avqa import load_split
 from .media import MIN_AUDIO_SAMPLES, MediaError, load_audio, load_image
+from .messages import VideoSettings
 from .prompts import CONTROL_TOKEN, escape_control_tokens
 from .schema import RowError, Sample
 
@@ -29,6 +31,8 @@ class SplitReport:
     video_stats: list[tuple[float, int]] = field(default_factory=list)  # (seconds, decoded frames)
     warnings: list[RowError] = field(default_factory=list)
     """Rows that load but hold something the user should know: control-token text (escaped in prompts)."""
+    cut: list[tuple[int, float, float]] = field(default_factory=list)
+    """Clips longer than the span the model sees: (row, seconds, span), cut to their first span seconds."""
 
     def lines(self) -> list[str]:
         out = [f"{self.path}: {self.rows} rows, {self.good} good, {len(self.problems)} bad"]
@@ -55,6 +59,10 @@ class SplitReport:
             out.append(
                 f"  image size: width {w.min()}-{w.max()}, height {h.min()}-{h.max()} ({len(w)} images)"
             )
+        if self.cut:
+            shown = ", ".join(f"row {row} ({sec:.1f} s -> {span:g} s)" for row, sec, span in self.cut[:5])
+            more = f", and {len(self.cut) - 5} more" if len(self.cut) > 5 else ""
+            out.append(f"  clips cut to their span, frames and sound ({len(self.cut)}): {shown}{more}")
         if self.warnings:
             out.append(f"  warnings ({len(self.warnings)}):")
             out.extend(f"    row {w.row}: {w.reason}" for w in self.warnings)
@@ -74,13 +82,18 @@ def _fmt(counter: Counter, percent: bool = False) -> str:
     return ", ".join(f"{k} {v}" for k, v in items)
 
 
-def check_split(path: str | Path) -> SplitReport:
+def check_split(
+    path: str | Path, video: VideoSettings | None = None, max_audio_seconds: float | None = None
+) -> SplitReport:
     """Validate every row (skip mode, so all problems are listed), decode every image and clip in full
     with the loaders ``train``, ``sft`` and ``eval`` use, and gather statistics of the good rows.
 
     A row this accepts loads at run time: the header checks of ``load_split`` miss a truncated JPEG,
-    NaN samples or a clip too short for the audio encoder, so each medium is decoded here.
+    NaN samples or a clip too short for the audio encoder, so each medium is decoded here. Video clips
+    longer than the span ``video`` and ``max_audio_seconds`` give them (``VideoSettings.span``) are
+    listed in ``cut``: training and eval see their first span seconds only.
     """
+    video = video or VideoSettings()
     result = load_split(path, on_error="skip")
     problems = list(result.skipped)
     report = SplitReport(path=str(path), rows=result.rows, good=0, problems=problems)
@@ -88,7 +101,7 @@ def check_split(path: str | Path) -> SplitReport:
         try:
             clip = load_audio(s.audio) if s.audio is not None else None
             image = load_image(s.image) if s.image is not None else None
-            video = _decode_video(s) if s.video is not None else None
+            stats = _decode_video(s) if s.video is not None else None
         except MediaError as err:
             problems.append(RowError(path, result.row_of[s.id], str(err)))
             continue
@@ -103,8 +116,13 @@ def check_split(path: str | Path) -> SplitReport:
             report.audio_seconds.append(clip.seconds)
         if image is not None:
             report.image_sizes.append(image.size)
-        if video is not None:
-            report.video_stats.append(video)
+        if stats is not None:
+            report.video_stats.append(stats)
+            span = video.span(s, max_audio_seconds)
+            sound = clip.seconds if clip is not None and s.data_type == "video_audio" else 0.0  # its own file
+            longest = max(stats[0], sound)
+            if longest > span + 1e-3:
+                report.cut.append((result.row_of[s.id], longest, span))
     problems.sort(key=lambda p: p.row)
     return report
 
@@ -133,7 +151,8 @@ def _decode_video(sample) -> tuple[float, int]:
     from .video import load_video, video_info
 
     info = video_info(sample.video)
-    clip = load_video(sample.video, fps=2.0, max_frames=2 * info.frames)  # every frame, and the sound
+    frames = 2 * math.ceil(info.seconds) + 2  # at 2 fps, a span longer than the clip: all its sound
+    clip = load_video(sample.video, fps=2.0, max_frames=frames)
     if (
         sample.data_type == "video_audio"
         and clip.soundtrack is not None

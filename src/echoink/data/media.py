@@ -2,9 +2,10 @@
 
 Audio comes back as 16 kHz mono float32 (what Qwen2.5-Omni's Whisper feature extractor expects);
 resampling uses soxr's VHQ polyphase resampler. Images come back as RGB, resized as qwen-omni-utils
-(EchoInk's bundled copy) resizes them: each side a multiple of 28 px, the area within
-[``min_pixels``, ``max_pixels``] *after* that rounding, so a budget of P px never gives more than
-P / 784 image tokens. The processor's own resize then leaves them as they are.
+(EchoInk's bundled copy) resizes them: each side a multiple of the model family's cell (``Geometry``:
+28 px for Qwen2.5-Omni, 32 px for Qwen3-Omni), the area within [``min_pixels``, ``max_pixels``]
+*after* that rounding, so a budget of P px never gives more than P / cell² image tokens. The
+processor's own resize then leaves them as they are: an image is resized once, here.
 """
 
 from __future__ import annotations
@@ -32,11 +33,44 @@ MIN_AUDIO_SAMPLES = 321
 # 1/2.28; 150 stays under 200 after that.
 MAX_ASPECT = 150
 
-# qwen-omni-utils v2_5/vision_process.py (HarryHsing/EchoInk src/qwen-omni-utils): IMAGE_FACTOR,
-# MIN_PIXELS, MAX_RATIO. 28 = Qwen2.5-Omni's 14-px patch x 2x2 merge: one image token per 28x28 cell.
-IMAGE_FACTOR = 28
-MIN_PIXELS = 4 * 28 * 28
+# qwen-omni-utils v2_5/vision_process.py (HarryHsing/EchoInk src/qwen-omni-utils): MAX_RATIO.
 MAX_RATIO = 200
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How a model family cuts media into tokens: what the data layer needs to size images and frames.
+
+    The family adapter fills it from its processor (``model.Engine.geometry``); the data layer knows no
+    family. The default is Qwen2.5-Omni's (qwen-omni-utils' IMAGE_FACTOR 28 and MIN_PIXELS 4·28·28).
+
+    >>> Geometry().cell, Geometry(patch=16, min_pixels=4 * 32 * 32).cell
+    (28, 32)
+    """
+
+    patch: int = 14
+    """Vision patch side in pixels (Qwen2.5-Omni 14, Qwen3-Omni 16)."""
+    merge: int = 2
+    """Patches merged per token along each side: one image or video token per ``cell`` x ``cell`` pixels."""
+    temporal: int = 2
+    """Video frames merged into one temporal patch: frame counts are kept a multiple of it."""
+    min_pixels: int = 4 * 28 * 28
+    """The image processor's smallest area (its ``size["shortest_edge"]``); smaller images are raised to it."""
+    audio_tokens_per_second: float = 25.0
+    """Audio tokens per second of sound (Qwen2.5-Omni 25, Qwen3-Omni ~13): an estimate; the processor counts."""
+
+    @property
+    def cell(self) -> int:
+        """Pixels per image or video token side: patch x merge."""
+        return self.patch * self.merge
+
+    def __post_init__(self) -> None:
+        if min(self.patch, self.merge, self.temporal) < 1 or self.min_pixels < 1:
+            raise ValueError(f"a geometry needs positive sizes, got {self}")
+
+
+QWEN2_5 = Geometry()
+"""Qwen2.5-Omni's geometry: the default wherever no model is at hand (``data check``, tests)."""
 
 
 class MediaError(ValueError):
@@ -88,7 +122,7 @@ def audio_info(path: str | Path) -> tuple[float, int, int]:
 
 
 def smart_resize(
-    height: int, width: int, max_pixels: int, min_pixels: int = MIN_PIXELS, factor: int = IMAGE_FACTOR
+    height: int, width: int, max_pixels: int, min_pixels: int = QWEN2_5.min_pixels, factor: int = QWEN2_5.cell
 ) -> tuple[int, int]:
     """(height, width): both multiples of ``factor``, area in [min_pixels, max_pixels], aspect kept closely.
 
@@ -101,6 +135,8 @@ def smart_resize(
     (56, 168)
     >>> smart_resize(20, 20, max_pixels=50_176)  # raised to min_pixels
     (56, 56)
+    >>> smart_resize(1440, 1920, max_pixels=200_704, min_pixels=4 * 32 * 32, factor=32)  # Qwen3: 12 x 16
+    (384, 512)
     """
     if max(height, width) / min(height, width) > MAX_RATIO:
         raise ValueError(
@@ -160,8 +196,9 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(path: str | Path, max_pixels: int | None = None, min_pixels: int = MIN_PIXELS) -> Image.Image:
-    """Decode an image fully as 8-bit RGB; with ``max_pixels``, resize it to ``smart_resize``'s size (bicubic).
+def load_image(path: str | Path, max_pixels: int | None = None, geometry: Geometry = QWEN2_5) -> Image.Image:
+    """Decode an image fully as 8-bit RGB; with ``max_pixels``, resize it to ``smart_resize``'s size (bicubic)
+    on ``geometry``'s cell grid, at least its ``min_pixels``.
 
     ``max_pixels=None`` returns the decoded image untouched (the processor applies its own bounds).
     """
@@ -176,7 +213,7 @@ def load_image(path: str | Path, max_pixels: int | None = None, min_pixels: int 
     if max_pixels is None:
         return rgb
     try:
-        height, width = smart_resize(rgb.height, rgb.width, max_pixels, min_pixels)
+        height, width = smart_resize(rgb.height, rgb.width, max_pixels, geometry.min_pixels, geometry.cell)
     except ValueError as err:
         raise MediaError(f"{path}: {err}") from err
     if (width, height) != rgb.size:  # an image already on the grid is returned as decoded, not resampled

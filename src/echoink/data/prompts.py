@@ -22,7 +22,7 @@ from PIL import Image
 
 from ..registry import Registry
 from . import paper_prompts as paper
-from .media import blank_like, load_audio, load_image, silence_like
+from .media import QWEN2_5, Geometry, blank_like, load_audio, load_image, silence_like
 from .schema import Sample
 
 # Qwen2.5-Omni's own "virtual human" system prompt (its model card asks for it when speech output is
@@ -178,12 +178,14 @@ def load_media(
     max_audio_seconds: float | None = None,
     max_pixels: int | None = None,
     ablate: str = "none",
+    geometry: Geometry = QWEN2_5,
 ) -> tuple[np.ndarray | None, Image.Image | None]:
-    """Decode a sample's audio and image. ``ablate``: "audio" -> silence of equal length, "image" -> blank of equal size."""
+    """Decode a sample's audio and image (on ``geometry``'s grid). ``ablate``: "audio" -> silence of equal
+    length, "image" -> blank of equal size."""
     if ablate not in ("none", "audio", "image"):
         raise ValueError(f"ablate must be none, audio or image, got {ablate!r}")
     audio = load_audio(sample.audio, max_audio_seconds).waveform if sample.audio else None
-    image = load_image(sample.image, max_pixels) if sample.image else None
+    image = load_image(sample.image, max_pixels, geometry) if sample.image else None
     if ablate == "audio" and audio is not None:
         audio = silence_like(audio)
     if ablate == "image" and image is not None:

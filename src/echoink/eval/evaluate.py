@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 CONDITIONS = ABLATIONS
 """Ablation conditions: nothing replaced, audio -> silence, image -> blank, video -> blank frames,
-desync -> a video's soundtrack shifted in time (default: by half the clip). A condition runs only on
+desync -> a video's soundtrack shifted in time (default: by half the span shown). A condition runs only on
 the rows that carry what it removes (``data.messages.ablation_applies``); on none of them it is
 reported "not applicable"."""
 PREDICTIONS, SUMMARY, SETTINGS = "predictions.jsonl", "summary.json", "eval_config.json"

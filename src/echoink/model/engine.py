@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from transformers import GenerationConfig, ProcessorMixin
 
+from ..data.media import Geometry
 from .decode import Completions, sample_completions
 from .families import FAMILIES, Family, family_for
 from .mm import MMInputs, PromptBatch
@@ -73,11 +74,10 @@ class _Media:
                 self.owners["audio"].append(b)
 
     @property
-    def audio_in_video(self) -> bool:
+    def video_sound(self) -> list[bool]:
+        """Per video: its soundtrack is interleaved with its frames (else the video is frames only)."""
         with_sound = {i for i in self.audio_video if i is not None}
-        if with_sound and len(with_sound) != len(self.videos):
-            raise ValueError("a batch mixes videos with and without a soundtrack; batch them apart")
-        return bool(with_sound)
+        return [i in with_sound for i in range(len(self.videos))]
 
 
 def _collect_media(batch_messages: list[list[dict[str, Any]]]) -> _Media:
@@ -95,9 +95,12 @@ def _collect_media(batch_messages: list[list[dict[str, Any]]]) -> _Media:
 class Engine:
     """A processor and a family: everything model-specific the training and evaluation code needs."""
 
-    def __init__(self, processor: ProcessorMixin, family: Family | str) -> None:
+    def __init__(self, processor: ProcessorMixin, family: Family | str, every_tower: bool = False) -> None:
         self.processor = processor
         self.family = FAMILIES.get(family) if isinstance(family, str) else family
+        self.every_tower = every_tower
+        """Log-prob passes call every tower whatever the batch holds (``Family.prefix``): set by a
+        launch of several processes, whose passes must make the same collective calls."""
         self.vllm: VllmSampler | None = None  # set by use_vllm: sample and generate go through vLLM
 
     def use_vllm(
@@ -139,6 +142,12 @@ class Engine:
         return getattr(self.processor, "tokenizer", self.processor)
 
     @property
+    def geometry(self) -> Geometry:
+        """The family's media geometry read from this processor: pass it to the data layer's loaders
+        (``sample_messages(..., geometry=engine.geometry)``) so images and frames are resized once."""
+        return self.family.geometry(self.processor)
+
+    @property
     def pad_id(self) -> int:
         return self.tokenizer.pad_token_id
 
@@ -151,12 +160,9 @@ class Engine:
         Messages are the data layer's: content blocks carrying a PIL image / a 16 kHz float32 waveform.
         """
         proc = self.processor
-        texts = [
-            proc.apply_chat_template(m, tokenize=False, add_generation_prompt=add_generation_prompt)
-            for m in batch_messages
-        ]
+        texts = [self.render(m, add_generation_prompt) for m in batch_messages]
         media = _collect_media(batch_messages)
-        in_video = media.audio_in_video
+        in_video = any(media.video_sound)
         kwargs = self.family.processor_kwargs(proc, media.audios)
         if media.videos:
             kwargs |= self.family.video_kwargs(proc, media.fps[0], media.audio_video if in_video else None)
@@ -171,9 +177,28 @@ class Engine:
             **kwargs,
         )
         owners = {k: torch.tensor(v, dtype=torch.long) for k, v in media.owners.items()}
-        mm = MMInputs.from_processor(out, owners, in_video)
+        mm = MMInputs.from_processor(out, owners, media.video_sound)
         sources = [(text, _collect_media([m])) for text, m in zip(texts, batch_messages, strict=True)]
         return PromptBatch(out["input_ids"], out["attention_mask"], mm, sources)
+
+    def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool = True) -> str:
+        """One conversation as the chat template writes it (one placeholder per medium, before expansion)."""
+        return self.processor.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=add_generation_prompt
+        )
+
+    def token_counts(self, prompts: PromptBatch) -> dict[str, int]:
+        """Tokens of the batch's prompts: the placeholders each medium expanded to, and all of them.
+
+        {"image": n, "audio": n, "video": n, "prompt": n}, padding excluded.
+        """
+        ids = prompts.input_ids[prompts.attention_mask.bool()]
+        proc, tok = self.processor, self.tokenizer
+        counts = {
+            kind: int((ids == tok.convert_tokens_to_ids(getattr(proc, f"{kind}_token"))).sum())
+            for kind in ("image", "audio", "video")
+        }
+        return counts | {"prompt": int(ids.numel())}
 
     def decode(self, ids: torch.Tensor) -> list[str]:
         return self.processor.batch_decode(ids, skip_special_tokens=True)
@@ -249,8 +274,9 @@ class Engine:
         """[N, T] log π(completion token | prompt, earlier tokens); see ``passes.completion_logprobs``."""
         thinker = thinker_of(model)
         return completion_logprobs(
-            self.family, thinker, prompts, completion_ids, group_size, temperature, sharing
-        )
+            self.family, thinker, prompts, completion_ids, group_size, temperature, sharing,
+            every_tower=self.every_tower,
+        )  # fmt: skip
 
     @torch.no_grad()
     def generate(self, model: nn.Module, prompts: PromptBatch, **sampling: Any) -> torch.Tensor:
@@ -310,7 +336,7 @@ class CompletionScorer(nn.Module):
         thinker = thinker_of(self.model)
         logp = completion_logprobs(
             family, thinker, prompts, completion_ids, group_size, temperature, self.sharing, scores,
-            self.completions_per_pass,
+            self.completions_per_pass, self.engine.every_tower,
         )  # fmt: skip
         aux = family.aux_loss(scores.router_logits, thinker, None) if scores.router_logits else None
         return logp, aux

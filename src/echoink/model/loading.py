@@ -31,6 +31,7 @@ from transformers import (
 )
 
 from ..config import ModelConfig
+from .engine import Engine
 from .families import Family, family_for
 from .saving import save_model  # noqa: F401  (re-exported: callers load and save through this module)
 
@@ -107,6 +108,12 @@ def load_thinker(
 def load_processor(path: str | Path) -> ProcessorMixin:
     """The processor saved next to the weights (adapter directories carry a copy too)."""
     return AutoProcessor.from_pretrained(path, local_files_only=True)
+
+
+def load_engine(path: str | Path) -> Engine:
+    """A model directory's engine (its processor and family) without its weights: enough to encode prompts."""
+    family, _ = thinker_config(path)
+    return Engine(load_processor(path), family)
 
 
 def tower_modules(thinker: nn.Module) -> dict[str, list[nn.Module]]:

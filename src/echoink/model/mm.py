@@ -43,12 +43,17 @@ class MMInputs:
     audio_owner: torch.Tensor | None = None  # [n_audio] index of the prompt each clip belongs to
     image_owner: torch.Tensor | None = None  # [n_image]
     video_owner: torch.Tensor | None = None  # [n_video]
+    video_sound: torch.Tensor | None = None  # [n_video] bool: that video's soundtrack is among the clips
     use_audio_in_video: bool = False
-    """The videos' soundtracks are among the audio clips, interleaved with their frames in time."""
+    """Some video's soundtrack is among the audio clips, interleaved with its frames in time
+    (``video_sound`` says which; videos without one are frames only)."""
 
     @classmethod
-    def from_processor(cls, out: dict, owners: dict[str, torch.Tensor], use_audio_in_video: bool) -> MMInputs:
-        """The media tensors of a processor output, with each item's owning prompt (owners by kind)."""
+    def from_processor(
+        cls, out: dict, owners: dict[str, torch.Tensor], video_sound: list[bool] | None = None
+    ) -> MMInputs:
+        """The media tensors of a processor output, with each item's owning prompt (owners by kind) and,
+        per video, whether its soundtrack is interleaved with it."""
         values = {name: out.get(key) for name, key in _KEYS.items()}
         if values["video_second_per_grid"] is not None:
             values["video_second_per_grid"] = torch.as_tensor(
@@ -59,7 +64,19 @@ class MMInputs:
             f"{kind}_owner": owners[kind] if values[key] is not None else None
             for kind, key in present.items()
         }
-        return cls(**values, **kinds, use_audio_in_video=use_audio_in_video)
+        sound = (
+            torch.tensor(video_sound, dtype=torch.bool)
+            if video_sound and values["video_pixels"] is not None
+            else None
+        )
+        return cls(
+            **values, **kinds, video_sound=sound, use_audio_in_video=bool(video_sound and any(video_sound))
+        )
+
+    @property
+    def mixes_video_sound(self) -> bool:
+        """Some videos of the batch have their soundtrack interleaved and others are frames only."""
+        return self.video_sound is not None and len(set(self.video_sound.tolist())) > 1
 
     @property
     def has_audio(self) -> bool:
@@ -80,6 +97,11 @@ class MMInputs:
 
     def model_kwargs(self) -> dict[str, torch.Tensor]:
         """Keyword arguments for the thinker's ``forward`` / ``generate`` (absent media left out)."""
+        if self.mixes_video_sound:  # the thinker's forward takes one use_audio_in_video for the batch
+            raise ValueError(
+                "a batch mixes videos with and without their soundtrack: the thinker's own forward cannot "
+                "take it; use the shared passes (rollout.sharing prefix or towers)"
+            )
         out = {key: getattr(self, name) for name, key in _KEYS.items() if getattr(self, name) is not None}
         if self.use_audio_in_video and self.has_video:
             out["use_audio_in_video"] = True
@@ -106,26 +128,47 @@ class MMInputs:
 
     def slice(self, start: int, stop: int) -> MMInputs:
         """The media of prompts [start, stop), owners renumbered from 0."""
+        return self.select(list(range(start, stop)))
+
+    def select(self, rows: list[int]) -> MMInputs:
+        """The media of prompts ``rows`` (ascending), owners renumbered 0 .. len(rows) - 1."""
+        new = {r: i for i, r in enumerate(rows)}
         out = replace(self)
+
+        def kept(owner: torch.Tensor) -> list[int]:
+            return [i for i, o in enumerate(owner.tolist()) if o in new]
+
+        def owners(owner: torch.Tensor, keep: list[int]) -> torch.Tensor:
+            return torch.tensor(
+                [new[o] for o in owner[keep].tolist()], dtype=owner.dtype, device=owner.device
+            )
+
         if self.has_audio:
-            keep = (self.audio_owner >= start) & (self.audio_owner < stop)
+            keep = kept(self.audio_owner)
             out.audio_features, out.audio_mask = self.audio_features[keep], self.audio_mask[keep]
-            out.audio_owner = self.audio_owner[keep] - start
-            if not bool(keep.any()):
+            out.audio_owner = owners(self.audio_owner, keep)
+            if not keep:
                 out.audio_features = out.audio_mask = out.audio_owner = None
         if self.has_image:
-            keep = [i for i, o in enumerate(self.image_owner.tolist()) if start <= o < stop]
+            keep = kept(self.image_owner)
             chunks = self._image_chunks()
             out.pixel_values = torch.cat([chunks[i] for i in keep]) if keep else None
             out.image_grid_thw = self.image_grid_thw[keep] if keep else None
-            out.image_owner = self.image_owner[keep] - start if keep else None
+            out.image_owner = owners(self.image_owner, keep) if keep else None
         if self.has_video:
-            keep = [i for i, o in enumerate(self.video_owner.tolist()) if start <= o < stop]
+            keep = kept(self.video_owner)
             chunks = self._video_chunks()
             out.video_pixels = torch.cat([chunks[i] for i in keep]) if keep else None
             out.video_grid_thw = self.video_grid_thw[keep] if keep else None
             out.video_second_per_grid = self.video_second_per_grid[keep] if keep else None
-            out.video_owner = self.video_owner[keep] - start if keep else None
+            out.video_owner = owners(self.video_owner, keep) if keep else None
+            if self.video_sound is not None:
+                out.video_sound = self.video_sound[keep] if keep else None
+            out.use_audio_in_video = (
+                bool(keep)
+                and self.use_audio_in_video
+                and (out.video_sound is None or bool(out.video_sound.any()))
+            )
         return out
 
     def repeat(self, group_size: int) -> MMInputs:
@@ -147,6 +190,8 @@ class MMInputs:
             out.video_grid_thw = self.video_grid_thw.repeat_interleave(g, 0)
             out.video_second_per_grid = self.video_second_per_grid.repeat_interleave(g, 0)
             out.video_owner = _repeat_owner(self.video_owner, g)
+            if self.video_sound is not None:
+                out.video_sound = self.video_sound.repeat_interleave(g, 0)
         return out
 
     @staticmethod
@@ -175,11 +220,15 @@ class MMInputs:
             out.video_grid_thw = torch.cat([p.video_grid_thw for p, _ in videos])
             out.video_second_per_grid = torch.cat([p.video_second_per_grid for p, _ in videos])
             out.video_owner = torch.cat([p.video_owner + o for p, o in videos])
-        flags = {p.use_audio_in_video for p in parts if p.has_video}
-        if len(flags) > 1:
-            raise ValueError("cannot batch videos with and without their soundtrack interleaved")
-        out.use_audio_in_video = flags == {True}
+            out.video_sound = torch.cat([p.sound_flags() for p, _ in videos])
+            out.use_audio_in_video = bool(out.video_sound.any())
         return out
+
+    def sound_flags(self) -> torch.Tensor:
+        """[n_video] bool: which videos have their soundtrack interleaved."""
+        if self.video_sound is not None:
+            return self.video_sound
+        return torch.full((len(self.video_grid_thw),), self.use_audio_in_video, dtype=torch.bool)
 
 
 def _repeat_owner(owner: torch.Tensor, g: int) -> torch.Tensor:

@@ -147,6 +147,7 @@ def completion_logprobs(
     sharing: str = "prefix",
     scores: Scores | None = None,
     completions_per_pass: int = 0,
+    every_tower: bool = False,
 ) -> torch.Tensor:
     """[N, T] log π(completion token | prompt, earlier tokens) for G completions per prompt.
 
@@ -158,9 +159,9 @@ def completion_logprobs(
     if sharing not in SHARING_MODES:
         raise ValueError(f"sharing must be one of {SHARING_MODES}, got {sharing!r}")
     scores = scores or Scores(False)
-    if sharing == "repeat":
+    if sharing == "repeat":  # the thinker's own forward: only the towers its batch needs (no every_tower)
         return logprobs_repeat(family, thinker, prompts, completion_ids, group_size, temperature, scores)
-    enc = family.prefix(thinker, prompts)
+    enc = family.prefix(thinker, prompts, every_tower)
     if sharing == "prefix" and is_checkpointing(thinker):  # the cache must survive checkpointed layers
         if scores.want:
             raise NotImplementedError(

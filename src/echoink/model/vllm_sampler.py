@@ -286,8 +286,11 @@ class VllmSampler:
             data["video"] = [
                 (v, _video_metadata(v, fps)) for v, fps in zip(media.videos, media.fps, strict=True)
             ]
+            sound = media.video_sound
+            if any(sound) and not all(sound):  # vLLM takes one use_audio_in_video per request
+                raise ValueError("vLLM cannot serve one prompt whose videos are partly with sound")
             request["mm_processor_kwargs"] = self.family.serving_video_kwargs(
-                self.processor, media.fps[0], media.audio_video if media.audio_in_video else None
+                self.processor, media.fps[0], media.audio_video if any(sound) else None
             )
         return request
 

@@ -95,6 +95,19 @@ def launch_record(accelerator: Accelerator, mixed_precision: str) -> dict[str, A
     }
 
 
+def check_sharing(accelerator: Accelerator, sharing: str, data_types: set[str]) -> None:
+    """Refuse ``rollout.sharing=repeat`` under ZeRO-3 on several processes with a split of several data
+    types: the thinker's own forward calls only the towers its batch needs, and ZeRO-3 gathers each
+    tower's weights as a collective, so processes holding different media would wait on each other.
+    The shared passes (prefix, towers) call every tower on every process (``Family.prefix``)."""
+    several = accelerator.num_processes > 1 and sharding.zero_stage(accelerator) == 3
+    if several and sharing == "repeat" and len(data_types) > 1:
+        raise ValueError(
+            f"rollout.sharing: repeat under ZeRO-3 on {accelerator.num_processes} processes needs one "
+            f"data type in the split, which has {', '.join(sorted(data_types))}; use prefix or towers"
+        )
+
+
 def all_agree(accelerator: Accelerator, ok: bool) -> bool:
     """True on every process only when ``ok`` is True on every process (one all-reduce)."""
     if accelerator.num_processes == 1:
@@ -106,6 +119,14 @@ def all_agree(accelerator: Accelerator, ok: bool) -> bool:
 def any_process(accelerator: Accelerator, flag: bool) -> bool:
     """True on every process when ``flag`` is True on any process (one all-reduce)."""
     return not all_agree(accelerator, not flag)
+
+
+def largest(accelerator: Accelerator, value: int) -> int:
+    """The largest ``value`` over all processes (one gather): a width every process pads to, so the
+    log-prob passes of all processes make the same calls."""
+    if accelerator.num_processes == 1:
+        return value
+    return int(accelerator.gather(torch.tensor([value], device=accelerator.device)).max())
 
 
 def partition_agreement(accelerator: Accelerator, zero_stage: int | None) -> Callable[[bool], bool] | None:

@@ -55,6 +55,23 @@ class Experience:
     def num_prompts(self) -> int:
         return self.prompts.num_prompts
 
+    def padded_to(self, width: int, pad_id: int) -> Experience:
+        """The completions right-padded to ``width`` tokens (masked: the loss and metrics ignore them)."""
+        extra = width - self.completion_ids.shape[1]
+        if extra <= 0:
+            return self
+        logprobs = {
+            n: F.pad(getattr(self, n), (0, extra), value=0.0)
+            for n in ("old_logprobs", "ref_logprobs", "rollout_logprobs")
+            if getattr(self, n) is not None
+        }
+        return replace(
+            self,
+            completion_ids=F.pad(self.completion_ids, (0, extra), value=pad_id),
+            completion_mask=F.pad(self.completion_mask, (0, extra), value=0),
+            **logprobs,
+        )
+
     def prompt_slice(self, start: int, stop: int) -> Experience:
         """The experience of prompts [start, stop) and their G completions each (a mini-batch)."""
         g = self.group_size

@@ -37,17 +37,20 @@ def step_metrics(
         dim=1,
     ).to(acc.device)
     table = acc.gather(local).cpu()  # [world·N, 3 + K]; each process's groups stay contiguous
+    # Groups of stand-ins (rows whose media failed at run time, masked out entirely) describe nothing.
+    real = table[:, 1].view(-1, g).gt(0).any(1)  # [world·B]
+    table = table.view(-1, g, table.shape[1])[real].view(-1, table.shape[1])
     rewards, lengths, truncated = table[:, 0], table[:, 1], table[:, 2]
-    zero_std = acc.gather(batch.zero_std.float().to(acc.device)).cpu()  # [world·B]
+    zero_std = acc.gather(batch.zero_std.float().to(acc.device)).cpu()[real]  # [world·B]
     timed = _reduce(acc, {**batch.timings, **batch.stats, **update, "step_time": step_time})
     out = {
-        "reward": float(rewards.mean()),
-        "reward_std": float(rewards.view(-1, g).std(1).mean()),
-        "frac_reward_zero_std": float(zero_std.mean()),
-        "completions/mean_length": float(lengths.mean()),
-        "completions/min_length": float(lengths.min()),
-        "completions/max_length": float(lengths.max()),
-        "completions/clipped_ratio": float(truncated.mean()),
+        "reward": _stat(rewards, torch.mean),
+        "reward_std": _stat(rewards, lambda r: r.view(-1, g).std(1).mean()),
+        "frac_reward_zero_std": _stat(zero_std, torch.mean),
+        "completions/mean_length": _stat(lengths, torch.mean),
+        "completions/min_length": _stat(lengths, torch.min),
+        "completions/max_length": _stat(lengths, torch.max),
+        "completions/clipped_ratio": _stat(truncated, torch.mean),
         "lr": float(lr),
         "step_time": timed["step_time"],
         "tokens_per_second": float(lengths.sum()) / max(timed["step_time"], 1e-9),
@@ -60,6 +63,11 @@ def step_metrics(
         out[f"rewards/{name}/std"] = float(valid.std()) if len(valid) > 1 else math.nan
     out.update(timed)
     return out
+
+
+def _stat(values: torch.Tensor, fn) -> float:
+    """``fn(values)`` as a float; NaN when nothing is left (every group of the step stood in)."""
+    return float(fn(values)) if len(values) else math.nan
 
 
 def _reduce(acc, values: dict[str, float]) -> dict[str, float]:
@@ -95,7 +103,12 @@ def rollout_rows(step: int, batch: Experience, limit: int, accelerator) -> list[
 def _rows(step: int, batch: Experience, limit: int) -> list[dict]:
     g = batch.group_size
     rows = []
-    for i, text in enumerate(batch.texts[:limit]):
+    lengths = batch.completion_mask.sum(1).tolist()  # 0: a stand-in for a row whose media failed
+    for i, text in enumerate(batch.texts):
+        if len(rows) == limit:
+            break
+        if not lengths[i]:
+            continue
         sample = batch.samples[i // g]
         rows.append(
             {

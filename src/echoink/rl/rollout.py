@@ -11,20 +11,22 @@ counterfactual answers per prompt.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from ..data import Sample, sample_messages
-from ..data.media import MediaError
-from ..data.messages import decodable_messages
+from ..data.messages import messages_or_stand_ins
 from ..model import Engine, PromptBatch
 from ..model.loading import reference_mode
 from ..scoring.rewards import parse_answer, reward_fields, score
 from . import algos, grounding
 from .experience import Experience
+
+log = logging.getLogger(__name__)
 
 
 def encode_samples(
@@ -32,7 +34,9 @@ def encode_samples(
 ) -> PromptBatch:
     """Decode media, render the chat prompts and run the processor once for the batch, on ``device``."""
     d = data_cfg
-    messages = sample_messages(samples, d.template, d.max_audio_seconds, d.max_pixels, ablate, d.video())
+    messages = sample_messages(
+        samples, d.template, d.max_audio_seconds, d.max_pixels, ablate, d.video(), engine.geometry
+    )
     return engine.encode(messages).to(device)
 
 
@@ -43,26 +47,31 @@ def collect_experience(
     samples: Sequence[Sample],
     gen_config,
     cfg,
+    agreed_width: Callable[[int], int] = lambda width: width,
 ) -> Experience:
-    """Roll out, score and prepare one batch. ``cfg`` is the run's Config (data, rollout, algo)."""
+    """Roll out, score and prepare one batch. ``cfg`` is the run's Config (data, rollout, algo).
+
+    ``agreed_width(T)``: the completion width every process pads to before the reference and old
+    log-prob passes (the largest over processes: ``distributed.largest``), so all make the same calls."""
     g, d = cfg.rollout.num_generations, cfg.data
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     device = next(policy.parameters()).device
-    samples, messages = (
-        decodable_messages(  # a file broken since loading: skipped or an error, by data.on_error
-            samples, d.template, d.max_audio_seconds, d.max_pixels, d.on_error, video=d.video()
+    messages, failed = messages_or_stand_ins(  # a file broken since loading: a stand-in or an error (data.on_error)
+        samples, d.template, d.max_audio_seconds, d.max_pixels, d.on_error, video=d.video(),
+        geometry=engine.geometry,
+    )  # fmt: skip
+    if all(failed):
+        log.warning(
+            "every prompt of this step failed to decode on this process: its update has no weight from them"
         )
-    )
-    if not samples:
-        raise MediaError("every prompt of this step failed to decode (see the warnings above)")
     prompts = engine.encode(messages).to(device)
     done = engine.sample(policy, prompts, g, gen_config, shared=cfg.rollout.sharing != "repeat")
     timings["time/rollout"] = time.perf_counter() - t0
     cf = None
     if grounding.wanted(cfg.algo):
         t0 = time.perf_counter()
-        cf = counterfactual_pass(engine, policy, samples, gen_config, cfg, device)
+        cf = counterfactual_pass(engine, policy, samples, gen_config, cfg, device, failed)
         timings["time/counterfactual"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -74,11 +83,18 @@ def collect_experience(
     if cf is not None:  # counterfactual filtering
         advantages, stats = grounding.weigh_advantages(advantages, cf, samples, g, cfg.algo)
     timings["time/rewards"] = time.perf_counter() - t0
+    mask = done.mask
+    if any(failed):  # stand-ins: no tokens in the loss or the lengths, no advantage, no signal
+        stand_in = torch.tensor(failed).repeat_interleave(g)  # [N]
+        mask = mask.masked_fill(stand_in[:, None].to(mask.device), 0)
+        advantages = advantages.masked_fill(stand_in.to(advantages.device), 0.0)
+        zero_std = zero_std | torch.tensor(failed, device=zero_std.device)
 
     exp = Experience(
-        prompts, done.ids, done.mask, done.truncated, g, list(samples), texts, matrix, names, total, zero_std,
+        prompts, done.ids, mask, done.truncated, g, list(samples), texts, matrix, names, total, zero_std,
         advantages=advantages.to(device), timings=timings, stats=stats, rollout_logprobs=done.logprobs,
     )  # fmt: skip
+    exp = exp.padded_to(agreed_width(exp.completion_ids.shape[1]), engine.pad_id)
     t0 = time.perf_counter()
     with torch.no_grad():
         if cfg.algo.beta > 0:
@@ -91,12 +107,20 @@ def collect_experience(
 
 
 def counterfactual_pass(
-    engine: Engine, policy: nn.Module, samples: Sequence[Sample], gen_config, cfg, device
+    engine: Engine,
+    policy: nn.Module,
+    samples: Sequence[Sample],
+    gen_config,
+    cfg,
+    device,
+    failed: Sequence[bool] = (),
 ) -> grounding.Counterfactual:
     """M answers per prompt from ``policy`` with ``cfg.algo.counterfactual_ablate`` removed: one encode of
-    the applicable prompts, one shared-prefix sample (towers + prefill once per prompt)."""
+    the applicable prompts (not those whose media ``failed``), one shared-prefix sample (towers +
+    prefill once per prompt)."""
     removed, m = cfg.algo.counterfactual_ablate, cfg.algo.counterfactual_samples
-    todo = [i for i, s in enumerate(samples) if grounding.needs_removed(s, removed)]
+    failed = list(failed) or [False] * len(samples)
+    todo = [i for i, s in enumerate(samples) if not failed[i] and grounding.needs_removed(s, removed)]
     answers: list[list[str | None] | None] = [None] * len(samples)
     if todo:
         prompts = encode_samples(engine, [samples[i] for i in todo], cfg.data, device, ablate=removed)

@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from ..model.vllm_sampler import VllmSettings
 from ..runlog import RunLog
 from ..scoring.rewards import register_rewards
 from . import sharding
-from .distributed import any_process, launch_record, make_accelerator
+from .distributed import any_process, check_sharing, largest, launch_record, make_accelerator
 from .experience import Experience, merge_signal_groups
 from .metrics import rollout_rows, step_metrics
 from .optimise import TrainingAborted, optimise
@@ -125,6 +126,7 @@ def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> R
     run_dir = Path(cfg.train.output_dir)
     loaded = load_split(cfg.data.train_path, on_error=cfg.data.on_error, max_samples=cfg.data.max_samples)
     rank, world = accelerator.process_index, accelerator.num_processes
+    check_sharing(accelerator, cfg.rollout.sharing, {s.data_type for s in loaded.samples})
     sampler = PromptSampler(len(loaded.samples), cfg.train.prompts_per_step, cfg.train.seed, rank, world)
     record = RunRecord.of(cfg, launch_record(accelerator, cfg.train.mixed_precision))
     changes = check_run_dir(cfg, record, resume, allow_config_change)  # every process, before any writes
@@ -169,6 +171,7 @@ def _handles(cfg: Config, accelerator: Accelerator) -> tuple[Handles, Any]:
     if needs_reference_copy(cfg.model, cfg.algo.beta):
         reference = load_reference(cfg.model, device=accelerator.device)
     engine = Engine.for_model(policy, load_processor(cfg.model.path))
+    engine.every_tower = accelerator.num_processes > 1  # the same collective calls on every process
     if cfg.rollout.engine == "vllm":  # a colocated engine per process; the weights come with each rollout
         engine.use_vllm(
             adapter_base_path(cfg.model.path) or cfg.model.path,
@@ -240,6 +243,7 @@ def next_rollout_batch(cfg: Config, run: Run) -> Experience:
     ):
         extra = _roll_out(cfg, run)
         batch = merge_signal_groups(batch, extra, cfg.train.prompts_per_step, h.engine.pad_id)
+        batch = batch.padded_to(largest(h.accelerator, batch.completion_ids.shape[1]), h.engine.pad_id)
         rounds += 1
     h.policy.train()
     return batch
@@ -250,7 +254,9 @@ def _roll_out(cfg: Config, run: Run) -> Experience:
     samples = [run.samples[i] for i in run.state.sampler.next_indices()]
     with sharding.full_weights(h.accelerator, h.scorer):  # ZeRO-3: one gather per rollout
         pushed = h.engine.push_weights(h.policy, version=run.state.step)  # vLLM: this step's weights
-        exp = collect_experience(h.engine, h.policy, h.reference, samples, run.gen_config, cfg)
+        exp = collect_experience(
+            h.engine, h.policy, h.reference, samples, run.gen_config, cfg, partial(largest, h.accelerator)
+        )
     h.engine.release_sampler()  # vLLM on a GPU with rollout.vllm_sleep: its memory back to training
     if cfg.rollout.engine == "vllm":
         exp.timings["time/weight_push"] = pushed

@@ -99,11 +99,20 @@ def predict_batch(
     model: torch.nn.Module, engine: Any, samples: Sequence[Sample], condition: str, settings: EvalSettings
 ) -> list[dict[str, Any]]:
     """Generate K completions for each of the B samples under ``condition``; B*K prediction rows."""
+    if len({s.data_type for s in samples if s.video is not None}) > 1:
+        # transformers' generate takes one use_audio_in_video per batch: sounding videos go apart.
+        sounding = [s for s in samples if s.data_type == "video_audio"]
+        rest = [s for s in samples if s.data_type != "video_audio"]
+        rows = [
+            r for part in (rest, sounding) for r in predict_batch(model, engine, part, condition, settings)
+        ]
+        by_id = {s.id: i for i, s in enumerate(samples)}
+        return sorted(rows, key=lambda r: (by_id[r["id"]], r["sample"]))
     dec = settings.decoding
     # Rows load in skip mode: a file that fails to decode now is left out with a warning, not fatal.
     samples, messages = decodable_messages(
         samples, settings.template, settings.max_audio_seconds, settings.max_pixels, "skip", condition,
-        settings.video,
+        settings.video, engine.geometry,
     )  # fmt: skip
     if not samples:
         return []

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ...data.media import Geometry
 from ..mm import MMInputs, PromptBatch
 
 
@@ -48,6 +49,16 @@ class PrefixEncoding:
         )
 
 
+def _total(outputs: list[Any]) -> torch.Tensor:
+    """The sum of every tensor in tower outputs (tensors, (tensor, extras) pairs, lists of tensors)."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs.float().sum()
+    if isinstance(outputs, dict):
+        outputs = list(outputs.values())
+    parts = [_total(o) for o in outputs if isinstance(o, torch.Tensor | list | tuple | dict)]
+    return torch.stack(parts).sum() if parts else torch.zeros(())
+
+
 def _drop_last(value: Any, shape: torch.Size) -> Any:
     """A per-token [B, L] prompt argument cut to prompt[:-1]; per-feature ones (deepstack) unchanged."""
     if isinstance(value, torch.Tensor) and value.shape[:2] == shape:
@@ -66,6 +77,8 @@ class Family:
     audio_start_token: ClassVar[str]
     vision_start_token: ClassVar[str]
     is_moe: ClassVar[bool] = False
+    audio_tokens_per_second: ClassVar[float]
+    """Audio tower output tokens per second of 16 kHz sound (approximate; the processor counts exactly)."""
     serving_architecture: ClassVar[str]
     """vLLM's registry key for the full model (``serving_config``)."""
 
@@ -88,6 +101,20 @@ class Family:
         }
 
     # --- the processor ---------------------------------------------------------------------------
+    def geometry(self, processor: Any) -> Geometry:
+        """How this family's processor cuts media into tokens, for the data layer to size images and
+        frames once (on the processor's own grid, so the processor does not resize them again)."""
+        image, video = processor.image_processor, processor.video_processor
+        size = image.size
+        min_pixels = size["shortest_edge"] if isinstance(size, dict) else size.shortest_edge
+        return Geometry(
+            patch=image.patch_size,
+            merge=image.merge_size,
+            temporal=video.temporal_patch_size,
+            min_pixels=int(min_pixels),
+            audio_tokens_per_second=self.audio_tokens_per_second,
+        )
+
     def processor_kwargs(self, processor: Any, audios: list) -> dict[str, Any]:
         """Processor arguments that make each prompt's features independent of its batch.
 
@@ -164,8 +191,19 @@ class Family:
         return {}
 
     def rope_index(self, thinker: nn.Module, prompts: PromptBatch) -> torch.Tensor:
-        """[3, B, L] M-RoPE positions of the prompts (audio and image spans placed in time and space)."""
+        """[3, B, L] M-RoPE positions of the prompts (audio and image spans placed in time and space).
+
+        ``get_rope_index`` takes one ``use_audio_in_video`` for the batch; a batch that mixes videos
+        with and without their soundtrack is placed in two calls, prompts with a sounding video and
+        the rest (each prompt's positions depend on its own tokens and media only)."""
         mm = prompts.mm
+        if mm.mixes_video_sound:
+            sounding = set(mm.video_owner[mm.video_sound].tolist())
+            out = torch.empty(3, *prompts.input_ids.shape, dtype=torch.long, device=prompts.device)
+            for rows in (sorted(sounding), [b for b in range(prompts.num_prompts) if b not in sounding]):
+                part = PromptBatch(prompts.input_ids[rows], prompts.attention_mask[rows], mm.select(rows))
+                out[:, rows] = self.rope_index(thinker, part).to(out.dtype)
+            return out
         # Argument names differ from forward's: audio_seqlens, second_per_grids.
         position_ids, _ = thinker.model.get_rope_index(
             prompts.input_ids,
@@ -178,28 +216,62 @@ class Family:
         )
         return position_ids
 
-    def prefix(self, thinker: nn.Module, prompts: PromptBatch) -> PrefixEncoding:
+    def prefix(self, thinker: nn.Module, prompts: PromptBatch, every_tower: bool = False) -> PrefixEncoding:
         """Towers once per prompt; embeddings with features at their placeholders; positions.
 
-        Grad flows into the towers when they require grad.
+        Grad flows into the towers when they require grad. ``every_tower`` (a launch of several
+        processes): a tower call this batch does not need (no audio, no image or no video) runs on
+        ``idle_media`` instead, contributing exactly zero, so every process calls the same modules in
+        the same order whatever its batch holds. ZeRO-3 all-gathers each module's weights as a
+        collective when it is called, and a process that skipped a tower would wait on another's
+        gather (gloo: "collective mismatch"; NCCL: a hang); under DDP every weight then gets a
+        gradient on every process (zeros where unused), as it does under ZeRO.
         """
         ids, cfg, mm = prompts.input_ids, thinker.config, prompts.mm
         embeds = thinker.get_input_embeddings()(ids)  # [B, L, H]
         image_extra: dict[str, Any] = {}
         video_extra: dict[str, Any] = {}
+        idle: list[Any] = []  # outputs of towers run on idle_media: summed times zero into the embeddings
+        dummy = self.idle_media(thinker, embeds.device, embeds.dtype) if every_tower else None
         if mm.has_audio:  # standalone clips and video soundtracks alike sit at the audio tokens, in order
             slots = (ids == cfg.audio_token_id).unsqueeze(-1)  # [B, L, 1]
             embeds = embeds.masked_scatter(slots, self.audio_embeds(thinker, mm).to(embeds.dtype))
+        elif dummy is not None:
+            idle.append(self.audio_embeds(thinker, dummy))
         if mm.has_image:
             image, image_extra = self.image_features(thinker, mm)
             slots = (ids == cfg.image_token_id).unsqueeze(-1)
             embeds = embeds.masked_scatter(slots, image.to(embeds.dtype))
+        elif dummy is not None:
+            idle.append(self.image_features(thinker, dummy))
         if mm.has_video:
             video, video_extra = self.video_features(thinker, mm)
             slots = (ids == cfg.video_token_id).unsqueeze(-1)
             embeds = embeds.masked_scatter(slots, video.to(embeds.dtype))
+        elif dummy is not None:
+            idle.append(self.video_features(thinker, dummy))
+        if idle:
+            embeds = embeds + 0.0 * _total(idle).to(embeds.dtype)  # exactly zero; every weight in the graph
         extra = self.visual_kwargs(ids, cfg, image_extra, video_extra)
         return PrefixEncoding(embeds, self.rope_index(thinker, prompts), prompts.attention_mask, extra)
+
+    def idle_media(self, thinker: nn.Module, device: torch.device, dtype: torch.dtype) -> MMInputs:
+        """The smallest input each tower takes, all zeros: one 8-frame mel clip, one image and one
+        one-frame video of a single merged cell (``spatial_merge_size``² patches each)."""
+        audio, vision = thinker.config.audio_config, thinker.config.vision_config
+        merge = vision.spatial_merge_size
+        patch_dim = vision.in_channels * vision.temporal_patch_size * vision.patch_size**2
+        pixels = torch.zeros(merge * merge, patch_dim, device=device, dtype=dtype)  # [patches, D]
+        grid = torch.tensor([[1, merge, merge]], device=device)  # [1, 3] (t, h, w) in patches
+        frames = 8
+        return MMInputs(
+            audio_features=torch.zeros(1, audio.num_mel_bins, frames, device=device, dtype=dtype),
+            audio_mask=torch.ones(1, frames, dtype=torch.long, device=device),
+            pixel_values=pixels,
+            image_grid_thw=grid,
+            video_pixels=pixels,
+            video_grid_thw=grid,
+        )
 
     def forget_positions(self, thinker: nn.Module) -> None:
         """Drop positions a previous ``generate`` cached, so a full forward recomputes them from the ids."""

@@ -44,6 +44,7 @@ class Qwen3OmniMoe(Family):
     audio_start_token = "<|audio_start|>"
     vision_start_token = "<|vision_start|>"
     is_moe = True
+    audio_tokens_per_second = 13.0  # 13 per 100 mel frames
     serving_architecture = "Qwen3OmniMoeForConditionalGeneration"
 
     def serving_config(self, thinker_config: dict[str, Any]) -> dict[str, Any]:
