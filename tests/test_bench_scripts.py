@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from echoink.model.vllm_sampler import vllm_available
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 # The audio+image benches' step at its smallest: one prompt, 2 new tokens, a 16-wide 1-layer thinker.
@@ -33,6 +35,25 @@ SMOKE = [
     pytest.param("rollout_sharing.py", ["--video", "--group-size", "2", *TINY], "step", id="video"),
     ("roofline.py", ["--configs", "tiny", "--group-size", "2", "--audio-seconds", "1", *STEP], "step_mfu"),
     ("vs_trl.py", ["--rounds", "1", "--hidden", "16", "--layers", "1", *VS_TRL_STEPS], "throughput"),
+    pytest.param(
+        "vllm_rollout.py",
+        [
+            "--prompts",
+            "1",
+            "--group-size",
+            "2",
+            "--new-tokens",
+            "4",
+            "--audio-seconds",
+            "1",
+            "--repeats",
+            "1",
+        ],
+        "vllm_over_hf",
+        marks=pytest.mark.skipif(
+            not vllm_available(), reason="vLLM is not installed (make setup installs it)"
+        ),
+    ),
 ]
 ELSEWHERE = {
     "av_common.py": "a module the audio+image benches import, not a script",
@@ -78,6 +99,8 @@ def test_bench_script_runs_from_a_fresh_state(script: str, args: list[str], key:
 def test_gpu_check_runs_at_tiny_size_on_cpu(tmp_path: Path):
     args = ["--size", "tiny", "--group-size", "2", "--new-tokens", "4", "--repeats", "1"]
     rows = _run("gpu_check.sh", args, tmp_path / "work")
+    assert "skipped at --size tiny" in rows[-1]["vllm_leg"]  # its bench runs on its own (SMOKE)
+    rows = rows[:-1]
     assert [r["mode"] for r in rows] == ["shared", "repeat"]
     for r in rows:
         assert r["completion_tokens"] == 2 * 4 and r["step_s"] > 0 and r["peak_memory_gib"] > 0

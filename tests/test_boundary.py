@@ -26,6 +26,7 @@ FORBIDDEN = {
     "positions": r"\b(get_rope_index|rope_deltas|position_ids)\b",
     "language model": r"\b(language_model|lm_head|get_output_embeddings|get_input_embeddings)\b",
     "private transformers method": r"\._(get_logits_processor|prepare_\w+|update_model_kwargs\w*)\b",
+    "serving engine": r"\b(import vllm|from vllm|SamplingParams|collective_rpc)\b",
     "media key": r"\b(input_features|feature_attention_mask|pixel_values\w*|image_grid_thw|video_grid_thw)\b",
 }
 

@@ -30,6 +30,12 @@ def test_round_trip(tmp_path: Path):
         ("data.on_error=maybe", "data.on_error"),
         ("train.max_steps=abc", "train.max_steps"),
         ("nosuch.x=1", "nosuch"),
+        ("rollout.engine=sglang", "rollout.engine"),
+        ("rollout.vllm_gpu_memory_utilization=1.5", "rollout.vllm_gpu_memory_utilization"),
+        ("rollout.vllm_tensor_parallel_size=0", "rollout.vllm_tensor_parallel_size"),
+        ("rollout.vllm_max_model_len=64", "rollout.vllm_max_model_len"),  # shorter than max_new_tokens
+        ("algo.rollout_is_cap=0.5", "algo.rollout_is_cap"),
+        ("algo.rollout_is_cap=2", "algo.rollout_is_cap"),  # needs rollout.engine=vllm
     ],
 )
 def test_errors_name_the_field(override: str, field: str):

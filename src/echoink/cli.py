@@ -194,7 +194,7 @@ def model_tiny(
     out: Path = typer.Option(
         ..., "--out", help="Directory to write the model, tokenizer and processor into."
     ),
-    hidden: int = typer.Option(64, min=16, max=512, help="Text hidden size (a multiple of 16)."),
+    hidden: int = typer.Option(64, min=16, max=512, help="Text hidden size (a multiple of --head-dim)."),
     layers: int = typer.Option(2, min=1, help="Text decoder layers."),
     vocab: int = typer.Option(
         1024, min=1024, max=8192, help="Embedding rows (tokenizer size is at most this)."
@@ -207,6 +207,9 @@ def model_tiny(
         [], "--corpus", help="Extra text file(s) to train the tokenizer on, one line per example."
     ),
     family: str = typer.Option("qwen2.5-omni", "--family", help="Model family: qwen2.5-omni or qwen3-omni."),
+    head_dim: int = typer.Option(
+        16, "--head-dim", min=8, max=256, help="Text attention head width (vLLM's CPU build needs >= 32)."
+    ),
 ) -> None:
     """Build a tiny random Omni thinker (Qwen2.5-Omni or Qwen3-Omni MoE) + locally trained tokenizer +
     the real processor (seconds, offline)."""
@@ -219,7 +222,7 @@ def model_tiny(
     check_output_dir(out, "--out", "model tiny")  # a trained model's weights and recipe card stay
     path = build_tiny(
         out, hidden=hidden, layers=layers, vocab=vocab, seed=seed, extra_corpus=extra, rope_theta=rope_theta,
-        family=family,
+        family=family, head_dim=head_dim,
     )  # fmt: skip
     typer.echo(f"tiny {family} thinker written to {path}")
 

@@ -90,6 +90,9 @@ def eval_cmd(
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate only the first N items."),
     max_audio_seconds: float | None = _MAX_AUDIO_SECONDS,
     max_pixels: int | None = _MAX_PIXELS,
+    engine: str = typer.Option(
+        "hf", "--engine", help="What generates: hf (transformers) or vllm (vLLM with the same weights)."
+    ),
 ) -> None:
     """Evaluate a model fairly: strict parsing, Wilson/bootstrap CIs, majority vote, pass@k, ablations."""
     from .scoring.predict import Decoding
@@ -101,7 +104,10 @@ def eval_cmd(
     flags |= {"max_video_pixels": max_video_pixels, "desync_seconds": desync_seconds}
     dec = Decoding(*_decoding(decoding, samples, temperature, top_p), seed=seed)
     kwargs = {"decoding": dec, "ablate": [a.strip() for a in ablate.split(",")], "batch_size": batch_size}
-    kwargs |= {"limit": limit}
+    kwargs |= {"limit": limit, "engine": engine}
+    if engine not in ("hf", "vllm"):
+        typer.echo(f"error: --engine: must be hf or vllm, got {engine!r}", err=True)
+        raise typer.Exit(2)
     if suite is not None or data is None:  # every imported benchmark (cli_bench.py)
         from .cli_bench import run_suite_cli
 

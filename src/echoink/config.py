@@ -70,6 +70,10 @@ class Config:
             raise ConfigError("train.eval_every: validation needs data.val_path")
         if self.train.keep_best and not self.train.eval_every:
             raise ConfigError("train.keep_best: needs train.eval_every > 0 (best by validation accuracy)")
+        if self.algo.rollout_is_cap and self.rollout.engine != "vllm":
+            raise ConfigError(
+                "algo.rollout_is_cap: needs rollout.engine=vllm (the hf engine samples from the policy itself)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -131,8 +131,41 @@ class RolloutConfig:
     EchoInk/TRL do; for equivalence tests and benchmarks). ``prefix`` stays on with gradient
     checkpointing (the prompt runs once, the completions are checkpointed in chunks of
     ``train.completions_per_pass``)."""
+    engine: str = "hf"
+    """What samples the rollouts (and validation): ``hf`` (our shared-prefix decode loop on the policy
+    itself) or ``vllm`` (a colocated vLLM engine in each training process: one request per prompt with
+    n = G, the policy's weights pushed into it before every rollout; needs vLLM installed and text heads
+    of at least 32 on its CPU build). The trainer's log-prob passes are ours either way; with ``vllm``
+    ``rollout/logprob_diff_mean`` and ``rollout/logprob_diff_max`` measure the two engines' mismatch and
+    ``algo.rollout_is_cap`` corrects for it."""
+    vllm_gpu_memory_utilization: float = 0.3
+    """``rollout.engine: vllm`` on a GPU: the fraction of GPU memory vLLM may take (weights + KV cache);
+    the trainer needs the rest. On a CPU the KV cache is ``VLLM_CPU_KVCACHE_SPACE`` GiB (default here 1)."""
+    vllm_tensor_parallel_size: int = 1
+    """``rollout.engine: vllm``: GPUs one engine spans (1: each training process has its own engine)."""
+    vllm_max_model_len: int = 0
+    """``rollout.engine: vllm``: longest prompt + completion the engine accepts; 0 takes the model's own."""
+    vllm_sleep: bool = False
+    """``rollout.engine: vllm`` on a GPU: free vLLM's memory after each rollout (sleep mode, level 1) and
+    take it back before the next weight push; trades a wake-up per step for memory in the training passes."""
 
     def __post_init__(self) -> None:
+        _check(self.engine in ("hf", "vllm"), "rollout.engine", f"must be hf or vllm, got {self.engine!r}")
+        _check(
+            0 < self.vllm_gpu_memory_utilization <= 0.95,
+            "rollout.vllm_gpu_memory_utilization",
+            "must be in (0, 0.95] (the trainer needs memory too)",
+        )
+        _check(
+            1 <= self.vllm_tensor_parallel_size <= 64,
+            "rollout.vllm_tensor_parallel_size",
+            "must be in [1, 64]",
+        )
+        _check(
+            self.vllm_max_model_len == 0 or self.vllm_max_model_len > self.max_new_tokens,
+            "rollout.vllm_max_model_len",
+            "must be 0 (the model's own) or longer than rollout.max_new_tokens",
+        )
         _check(
             self.num_generations >= 2,
             "rollout.num_generations",
@@ -188,6 +221,11 @@ class AlgoConfig:
     """The modality the grounding reward and filter remove: audio (silence) or image (blank)."""
     counterfactual_samples: int = 4
     """M: answers sampled per prompt with the modality removed (one shared-prefix pass per prompt)."""
+    rollout_is_cap: float = 0.0
+    """Truncated importance sampling (``rollout.engine: vllm``): each completion token's policy loss is
+    weighted by min(π_trainer / π_vLLM, cap), the ratio of the trainer's log-prob (at the rollout's
+    weights) to vLLM's for the sampled token, as verl's and TRL's TIS (``rl.algos.truncated_is_weights``);
+    0 = off. Typical: 2."""
 
     def __post_init__(self) -> None:
         _check(bool(self.rewards), "algo.rewards", "needs at least one reward")
@@ -204,6 +242,11 @@ class AlgoConfig:
         _check(self.epsilon_low >= 0 and self.epsilon_high >= 0, "algo.epsilon_low/high", "must be >= 0")
         _check(self.num_iterations >= 1, "algo.num_iterations", "must be >= 1")
         _check(self.max_resample_rounds >= 0, "algo.max_resample_rounds", "must be >= 0")
+        _check(
+            self.rollout_is_cap == 0 or 1 <= self.rollout_is_cap <= 1e3,
+            "algo.rollout_is_cap",
+            "must be 0 (off) or in [1, 1000] (a cap below 1 shrinks every token's weight)",
+        )
 
 
 @dataclass

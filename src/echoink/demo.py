@@ -80,7 +80,15 @@ def run_demo(
     stages.run(
         "tiny model",
         lambda: build_tiny(
-            model_dir, d.hidden, d.layers, d.vocab, d.seed, corpus, d.rope_theta, d.family, d.audio_conv_gain
+            model_dir,
+            d.hidden,
+            d.layers,
+            d.vocab,
+            d.seed,
+            corpus,
+            d.rope_theta,
+            d.family,
+            audio_conv_gain=d.audio_conv_gain,
         ),
     )
     stages.run("SFT cold start", lambda: sft(cfg))

@@ -63,6 +63,8 @@ def scripted(monkeypatch, tiny_model_dir: Path) -> ScriptedModel:
         return torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows])
 
     monkeypatch.setattr(Engine, "generate", fake_generate)
-    engine = Engine(processor, "qwen2.5-omni")
-    monkeypatch.setattr(ev, "load_model", lambda model_dir, device=None: (model, engine))
+    scripted_engine = Engine(processor, "qwen2.5-omni")
+    monkeypatch.setattr(
+        ev, "load_model", lambda model_dir, device=None, engine="hf": (model, scripted_engine)
+    )
     return model

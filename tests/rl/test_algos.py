@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from echoink.model.logprobs import token_logprobs
-from echoink.rl.algos import LOSS_AGGREGATIONS, agg_loss, group_advantages, kl_penalty, policy_loss
+from echoink.rl.algos import (
+    LOSS_AGGREGATIONS,
+    agg_loss,
+    group_advantages,
+    kl_penalty,
+    policy_loss,
+    rollout_mismatch,
+)
 
 
 def _mean(xs: list[float]) -> float:
@@ -246,3 +253,55 @@ def test_policy_loss_on_policy_gradient_is_reinforce() -> None:
 def test_policy_loss_needs_ref_for_beta() -> None:
     with pytest.raises(ValueError, match="ref_logp"):
         policy_loss(torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1), torch.ones(1, 1), beta=0.1)
+
+
+def loop_tis_policy_loss(logp, old, rollout, adv, mask, cap, mode, max_len):
+    """The clipped surrogate of each token times min(exp(old - rollout), cap), then aggregated."""
+    N, T = len(logp), len(logp[0])
+    loss = [[0.0] * T for _ in range(N)]
+    for n in range(N):
+        for t in range(T):
+            ratio = math.exp(logp[n][t] - old[n][t])
+            clipped = min(max(ratio, 0.8), 1.2)
+            weight = min(math.exp(old[n][t] - rollout[n][t]), cap)
+            loss[n][t] = -min(ratio * adv[n], clipped * adv[n]) * weight
+    return loop_agg(loss, mask, mode, max_len)
+
+
+@pytest.mark.parametrize("mode", sorted(LOSS_AGGREGATIONS.names()))
+def test_truncated_importance_sampling_matches_loop(mode: str) -> None:
+    gen = torch.Generator().manual_seed(11)
+    N, T, cap = 6, 5, 2.0
+    logp = (-torch.rand(N, T, generator=gen) * 3).requires_grad_()
+    old = logp.detach() + torch.randn(N, T, generator=gen) * 0.1
+    rollout = old + torch.randn(N, T, generator=gen) * 0.8  # weights both under and over the cap
+    adv, mask = torch.randn(N, generator=gen), _random_mask(N, T, gen)
+    loss, metrics = policy_loss(
+        logp, old, adv, mask, agg=mode, max_len=T, rollout_logp=rollout, rollout_is_cap=cap
+    )
+    want = loop_tis_policy_loss(
+        logp.tolist(), old.tolist(), rollout.tolist(), adv.tolist(), mask.tolist(), cap, mode, T
+    )
+    torch.testing.assert_close(loss, torch.tensor(want), atol=1e-6, rtol=1e-5)
+    weights = [
+        min(math.exp(old[n, t] - rollout[n, t]), cap) for n in range(N) for t in range(T) if mask[n, t]
+    ]
+    assert min(weights) < 1 < cap == max(weights)  # the case exercises the cap
+    torch.testing.assert_close(metrics["is_weight_mean"], torch.tensor(_mean(weights)), atol=1e-6, rtol=1e-5)
+    untouched, _ = policy_loss(logp, old, adv, mask, agg=mode, max_len=T, rollout_logp=rollout)
+    torch.testing.assert_close(
+        untouched, policy_loss(logp, old, adv, mask, agg=mode, max_len=T)[0]
+    )  # cap 0: off
+
+
+def test_rollout_mismatch_matches_loop() -> None:
+    gen = torch.Generator().manual_seed(3)
+    logp, other = torch.randn(4, 7, generator=gen), torch.randn(4, 7, generator=gen)
+    mask = _random_mask(4, 7, gen)
+    total, worst, count = rollout_mismatch(logp, other, mask)
+    diffs = [abs(logp[n, t].item() - other[n, t].item()) for n in range(4) for t in range(7) if mask[n, t]]
+    assert (
+        count == len(diffs)
+        and worst == pytest.approx(max(diffs))
+        and total == pytest.approx(sum(diffs), rel=1e-5)
+    )

@@ -14,11 +14,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from echoink.config import load_config
 from echoink.rl.checkpoint import latest_checkpoint, list_checkpoints
 from echoink.rl.trainer import setup_run, train
 from echoink.runlog import read_jsonl
 from media_helpers import write_small_split
+from recipe_helpers import recipe
 
 METRICS = [
     "reward", "reward_std", "rewards/accuracy/mean", "rewards/format/mean", "completions/mean_length",
@@ -28,7 +28,6 @@ METRICS = [
 ]  # fmt: skip
 
 
-SIGNAL = "media_helpers:parity_reward"  # an untrained model never earns accuracy/format: give GRPO a signal
 # Defined by transformers' audio encoder but never used in its forward, so no gradient can reach it.
 UNUSED_PARAMETERS = {"model.audio_tower.audio_bos_eos_token.weight"}
 
@@ -36,16 +35,6 @@ UNUSED_PARAMETERS = {"model.audio_tower.audio_bos_eos_token.weight"}
 @pytest.fixture(scope="module")
 def train_split(tmp_path_factory) -> Path:
     return write_small_split(tmp_path_factory.mktemp("trainset"))
-
-
-def recipe(model_dir: Path, split: Path, out: Path, *extra: str):
-    overrides = [
-        f"model.path={model_dir}", f"data.train_path={split}", f"train.output_dir={out}",
-        "train.max_steps=3", "train.prompts_per_step=2", "rollout.num_generations=2",
-        "rollout.max_new_tokens=8", "train.lr=1e-3", "train.save_every=100", "train.seed=3",
-        "train.weight_decay=0", f"algo.rewards={{accuracy: 1.0, format: 1.0, '{SIGNAL}': 1.0}}",
-    ]  # fmt: skip
-    return load_config(None, overrides + list(extra))
 
 
 def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -50,11 +50,15 @@ reported "not applicable"."""
 PREDICTIONS, SUMMARY, SETTINGS = "predictions.jsonl", "summary.json", "eval_config.json"
 
 
-def load_model(model_dir: str | Path, device: str | None = None) -> tuple[torch.nn.Module, Any]:
+def load_model(
+    model_dir: str | Path, device: str | None = None, engine: str = "hf"
+) -> tuple[torch.nn.Module, Any]:
     """(model in eval mode, its engine) through the model layer's loader: a thinker, a full Omni
-    checkpoint or a LoRA adapter directory, of any family. bf16 on a GPU, fp32 on the CPU."""
+    checkpoint or a LoRA adapter directory, of any family. bf16 on a GPU, fp32 on the CPU.
+
+    ``engine="vllm"``: generation runs on a vLLM engine started with the model's weights (LoRA merged)."""
     from ..model import Engine
-    from ..model.loading import load_policy, load_processor
+    from ..model.loading import adapter_base_path, load_policy, load_processor
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = "bfloat16" if device.startswith("cuda") else "float32"
@@ -62,7 +66,12 @@ def load_model(model_dir: str | Path, device: str | None = None) -> tuple[torch.
     if hasattr(model, "merge_and_unload"):  # a LoRA adapter: fold it in, generation runs the plain thinker
         model = model.merge_and_unload()
     model = model.requires_grad_(False).eval()
-    return model, Engine.for_model(model, load_processor(model_dir))
+    out = Engine.for_model(model, load_processor(model_dir))
+    if engine == "vllm":
+        out.use_vllm(str(adapter_base_path(model_dir) or model_dir), dtype, initial=model)
+    elif engine != "hf":
+        raise ValueError(f"engine must be hf or vllm, got {engine!r}")
+    return model, out
 
 
 def evaluate(
@@ -79,8 +88,12 @@ def evaluate(
     max_audio_seconds: float | None = None,
     max_pixels: int | None = 224 * 224,
     video: VideoSettings | None = None,
+    engine: str = "hf",
 ) -> dict[str, Any]:
     """Evaluate ``model_dir`` on ``data_path`` under each condition in ``ablate``; write and return the summary.
+
+    ``engine``: what generates, ``hf`` (transformers) or ``vllm`` (a vLLM engine with the same weights);
+    recorded in the summary, not in the settings a resumed folder must match (both decode the same model).
 
     ``decoding``: "greedy", "sample" (one sample at temperature 1) or a :class:`Decoding`. ``limit``
     keeps the first N valid items. "none" is always evaluated (the ablation drops need it).
@@ -105,16 +118,17 @@ def evaluate(
     # An ablation runs only on the items that carry what it removes (see summarize: "not applicable").
     todo = {c: [s for s in samples if (c, s.id) not in done and ablation_applies(s, c)] for c in conditions}
     if any(todo.values()):
-        model, engine = load_model(model_dir)
+        model, decoder = load_model(model_dir, engine=engine)
         for condition, pending in todo.items():
             for start in range(0, len(pending), batch_size):
-                new = predict_batch(model, engine, pending[start : start + batch_size], condition, settings)
+                new = predict_batch(model, decoder, pending[start : start + batch_size], condition, settings)
                 _append(out / PREDICTIONS, new)
                 rows += new
             log.info("%s: %d items evaluated", condition, len(pending))
+        decoder.close()  # vLLM: its engine and process groups (a suite starts one per benchmark)
     summary = summarize(rows, samples, conditions)
     summary.update(official_summary(rows, samples, conditions))  # an imported benchmark's own rule
-    summary.update(model=str(model_dir), data=str(data_path), settings=asdict(settings))
+    summary.update(model=str(model_dir), data=str(data_path), settings=asdict(settings), engine=engine)
     summary["data_sha256"] = data["data_sha256"]  # what `compare` checks before pairing ids
     summary["skipped_rows"] = len(loaded.skipped)
     (out / SUMMARY).write_text(json.dumps(summary, indent=1))

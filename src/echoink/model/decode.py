@@ -38,6 +38,7 @@ class Completions:
     ids: torch.Tensor  # [N, T], pad id after the end token
     mask: torch.Tensor  # [N, T], 1 on real tokens incl. the end token
     truncated: torch.Tensor  # [N] bool: no end token within max_new_tokens
+    logprobs: torch.Tensor | None = None  # [N, T] the sampler's own log-probs (vLLM), 0 after the end
 
 
 def end_ids(config: GenerationConfig) -> list[int]:

@@ -27,6 +27,7 @@ from .decode import Completions, sample_completions
 from .families import FAMILIES, Family, family_for
 from .mm import MMInputs, PromptBatch
 from .passes import Scores, completion_logprobs
+from .vllm_sampler import VllmSampler, VllmSettings
 
 STOP_TOKENS: tuple[str, ...] = ("<|im_end|>", "<|endoftext|>")
 """Generation ends at the first of these (both Omni families' generation configs stop at both)."""
@@ -100,6 +101,37 @@ class Engine:
         self.every_tower = every_tower
         """Log-prob passes call every tower whatever the batch holds (``Family.prefix``): set by a
         launch of several processes, whose passes must make the same collective calls."""
+        self.vllm: VllmSampler | None = None  # set by use_vllm: sample and generate go through vLLM
+
+    def use_vllm(
+        self,
+        model_dir: str,
+        dtype: str,
+        settings: VllmSettings = VllmSettings(),
+        initial: nn.Module | None = None,
+    ) -> VllmSampler:
+        """Sample (rollouts, validation, eval) on a colocated vLLM engine from now on (``rollout.engine: vllm``).
+
+        It starts with ``initial``'s weights (eval), or dummy ones until :meth:`push_weights` (training)."""
+        thinker = None if initial is None else thinker_of(initial)
+        self.vllm = VllmSampler(model_dir, self.family, self.processor, dtype, settings, thinker)
+        return self.vllm
+
+    def close(self) -> None:
+        """Shut the vLLM engine down (if any); sampling returns to our own decoder."""
+        if self.vllm is not None:
+            self.vllm.close()
+            self.vllm = None
+
+    def release_sampler(self) -> None:
+        """vLLM on a GPU with sleep mode: free its memory until the next push (else nothing)."""
+        if self.vllm is not None:
+            self.vllm.sleep()
+
+    def push_weights(self, model: nn.Module, version: Any = None) -> float:
+        """Give the vLLM engine ``model``'s current weights (seconds taken; 0 without vLLM or when
+        ``version`` was the last pushed). Under ZeRO-3 call it where the weights are gathered."""
+        return 0.0 if self.vllm is None else self.vllm.push(thinker_of(model), version)
 
     @classmethod
     def for_model(cls, model: nn.Module, processor: ProcessorMixin) -> Engine:
@@ -146,7 +178,8 @@ class Engine:
         )
         owners = {k: torch.tensor(v, dtype=torch.long) for k, v in media.owners.items()}
         mm = MMInputs.from_processor(out, owners, media.video_sound)
-        return PromptBatch(out["input_ids"], out["attention_mask"], mm)
+        sources = [(text, _collect_media([m])) for text, m in zip(texts, batch_messages, strict=True)]
+        return PromptBatch(out["input_ids"], out["attention_mask"], mm, sources)
 
     def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool = True) -> str:
         """One conversation as the chat template writes it (one placeholder per medium, before expansion)."""
@@ -222,7 +255,11 @@ class Engine:
         config: GenerationConfig,
         shared: bool = True,
     ) -> Completions:
-        """G completions per prompt; ``shared``: towers and prefill once per prompt, else the anchors' repeat."""
+        """G completions per prompt; ``shared``: towers and prefill once per prompt, else the anchors' repeat.
+
+        With vLLM (``use_vllm``): one request per prompt with n = G, whatever ``shared`` says."""
+        if self.vllm is not None:
+            return self.vllm.sample(prompts, group_size, config, self.pad_id)
         return sample_completions(self.family, thinker_of(model), prompts, group_size, config, shared)
 
     def logprobs(
@@ -248,6 +285,10 @@ class Engine:
         ``sampling``: max_new_tokens, do_sample, temperature, top_p, top_k, num_return_sequences, ...
         """
         thinker = thinker_of(model)
+        if self.vllm is not None:
+            n = sampling.pop("num_return_sequences", 1)
+            cfg = self.generation_config(self.vocab_size(thinker), **sampling)
+            return self.vllm.sample(prompts, n, cfg, self.pad_id).ids
         cfg = self.generation_config(self.vocab_size(thinker), **sampling)
         self.family.forget_positions(thinker)
         out = thinker.generate(**prompts.model_kwargs(), generation_config=cfg)

@@ -251,6 +251,9 @@ class PromptBatch:
     input_ids: torch.Tensor  # [B, L], left padded with the pad id
     attention_mask: torch.Tensor  # [B, L], 0 on left padding
     mm: MMInputs
+    sources: list | None = None
+    """Per prompt, what a serving engine (vLLM) encodes again: (rendered text, its media); set by
+    ``Engine.encode``, kept by ``to``, ``slice`` and ``concat``; None for batches built otherwise."""
 
     @property
     def num_prompts(self) -> int:
@@ -262,13 +265,16 @@ class PromptBatch:
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> PromptBatch:
         return PromptBatch(
-            self.input_ids.to(device), self.attention_mask.to(device), self.mm.to(device, dtype)
+            self.input_ids.to(device), self.attention_mask.to(device), self.mm.to(device, dtype), self.sources
         )
 
     def slice(self, start: int, stop: int) -> PromptBatch:
         """Prompts [start, stop) with their media."""
         return PromptBatch(
-            self.input_ids[start:stop], self.attention_mask[start:stop], self.mm.slice(start, stop)
+            self.input_ids[start:stop],
+            self.attention_mask[start:stop],
+            self.mm.slice(start, stop),
+            None if self.sources is None else self.sources[start:stop],
         )
 
     def repeat(self, group_size: int) -> PromptBatch:
@@ -285,8 +291,10 @@ class PromptBatch:
     @staticmethod
     def concat(parts: list[PromptBatch], pad_id: int) -> PromptBatch:
         """One batch of several, re-padded on the left to the longest prompt."""
+        sources = None if any(p.sources is None for p in parts) else [s for p in parts for s in p.sources]
         return PromptBatch(
             _pad_to([p.input_ids for p in parts], pad_id, left=True),
             _pad_to([p.attention_mask for p in parts], 0, left=True),
             MMInputs.concat([p.mm for p in parts], [p.num_prompts for p in parts]),
+            sources,
         )

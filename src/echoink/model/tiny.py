@@ -35,6 +35,7 @@ from .tiny_common import (
     instantiate,
     mrope_section,
     rescale_audio_convs,
+    text_heads,
     token_ids_for_config,
     whisper_features,
 )
@@ -72,12 +73,15 @@ TINY_VISION = {
 
 
 def tiny_thinker_config(
-    hidden: int, layers: int, vocab: int, token_ids: dict[str, int], rope_theta: float = DEFAULT_ROPE_THETA
+    hidden: int,
+    layers: int,
+    vocab: int,
+    token_ids: dict[str, int],
+    rope_theta: float = DEFAULT_ROPE_THETA,
+    head_dim: int = HEAD_DIM,
 ) -> Qwen2_5OmniThinkerConfig:
     """Thinker config with tiny text/audio/vision towers and the 7B's input geometry."""
-    if hidden % HEAD_DIM or hidden < HEAD_DIM:
-        raise ValueError(f"hidden must be a positive multiple of {HEAD_DIM}, got {hidden}")
-    heads = hidden // HEAD_DIM
+    heads = text_heads(hidden, head_dim)
     text = {
         "vocab_size": vocab,
         "hidden_size": hidden,
@@ -90,7 +94,7 @@ def tiny_thinker_config(
         "rope_parameters": {
             "rope_type": "default",
             "rope_theta": rope_theta,
-            "mrope_section": mrope_section(HEAD_DIM),
+            "mrope_section": mrope_section(head_dim),
         },
         "pad_token_id": token_ids["pad"],
         "tie_word_embeddings": False,
@@ -141,20 +145,25 @@ def make_tiny(
     extra_corpus: Iterable[str] = (),
     rope_theta: float = DEFAULT_ROPE_THETA,
     family: str = "qwen2.5-omni",
+    head_dim: int = HEAD_DIM,
     audio_conv_gain: float = 0.0,
 ) -> tuple[PreTrainedModel, ProcessorMixin]:
     """The tiny thinker of ``family`` and its processor, in memory. Deterministic for given arguments.
 
+    ``head_dim``: the text attention head width (heads = hidden / head_dim); vLLM's CPU attention
+    needs at least 32 (its smallest supported size), the default 16 keeps the demo's models.
     ``audio_conv_gain`` > 0 redraws the audio tower's convolutions (``tiny_common.rescale_audio_convs``)."""
     if family not in TINY_FAMILIES:
         raise ValueError(f"unknown tiny model family {family!r}; valid: {', '.join(TINY_FAMILIES)}")
     if family == "qwen3-omni":
         from .tiny_qwen3 import make_tiny_qwen3
 
-        model, processor = make_tiny_qwen3(hidden, layers, vocab, seed, extra_corpus, rope_theta)
+        model, processor = make_tiny_qwen3(hidden, layers, vocab, seed, extra_corpus, rope_theta, head_dim)
     else:
         tokenizer = train_tokenizer(vocab, extra_corpus)
-        cfg = tiny_thinker_config(hidden, layers, vocab, token_ids_for_config(tokenizer), rope_theta)
+        cfg = tiny_thinker_config(
+            hidden, layers, vocab, token_ids_for_config(tokenizer), rope_theta, head_dim
+        )
         model = instantiate(Qwen2_5OmniThinkerForConditionalGeneration, cfg, tokenizer, seed)
         processor = build_processor(tokenizer)
     rescale_audio_convs(model, audio_conv_gain, seed)
@@ -170,16 +179,18 @@ def build_tiny(
     extra_corpus: Iterable[str] = (),
     rope_theta: float = DEFAULT_ROPE_THETA,
     family: str = "qwen2.5-omni",
+    head_dim: int = HEAD_DIM,
     audio_conv_gain: float = 0.0,
 ) -> Path:
     """Write a tiny thinker + tokenizer + processor to ``out_dir``; loadable offline by plain transformers.
 
-    Deterministic for a given (hidden, layers, vocab, seed, extra_corpus, family, audio_conv_gain).
+    Deterministic for a given (hidden, layers, vocab, seed, extra_corpus, family, head_dim, audio_conv_gain).
     """
     out = Path(out_dir)
     model, processor = make_tiny(
-        hidden, layers, vocab, seed, extra_corpus, rope_theta, family, audio_conv_gain
-    )
+        hidden, layers, vocab, seed, extra_corpus, rope_theta, family,
+        head_dim=head_dim, audio_conv_gain=audio_conv_gain,
+    )  # fmt: skip
     model.save_pretrained(out)
     processor.save_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())

@@ -21,6 +21,19 @@ frequencies) at <= 2e-4 rad per image column, so a tiny model cannot tell left f
 a small base (e.g. 10) gives those frequencies 0.13-0.24 rad per column."""
 
 
+def text_heads(hidden: int, head_dim: int) -> int:
+    """Attention heads of a tiny decoder of width ``hidden`` with ``head_dim``-wide heads.
+
+    >>> text_heads(64, 32)
+    2
+    """
+    if head_dim < 8 or head_dim % 8:
+        raise ValueError(f"head_dim must be a multiple of 8 (M-RoPE splits it in three), got {head_dim}")
+    if hidden % head_dim or hidden < head_dim:
+        raise ValueError(f"hidden must be a positive multiple of head_dim {head_dim}, got {hidden}")
+    return hidden // head_dim
+
+
 def mrope_section(head_dim: int) -> list[int]:
     """Split head_dim/2 rotary frequencies over (time, height, width) in the 7B's 16:24:24 proportion."""
     half = head_dim // 2

@@ -23,15 +23,18 @@ from .tiny_common import (
     HEAD_DIM,
     instantiate,
     mrope_section,
+    text_heads,
     token_ids_for_config,
     whisper_features,
 )
 from .tokenizer import QWEN3_OMNI_TOKENS, train_tokenizer
 
 
-def _text_config(hidden: int, layers: int, vocab: int, pad_id: int, rope_theta: float, experts: int) -> dict:
+def _text_config(
+    hidden: int, layers: int, vocab: int, pad_id: int, rope_theta: float, experts: int, head_dim: int
+) -> dict:
     """A tiny MoE decoder: top-2 of ``experts``, M-RoPE interleaved as in Qwen3-Omni."""
-    heads = hidden // HEAD_DIM
+    heads = text_heads(hidden, head_dim)
     return {
         "vocab_size": vocab,
         "hidden_size": hidden,
@@ -42,12 +45,12 @@ def _text_config(hidden: int, layers: int, vocab: int, pad_id: int, rope_theta: 
         "num_hidden_layers": layers,
         "num_attention_heads": heads,
         "num_key_value_heads": max(1, heads // 2),
-        "head_dim": HEAD_DIM,
+        "head_dim": head_dim,
         "max_position_embeddings": 32768,
         "rope_parameters": {
             "rope_type": "default",
             "rope_theta": rope_theta,
-            "mrope_section": mrope_section(HEAD_DIM),
+            "mrope_section": mrope_section(head_dim),
             "interleaved": True,
         },
         "pad_token_id": pad_id,
@@ -55,10 +58,16 @@ def _text_config(hidden: int, layers: int, vocab: int, pad_id: int, rope_theta: 
 
 
 def tiny_qwen3_config(
-    hidden: int, layers: int, vocab: int, token_ids: dict[str, int], rope_theta: float, experts: int = 4
+    hidden: int,
+    layers: int,
+    vocab: int,
+    token_ids: dict[str, int],
+    rope_theta: float,
+    experts: int = 4,
+    head_dim: int = HEAD_DIM,
 ) -> Qwen3OmniMoeThinkerConfig:
     """Thinker config with tiny text (MoE) / audio / vision towers and the 30B-A3B's input geometry."""
-    text = _text_config(hidden, layers, vocab, token_ids["pad"], rope_theta, experts)
+    text = _text_config(hidden, layers, vocab, token_ids["pad"], rope_theta, experts, head_dim)
     audio = {
         "num_mel_bins": 128,
         "encoder_layers": 2,
@@ -127,9 +136,12 @@ def make_tiny_qwen3(
     seed: int = 0,
     extra_corpus: Iterable[str] = (),
     rope_theta: float = DEFAULT_ROPE_THETA,
+    head_dim: int = HEAD_DIM,
 ) -> tuple[Qwen3OmniMoeThinkerForConditionalGeneration, Qwen3OmniMoeProcessor]:
     """The tiny Qwen3-Omni thinker and its processor, in memory. Deterministic for given arguments."""
     tokenizer = train_tokenizer(vocab, extra_corpus, QWEN3_OMNI_TOKENS)
-    cfg = tiny_qwen3_config(hidden, layers, vocab, token_ids_for_config(tokenizer), rope_theta)
+    cfg = tiny_qwen3_config(
+        hidden, layers, vocab, token_ids_for_config(tokenizer), rope_theta, head_dim=head_dim
+    )
     model = instantiate(Qwen3OmniMoeThinkerForConditionalGeneration, cfg, tokenizer, seed)
     return model, build_qwen3_processor(tokenizer)

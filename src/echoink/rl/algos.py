@@ -182,6 +182,38 @@ def clipped_sequence_loss(logp, old_logp, adv, mask, eps_low, eps_high) -> tuple
     return _clipped_surrogate(ratio, adv, eps_low, eps_high).expand_as(logp), ratio
 
 
+def truncated_is_weights(old_logp: torch.Tensor, rollout_logp: torch.Tensor, cap: float) -> torch.Tensor:
+    """Truncated importance-sampling weights min(π_old / π_rollout, cap) per token, [N, T] -> [N, T] (no grad).
+
+    ``old_logp``: the trainer's log-probs of the sampled tokens at the weights the rollout used;
+    ``rollout_logp``: the sampler's (vLLM's) log-probs of the same tokens. The rollout engine and the
+    trainer compute the same distribution with different kernels; the weight corrects the policy
+    gradient for sampling from the rollout engine's (verl's and TRL's TIS). Padding gets whatever its
+    values give: the loss mask removes it.
+
+    >>> w = truncated_is_weights(torch.tensor([[0.0, -1.0]]), torch.tensor([[-1.0, -1.0]]), cap=2.0)
+    >>> [round(x, 4) for x in w[0].tolist()]
+    [2.0, 1.0]
+    """
+    if cap < 1:
+        raise ValueError(f"the cap must be >= 1, got {cap}")
+    return torch.exp(old_logp.detach().float() - rollout_logp.float()).clamp(max=cap)
+
+
+def rollout_mismatch(
+    logp: torch.Tensor, rollout_logp: torch.Tensor, mask: torch.Tensor
+) -> tuple[float, float, float]:
+    """(sum, max, count) of |trainer's log-prob - sampler's| over the masked tokens of [N, T] tensors.
+
+    Sums and counts (not a mean) so mini-batches and processes combine exactly.
+
+    >>> rollout_mismatch(torch.tensor([[0.0, -1.0, 0.0]]), torch.tensor([[-0.5, -1.0, 9.0]]), torch.tensor([[1, 1, 0]]))
+    (0.5, 0.5, 2.0)
+    """
+    diff = (logp.detach().float() - rollout_logp.float()).abs() * mask
+    return float(diff.sum()), float(diff.max()) if diff.numel() else 0.0, float(mask.sum())
+
+
 def policy_loss(
     logp: torch.Tensor,
     old_logp: torch.Tensor,
@@ -196,6 +228,8 @@ def policy_loss(
     agg: str = "seq-mean-token-mean",
     max_len: int | None = None,
     is_level: str = "token",
+    rollout_logp: torch.Tensor | None = None,
+    rollout_is_cap: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped-ratio GRPO loss with a KL penalty: the negative of the paper's objective.
 
@@ -222,6 +256,10 @@ def policy_loss(
     adv = advantages.float()[:, None]  # [N, 1]
     loss_mat, ratio = surrogate(logp, old_logp, adv, mask, eps_low, eps_high)  # [N, T]; [N, T] or [N, 1]
     metrics: dict[str, torch.Tensor] = {}
+    if rollout_logp is not None and rollout_is_cap > 0:
+        weights = truncated_is_weights(old_logp, rollout_logp, rollout_is_cap)  # [N, T]
+        loss_mat = loss_mat * weights
+        metrics["is_weight_mean"] = _masked_mean(weights, mask)
     if ref_logp is not None:
         kl = kl_penalty(logp, ref_logp, kl_kind)
         if beta > 0:

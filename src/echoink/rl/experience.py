@@ -35,6 +35,7 @@ class Experience:
     advantages: torch.Tensor | None = None  # [N]
     old_logprobs: torch.Tensor | None = None  # [N, T] when μ > 1
     ref_logprobs: torch.Tensor | None = None  # [N, T] when β > 0
+    rollout_logprobs: torch.Tensor | None = None  # [N, T] the sampler's own (rollout.engine: vllm)
     timings: dict[str, float] = field(default_factory=dict)  # "time/…" seconds: summed when merged
     stats: dict[str, float] = field(default_factory=dict)  # other measurements: averaged when merged
 
@@ -47,6 +48,7 @@ class Experience:
         "advantages",
         "old_logprobs",
         "ref_logprobs",
+        "rollout_logprobs",
     )
 
     @property
@@ -60,7 +62,7 @@ class Experience:
             return self
         logprobs = {
             n: F.pad(getattr(self, n), (0, extra), value=0.0)
-            for n in ("old_logprobs", "ref_logprobs")
+            for n in ("old_logprobs", "ref_logprobs", "rollout_logprobs")
             if getattr(self, n) is not None
         }
         return replace(
@@ -96,7 +98,7 @@ def concat_groups(picks: list[tuple[Experience, int]], pad_id: int) -> Experienc
     """One Experience of the chosen (batch, prompt index) groups, re-padded (prompts left, completions right)."""
     groups = [batch.prompt_slice(b, b + 1) for batch, b in picks]
     optional = {}
-    for name in ("old_logprobs", "ref_logprobs"):
+    for name in ("old_logprobs", "ref_logprobs", "rollout_logprobs"):
         values = [getattr(e, name) for e in groups]
         optional[name] = None if any(v is None for v in values) else _pad_right(values, 0.0)
     sources = list({id(b): b for b, _ in picks}.values())  # each rollout batch once

@@ -71,14 +71,14 @@ def _stat(values: torch.Tensor, fn) -> float:
 
 
 def _reduce(acc, values: dict[str, float]) -> dict[str, float]:
-    """Timings: the slowest process; everything else: the mean over processes (one gather)."""
+    """Timings and ``*_max``: the largest over processes; everything else: the mean (one gather)."""
     if acc.num_processes == 1:
         return {k: float(v) for k, v in values.items()}
     names = sorted(values)  # every process has the same keys; sort so they line up
     vec = torch.tensor([[float(values[n]) for n in names]], dtype=torch.float64, device=acc.device)
     table = acc.gather(vec).cpu()  # [world, len(names)]
     return {
-        n: float(table[:, i].max() if n.startswith(_TIMES) else table[:, i].mean())
+        n: float(table[:, i].max() if n.startswith(_TIMES) or n.endswith("_max") else table[:, i].mean())
         for i, n in enumerate(names)
     }
 

@@ -46,7 +46,12 @@ def optimise(cfg: Config, h: Handles, state: LoopState, exp: Experience) -> dict
     weights = _chunk_weights(acc, loss_mask, chunks, exp.group_size, cfg.algo.loss_agg)
     totals: dict[str, float] = {}
     skipped = 0
-    for _ in range(cfg.algo.num_iterations):
+    mismatch = [
+        0.0,
+        0.0,
+        0.0,
+    ]  # sum, max, count of |trainer - sampler| log-prob (first pass: rollout weights)
+    for it in range(cfg.algo.num_iterations):
         t0 = time.perf_counter()
         pass_loss = 0.0
         for i, (start, stop) in enumerate(chunks):
@@ -56,6 +61,11 @@ def optimise(cfg: Config, h: Handles, state: LoopState, exp: Experience) -> dict
                 _backward(h, loss * weights[i])
             pass_loss += float(loss.detach()) * weights[i]  # this process's share of the global loss
             _accumulate(totals, m, logp.detach(), loss_mask[rows])
+            if it == 0 and exp.rollout_logprobs is not None:
+                total, worst, count = algos.rollout_mismatch(
+                    logp, exp.rollout_logprobs[rows], exp.completion_mask[rows]
+                )
+                mismatch = [mismatch[0] + total, max(mismatch[1], worst), mismatch[2] + count]
         totals["time/policy_forward_backward"] = (
             totals.get("time/policy_forward_backward", 0) + time.perf_counter() - t0
         )
@@ -74,6 +84,9 @@ def optimise(cfg: Config, h: Handles, state: LoopState, exp: Experience) -> dict
         for k, v in totals.items()
     }
     out["loss"] = totals["loss"] / n_passes
+    if exp.rollout_logprobs is not None:
+        out["rollout/logprob_diff_mean"] = mismatch[0] / max(mismatch[2], 1.0)
+        out["rollout/logprob_diff_max"] = mismatch[1]
     return out
 
 
@@ -87,7 +100,8 @@ def _mini_batch_loss(cfg: Config, scorer, exp: Experience, start: int, stop: int
         logp, old, part.advantages, loss_mask[rows], cfg.algo.epsilon_low, cfg.algo.epsilon_high,
         ref_logp=part.ref_logprobs, beta=cfg.algo.beta, kl_kind=cfg.algo.kl_estimator,
         agg=cfg.algo.loss_agg, max_len=cfg.rollout.max_new_tokens,
-        is_level=cfg.algo.importance_sampling_level,
+        is_level=cfg.algo.importance_sampling_level, rollout_logp=part.rollout_logprobs,
+        rollout_is_cap=cfg.algo.rollout_is_cap,
     )  # fmt: skip
     if aux is not None:  # MoE load balancing (algo.router_aux_loss_coef > 0)
         loss = loss + cfg.algo.router_aux_loss_coef * aux
@@ -126,8 +140,9 @@ def _accumulate(totals: dict, metrics: dict, logp: torch.Tensor, mask: torch.Ten
     if "kl" in metrics:
         values["kl"] = metrics["kl"]
     values["ratio_mean"] = metrics["ratio_mean"]
-    if "aux_loss" in metrics:
-        values["aux_loss"] = metrics["aux_loss"]
+    for name in ("aux_loss", "is_weight_mean"):
+        if name in metrics:
+            values[name] = metrics[name]
     values["sampled_token_nll"] = -(logp * mask).sum() / denom
     for k, v in values.items():
         totals[k] = totals.get(k, 0.0) + float(v)

@@ -92,7 +92,7 @@ def collect_experience(
 
     exp = Experience(
         prompts, done.ids, mask, done.truncated, g, list(samples), texts, matrix, names, total, zero_std,
-        advantages=advantages.to(device), timings=timings, stats=stats,
+        advantages=advantages.to(device), timings=timings, stats=stats, rollout_logprobs=done.logprobs,
     )  # fmt: skip
     exp = exp.padded_to(agreed_width(exp.completion_ids.shape[1]), engine.pad_id)
     t0 = time.perf_counter()

@@ -26,7 +26,14 @@ from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_
 from ..config import Config
 from ..data import Sample, load_split
 from ..model import Engine
-from ..model.loading import load_policy, load_processor, load_reference, needs_reference_copy
+from ..model.loading import (
+    adapter_base_path,
+    load_policy,
+    load_processor,
+    load_reference,
+    needs_reference_copy,
+)
+from ..model.vllm_sampler import VllmSettings
 from ..runlog import RunLog
 from ..scoring.rewards import register_rewards
 from . import sharding
@@ -63,6 +70,18 @@ def train(cfg: Config, resume: bool = False, allow_config_change: bool = False) 
     """Train with GRPO as ``cfg`` says; returns the run directory."""
     run = setup_run(cfg, resume, allow_config_change)
     h, state = run.h, run.state
+    try:
+        _loop(cfg, run)
+    finally:
+        h.engine.close()  # rollout.engine vllm: the engine and its process groups go with the run
+    export_policy(h, cfg, run.run_dir / "final", state.step)
+    stop_trackers(h.accelerator)
+    return run.run_dir
+
+
+def _loop(cfg: Config, run: Run) -> None:
+    """Steps until ``train.max_steps``: roll out, optimise, log, validate, checkpoint."""
+    h, state = run.h, run.state
     validator = make_validator(
         cfg, h.accelerator.process_index, h.accelerator.num_processes, run.log.metrics_path
     )
@@ -95,9 +114,6 @@ def train(cfg: Config, resume: bool = False, allow_config_change: bool = False) 
         )
         bar.update(1)
     bar.close()
-    export_policy(h, cfg, run.run_dir / "final", state.step)
-    stop_trackers(h.accelerator)
-    return run.run_dir
 
 
 def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> Run:
@@ -156,6 +172,12 @@ def _handles(cfg: Config, accelerator: Accelerator) -> tuple[Handles, Any]:
         reference = load_reference(cfg.model, device=accelerator.device)
     engine = Engine.for_model(policy, load_processor(cfg.model.path))
     engine.every_tower = accelerator.num_processes > 1  # the same collective calls on every process
+    if cfg.rollout.engine == "vllm":  # a colocated engine per process; the weights come with each rollout
+        engine.use_vllm(
+            adapter_base_path(cfg.model.path) or cfg.model.path,
+            cfg.model.dtype,
+            _vllm_settings(cfg, accelerator),
+        )
     vocab = engine.vocab_size(policy)  # before prepare: ZeRO-3 leaves each weight an empty placeholder
     optimizer, scheduler = make_optimizer(policy, cfg)
     # The scheduler is not prepared: accelerate would step it once per process per call.
@@ -170,6 +192,17 @@ def _handles(cfg: Config, accelerator: Accelerator) -> tuple[Handles, Any]:
     gen_config = engine.generation_config(vocab, max_new_tokens=r.max_new_tokens, do_sample=True, **sampling)
     stage = sharding.zero_stage(accelerator)
     return Handles(accelerator, engine, policy, scorer, reference, optimizer, scheduler, stage), gen_config
+
+
+def _vllm_settings(cfg: Config, accelerator: Accelerator) -> VllmSettings:
+    r = cfg.rollout
+    return VllmSettings(
+        r.vllm_gpu_memory_utilization,
+        r.vllm_tensor_parallel_size,
+        r.vllm_max_model_len,
+        r.vllm_sleep,
+        seed=cfg.train.seed + accelerator.process_index,
+    )
 
 
 def _log_layout(cfg: Config, accelerator: Accelerator) -> None:
@@ -220,6 +253,11 @@ def _roll_out(cfg: Config, run: Run) -> Experience:
     h = run.h
     samples = [run.samples[i] for i in run.state.sampler.next_indices()]
     with sharding.full_weights(h.accelerator, h.scorer):  # ZeRO-3: one gather per rollout
-        return collect_experience(
+        pushed = h.engine.push_weights(h.policy, version=run.state.step)  # vLLM: this step's weights
+        exp = collect_experience(
             h.engine, h.policy, h.reference, samples, run.gen_config, cfg, partial(largest, h.accelerator)
         )
+    h.engine.release_sampler()  # vLLM on a GPU with rollout.vllm_sleep: its memory back to training
+    if cfg.rollout.engine == "vllm":
+        exp.timings["time/weight_push"] = pushed
+    return exp

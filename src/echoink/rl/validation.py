@@ -72,7 +72,7 @@ def validation_metrics(cfg: Config, h: Handles, validator: Validator | None, ste
     A collective: every process calls it every step."""
     if validator is None or step % cfg.train.eval_every:
         return {}
-    counts = _local_counts(cfg, h, validator)
+    counts = _local_counts(cfg, h, validator, step)
     total = h.accelerator.reduce(counts.to(h.accelerator.device), reduction="sum").tolist()
     c = dict(zip(COUNTS, total, strict=True))
     n = max(c["n"], 1.0)
@@ -89,7 +89,7 @@ def validation_metrics(cfg: Config, h: Handles, validator: Validator | None, ste
 
 
 @torch.no_grad()
-def _local_counts(cfg: Config, h: Handles, validator: Validator) -> torch.Tensor:
+def _local_counts(cfg: Config, h: Handles, validator: Validator, step: int) -> torch.Tensor:
     """[5] sums over this process's real items: correct, format_ok, unparseable, completion tokens, items."""
     d, r = cfg.data, cfg.rollout
     settings = EvalSettings(
@@ -100,6 +100,7 @@ def _local_counts(cfg: Config, h: Handles, validator: Validator) -> torch.Tensor
     was_training = h.policy.training
     h.policy.eval()
     with full_weights(h.accelerator, h.scorer):  # ZeRO-3: gathered once, not per token
+        h.engine.push_weights(h.policy, version=step)  # rollout.engine vllm: the weights after this step
         for start in range(0, len(validator.items), size):
             items = validator.items[start : start + size]
             rows = predict_batch(h.policy, h.engine, items, "none", settings)

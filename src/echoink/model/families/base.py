@@ -79,6 +79,8 @@ class Family:
     is_moe: ClassVar[bool] = False
     audio_tokens_per_second: ClassVar[float]
     """Audio tower output tokens per second of 16 kHz sound (approximate; the processor counts exactly)."""
+    serving_architecture: ClassVar[str]
+    """vLLM's registry key for the full model (``serving_config``)."""
 
     # --- loading -------------------------------------------------------------------------------
     def thinker_config(self, config: Any) -> Any:
@@ -145,6 +147,27 @@ class Family:
         }
         if audio_from_video is not None:
             kwargs |= {"load_audio_from_video": True, "audio_from_video_indices": audio_from_video}
+        return kwargs
+
+    # --- serving (vLLM) ---------------------------------------------------------------------------
+    def serving_config(self, thinker_config: dict[str, Any]) -> dict[str, Any]:
+        """A full model's config.json around a thinker's: vLLM serves the thinker only in this layout
+        (no talker weights needed with ``enable_audio_output`` off)."""
+        return {
+            "architectures": [self.serving_architecture],
+            "model_type": self.model_types[0],
+            "thinker_config": thinker_config,
+            "enable_audio_output": False,
+        }
+
+    def serving_video_kwargs(
+        self, processor: Any, fps: float, audio_from_video: list | None
+    ) -> dict[str, Any]:
+        """``video_kwargs`` as vLLM passes them to the processor (flat); vLLM itself reads
+        ``use_audio_in_video``, transformers >= 5.20 the slots' videos (``audio_from_video_indices``)."""
+        kwargs: dict[str, Any] = dict(self.video_kwargs(processor, fps, None)["videos_kwargs"])
+        if audio_from_video is not None:
+            kwargs |= {"use_audio_in_video": True, "audio_from_video_indices": audio_from_video}
         return kwargs
 
     # --- the towers and positions ------------------------------------------------------------------

