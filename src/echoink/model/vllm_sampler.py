@@ -171,7 +171,10 @@ class VllmSampler:
         if torch.cuda.is_available():
             kwargs |= {"gpu_memory_utilization": settings.gpu_memory_utilization}
             kwargs |= {"enable_sleep_mode": settings.sleep}
-        self._owns_process_group = not torch.distributed.is_initialized()
+        # Under a launcher (WORLD_SIZE > 1) the groups are the launch's even if accelerate has not
+        # formed them yet: closing must never tear them down.
+        launched = int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+        self._owns_process_group = not torch.distributed.is_initialized() and not launched
         t0 = time.perf_counter()
         self.llm = LLM(
             model=str(path),

@@ -72,10 +72,10 @@ def train(cfg: Config, resume: bool = False, allow_config_change: bool = False) 
     h, state = run.h, run.state
     try:
         _loop(cfg, run)
+        export_policy(h, cfg, run.run_dir / "final", state.step)  # collective: before the engine closes
+        stop_trackers(h.accelerator)
     finally:
-        h.engine.close()  # rollout.engine vllm: the engine and its process groups go with the run
-    export_policy(h, cfg, run.run_dir / "final", state.step)
-    stop_trackers(h.accelerator)
+        h.engine.close()  # rollout.engine vllm: the engine (and groups it formed itself) go with the run
     return run.run_dir
 
 
