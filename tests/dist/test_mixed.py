@@ -8,17 +8,25 @@ collective when it is called, so a process whose batch skipped a tower waited on
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from dist.test_sharded import DDP, SCRIPT, _env, _errors, _max_diff, _sets, _sharded, _train, _weights
+from dist.test_sharded import (
+    DDP,
+    SCRIPT,
+    _env,
+    _errors,
+    _max_diff,
+    _sets,
+    _sharded,
+    _train,
+    _weights,
+    kill_9_after_first_checkpoint,
+)
 from echoink.rl.checkpoint import list_checkpoints
 from echoink.runlog import read_jsonl
 from media_helpers import kinds_apart, write_mixed_split
@@ -75,15 +83,7 @@ def test_zero3_on_a_mixed_split_equals_ddp(mixed, tiny_model_dir):
 def test_kill_9_then_resume_on_the_mixed_split_equals_the_uninterrupted_run(mixed):
     root, _, sets, _, _ = mixed
     out = root / "killed"
-    proc = subprocess.Popen(
-        ["bash", str(SCRIPT), str(out), *sets], env=_env(), start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 600
-    while not list_checkpoints(out) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_9_after_first_checkpoint(out, sets)
     assert [p.name for p in list_checkpoints(out)] == ["step-000003"] and not (out / "final").exists()
     report = _sharded(out, sets, "--resume")
     assert report["steps"] == STEPS

@@ -182,9 +182,8 @@ def test_checkpoint_holds_every_partition(runs):
     assert json.loads((ckpt / "trainer_state.json").read_text())["processes"] == 2
 
 
-def test_kill_9_after_a_checkpoint_then_resume_equals_the_uninterrupted_run(runs):
-    root, sets, _ = runs
-    out = root / "killed"
+def kill_9_after_first_checkpoint(out: Path, sets: list[str]) -> None:
+    """``bench/sharded_cpu.sh OUT`` killed (SIGKILL, the whole process group) once its first checkpoint exists."""
     proc = subprocess.Popen(
         ["bash", str(SCRIPT), str(out), *sets], env=_env(), start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -194,6 +193,12 @@ def test_kill_9_after_a_checkpoint_then_resume_equals_the_uninterrupted_run(runs
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def test_kill_9_after_a_checkpoint_then_resume_equals_the_uninterrupted_run(runs):
+    root, sets, _ = runs
+    out = root / "killed"
+    kill_9_after_first_checkpoint(out, sets)
     assert [p.name for p in list_checkpoints(out)] == ["step-000004"]
     assert not (out / "final").exists()  # killed mid-run, not after it
     report = _sharded(out, sets, "--resume")

@@ -60,7 +60,9 @@ def main(recipe: str, mode: str, out: str) -> None:
         name = f"rank-{h.accelerator.process_index}.safetensors"
         save_file(trainable_state(h.policy), str(Path(out) / name))
         sampler = Path(out) / f"rank-{h.accelerator.process_index}.sampler.json"
-        sampler.write_text(json.dumps(runs[-1].state.sampler.state_dict()))  # where this process is in the order
+        sampler.write_text(
+            json.dumps(runs[-1].state.sampler.state_dict())
+        )  # where this process is in the order
         export(h, *args)
 
     trainer.setup_run, trainer.export_policy = remember_run, dump_then_export
