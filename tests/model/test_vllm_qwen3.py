@@ -28,13 +28,7 @@ def test_qwen3_audio_logprobs_equal_ours(qwen3):
     assert worst < TOL and first < TOL, (worst, first)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Qwen3-Omni image prompts: vLLM 0.32 is 4e-3..2e-2 nats off transformers 5.23 with equal prompt ids "
-    "and weights (audio and text agree within 1e-6). Cause not found: not the vision position-embedding "
-    "interpolation (a 256x256 image, whose patch grid is the embedding grid, is 2e-2 off too)",
-)
-def test_qwen3_image_logprobs(qwen3):
+def test_qwen3_image_logprobs_equal_ours(qwen3):
     _, model, engine = qwen3
     worst, first, _ = max_diff(engine, model, [user(image(64, 96), audio(1.0))])
     assert worst < TOL and first < TOL, (worst, first)

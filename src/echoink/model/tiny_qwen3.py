@@ -51,7 +51,11 @@ def _text_config(
             "rope_type": "default",
             "rope_theta": rope_theta,
             "mrope_section": mrope_section(head_dim),
+            # Both spellings, as Qwen3-Omni's own config.json has them: transformers always interleaves
+            # (and ignores both keys), vLLM reads only ``mrope_interleaved`` and without it lays the
+            # T/H/W sections out in chunks, which moves image tokens (h != w) and nothing else.
             "interleaved": True,
+            "mrope_interleaved": True,
         },
         "pad_token_id": pad_id,
     }
