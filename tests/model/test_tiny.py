@@ -113,3 +113,14 @@ def test_audio_conv_gain_redraws_only_the_audio_convolutions():
     for name, conv in model.named_modules():
         if name.endswith("audio_tower.conv1"):
             assert abs(conv.weight.std().item() * conv.weight[0].numel() ** 0.5 - 1.0) < 0.05
+
+
+def test_qwen3_is_served_with_interleaved_mrope_even_when_its_config_omits_it(tiny_qwen3_dir: Path):
+    """transformers interleaves Qwen3-Omni's M-RoPE whatever the config says; vLLM only with
+    ``mrope_interleaved`` (without it image tokens moved 5e-3..4e-2 nats): the serving wrapper adds it."""
+    from echoink.model.families import FAMILIES
+
+    config = json.loads((tiny_qwen3_dir / "config.json").read_text())
+    config["text_config"]["rope_parameters"].pop("mrope_interleaved")
+    served = FAMILIES.get("qwen3-omni").serving_config(config)["thinker_config"]["text_config"]["rope_parameters"]
+    assert served["mrope_interleaved"] is True and served["interleaved"] is True

