@@ -64,14 +64,16 @@ def run_app(app: typer.Typer, argv: list[str]) -> None:
 def one_process_only(command: str) -> None:
     """Refuse ``command`` under a launcher that started several processes (accelerate launch,
     torchrun: WORLD_SIZE > 1): each process would do the whole job and write every file again.
-    Process 0 says so in one line; the others exit quietly."""
+    Process 0 says so in one line and fails; the others exit quietly with status 0, because a
+    launcher that sees a process fail kills the rest, which could kill process 0 before it has
+    said why (seen under DeepSpeed's launcher in CI)."""
     import os
 
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if world <= 1:
         return
     if int(os.environ.get("RANK", "0") or 0) != 0:
-        raise SystemExit(2)
+        raise SystemExit(0)
     raise ValueError(
         f"echoink {command} runs on one process, but it was launched as {world}: run it without "
         "accelerate launch / torchrun (only echoink train shards its work across processes)"
