@@ -4,6 +4,9 @@ step (``media_helpers.kinds_apart``). Under ZeRO-3 each module's weights are all
 collective when it is called, so a process whose batch skipped a tower waited on another's gather
 (gloo: "collective mismatch", SIGABRT; NCCL: a hang). Every log-prob pass now calls every tower
 (``Family.prefix(every_tower=True)``) and completion widths are agreed across processes.
+
+The ZeRO-3 and DDP runs of the split are conftest.mixed_runs; test_sharded.py checks that they end
+on the same weights and that kill -9 + ``--resume`` continues them exactly.
 """
 
 from __future__ import annotations
@@ -15,45 +18,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from dist.test_sharded import (
-    DDP,
-    SCRIPT,
-    _env,
-    _errors,
-    _max_diff,
-    _sets,
-    _sharded,
-    _train,
-    _weights,
-    kill_9_after_first_checkpoint,
-)
-from echoink.rl.checkpoint import list_checkpoints
+from dist.launch import DDP, SCRIPT, SEED, STEPS, _env, _errors, _train, mixed_sets
 from echoink.runlog import read_jsonl
-from media_helpers import kinds_apart, write_mixed_split
 
 pytest.importorskip("deepspeed", reason="the sharded engine needs DeepSpeed (make test installs it)")
 
-STEPS = 6
-SEED = 5  # _sets' train.seed: the sampler order kinds_apart plans for
-
-
-def _mixed_sets(model: Path, split: Path, *extra: str) -> list[str]:
-    return _sets(
-        model, split, f"train.max_steps={STEPS}", "train.prompts_per_step=1", "train.save_every=3", *extra
-    )
-
 
 @pytest.fixture(scope="module")
-def mixed(tiny_model_dir, tmp_path_factory):
-    """The mixed split, one ZeRO-3 run and one DDP run of it."""
-    root = tmp_path_factory.mktemp("mixed")
-    kinds = kinds_apart(SEED, STEPS)
-    split = write_mixed_split(root / "data", kinds)
-    sets = _mixed_sets(tiny_model_dir, split)
-    report = _sharded(root / "zero3", sets)
-    done = _train(DDP, root / "ddp", sets)
-    assert done.returncode == 0, _errors(done.stderr)
-    return root, split, sets, report, kinds
+def mixed(mixed_runs):
+    return mixed_runs
 
 
 def test_the_processes_hold_different_data_types_at_every_step(mixed):
@@ -65,29 +38,6 @@ def test_the_processes_hold_different_data_types_at_every_step(mixed):
     assert {k for pair in per_step for k in pair} == {"image_audio", "audio", "video", "video_audio"}
     logged = {(r["step"], r["process"]): r["id"] for r in read_jsonl(root / "zero3" / "rollouts.jsonl")}
     assert {kinds[int(logged[(k + 1, 0)])] for k in range(STEPS)} != {"image_audio"}
-
-
-def test_zero3_on_a_mixed_split_equals_ddp(mixed, tiny_model_dir):
-    root, _, _, report, _ = mixed
-    assert report["engine"] == "deepspeed-zero3" and report["steps"] == STEPS
-    zero3, ddp = _weights(root / "zero3" / "final"), _weights(root / "ddp" / "final")
-    assert _max_diff(zero3, ddp) < 1e-5
-    start = _weights(tiny_model_dir)
-    assert max(float((zero3[k] - start[k]).abs().max()) for k in start) > 1e-3  # it trained
-    rows_z, rows_d = read_jsonl(root / "zero3" / "metrics.jsonl"), read_jsonl(root / "ddp" / "metrics.jsonl")
-    for a, b in zip(rows_z, rows_d, strict=True):  # the same completions were sampled and scored
-        for key in ("reward", "kl", "completions/mean_length", "grad_norm"):
-            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), (a["step"], key)
-
-
-def test_kill_9_then_resume_on_the_mixed_split_equals_the_uninterrupted_run(mixed):
-    root, _, sets, _, _ = mixed
-    out = root / "killed"
-    kill_9_after_first_checkpoint(out, sets)
-    assert [p.name for p in list_checkpoints(out)] == ["step-000003"] and not (out / "final").exists()
-    report = _sharded(out, sets, "--resume")
-    assert report["steps"] == STEPS
-    assert _max_diff(_weights(out / "final"), _weights(root / "zero3" / "final")) < 1e-6
 
 
 @pytest.mark.parametrize("launch", ["ddp", "zero3"])
@@ -110,7 +60,7 @@ def test_a_nan_wav_under_skip_stands_in_on_two_processes_and_is_named(
         sf.write(
             data / rows[i]["path"]["audio"], np.full(8000, np.nan, dtype=np.float32), 16_000, subtype="FLOAT"
         )
-    sets = _mixed_sets(tiny_model_dir, data / "train.json", "data.on_error=skip", "train.max_steps=2")
+    sets = mixed_sets(tiny_model_dir, data / "train.json", "data.on_error=skip", "train.max_steps=2")
     out = tmp_path / launch
     if launch == "zero3":
         done = subprocess.run(

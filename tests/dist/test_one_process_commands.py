@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from dist.test_sharded import DDP, ROOT, _env, _free_port
+from dist.launch import DDP, ROOT, _env, _free_port
 
 ZERO3 = ["--config_file", "configs/accelerate/deepspeed_zero3_cpu.yaml"]
 

@@ -3,23 +3,35 @@ accelerator + gloo), against two-process DDP, through the trainer the GPU launch
 
 Both launches roll out with the same seeds, so the same weights must sample the same completions:
 ZeRO-3 equal to DDP means its gathered generation, partitioned reference, reduce-scattered gradients,
-clipping and partitioned AdamW all compute what DDP computes.
+clipping and partitioned AdamW all compute what DDP computes. The uninterrupted runs compared against
+are conftest.mixed_runs (a split that mixes every data type), trained once per session.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from dist.launch import (
+    DDP,
+    SCRIPT,
+    STEPS,
+    _env,
+    _errors,
+    _max_diff,
+    _sets,
+    _sharded,
+    _train,
+    _values,
+    _weights,
+    _worker,
+    kill_9_after_first_checkpoint,
+)
 from echoink.model.tiny import build_tiny
 from echoink.model.vllm_sampler import vllm_available
 from echoink.rl.checkpoint import latest_checkpoint, list_checkpoints
@@ -28,121 +40,18 @@ from media_helpers import write_small_split
 
 pytest.importorskip("deepspeed", reason="the sharded engine needs DeepSpeed (make test installs it)")
 
-ROOT = Path(__file__).parents[2]
-TESTS = ROOT / "tests"
-SCRIPT = ROOT / "bench" / "sharded_cpu.sh"
-STEPS = 8
-
-
-def _values(model: Path, split: Path, *extra: str) -> list[str]:
-    return [
-        f"model.path={model}", f"data.train_path={split}", f"data.val_path={split}", f"train.max_steps={STEPS}",
-        "train.prompts_per_step=2", "rollout.num_generations=2", "rollout.max_new_tokens=8",
-        "train.lr=1e-3", "train.seed=5", "train.save_every=4", "train.eval_every=0", "train.threads=1",
-        "algo.beta=0.04", "algo.rewards={format: 1.0, 'media_helpers:parity_reward': 1.0}", *extra,
-    ]  # fmt: skip
-
-
-def _sets(model: Path, split: Path, *extra: str) -> list[str]:
-    return [arg for v in _values(model, split, *extra) for arg in ("--set", v)]
-
-
-def _worker(tmp: Path, values: list[str], mode: str) -> Path:
-    """sharded_worker.py under the ZeRO-3 CPU launch (as bench/sharded_cpu.sh launches the trainer)."""
-    from echoink.config import load_config, save_config
-
-    recipe, out = tmp / f"{mode}.yaml", tmp / mode
-    save_config(load_config(ROOT / "configs" / "tiny_cpu.yaml", values), recipe)
-    cmd = [
-        sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-        "configs/accelerate/deepspeed_zero3_cpu.yaml", "--main_process_port", str(_free_port()),
-        str(Path(__file__).with_name("sharded_worker.py")), str(recipe), mode, str(out),
-    ]  # fmt: skip
-    env = {**_env(), "DS_ACCELERATOR": "cpu"}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
-    assert done.returncode == 0, _errors(done.stderr)
-    return out
-
-
-def _env() -> dict[str, str]:
-    paths = os.pathsep.join([str(ROOT / "src"), str(TESTS)])  # the parity reward lives in tests/
-    # PYTHON: bench/sharded_cpu.sh launches with this interpreter (its default is the checkout's .venv).
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": paths, "PYTHON": sys.executable}
-
-
-def _sharded(out: Path, sets: list[str], *flags: str) -> dict:
-    done = subprocess.run(
-        ["bash", str(SCRIPT), str(out), *flags, *sets], env=_env(), capture_output=True, text=True
-    )
-    assert done.returncode == 0, _errors(done.stderr)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-DDP = [
-    "--multi_gpu",
-    "--num_processes",
-    "2",
-    "--num_machines",
-    "1",
-    "--mixed_precision",
-    "no",
-    "--dynamo_backend",
-    "no",
-]
-
-
-def _train(launch: list[str], out: Path, sets: list[str], *flags: str) -> subprocess.CompletedProcess:
-    """``accelerate launch LAUNCH -m echoink train configs/tiny_cpu.yaml``: DDP (``DDP``, gloo via
-    ACCELERATE_USE_CPU) or DeepSpeed (``--config_file ...``, gloo via DeepSpeed's CPU accelerator)."""
-    cmd = [
-        sys.executable, "-m", "accelerate.commands.launch", *launch, "--main_process_port", str(_free_port()),
-        "-m", "echoink", "train", "configs/tiny_cpu.yaml", "--set", f"train.output_dir={out}", *sets, *flags,
-    ]  # fmt: skip
-    env = {**_env(), "ACCELERATE_USE_CPU": "1"} if launch == DDP else {**_env(), "DS_ACCELERATOR": "cpu"}
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
-
-
-def _ddp(out: Path, sets: list[str]) -> None:
-    done = _train(DDP, out, sets)
-    assert done.returncode == 0, _errors(done.stderr)
-
-
-def _errors(stderr: str) -> str:
-    """The trainer's own one-line errors first (the launcher's traceback after them says little)."""
-    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
-    return "\n".join(lines[:4]) + "\n" + stderr[-2000:]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _weights(folder: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(folder / "model.safetensors"))
-
-
-def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    assert a.keys() == b.keys()
-    return max(float((a[k] - b[k]).abs().max()) for k in a)
-
 
 @pytest.fixture(scope="module")
-def runs(tiny_model_dir, tmp_path_factory):
-    """One uninterrupted ZeRO-3 run and one DDP run of the same recipe (shared by the tests below)."""
-    root = tmp_path_factory.mktemp("sharded")
-    sets = _sets(tiny_model_dir, write_small_split(root / "data"))
-    report = _sharded(root / "zero3", sets)
-    _ddp(root / "ddp", sets)
+def runs(mixed_runs):
+    """(root, sets, report) of the shared ZeRO-3 and DDP runs (root/zero3, root/ddp)."""
+    root, _, sets, report, _ = mixed_runs
     return root, sets, report
 
 
 @pytest.fixture(scope="module")
-def split(runs) -> Path:
-    return runs[0] / "data" / "train.json"
+def split(tmp_path_factory) -> Path:
+    """An image+audio split for the tests that launch runs of their own."""
+    return write_small_split(tmp_path_factory.mktemp("sharded") / "data")
 
 
 def test_zero3_on_two_cpu_processes_equals_ddp(runs, tiny_model_dir):
@@ -167,7 +76,7 @@ def test_final_is_gathered_and_loads_in_plain_transformers(runs):
     root, _, _ = runs
     final = root / "zero3" / "final"
     model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(final, local_files_only=True)
-    saved = load_file(str(latest_checkpoint(root / "zero3") / "trainable.safetensors"))  # gathered at step 8
+    saved = load_file(str(latest_checkpoint(root / "zero3") / "trainable.safetensors"))  # gathered at step 6
     params = dict(model.named_parameters())
     assert saved.keys() == params.keys() and all(v.numel() > 0 for v in saved.values())
     assert all(torch.equal(params[k].detach(), v) for k, v in saved.items())
@@ -182,24 +91,11 @@ def test_checkpoint_holds_every_partition(runs):
     assert json.loads((ckpt / "trainer_state.json").read_text())["processes"] == 2
 
 
-def kill_9_after_first_checkpoint(out: Path, sets: list[str]) -> None:
-    """``bench/sharded_cpu.sh OUT`` killed (SIGKILL, the whole process group) once its first checkpoint exists."""
-    proc = subprocess.Popen(
-        ["bash", str(SCRIPT), str(out), *sets], env=_env(), start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 600
-    while not list_checkpoints(out) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
 def test_kill_9_after_a_checkpoint_then_resume_equals_the_uninterrupted_run(runs):
     root, sets, _ = runs
     out = root / "killed"
     kill_9_after_first_checkpoint(out, sets)
-    assert [p.name for p in list_checkpoints(out)] == ["step-000004"]
+    assert [p.name for p in list_checkpoints(out)] == ["step-000003"]
     assert not (out / "final").exists()  # killed mid-run, not after it
     report = _sharded(out, sets, "--resume")
     assert report["steps"] == STEPS
@@ -285,7 +181,7 @@ def test_a_damaged_partition_of_one_process_makes_every_process_fall_back(runs, 
     out = tmp_path / "damaged"
     shutil.copytree(root / "zero3", out)
     shutil.rmtree(out / "final")
-    partition = out / "checkpoints" / "step-000008" / "optimizer-rank1.pt"
+    partition = out / "checkpoints" / "step-000006" / "optimizer-rank1.pt"
     data = bytearray(partition.read_bytes())
     data[len(data) // 2] ^= 0xFF
     partition.write_bytes(bytes(data))
