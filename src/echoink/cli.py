@@ -70,6 +70,12 @@ def data_synth(
         "--modality",
         help="image (an image + an audio clip) or video (mp4 clips with their soundtrack).",
     ),
+    palette: str = typer.Option(
+        "drawn",
+        "--palette",
+        help="video only: drawn (four of five colours per clip, options shuffled) or fixed (red, "
+        "yellow, green, blue in each clip's own order; options always A-D in that order).",
+    ),
     shortcut: float = typer.Option(
         None,
         "--shortcut",
@@ -89,7 +95,7 @@ def data_synth(
         raise typer.BadParameter(f"--modality must be image or video, got {modality!r}")
     if modality == "video":
         check_output_dir(out, "--out", "data synth")  # a split folder's train.json and media stay the user's
-        return _synth_video(out, seed, {"train": train, "val": val, "test": test})
+        return _synth_video(out, seed, palette, {"train": train, "val": val, "test": test})
 
     names = tuple(f.strip() for f in families.split(",") if f.strip())
     if shortcut is not None and not names:
@@ -112,13 +118,17 @@ def data_synth(
     typer.echo(f"{total} items ({difficulty}) in {seconds:.1f} s ({total / max(seconds, 1e-9):.0f} items/s)")
 
 
-def _synth_video(out: Path, seed: int, sizes: dict[str, int]) -> None:
+def _synth_video(out: Path, seed: int, palette: str, sizes: dict[str, int]) -> None:
     import time
 
     from .data.synth_video import VideoSpec, generate_video
 
     start = time.perf_counter()
-    for split, path in generate_video(out, sizes, VideoSpec(seed=seed)).items():
+    try:
+        spec = VideoSpec(seed=seed, palette=palette)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--palette") from None
+    for split, path in generate_video(out, sizes, spec).items():
         typer.echo(f"{path}: {sizes[split]} items")
     typer.echo(f"{sum(sizes.values())} video items in {time.perf_counter() - start:.1f} s")
 
@@ -287,7 +297,7 @@ def sft_cmd(
 def demo_cmd(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Run directory for every stage's output."),
     budget_minutes: float = typer.Option(
-        15.0, "--budget-minutes", min=0, help="Warn when the stages take longer."
+        None, "--budget-minutes", min=0, help="Warn when the stages take longer (default 15; video 25)."
     ),
     recipe: Path = typer.Option(None, "--config", help="Demo recipe (default: configs/demo.yaml)."),
     overrides: list[str] = typer.Option([], "--set", help="Dotted override, e.g. --set train.max_steps=10."),
@@ -306,6 +316,8 @@ def demo_cmd(
     if modality == "video":
         recipe = recipe or DEFAULT_RECIPE.with_name("demo_video.yaml")
         out = Path("runs/demo_video") if out == Path("runs/demo") else out
+    if budget_minutes is None:
+        budget_minutes = 25.0 if modality == "video" else 15.0
     run_demo(out, budget_minutes, recipe, overrides, echo=typer.echo)
 
 

@@ -415,6 +415,9 @@ class DemoConfig:
     audio_conv_gain: float = 0.0
     """> 0: redraw the tiny audio tower's convolutions with std gain/sqrt(fan_in) (0: the config's 0.02,
     under which a tone barely changes the tower's output; see ``model.tiny_common.rescale_audio_convs``)."""
+    video_palette: str = "drawn"
+    """video only: drawn (four of five colours a clip, options shuffled) or fixed (the same four colours,
+    options always A. red .. D. blue; see ``data.synth_video.VideoSpec``)."""
 
     def __post_init__(self) -> None:
         _check(
@@ -426,3 +429,8 @@ class DemoConfig:
             self.family in ("qwen2.5-omni", "qwen3-omni"), "demo.family", f"unknown family {self.family!r}"
         )
         _check(self.train_items >= 16 and self.test_items >= 1, "demo.train_items/test_items", "too small")
+        _check(
+            self.video_palette in ("drawn", "fixed"),
+            "demo.video_palette",
+            f"must be drawn or fixed, got {self.video_palette!r}",
+        )

@@ -61,6 +61,21 @@ def test_benchmark_is_deterministic_and_balanced(bench, tmp_path):
         )
 
 
+def test_fixed_palette_keeps_the_options_in_place_and_the_answer_in_the_streams():
+    """The fixed palette: every clip shows the same four colours in its own order, the options are always
+    A. red .. D. blue, the letters stay balanced, and the tone's second and the order vary, so neither
+    stream alone gives the answer."""
+    spec = VideoSpec(seed=0, palette="fixed")
+    plans = [plan_clip(spec, "train", i) for i in range(64)]
+    assert all(p["options"] == ["red", "yellow", "green", "blue"] for p in plans)
+    assert all(sorted(p["colours"]) == sorted(p["options"]) for p in plans)
+    assert all(p["colours"][p["second"]] == p["options"][p["letter"]] for p in plans)
+    assert sorted(p["letter"] for p in plans) == sorted(list(range(4)) * 16)
+    assert len({p["second"] for p in plans}) == 4 and len({tuple(p["colours"]) for p in plans}) > 12
+    with pytest.raises(ValueError, match="palette must be one of drawn, fixed"):
+        VideoSpec(palette="rainbow")
+
+
 @pytest.mark.skipif(
     shutil.which("ffprobe") is None, reason="no ffprobe (Makefile test set-up installs ffmpeg)"
 )

@@ -31,6 +31,8 @@ DATA_SOURCE = "echoink-synth-video"
 LETTERS = "ABCD"
 COLOURS = tuple(RGB)  # red, yellow, green, blue, purple
 QUESTION = "Which colour was on the screen when the tone sounded?"
+PALETTES = ("drawn", "fixed")
+FIXED = COLOURS[: len(LETTERS)]  # the fixed palette's colours, in option order
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,18 @@ class VideoSpec:
     side: int = 56  # frame width and height (two 28-px cells; Qwen3 rounds to 64)
     tone_hz: float = 660.0
     tone_seconds: float = 0.3
+    # "drawn": each clip shows four of the five colours and its options list them in a shuffled
+    # order, so the answer letter also needs a text lookup (which colour is option C?). "fixed": every
+    # clip shows red, yellow, green and blue in its own order and the options are always A. red,
+    # B. yellow, C. green, D. blue: the letter names the colour, and what is left to learn is in the
+    # streams (the order on screen from the frames, the moment from the sound).
+    palette: str = "drawn"
 
     def __post_init__(self) -> None:
         if self.segments != len(LETTERS):
             raise ValueError(f"segments must be {len(LETTERS)} (one option per second)")
+        if self.palette not in PALETTES:
+            raise ValueError(f"palette must be one of {', '.join(PALETTES)}, got {self.palette!r}")
         if self.fps < 1 or self.side < 28 or self.side % 2:
             raise ValueError("fps must be >= 1 and side an even number >= 28")
 
@@ -58,6 +68,13 @@ def plan_clip(spec: VideoSpec, split: str, index: int) -> dict:
     block = _rng(spec.seed, split, 1, index // len(LETTERS)).permutation(len(LETTERS))
     letter = int(block[index % len(LETTERS)])
     rng = _rng(spec.seed, split, 0, index)
+    if spec.palette == "fixed":  # the answer's colour is option ``letter``'s; the others fill the rest
+        second = int(rng.integers(spec.segments))
+        others = [FIXED[i] for i in rng.permutation(len(FIXED)) if i != letter]
+        colours = others[:second] + [FIXED[letter]] + others[second:]
+        onset = second + float(rng.uniform(0.15, 1.0 - spec.tone_seconds - 0.15))
+        return {"colours": colours, "second": second, "onset": round(onset, 3), "letter": letter,
+                "options": list(FIXED)}  # fmt: skip
     colours = [COLOURS[i] for i in rng.choice(len(COLOURS), spec.segments, replace=False)]
     second = int(rng.integers(spec.segments))  # when the tone sounds
     onset = second + float(rng.uniform(0.15, 1.0 - spec.tone_seconds - 0.15))
@@ -136,9 +153,9 @@ def generate_video(out: str | Path, sizes: dict[str, int], spec: VideoSpec | Non
     return paths
 
 
-def video_corpus(n: int = 200) -> list[str]:
+def video_corpus(n: int = 200, palette: str = "drawn") -> list[str]:
     """Question, options and traces of the video family, for building a tokenizer."""
-    spec, texts = VideoSpec(), []
+    spec, texts = VideoSpec(palette=palette), []
     for index in range(n):
         plan = plan_clip(spec, "corpus", index)
         options = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(plan["options"]))
