@@ -429,8 +429,10 @@ class DemoConfig:
             self.family in ("qwen2.5-omni", "qwen3-omni"), "demo.family", f"unknown family {self.family!r}"
         )
         _check(self.train_items >= 16 and self.test_items >= 1, "demo.train_items/test_items", "too small")
+        from .data.synth_video import PALETTES  # the one list of palettes
+
         _check(
-            self.video_palette in ("drawn", "fixed"),
+            self.video_palette in PALETTES,
             "demo.video_palette",
-            f"must be drawn or fixed, got {self.video_palette!r}",
+            f"must be one of {', '.join(PALETTES)}, got {self.video_palette!r}",
         )
