@@ -122,5 +122,7 @@ def test_qwen3_is_served_with_interleaved_mrope_even_when_its_config_omits_it(ti
 
     config = json.loads((tiny_qwen3_dir / "config.json").read_text())
     config["text_config"]["rope_parameters"].pop("mrope_interleaved")
-    served = FAMILIES.get("qwen3-omni").serving_config(config)["thinker_config"]["text_config"]["rope_parameters"]
+    served = FAMILIES.get("qwen3-omni").serving_config(config)["thinker_config"]["text_config"][
+        "rope_parameters"
+    ]
     assert served["mrope_interleaved"] is True and served["interleaved"] is True

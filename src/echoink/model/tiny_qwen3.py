@@ -106,6 +106,11 @@ def tiny_qwen3_config(
         video_token_id=token_ids["video"],
         audio_start_token_id=token_ids["audio_bos"],
         user_token_id=token_ids["user"],
+        # The released checkpoint's value; the config class's default of 25 is Qwen2.5-Omni's. The
+        # processor interleaves a video's frames and sound at 13 positions per second, and vLLM and
+        # get_rope_index place them by this field: at 25 vLLM interleaves other chunks than the
+        # processor (prompt ids differ) and the trainer's positions disagree with the processor's.
+        position_id_per_seconds=13,
     )
     # Read by get_rope_index, not declared by the config class.
     cfg.vision_start_token_id = token_ids["vision_bos"]

@@ -161,7 +161,12 @@ class VllmSampler:
         weakref.finalize(self, shutil.rmtree, self._wrapper, True)
         weights = None if initial is None else merged_weights(initial)
         path = serving_dir(model_dir, family, self._wrapper / "model", weights)
+        from .vllm_positions import architecture_overrides
+
         kwargs: dict[str, Any] = {}
+        overrides = architecture_overrides(family.serving_architecture)
+        if overrides:
+            kwargs["hf_overrides"] = overrides
         if settings.max_model_len:
             kwargs["max_model_len"] = settings.max_model_len
         if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
@@ -190,7 +195,6 @@ class VllmSampler:
         )
         self.start_seconds = time.perf_counter() - t0
         self.pushed_version: Any = None if initial is None else "initial"  # None: dummy weights
-        self.prompts_checked = False
         self.asleep = False
         log.info("vLLM engine for %s started in %.1f s", model_dir, self.start_seconds)
 
@@ -261,9 +265,9 @@ class VllmSampler:
         requests = [self._request(text, media) for text, media in prompts.sources]
         params = self._sampling_params(config, group_size, len(requests))
         outputs = self.llm.generate(requests, params, use_tqdm=False)
-        if not self.prompts_checked:
-            check_prompt_ids(prompts, [o.prompt_token_ids for o in outputs])
-            self.prompts_checked = True
+        # Every batch (a list comparison, nothing next to the generation): a later batch can bring a
+        # modality the first did not, laid out by another path of vLLM's processor.
+        check_prompt_ids(prompts, [o.prompt_token_ids for o in outputs])
         seqs = [c for o in outputs for c in o.outputs]  # [N], prompt-major
         width = max(len(c.token_ids) for c in seqs)
         ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
