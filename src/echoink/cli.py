@@ -76,6 +76,12 @@ def data_synth(
         help="video only: drawn (four of five colours per clip, options shuffled) or fixed (red, "
         "yellow, green, blue in each clip's own order; options always A-D in that order).",
     ),
+    video_trace: str = typer.Option(
+        "moment",
+        "--video-trace",
+        help="video only: the reference reasoning, moment (the tone's second, then the colour then) or "
+        "seconds (one line per second: its colour, and tone or silent).",
+    ),
     shortcut: float = typer.Option(
         None,
         "--shortcut",
@@ -95,7 +101,7 @@ def data_synth(
         raise typer.BadParameter(f"--modality must be image or video, got {modality!r}")
     if modality == "video":
         check_output_dir(out, "--out", "data synth")  # a split folder's train.json and media stay the user's
-        return _synth_video(out, seed, palette, {"train": train, "val": val, "test": test})
+        return _synth_video(out, seed, palette, video_trace, {"train": train, "val": val, "test": test})
 
     names = tuple(f.strip() for f in families.split(",") if f.strip())
     if shortcut is not None and not names:
@@ -118,16 +124,17 @@ def data_synth(
     typer.echo(f"{total} items ({difficulty}) in {seconds:.1f} s ({total / max(seconds, 1e-9):.0f} items/s)")
 
 
-def _synth_video(out: Path, seed: int, palette: str, sizes: dict[str, int]) -> None:
+def _synth_video(out: Path, seed: int, palette: str, style: str, sizes: dict[str, int]) -> None:
     import time
 
     from .data.synth_video import VideoSpec, generate_video
 
     start = time.perf_counter()
     try:
-        spec = VideoSpec(seed=seed, palette=palette)
+        spec = VideoSpec(seed=seed, palette=palette, trace=style)
     except ValueError as err:
-        raise typer.BadParameter(str(err), param_hint="--palette") from None
+        hint = "--video-trace" if str(err).startswith("trace") else "--palette"
+        raise typer.BadParameter(str(err), param_hint=hint) from None
     for split, path in generate_video(out, sizes, spec).items():
         typer.echo(f"{path}: {sizes[split]} items")
     typer.echo(f"{sum(sizes.values())} video items in {time.perf_counter() - start:.1f} s")

@@ -418,6 +418,9 @@ class DemoConfig:
     video_palette: str = "drawn"
     """video only: drawn (four of five colours a clip, options shuffled) or fixed (the same four colours,
     options always A. red .. D. blue; see ``data.synth_video.VideoSpec``)."""
+    video_trace: str = "moment"
+    """video only: the cold start's reasoning, moment ("The tone sounds in second 2. At that moment the
+    screen shows blue.") or seconds (one line per second: colour, and tone or silent)."""
 
     def __post_init__(self) -> None:
         _check(
@@ -429,10 +432,15 @@ class DemoConfig:
             self.family in ("qwen2.5-omni", "qwen3-omni"), "demo.family", f"unknown family {self.family!r}"
         )
         _check(self.train_items >= 16 and self.test_items >= 1, "demo.train_items/test_items", "too small")
-        from .data.synth_video import PALETTES  # the one list of palettes
+        from .data.synth_video import PALETTES, TRACES  # the one list of each
 
         _check(
             self.video_palette in PALETTES,
             "demo.video_palette",
             f"must be one of {', '.join(PALETTES)}, got {self.video_palette!r}",
+        )
+        _check(
+            self.video_trace in TRACES,
+            "demo.video_trace",
+            f"must be one of {', '.join(TRACES)}, got {self.video_trace!r}",
         )

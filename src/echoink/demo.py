@@ -131,8 +131,8 @@ def make_benchmark(out: Path, counts: dict[str, int], d) -> list[str]:
     if d.modality == "video":
         from .data.synth_video import VideoSpec, generate_video, video_corpus
 
-        generate_video(out, counts, VideoSpec(seed=d.seed, palette=d.video_palette))
-        return video_corpus(palette=d.video_palette)
+        generate_video(out, counts, VideoSpec(seed=d.seed, palette=d.video_palette, trace=d.video_trace))
+        return video_corpus(palette=d.video_palette, style=d.video_trace)
     from .data.synth import SynthSpec, benchmark_corpus, generate
 
     families = {"families": tuple(d.families)} if d.families else {}  # empty: every family

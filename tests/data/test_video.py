@@ -17,7 +17,7 @@ import soundfile as sf
 from echoink.data import load_split
 from echoink.data.avqa import RowError
 from echoink.data.messages import VideoSettings, video_block
-from echoink.data.synth_video import VideoSpec, generate_video, plan_clip
+from echoink.data.synth_video import VideoSpec, generate_video, plan_clip, trace
 from echoink.data.video import load_video, shifted, video_info, write_video
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -74,6 +74,22 @@ def test_fixed_palette_keeps_the_options_in_place_and_the_answer_in_the_streams(
     assert len({p["second"] for p in plans}) == 4 and len({tuple(p["colours"]) for p in plans}) > 12
     with pytest.raises(ValueError, match="palette must be one of drawn, fixed"):
         VideoSpec(palette="rainbow")
+
+
+def test_seconds_traces_name_each_second_in_order_and_the_tone_once():
+    """The seconds trace: one line per second, its colour and tone or silent, in the clip's order, then
+    the answer; every trace has the same words in the same places but the colours and the tone's line."""
+    spec = VideoSpec(seed=0, palette="fixed", trace="seconds")
+    for plan in (plan_clip(spec, "train", i) for i in range(16)):
+        text = trace(plan, spec.trace)
+        lines = text.removeprefix("<think>").split("</think>")[0].split(". ")
+        assert [line.rstrip(".") for line in lines] == [
+            f"Second {t + 1}: {c}, {'tone' if t == plan['second'] else 'silent'}"
+            for t, c in enumerate(plan["colours"])
+        ]
+        assert text.endswith(f"<answer>{'ABCD'[plan['letter']]}</answer>")
+    with pytest.raises(ValueError, match="trace must be one of moment, seconds"):
+        VideoSpec(trace="story")
 
 
 @pytest.mark.skipif(

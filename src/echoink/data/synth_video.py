@@ -32,6 +32,7 @@ LETTERS = "ABCD"
 COLOURS = tuple(RGB)  # red, yellow, green, blue, purple
 QUESTION = "Which colour was on the screen when the tone sounded?"
 PALETTES = ("drawn", "fixed")
+TRACES = ("moment", "seconds")
 FIXED = COLOURS[: len(LETTERS)]  # the fixed palette's colours, in option order
 
 
@@ -49,12 +50,21 @@ class VideoSpec:
     # B. yellow, C. green, D. blue: the letter names the colour, and what is left to learn is in the
     # streams (the order on screen from the frames, the moment from the sound).
     palette: str = "drawn"
+    # The cold start's reference reasoning. "moment": "The tone sounds in second 2. At that moment the
+    # screen shows blue." "seconds": one line per second, in order, each naming the colour on screen
+    # and whether the tone sounds ("Second 1: red, silent. Second 2: blue, tone. ..."): every line
+    # sits at the same place in every trace, so each step is a lookup at a fixed distance (this
+    # line's frames, this line's stretch of sound) and the answer copies the colour of the line that
+    # says "tone"; "moment" asks the model to turn a second it has just named into where to look.
+    trace: str = "moment"
 
     def __post_init__(self) -> None:
         if self.segments != len(LETTERS):
             raise ValueError(f"segments must be {len(LETTERS)} (one option per second)")
         if self.palette not in PALETTES:
             raise ValueError(f"palette must be one of {', '.join(PALETTES)}, got {self.palette!r}")
+        if self.trace not in TRACES:
+            raise ValueError(f"trace must be one of {', '.join(TRACES)}, got {self.trace!r}")
         if self.fps < 1 or self.side < 28 or self.side % 2:
             raise ValueError("fps must be >= 1 and side an even number >= 28")
 
@@ -107,12 +117,19 @@ def render_clip(spec: VideoSpec, plan: dict) -> tuple[np.ndarray, np.ndarray]:
     return frames, sound
 
 
-def trace(plan: dict) -> str:
-    """The reference reasoning for the SFT cold start."""
+def trace(plan: dict, style: str = "moment") -> str:
+    """The reference reasoning for the SFT cold start (``VideoSpec.trace``)."""
+    answer = f"<answer>{LETTERS[plan['letter']]}</answer>"
+    if style == "seconds":
+        lines = [
+            f"Second {t + 1}: {colour}, {'tone' if t == plan['second'] else 'silent'}."
+            for t, colour in enumerate(plan["colours"])
+        ]
+        return f"<think>{' '.join(lines)}</think>{answer}"
     colour = plan["colours"][plan["second"]]
     return (
         f"<think>The tone sounds in second {plan['second'] + 1}. At that moment the screen shows "
-        f"{colour}.</think><answer>{LETTERS[plan['letter']]}</answer>"
+        f"{colour}.</think>{answer}"
     )
 
 
@@ -132,7 +149,7 @@ def make_video_item(out: Path, spec: VideoSpec, split: str, index: int) -> dict:
         "data_source": DATA_SOURCE,
         "needs": "both",
         "family": "tone_when",
-        "reasoning": trace(plan),
+        "reasoning": trace(plan, spec.trace),
         "tone_second": plan["second"] + 1,
         "tone_onset": plan["onset"],
     }
@@ -153,11 +170,11 @@ def generate_video(out: str | Path, sizes: dict[str, int], spec: VideoSpec | Non
     return paths
 
 
-def video_corpus(n: int = 200, palette: str = "drawn") -> list[str]:
+def video_corpus(n: int = 200, palette: str = "drawn", style: str = "moment") -> list[str]:
     """Question, options and traces of the video family, for building a tokenizer."""
-    spec, texts = VideoSpec(palette=palette), []
+    spec, texts = VideoSpec(palette=palette, trace=style), []
     for index in range(n):
         plan = plan_clip(spec, "corpus", index)
         options = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(plan["options"]))
-        texts += [f"{QUESTION}\n{options}", trace(plan)]
+        texts += [f"{QUESTION}\n{options}", trace(plan, style)]
     return texts
