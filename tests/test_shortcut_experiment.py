@@ -44,3 +44,26 @@ def test_unknown_arm_or_override_fails_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="counterfactual_samples"):
         run_experiment(tmp_path, overrides=[*TOY, "algo.counterfactual_samples=0"], arms=["grounded"])
     assert not (tmp_path / "bench").exists()
+
+
+def test_two_stage_cold_start_reads_the_tone_first_then_the_frame(tmp_path):
+    """--frame-stage-steps: the first SFT stage sees only tone traces, the second the same items with
+    frame traces on part of the framed ones; the arms start from the second stage's model, and the
+    grounded arm carries --grounding-weight."""
+    out = tmp_path / "exp"
+    summary = run_experiment(
+        out, overrides=TOY, arms=["grounded"], echo=lambda _: None, frame_traces=0.5,
+        frame_stage_steps=1, grounding_weight=2.0,
+    )  # fmt: skip
+    tone = json.loads((out / "bench" / "train.json").read_text())
+    framed = json.loads((out / "bench_frame" / "train.json").read_text())
+    same = ("problem", "options", "solution", "shortcut")
+    assert [[r[k] for k in same] for r in tone] == [[r[k] for k in same] for r in framed]
+    assert not [r for r in tone if "A dark frame" in r["reasoning"]]
+    assert [r for r in framed if "A dark frame" in r["reasoning"]]
+    assert (out / "sft_frame" / "final").is_dir()
+    cfg = (out / "grounded" / "config.yaml").read_text()
+    assert str(out / "sft_frame" / "final") in cfg and "grounding: 2.0" in cfg
+    assert summary["frame_stage_steps"] == 1 and summary["grounding_weight"] == 2.0
+    with pytest.raises(ValueError, match="needs --frame-traces"):
+        run_experiment(tmp_path / "bad", overrides=TOY, frame_stage_steps=5)
