@@ -51,11 +51,15 @@ class VideoSpec:
     # streams (the order on screen from the frames, the moment from the sound).
     palette: str = "drawn"
     # The cold start's reference reasoning. "moment": "The tone sounds in second 2. At that moment the
-    # screen shows blue." "seconds": one line per second, in order, each naming the colour on screen
-    # and whether the tone sounds ("Second 1: red, silent. Second 2: blue, tone. ..."): every line
-    # sits at the same place in every trace, so each step is a lookup at a fixed distance (this
-    # line's frames, this line's stretch of sound) and the answer copies the colour of the line that
-    # says "tone"; "moment" asks the model to turn a second it has just named into where to look.
+    # screen shows blue." "seconds": one line per second, in order, each naming the colour on screen,
+    # whether the tone sounds, and the tone line's letter ("Second 1: red, silent, skip. Second 2:
+    # blue, tone, D. ..."). Every line has the same length, so every token sits at the same place in
+    # every trace: each step is a lookup at a fixed distance (this line's frames, this line's stretch
+    # of sound, this line's colour) and the answer copies the one letter in the reasoning. "moment"
+    # asks the model to turn a second it has just named into where to look, which the tiny model did
+    # not learn; an earlier "seconds" without the per-line letter read every colour and tone right on
+    # 500 of 500 test clips but left the answer at chance (finding the tone line's colour is a lookup
+    # at a place that varies).
     trace: str = "moment"
 
     def __post_init__(self) -> None:
@@ -121,8 +125,9 @@ def trace(plan: dict, style: str = "moment") -> str:
     """The reference reasoning for the SFT cold start (``VideoSpec.trace``)."""
     answer = f"<answer>{LETTERS[plan['letter']]}</answer>"
     if style == "seconds":
+        letter = LETTERS[plan["letter"]]
         lines = [
-            f"Second {t + 1}: {colour}, {'tone' if t == plan['second'] else 'silent'}."
+            f"Second {t + 1}: {colour}, " + (f"tone, {letter}." if t == plan["second"] else "silent, skip.")
             for t, colour in enumerate(plan["colours"])
         ]
         return f"<think>{' '.join(lines)}</think>{answer}"
