@@ -77,16 +77,16 @@ def test_fixed_palette_keeps_the_options_in_place_and_the_answer_in_the_streams(
 
 
 def test_seconds_traces_name_each_second_in_order_and_the_tone_once():
-    """The seconds trace: one line per second, its colour, tone or silent, and the tone line's letter, in
-    the clip's order, then the answer; every line has the same length, so every trace has its tokens in
-    the same places."""
+    """The seconds trace: one line per second, its colour, tone or silent, and the answer so far (none
+    before the tone, its colour's letter from then on), in the clip's order, then the answer; every
+    line has the same length, so every trace has its tokens in the same places."""
     spec = VideoSpec(seed=0, palette="fixed", trace="seconds")
     for plan in (plan_clip(spec, "train", i) for i in range(16)):
         text = trace(plan, spec.trace)
         lines = text.removeprefix("<think>").split("</think>")[0].split(". ")
         assert [line.rstrip(".") for line in lines] == [
-            f"Second {t + 1}: {c}, "
-            + (f"tone, {'ABCD'[plan['letter']]}" if t == plan["second"] else "silent, skip")
+            f"Second {t + 1}: {c}, {'tone' if t == plan['second'] else 'silent'}, "
+            f"so far {'ABCD'[plan['letter']] if t >= plan['second'] else 'none'}"
             for t, c in enumerate(plan["colours"])
         ]
         assert text.endswith(f"<answer>{'ABCD'[plan['letter']]}</answer>")

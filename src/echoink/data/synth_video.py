@@ -52,14 +52,14 @@ class VideoSpec:
     palette: str = "drawn"
     # The cold start's reference reasoning. "moment": "The tone sounds in second 2. At that moment the
     # screen shows blue." "seconds": one line per second, in order, each naming the colour on screen,
-    # whether the tone sounds, and the tone line's letter ("Second 1: red, silent, skip. Second 2:
-    # blue, tone, D. ..."). Every line has the same length, so every token sits at the same place in
-    # every trace: each step is a lookup at a fixed distance (this line's frames, this line's stretch
-    # of sound, this line's colour) and the answer copies the one letter in the reasoning. "moment"
-    # asks the model to turn a second it has just named into where to look, which the tiny model did
-    # not learn; an earlier "seconds" without the per-line letter read every colour and tone right on
-    # 500 of 500 test clips but left the answer at chance (finding the tone line's colour is a lookup
-    # at a place that varies).
+    # whether the tone sounds, and the answer so far ("Second 1: red, silent, so far none. Second 2:
+    # blue, tone, so far D. Second 3: green, silent, so far D. ..."). Every line has the same length,
+    # so every token sits at the same place in every trace and each step is a lookup at a fixed
+    # distance: this line's frames, this line's stretch of sound, this line's colour or the previous
+    # line's answer, and for the final answer the last line's. Measured on the tiny model: "moment"
+    # (where to look depends on the second just named) never read the colour; lines without the
+    # running answer read every colour and tone right but left the answer at chance, and so did a
+    # letter on the tone line alone (the answer then has to find it, at a place that varies).
     trace: str = "moment"
 
     def __post_init__(self) -> None:
@@ -127,7 +127,8 @@ def trace(plan: dict, style: str = "moment") -> str:
     if style == "seconds":
         letter = LETTERS[plan["letter"]]
         lines = [
-            f"Second {t + 1}: {colour}, " + (f"tone, {letter}." if t == plan["second"] else "silent, skip.")
+            f"Second {t + 1}: {colour}, {'tone' if t == plan['second'] else 'silent'}, "
+            f"so far {letter if t >= plan['second'] else 'none'}."
             for t, colour in enumerate(plan["colours"])
         ]
         return f"<think>{' '.join(lines)}</think>{answer}"
