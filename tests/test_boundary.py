@@ -59,7 +59,7 @@ LAYERS: dict[str, int] = {
     ),
     "__init__": 0,  # the ``echoink`` package itself
     "data": 1,
-    **dict.fromkeys(("config", "config_sections", "recipe_card"), 2),
+    **dict.fromkeys(("config", "config_sections", "config_commands", "recipe_card"), 2),
     "model": 3,
     "scoring": 4,
     **dict.fromkeys(("rl", "eval", "sft"), 5),

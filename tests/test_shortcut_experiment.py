@@ -67,3 +67,21 @@ def test_two_stage_cold_start_reads_the_tone_first_then_the_frame(tmp_path):
     assert summary["frame_stage_steps"] == 1 and summary["grounding_weight"] == 2.0
     with pytest.raises(ValueError, match="needs --frame-traces"):
         run_experiment(tmp_path / "bad", overrides=TOY, frame_stage_steps=5)
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--arms", "nope"], "unknown arm(s) ['nope']"),
+        (["--frame-stage-steps", "-3", "--frame-traces", "0.5"], "--frame-stage-steps must be >= 0"),
+        (["--set", "algo.counterfactual_samples=0"], "counterfactual_samples"),
+    ],
+)
+def test_bad_arguments_end_in_one_line_before_any_work(tmp_path, capsys, argv, says):
+    from echoink.shortcut_experiment import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--out", str(tmp_path / "x"), *argv])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and says in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()

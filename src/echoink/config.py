@@ -25,15 +25,13 @@ from typing import Any
 
 import yaml
 
+from .config_commands import DemoConfig, EvalConfig, SFTConfig
 from .config_sections import (
     AlgoConfig,
     ConfigError,
     DataConfig,
-    DemoConfig,
-    EvalConfig,
     ModelConfig,
     RolloutConfig,
-    SFTConfig,
     TrainConfig,
 )
 

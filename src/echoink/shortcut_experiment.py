@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .config import load_config
+from .config import ConfigError, load_config
 from .demo import DEMO_MARKS, Stages
 from .outdir import check_output_dir
 from .preflight import check_names
@@ -273,6 +273,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--set", action="append", default=[], dest="overrides", help="recipe override key=value")
     a = p.parse_args(argv)
     arms = [x.strip() for x in a.arms.split(",") if x.strip()]
+    # Bad arguments and overrides end in one line (argparse's "error:", exit 2) before any work; an
+    # error later, in a stage, keeps its traceback.
+    if bad := [x for x in arms if x not in ARMS]:
+        p.error(f"unknown arm(s) {bad}; valid: {', '.join(ARMS)}")
+    if a.frame_stage_steps < 0 or (a.frame_stage_steps and not a.frame_traces):
+        p.error("--frame-stage-steps must be >= 0 and needs --frame-traces > 0")
+    try:
+        for arm in [None, *arms]:
+            _config(a.out, a.recipe, a.overrides, arm, weight=a.grounding_weight)
+    except ConfigError as err:
+        p.error(str(err))
     run_experiment(
         a.out, a.recipe, a.overrides, arms, a.aligned, frame_traces=a.frame_traces,
         frame_stage_steps=a.frame_stage_steps, grounding_weight=a.grounding_weight,
