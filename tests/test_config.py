@@ -90,6 +90,9 @@ def test_no_stays_a_string_where_the_docs_say_no(tmp_path: Path):
         ("algo.rewards={accuracy: true}", "algo.rewards.accuracy"),
         ("model.gradient_checkpointing=1", "model.gradient_checkpointing"),
         ("model.lora_target_modules=[q_proj, [v_proj]]", "model.lora_target_modules[1]"),
+        ("demo.glance_traces=1.5", "demo.glance_traces"),
+        ("demo.glance_stage_steps=-1", "demo.glance_stage_steps"),
+        ("demo.glance_stage_steps=10", "demo.glance_stage_steps"),  # without demo.glance_traces
     ],
 )
 def test_values_are_typed_and_finite(override: str, field: str):

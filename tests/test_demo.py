@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+import yaml
 
 from echoink.demo import run_demo
 
@@ -68,9 +69,19 @@ def test_video_demo_pipeline_writes_every_artefact(tmp_path):
         "demo.train_items=16", "demo.test_items=4", "demo.hidden=64", "sft.max_steps=2", "sft.batch_size=4",
         "sft.warmup_steps=0", "train.max_steps=2", "train.prompts_per_step=2", "rollout.num_generations=2",
         "rollout.max_new_tokens=8", "eval.max_new_tokens=8", "eval.batch_size=4",
+        "demo.glance_stage_steps=2", "demo.glance_traces=0.5",
     ]  # fmt: skip
     summary = run_demo(out, 15, DEFAULT_RECIPE.with_name("demo_video.yaml"), overrides, echo=lambda _: None)
     assert summary["modality"] == "video" and summary["families"] == ["tone_when"]
+    # the glance stage: its split (same clips, some traces swapped), its model, and GRPO started from it
+    train, glance = (json.loads((out / "bench" / f).read_text()) for f in ("train.json", "train_glance.json"))
+    assert [r["path"] for r in glance] == [r["path"] for r in train] and glance != train
+    assert (out / "sft_glance" / "final" / "config.json").is_file()
+    assert yaml.safe_load((out / "grpo" / "config.yaml").read_text())["model"]["path"] == str(
+        out / "sft_glance" / "final"
+    )
+    assert (summary["glance_stage_steps"], summary["glance_traces"]) == (2, 0.5)
+    assert "then 2 on the same clips with 50% of the traces a one-frame glance" in (out / "summary.md").read_text()
     assert set(summary["grpo"]["both_items"]) == {"full", "audio_removed", "video_removed", "desynced"}
     md = (out / "summary.md").read_text()
     assert "video -> blank frames" in md and "soundtrack shifted by half the clip" in md

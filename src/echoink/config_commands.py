@@ -104,6 +104,13 @@ class DemoConfig:
     video_trace: str = "moment"
     """video only: the cold start's reasoning, moment ("The tone sounds in second 2. At that moment the
     screen shows blue.") or seconds (one line per second: colour, and tone or silent)."""
+    glance_stage_steps: int = 0
+    """video only: > 0 adds a second cold-start stage of this many SFT steps on the same training clips,
+    with a fraction ``glance_traces`` of their traces swapped for a one-frame glance ("The screen starts
+    red.", right only when the tone sounds in the first second): a base that prefers a shortcut, with
+    the audio-visual trace still in reach for GRPO to find (README, video demo)."""
+    glance_traces: float = 0.0
+    """video only: the glance stage's share of glance traces (see ``glance_stage_steps``)."""
 
     def __post_init__(self) -> None:
         _check(
@@ -126,4 +133,11 @@ class DemoConfig:
             self.video_trace in TRACES,
             "demo.video_trace",
             f"must be one of {', '.join(TRACES)}, got {self.video_trace!r}",
+        )
+        _check(0.0 <= self.glance_traces <= 1.0, "demo.glance_traces", "must be in [0, 1]")
+        _check(self.glance_stage_steps >= 0, "demo.glance_stage_steps", "must be >= 0")
+        _check(
+            not self.glance_stage_steps or (self.glance_traces > 0 and self.modality == "video"),
+            "demo.glance_stage_steps",
+            "needs demo.modality video and demo.glance_traces > 0",
         )

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, load_config
-from .demo import DEMO_MARKS, Stages
+from .demo import DEMO_MARKS, Stages, second_sft_stage
 from .outdir import check_output_dir
 from .preflight import check_names
 
@@ -141,12 +141,9 @@ def run_experiment(
     _benchmark_and_model(out, cfg, aligned, frame_traces, stages, two_stage=bool(frame_stage_steps))
     stages.run("SFT cold start", lambda: sft(cfg))
     if frame_stage_steps:
-        frame_cfg = load_config(
-            recipe,
-            [*overrides, f"model.path={out / 'sft' / 'final'}", f"sft.output_dir={out / base}",
-             f"data.train_path={out / 'bench_frame' / 'train.json'}", f"sft.max_steps={frame_stage_steps}",
-             f"sft.warmup_steps={min(cfg.sft.warmup_steps, frame_stage_steps // 4)}"],
-        )  # fmt: skip
+        frame_cfg = second_sft_stage(
+            cfg, out / "sft" / "final", out / "bench_frame" / "train.json", out / base, frame_stage_steps
+        )
         stages.run("SFT, frame stage", lambda: sft(frame_cfg))
     e, test = cfg.eval, out / "bench" / "test.json"
     kwargs = dict(ablate=["audio", "image"], batch_size=e.batch_size, max_new_tokens=e.max_new_tokens)

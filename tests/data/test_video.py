@@ -17,7 +17,7 @@ import soundfile as sf
 from echoink.data import load_split
 from echoink.data.avqa import RowError
 from echoink.data.messages import VideoSettings, video_block
-from echoink.data.synth_video import VideoSpec, generate_video, plan_clip, trace
+from echoink.data.synth_video import VideoSpec, generate_video, glance_rows, glance_trace, plan_clip, trace
 from echoink.data.video import load_video, shifted, video_info, write_video
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -92,6 +92,41 @@ def test_seconds_traces_name_each_second_in_order_and_the_tone_once():
         assert text.endswith(f"<answer>{'ABCD'[plan['letter']]}</answer>")
     with pytest.raises(ValueError, match="trace must be one of moment, seconds"):
         VideoSpec(trace="story")
+
+
+@pytest.mark.parametrize("palette", ["fixed", "drawn"])
+def test_glance_trace_answers_the_first_colour_right_only_when_the_tone_is_in_the_first_second(palette):
+    """The one-frame shortcut names the first second's colour and answers its option's letter, so it is
+    right exactly on the clips whose tone sounds in the first second."""
+    spec = VideoSpec(seed=0, palette=palette)
+    plans = [plan_clip(spec, "train", i) for i in range(64)]
+    for plan in plans:
+        text = glance_trace(plan)
+        assert text.startswith(f"<think>The screen starts {plan['colours'][0]}.</think>")
+        letter = text.split("<answer>")[1][0]
+        assert plan["options"]["ABCD".index(letter)] == plan["colours"][0]
+        assert (letter == "ABCD"[plan["letter"]]) == (plan["second"] == 0)
+    assert 0 < sum(p["second"] == 0 for p in plans) < len(plans)  # both kinds of clip were checked
+
+
+def test_glance_rows_swap_only_the_trace_on_the_asked_share(bench):
+    """The glance split: the same rows (clips, questions, answers), the trace swapped on about the
+    share asked, the same rows every time, none at 0 and all at 1; a share outside [0, 1] is refused."""
+    spec = VideoSpec(seed=0)  # the bench's
+    rows = json.loads((bench / "train.json").read_text()) * 25  # 400 rows (indices past 16: mechanics only)
+    swapped = glance_rows(rows, spec, 0.65)
+    assert swapped == glance_rows(rows, spec, 0.65)
+    glanced = [i for i, (a, b) in enumerate(zip(rows, swapped)) if a != b]
+    assert 0.58 < len(glanced) / len(rows) < 0.72
+    for i in glanced:
+        assert {k: v for k, v in swapped[i].items() if k != "reasoning"} == {
+            k: v for k, v in rows[i].items() if k != "reasoning"
+        }
+        assert swapped[i]["reasoning"].startswith("<think>The screen starts ")
+    assert glance_rows(rows, spec, 0.0) == rows
+    assert all(r["reasoning"].startswith("<think>The screen") for r in glance_rows(rows, spec, 1.0))
+    with pytest.raises(ValueError, match=r"glance share must be in \[0, 1\]"):
+        glance_rows(rows, spec, 1.5)
 
 
 @pytest.mark.skipif(

@@ -139,6 +139,29 @@ def trace(plan: dict, style: str = "moment") -> str:
     )
 
 
+def glance_trace(plan: dict) -> str:
+    """A one-frame shortcut: the colour of the first second, answered as if it were the one. Right only
+    when the tone sounds in the first second (a quarter of the clips); needs neither the sound nor the
+    rest of the clip. What a cold start that mixes it in leaves the policy preferring (``glance_rows``)."""
+    first = plan["colours"][0]
+    letter = LETTERS[plan["options"].index(first)]
+    return f"<think>The screen starts {first}.</think><answer>{letter}</answer>"
+
+
+def glance_rows(rows: list[dict], spec: VideoSpec, share: float, split: str = "train") -> list[dict]:
+    """``rows`` (one split, in index order) with the reference trace swapped for ``glance_trace`` on a
+    fraction ``share``, drawn per item from its own RNG stream: the videos, questions and answers are
+    the same rows', so a second cold-start stage can reuse the written clips."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"glance share must be in [0, 1], got {share}")
+    out = []
+    for index, row in enumerate(rows):
+        if _rng(spec.seed, split, 2, index).random() < share:
+            row = {**row, "reasoning": glance_trace(plan_clip(spec, split, index))}
+        out.append(row)
+    return out
+
+
 def make_video_item(out: Path, spec: VideoSpec, split: str, index: int) -> dict:
     plan = plan_clip(spec, split, index)
     frames, sound = render_clip(spec, plan)
@@ -182,5 +205,5 @@ def video_corpus(n: int = 200, palette: str = "drawn", style: str = "moment") ->
     for index in range(n):
         plan = plan_clip(spec, "corpus", index)
         options = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(plan["options"]))
-        texts += [f"{QUESTION}\n{options}", trace(plan, style)]
+        texts += [f"{QUESTION}\n{options}", trace(plan, style), glance_trace(plan)]
     return texts
