@@ -254,18 +254,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--frame-traces",
         type=float,
-        default=0.0,
-        help="fraction of framed training items whose cold-start trace reads the frame, not the tone",
+        default=0.3,
+        help="fraction of framed training items whose cold-start trace reads the frame, not the tone "
+        "(0.3: a frame route sampled about a third of the time, not yet the greedy one; docs/grounding.md)",
     )
     p.add_argument(
         "--frame-stage-steps",
         type=int,
-        default=0,
+        default=300,
         help="> 0: a two-stage cold start, every trace reading the tone first, then this many SFT steps "
         "with --frame-traces of the framed items reading the frame",
     )
     p.add_argument(
-        "--grounding-weight", type=float, default=1.0, help="the grounded arm's grounding reward weight"
+        "--grounding-weight", type=float, default=2.0, help="the grounded arm's grounding reward weight "
+        "(2: the reward stops favouring the frame once the policy answers half the items without audio)"
     )
     p.add_argument("--set", action="append", default=[], dest="overrides", help="recipe override key=value")
     a = p.parse_args(argv)
