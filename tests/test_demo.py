@@ -81,7 +81,10 @@ def test_video_demo_pipeline_writes_every_artefact(tmp_path):
         out / "sft_glance" / "final"
     )
     assert (summary["glance_stage_steps"], summary["glance_traces"]) == (2, 0.5)
-    assert "then 2 on the same clips with 50% of the traces a one-frame glance" in (out / "summary.md").read_text()
+    assert (
+        "then 2 on the same clips with 50% of the traces a one-frame glance"
+        in (out / "summary.md").read_text()
+    )
     assert set(summary["grpo"]["both_items"]) == {"full", "audio_removed", "video_removed", "desynced"}
     md = (out / "summary.md").read_text()
     assert "video -> blank frames" in md and "soundtrack shifted by half the clip" in md

@@ -266,8 +266,11 @@ def main(argv: list[str] | None = None) -> None:
         "with --frame-traces of the framed items reading the frame",
     )
     p.add_argument(
-        "--grounding-weight", type=float, default=2.0, help="the grounded arm's grounding reward weight "
-        "(2: the reward stops favouring the frame once the policy answers half the items without audio)"
+        "--grounding-weight",
+        type=float,
+        default=2.0,
+        help="the grounded arm's grounding reward weight "
+        "(2: the reward stops favouring the frame once the policy answers half the items without audio)",
     )
     p.add_argument("--set", action="append", default=[], dest="overrides", help="recipe override key=value")
     a = p.parse_args(argv)

@@ -116,7 +116,7 @@ def test_glance_rows_swap_only_the_trace_on_the_asked_share(bench):
     rows = json.loads((bench / "train.json").read_text()) * 25  # 400 rows (indices past 16: mechanics only)
     swapped = glance_rows(rows, spec, 0.65)
     assert swapped == glance_rows(rows, spec, 0.65)
-    glanced = [i for i, (a, b) in enumerate(zip(rows, swapped)) if a != b]
+    glanced = [i for i, (a, b) in enumerate(zip(rows, swapped, strict=True)) if a != b]
     assert 0.58 < len(glanced) / len(rows) < 0.72
     for i in glanced:
         assert {k: v for k, v in swapped[i].items() if k != "reasoning"} == {
