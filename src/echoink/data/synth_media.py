@@ -30,12 +30,10 @@ CLUTTER = (150, 150, 150)
 PITCH_CENTRE_HZ = 620.0  # the "mid" level; the others sit pitch_ratio apart (easy 215..1792 Hz)
 BEEP_HZ = 2600.0  # above every tone level, so beeps never name a colour
 BEEP_ON_S, BEEP_GAP_S = 0.09, 0.13
-FRAME_RGB, FRAME_PX = (
-    (20, 20, 20),
-    10,
-)  # the shortcut cue: a thick dark frame, darker than every object and the
-# clutter. 10 px of a 56-px object darken about 60% of each of its four token cells: a 4-px outline (27%)
-# was harder for the tiny model to see than the tone to hear, so no shortcut (docs/grounding.md)
+# The shortcut cue: a thick dark frame, darker than every object and the clutter. 10 px of a 56-px object
+# darken about 60% of each of its four token cells: a 4-px outline (27%) was harder for the tiny model to
+# see than the tone to hear, so no shortcut (docs/grounding.md)
+FRAME_RGB, FRAME_PX = (20, 20, 20), 10
 Box = tuple[int, int, int, int]
 
 
