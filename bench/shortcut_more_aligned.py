@@ -13,11 +13,11 @@ import argparse
 import json
 from pathlib import Path
 
-from echoink.config import load_config
-from echoink.data.synth import SynthSpec, generate
 from echoink.eval.evaluate import evaluate
 from echoink.rl.trainer import train
-from echoink.shortcut_experiment import ARMS, PARTS, RECIPE, model_block, step_cost
+from echoink_lab.recipe import load_lab_recipe
+from echoink_lab.shortcut_experiment import ARMS, PARTS, RECIPE, model_block, step_cost
+from echoink_lab.synth import SynthSpec, generate
 
 
 def main() -> None:
@@ -28,15 +28,15 @@ def main() -> None:
     p.add_argument("--arms", default="paper,grounded")
     p.add_argument("--set", action="append", default=[], dest="overrides")
     a = p.parse_args()
-    cfg = load_config(RECIPE, a.overrides)
-    spec = SynthSpec(
-        cfg.demo.seed, cfg.demo.difficulty, families=("shortcut_where",), shortcut=a.aligned, heldout=PARTS
-    )
-    generate(a.out / "bench", {"train": cfg.demo.train_items}, spec)
+    cfg, d = load_lab_recipe(RECIPE, a.overrides)
+    spec = SynthSpec(d.seed, d.difficulty, families=("shortcut_where",), shortcut=a.aligned, heldout=PARTS)
+    generate(a.out / "bench", {"train": d.train_items}, spec)
     e, results = cfg.eval, {}
     for arm in a.arms.split(","):
         paths = [f"data.train_path={a.out / 'bench' / 'train.json'}", f"model.path={a.exp / 'sft' / 'final'}"]
-        train(load_config(RECIPE, [*paths, f"train.output_dir={a.out / arm}", *a.overrides, *ARMS[arm]]))
+        train(
+            load_lab_recipe(RECIPE, [*paths, f"train.output_dir={a.out / arm}", *a.overrides, *ARMS[arm]])[0]
+        )
         s = evaluate(
             a.out / arm / "final", a.exp / "bench" / "test.json", a.out / f"eval_{arm}", ablate=["audio", "image"],
             batch_size=e.batch_size, max_new_tokens=e.max_new_tokens, template=e.template, decoding=e.decoding,

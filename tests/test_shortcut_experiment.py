@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from echoink.shortcut_experiment import run_experiment
+from echoink_lab.shortcut_experiment import run_experiment
 
 TOY = [
     "demo.train_items=32", "demo.test_items=12", "demo.hidden=64", "sft.max_steps=2", "sft.batch_size=4",
@@ -78,7 +78,7 @@ def test_two_stage_cold_start_reads_the_tone_first_then_the_frame(tmp_path):
     ],
 )
 def test_bad_arguments_end_in_one_line_before_any_work(tmp_path, capsys, argv, says):
-    from echoink.shortcut_experiment import main
+    from echoink_lab.shortcut_experiment import main
 
     with pytest.raises(SystemExit) as stop:
         main(["--out", str(tmp_path / "x"), *argv])

@@ -1,10 +1,10 @@
 """Does GRPO take a visual shortcut, and does grounding stop it? One rerunnable experiment on a CPU.
 
-    python -m echoink.shortcut_experiment --out runs/shortcut [--recipe configs/shortcut_cpu.yaml]
+    python -m echoink_lab.shortcut_experiment --out runs/shortcut [--recipe recipes/shortcut_cpu.yaml]
         [--arms paper,grounded,filtered] [--aligned 0.8] [--frame-traces 0.5] [--frame-stage-steps 200]
         [--set train.max_steps=100 ...]
 
-Stages (each the package's public path, as in ``echoink.demo``): the ``shortcut_where`` benchmark with a
+Stages (each the library's public path, as in ``echoink_lab.demo``): the ``shortcut_where`` benchmark with a
 fraction ``--aligned`` of training items framed on the answer (``--frame-traces`` of those with a
 cold-start trace that reads the frame instead of the tone) and a held-out split in three equal
 parts (broken, none, aligned), a tiny model, an SFT cold start (the common base; with
@@ -25,12 +25,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, load_config
-from .demo import DEMO_MARKS, Stages, second_sft_stage
-from .outdir import check_output_dir
-from .preflight import check_names
+from echoink.config import ConfigError
+from echoink.outdir import check_output_dir
+from echoink.preflight import check_names
 
-RECIPE = Path(__file__).resolve().parents[2] / "configs" / "shortcut_cpu.yaml"
+from .demo import DEMO_MARKS, Stages, second_sft_stage
+from .recipe import load_lab_recipe, recipe
+
+RECIPE = recipe("shortcut_cpu.yaml")
 PARTS = ("broken", "none", "aligned")
 ARMS: dict[str, list[str]] = {
     "paper": [],  # the recipe's rewards: accuracy + format, weights 1, 1
@@ -63,24 +65,24 @@ def _config(
     ]
     if arm is not None:  # every arm starts from the SFT base
         paths += [f"model.path={out / base / 'final'}", f"train.output_dir={out / arm}"]
-    cfg = load_config(recipe, paths + list(overrides) + (_arm_overrides(arm, weight) if arm else []))
+    cfg, d = load_lab_recipe(recipe, paths + list(overrides) + (_arm_overrides(arm, weight) if arm else []))
     check_names(cfg)
-    return cfg
+    return cfg, d
 
 
 def _benchmark_and_model(
-    out: Path, cfg, aligned: float, frame_traces: float, stages: Stages, two_stage: bool = False
+    out: Path, d, aligned: float, frame_traces: float, stages: Stages, two_stage: bool = False
 ) -> None:
     """The shortcut benchmark (``aligned`` of its training rows framed on the answer, ``frame_traces`` of
     those with a reference trace that reads the frame) and the tiny model, as the demo builds them.
     ``two_stage``: bench/ with every trace reading the tone, and bench_frame/ with the same items and the
     frame traces (the generator draws the cue and the trace choice from their own streams, so only the
     traces differ)."""
-    from .data.synth import SynthSpec, benchmark_corpus, generate
-    from .data.synth_shortcut import FRAME_CORPUS
-    from .model.tiny import build_tiny
+    from echoink.testing import build_tiny
 
-    d = cfg.demo
+    from .synth import SynthSpec, benchmark_corpus, generate
+    from .synth_shortcut import FRAME_CORPUS
+
     spec = SynthSpec(
         d.seed,
         d.difficulty,
@@ -117,9 +119,9 @@ def run_experiment(
     grounding_weight: float = 1.0,
 ) -> dict[str, Any]:
     """Run every stage into ``out`` (earlier outputs there are removed); returns the summary."""
-    from .eval.evaluate import evaluate
-    from .rl.trainer import train
-    from .sft import sft
+    from echoink.eval.evaluate import evaluate
+    from echoink.rl.trainer import train
+    from echoink.sft import sft
 
     recipe, overrides, arms = recipe or RECIPE, list(overrides or []), list(arms or ARMS)
     if bad := [a for a in arms if a not in ARMS]:
@@ -127,7 +129,7 @@ def run_experiment(
     if frame_stage_steps < 0 or (frame_stage_steps and not frame_traces):
         raise ValueError("--frame-stage-steps must be >= 0 and needs --frame-traces > 0")
     base = "sft_frame" if frame_stage_steps else "sft"
-    cfg = _config(out, recipe, overrides)
+    cfg, d = _config(out, recipe, overrides)
     for arm in arms:
         _config(
             out, recipe, overrides, arm, base, grounding_weight
@@ -138,7 +140,7 @@ def run_experiment(
     for arm in ARMS:
         shutil.rmtree(out / f"eval_{arm}", ignore_errors=True)
     stages = Stages(60, echo)
-    _benchmark_and_model(out, cfg, aligned, frame_traces, stages, two_stage=bool(frame_stage_steps))
+    _benchmark_and_model(out, d, aligned, frame_traces, stages, two_stage=bool(frame_stage_steps))
     stages.run("SFT cold start", lambda: sft(cfg))
     if frame_stage_steps:
         frame_cfg = second_sft_stage(
@@ -155,7 +157,7 @@ def run_experiment(
     }
     costs = {}
     for arm in arms:
-        arm_cfg = _config(out, recipe, overrides, arm, base, grounding_weight)
+        arm_cfg, _ = _config(out, recipe, overrides, arm, base, grounding_weight)
         stages.run(f"GRPO {arm}", lambda c=arm_cfg: train(c))
         costs[arm] = step_cost(out / arm / "metrics.jsonl")
         results[arm] = stages.run(
@@ -196,7 +198,7 @@ def model_block(summary: dict[str, Any]) -> dict[str, Any]:
 
 def step_cost(metrics_path: Path) -> dict[str, float]:
     """Mean step time and the counterfactual pass's share of it, from a run's metrics.jsonl."""
-    from .runlog import read_jsonl
+    from echoink.runlog import read_jsonl
 
     rows = read_jsonl(metrics_path)
     step = sum(r["step_time"] for r in rows) / max(len(rows), 1)
@@ -214,7 +216,7 @@ def _pct(block: dict | None) -> str:
 def summary_markdown(s: dict[str, Any]) -> str:
     header = "| model | broken | neutral (none) | aligned | audio-ablation drop | image-ablation drop |"
     lines = [
-        "# Visual shortcut vs grounding (echoink.shortcut_experiment)",
+        "# Visual shortcut vs grounding (echoink_lab.shortcut_experiment)",
         "",
         f"Train: {100 * s['aligned_fraction']:.0f}% of items framed on the answer, "
         f"{100 * s.get('frame_traces', 0.0):.0f}% of those with a cold-start trace that reads the frame"
