@@ -130,3 +130,6 @@ def test_shortcut_more_aligned_runs_from_a_toy_experiment(tiny_model_dir: Path, 
     )
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) == {"paper", "grounded"} and all("step_cost" in arm for arm in summary.values())
+    # the experiment's own arm config: its grounding weight, from the experiment's SFT base
+    grounded = (out / "grounded" / "config.yaml").read_text()
+    assert "grounding: 2.0" in grounded and str(exp / "sft" / "final") in grounded

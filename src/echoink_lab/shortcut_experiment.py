@@ -14,6 +14,10 @@ GRPO from that base for the same steps and seed, and an evaluation of every mode
 ablations. Arms: ``paper`` (accuracy + format), ``grounded`` (+ the grounding reward, weight 1),
 ``filtered`` (paper rewards + ``algo.drop_unimodal_groups``). ``summary.md`` / ``summary.json``: accuracy
 with 95% CIs on each part, the audio- and image-ablation drops, and the counterfactual pass's cost.
+
+One ``ExperimentSpec`` holds the knobs and their one set of defaults (the measured run's,
+docs/grounding.md), and its ``arm_config`` is the one place an arm's GRPO config is made: this module's
+``main`` and ``run_experiment`` and ``bench/shortcut_more_aligned.py`` all go through it.
 """
 
 from __future__ import annotations
@@ -21,84 +25,124 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from echoink.config import ConfigError
+from echoink.config import Config
 from echoink.outdir import check_output_dir
 from echoink.preflight import check_names
 
 from .demo import DEMO_MARKS, Stages, second_sft_stage
-from .recipe import load_lab_recipe, recipe
+from .recipe import DemoConfig, load_lab_recipe, recipe
 
 RECIPE = recipe("shortcut_cpu.yaml")
 PARTS = ("broken", "none", "aligned")
-ARMS: dict[str, list[str]] = {
-    "paper": [],  # the recipe's rewards: accuracy + format, weights 1, 1
-    "grounded": ["algo.rewards={accuracy: 1.0, format: 1.0, grounding: 1.0}"],  # --grounding-weight
-    "filtered": ["algo.drop_unimodal_groups=true"],
-}
+ARMS = ("paper", "grounded", "filtered")
+"""paper: the recipe's rewards (accuracy + format, weights 1, 1); grounded: + the grounding reward
+(weight ``grounding_weight``); filtered: the paper's rewards + ``algo.drop_unimodal_groups``."""
 
 
-def _arm_overrides(arm: str, grounding_weight: float) -> list[str]:
-    """An arm's recipe changes. The grounding weight w sets where the reward stops pushing: a correct
-    answer earns 1 - w * P_cf(gold) against a wrong one's 0, so a shortcut is rewarded until P_cf(gold)
-    (the policy's accuracy without audio) reaches 1 / w; at w = 1 that is only a complete shortcut."""
-    if arm == "grounded":
-        return [f"algo.rewards={{accuracy: 1.0, format: 1.0, grounding: {grounding_weight}}}"]
-    return ARMS[arm]
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """One shortcut experiment: its recipe, overrides, arms and knobs. The defaults are the measured
+    run's (docs/grounding.md), the same for every caller."""
+
+    recipe: Path | Traversable = RECIPE
+    """The lab recipe (an echoink ``Config`` + a ``demo:`` section for the benchmark and tiny model)."""
+    overrides: tuple[str, ...] = ()
+    """Dotted recipe overrides (``demo.train_items=32``, ``train.max_steps=100``), before each arm's."""
+    arms: tuple[str, ...] = ARMS
+    """The GRPO arms to train, each from the same base and seed."""
+    aligned: float = 0.8
+    """Fraction of training items framed on the answer."""
+    frame_traces: float = 0.3
+    """Fraction of framed training items whose cold-start trace reads the frame, not the tone (0.3: a
+    frame route sampled about a third of the time, not yet the greedy one)."""
+    frame_stage_steps: int = 300
+    """> 0: a two-stage cold start, every trace reading the tone first, then this many SFT steps with
+    ``frame_traces`` of the framed items reading the frame."""
+    grounding_weight: float = 2.0
+    """The grounded arm's grounding reward weight w (2: the reward stops favouring the frame once the
+    policy answers half the items without audio)."""
+
+    def __post_init__(self) -> None:
+        if bad := [a for a in self.arms if a not in ARMS]:
+            raise ValueError(f"unknown arm(s) {bad}; valid: {', '.join(ARMS)}")
+        if self.frame_stage_steps < 0 or (self.frame_stage_steps and not self.frame_traces):
+            raise ValueError("--frame-stage-steps must be >= 0 and needs --frame-traces > 0")
+
+    @property
+    def base(self) -> str:
+        """The folder (under the experiment's ``--out``) of the SFT model every arm starts from."""
+        return "sft_frame" if self.frame_stage_steps else "sft"
+
+    def arm_overrides(self, arm: str) -> list[str]:
+        """An arm's recipe changes. The grounding weight w sets where the reward stops pushing: a correct
+        answer earns 1 - w * P_cf(gold) against a wrong one's 0, so a shortcut is rewarded until
+        P_cf(gold) (the policy's accuracy without audio) reaches 1 / w; at w = 1 only a complete one."""
+        if arm == "grounded":
+            return [f"algo.rewards={{accuracy: 1.0, format: 1.0, grounding: {self.grounding_weight}}}"]
+        return ["algo.drop_unimodal_groups=true"] if arm == "filtered" else []
+
+    def load(self, paths: list[str], arm: str | None = None) -> tuple[Config, DemoConfig]:
+        """The recipe with ``paths``, the overrides and ``arm``'s changes (names checked)."""
+        extra = self.arm_overrides(arm) if arm else []
+        cfg, d = load_lab_recipe(self.recipe, [*paths, *self.overrides, *extra])
+        check_names(cfg)
+        return cfg, d
+
+    def arm_config(self, arm: str, train_path: Path, start: Path, output_dir: Path) -> Config:
+        """``arm``'s GRPO config: from the model at ``start``, on ``train_path``, into ``output_dir``."""
+        paths = [f"data.train_path={train_path}", f"model.path={start}", f"train.output_dir={output_dir}"]
+        return self.load(paths, arm)[0]
+
+    def check(self, out: Path) -> tuple[Config, DemoConfig]:
+        """The cold start's config and the demo section under ``out``; every arm's config is built too,
+        so a bad override fails now, not after the SFT."""
+        cfg, d = self.load(_cold_start_paths(out))
+        for arm in self.arms:
+            self.arm_config(arm, out / "bench" / "train.json", out / self.base / "final", out / arm)
+        return cfg, d
 
 
-def _config(
-    out: Path,
-    recipe: Path,
-    overrides: list[str],
-    arm: str | None = None,
-    base: str = "sft",
-    weight: float = 1.0,
-):
-    paths = [
+def _cold_start_paths(out: Path) -> list[str]:
+    return [
         f"data.train_path={out / 'bench' / 'train.json'}",
         f"model.path={out / 'model'}",
         f"sft.output_dir={out / 'sft'}",
     ]
-    if arm is not None:  # every arm starts from the SFT base
-        paths += [f"model.path={out / base / 'final'}", f"train.output_dir={out / arm}"]
-    cfg, d = load_lab_recipe(recipe, paths + list(overrides) + (_arm_overrides(arm, weight) if arm else []))
-    check_names(cfg)
-    return cfg, d
 
 
-def _benchmark_and_model(
-    out: Path, d, aligned: float, frame_traces: float, stages: Stages, two_stage: bool = False
-) -> None:
-    """The shortcut benchmark (``aligned`` of its training rows framed on the answer, ``frame_traces`` of
-    those with a reference trace that reads the frame) and the tiny model, as the demo builds them.
-    ``two_stage``: bench/ with every trace reading the tone, and bench_frame/ with the same items and the
-    frame traces (the generator draws the cue and the trace choice from their own streams, so only the
-    traces differ)."""
+def _benchmark_and_model(out: Path, d: DemoConfig, spec: ExperimentSpec, stages: Stages) -> None:
+    """The shortcut benchmark (``spec.aligned`` of its training rows framed on the answer,
+    ``spec.frame_traces`` of those with a reference trace that reads the frame) and the tiny model, as
+    the demo builds them. A two-stage cold start: bench/ with every trace reading the tone, and
+    bench_frame/ with the same items and the frame traces (the generator draws the cue and the trace
+    choice from their own streams, so only the traces differ)."""
     from echoink.testing import build_tiny
 
     from .synth import SynthSpec, benchmark_corpus, generate
     from .synth_shortcut import FRAME_CORPUS
 
-    spec = SynthSpec(
+    two_stage = bool(spec.frame_stage_steps)
+    synth = SynthSpec(
         d.seed,
         d.difficulty,
         families=("shortcut_where",),
-        shortcut=aligned,
+        shortcut=spec.aligned,
         heldout=PARTS,
-        frame_traces=0.0 if two_stage else frame_traces,
+        frame_traces=0.0 if two_stage else spec.frame_traces,
     )
     sizes = {"train": d.train_items, "test": d.test_items}
-    stages.run("benchmark", lambda: generate(out / "bench", sizes, spec))
+    stages.run("benchmark", lambda: generate(out / "bench", sizes, synth))
     if two_stage:
-        framed = replace(spec, frame_traces=frame_traces)
+        framed = replace(synth, frame_traces=spec.frame_traces)
         stages.run(
             "benchmark, frame traces", lambda: generate(out / "bench_frame", {"train": d.train_items}, framed)
         )
-    corpus = benchmark_corpus() + (list(FRAME_CORPUS) if frame_traces else [])
+    corpus = benchmark_corpus() + (list(FRAME_CORPUS) if spec.frame_traces else [])
     stages.run(
         "tiny model",
         lambda: build_tiny(
@@ -107,67 +151,59 @@ def _benchmark_and_model(
     )
 
 
-def run_experiment(
-    out: Path,
-    recipe: Path | None = None,
-    overrides: list[str] | None = None,
-    arms: list[str] | None = None,
-    aligned: float = 0.8,
-    echo=print,
-    frame_traces: float = 0.0,
-    frame_stage_steps: int = 0,
-    grounding_weight: float = 1.0,
-) -> dict[str, Any]:
-    """Run every stage into ``out`` (earlier outputs there are removed); returns the summary."""
-    from echoink.eval.evaluate import evaluate
-    from echoink.rl.trainer import train
-    from echoink.sft import sft
-
-    recipe, overrides, arms = recipe or RECIPE, list(overrides or []), list(arms or ARMS)
-    if bad := [a for a in arms if a not in ARMS]:
-        raise ValueError(f"unknown arm(s) {bad}; valid: {', '.join(ARMS)}")
-    if frame_stage_steps < 0 or (frame_stage_steps and not frame_traces):
-        raise ValueError("--frame-stage-steps must be >= 0 and needs --frame-traces > 0")
-    base = "sft_frame" if frame_stage_steps else "sft"
-    cfg, d = _config(out, recipe, overrides)
-    for arm in arms:
-        _config(
-            out, recipe, overrides, arm, base, grounding_weight
-        )  # a bad override fails now, not after the SFT
-    check_output_dir(out, "--out", "shortcut experiment", own=DEMO_MARKS)  # never a user's own model/
+def _clear(out: Path) -> None:
+    """Remove an earlier experiment's outputs (never a user's own model/: ``outdir`` refuses those)."""
+    check_output_dir(out, "--out", "shortcut experiment", own=DEMO_MARKS)
     for name in ("bench", "bench_frame", "model", "sft", "sft_frame", "eval_base", *ARMS):
         shutil.rmtree(out / name, ignore_errors=True)
     for arm in ARMS:
         shutil.rmtree(out / f"eval_{arm}", ignore_errors=True)
-    stages = Stages(60, echo)
-    _benchmark_and_model(out, d, aligned, frame_traces, stages, two_stage=bool(frame_stage_steps))
+
+
+def _cold_start(out: Path, cfg: Config, d: DemoConfig, spec: ExperimentSpec, stages: Stages) -> None:
+    """Benchmark, tiny model and the SFT base every arm starts from (one or two stages)."""
+    from echoink.sft import sft
+
+    _benchmark_and_model(out, d, spec, stages)
     stages.run("SFT cold start", lambda: sft(cfg))
-    if frame_stage_steps:
+    if spec.frame_stage_steps:
         frame_cfg = second_sft_stage(
-            cfg, out / "sft" / "final", out / "bench_frame" / "train.json", out / base, frame_stage_steps
-        )
+            cfg, out / "sft" / "final", out / "bench_frame" / "train.json", out / spec.base,
+            spec.frame_stage_steps,
+        )  # fmt: skip
         stages.run("SFT, frame stage", lambda: sft(frame_cfg))
+
+
+def run_experiment(out: Path, spec: ExperimentSpec | None = None, echo=print) -> dict[str, Any]:
+    """Run every stage into ``out`` (earlier outputs there are removed); returns the summary."""
+    from echoink.eval.evaluate import evaluate
+    from echoink.rl.trainer import train
+
+    spec = spec or ExperimentSpec()
+    cfg, d = spec.check(out)
+    _clear(out)
+    stages = Stages(60, echo)
+    _cold_start(out, cfg, d, spec, stages)
     e, test = cfg.eval, out / "bench" / "test.json"
     kwargs = dict(ablate=["audio", "image"], batch_size=e.batch_size, max_new_tokens=e.max_new_tokens)
     kwargs.update(template=e.template, decoding=e.decoding, max_pixels=cfg.data.max_pixels)
+    start = out / spec.base / "final"
     results = {
-        "base": stages.run(
-            "evaluate base", lambda: evaluate(out / base / "final", test, out / "eval_base", **kwargs)
-        )
+        "base": stages.run("evaluate base", lambda: evaluate(start, test, out / "eval_base", **kwargs))
     }
     costs = {}
-    for arm in arms:
-        arm_cfg, _ = _config(out, recipe, overrides, arm, base, grounding_weight)
+    for arm in spec.arms:
+        arm_cfg = spec.arm_config(arm, out / "bench" / "train.json", start, out / arm)
         stages.run(f"GRPO {arm}", lambda c=arm_cfg: train(c))
         costs[arm] = step_cost(out / arm / "metrics.jsonl")
         results[arm] = stages.run(
             f"evaluate {arm}", lambda a=arm: evaluate(out / a / "final", test, out / f"eval_{a}", **kwargs)
         )
     summary = {
-        "aligned_fraction": aligned,
-        "frame_traces": frame_traces,
-        "frame_stage_steps": frame_stage_steps,
-        "grounding_weight": grounding_weight,
+        "aligned_fraction": spec.aligned,
+        "frame_traces": spec.frame_traces,
+        "frame_stage_steps": spec.frame_stage_steps,
+        "grounding_weight": spec.grounding_weight,
         "grpo_steps": cfg.train.max_steps,
         "group_size": cfg.rollout.num_generations,
         "counterfactual_samples": cfg.algo.counterfactual_samples,
@@ -248,50 +284,37 @@ def summary_markdown(s: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p, default = argparse.ArgumentParser(description=__doc__.split("\n\n")[0]), ExperimentSpec()
     p.add_argument("--out", type=Path, default=Path("runs/shortcut"))
-    p.add_argument("--recipe", type=Path, default=RECIPE)
+    p.add_argument(
+        "--recipe", type=Path, default=None, help="a lab recipe (default: recipes/shortcut_cpu.yaml)"
+    )
     p.add_argument("--arms", default=",".join(ARMS), help=f"comma list of {', '.join(ARMS)}")
-    p.add_argument("--aligned", type=float, default=0.8, help="fraction of train items framed on the answer")
-    p.add_argument(
-        "--frame-traces",
-        type=float,
-        default=0.3,
-        help="fraction of framed training items whose cold-start trace reads the frame, not the tone "
-        "(0.3: a frame route sampled about a third of the time, not yet the greedy one; docs/grounding.md)",
-    )
-    p.add_argument(
-        "--frame-stage-steps",
-        type=int,
-        default=300,
-        help="> 0: a two-stage cold start, every trace reading the tone first, then this many SFT steps "
-        "with --frame-traces of the framed items reading the frame",
-    )
-    p.add_argument(
-        "--grounding-weight",
-        type=float,
-        default=2.0,
-        help="the grounded arm's grounding reward weight "
-        "(2: the reward stops favouring the frame once the policy answers half the items without audio)",
-    )
+    knobs = {
+        "aligned": "fraction of train items framed on the answer",
+        "frame_traces": "fraction of framed training items whose cold-start trace reads the frame, not the tone",
+        "frame_stage_steps": "> 0: a two-stage cold start, this many SFT steps in the frame stage",
+        "grounding_weight": "the grounded arm's grounding reward weight",
+    }
+    for name, text in knobs.items():
+        value = getattr(default, name)
+        flag = "--" + name.replace("_", "-")
+        p.add_argument(
+            flag, type=type(value), default=value, help=f"{text} (default {value}; ExperimentSpec)"
+        )
     p.add_argument("--set", action="append", default=[], dest="overrides", help="recipe override key=value")
     a = p.parse_args(argv)
-    arms = [x.strip() for x in a.arms.split(",") if x.strip()]
     # Bad arguments and overrides end in one line (argparse's "error:", exit 2) before any work; an
     # error later, in a stage, keeps its traceback.
-    if bad := [x for x in arms if x not in ARMS]:
-        p.error(f"unknown arm(s) {bad}; valid: {', '.join(ARMS)}")
-    if a.frame_stage_steps < 0 or (a.frame_stage_steps and not a.frame_traces):
-        p.error("--frame-stage-steps must be >= 0 and needs --frame-traces > 0")
     try:
-        for arm in [None, *arms]:
-            _config(a.out, a.recipe, a.overrides, arm, weight=a.grounding_weight)
-    except ConfigError as err:
+        arms = tuple(x.strip() for x in a.arms.split(",") if x.strip())
+        spec = ExperimentSpec(
+            a.recipe or RECIPE, tuple(a.overrides), arms, **{k: getattr(a, k) for k in knobs}
+        )
+        spec.check(a.out)
+    except ValueError as err:  # ConfigError included
         p.error(str(err))
-    run_experiment(
-        a.out, a.recipe, a.overrides, arms, a.aligned, frame_traces=a.frame_traces,
-        frame_stage_steps=a.frame_stage_steps, grounding_weight=a.grounding_weight,
-    )  # fmt: skip
+    run_experiment(a.out, spec)
 
 
 if __name__ == "__main__":
