@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from echoink_lab.demo import run_demo
+from echoink_lab.recipe import load_lab_recipe
 
 
 @pytest.mark.parametrize("family", ["qwen2.5-omni", "qwen3-omni"])
@@ -41,6 +42,12 @@ def test_demo_pipeline_writes_every_artefact(tmp_path, family):
     }
     assert grpo_recipe == {**sft_recipe, "max_new_tokens": 12}
     assert json.loads((out / "summary.json").read_text()) == summary
+    # the demo's knobs and the recipe it ran, rerunnable with --config (its paths set under out)
+    cfg, d = load_lab_recipe(out / "recipe.yaml")
+    assert (d.family, d.train_items, cfg.sft.max_steps) == (family, 40, 3)
+    assert cfg.model.path == str(out / "model") and "demo" not in yaml.safe_load(
+        (out / "grpo/config.yaml").read_text()
+    )
     for model in ("base", "grpo"):
         block = summary[model]
         assert block["n"] == 8

@@ -20,7 +20,7 @@ from echoink.config import Config
 from echoink.outdir import check_output_dir
 from echoink.preflight import check_names
 
-from .recipe import DemoConfig, load_lab_recipe, recipe
+from .recipe import DemoConfig, load_lab_recipe, recipe, save_lab_recipe
 
 log = logging.getLogger(__name__)
 DEFAULT_RECIPE = recipe("demo.yaml")
@@ -83,6 +83,9 @@ def run_demo(
     stages = Stages(budget_minutes, echo)
     counts = {"train": d.train_items, "test": d.test_items}
     corpus = stages.run("benchmark", lambda: make_benchmark(out / "bench", counts, d))
+    # after the benchmark (its synth.yaml marks the folder as a demo's): the demo's knobs and the recipe
+    # it ran, since a GRPO run's config.yaml holds none of them
+    save_lab_recipe(cfg, d, out / "recipe.yaml")
     model_dir = out / "model"
     stages.run(
         "tiny model",
@@ -202,6 +205,7 @@ STAGE_OUTPUTS = (
     "analysis",
     "summary.json",
     "summary.md",
+    "recipe.yaml",
 )
 
 

@@ -11,10 +11,13 @@ False
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
+
+import yaml
 
 from echoink.config import Config, ConfigError, load_recipe
 
@@ -37,6 +40,12 @@ def load_lab_recipe(
     """A lab recipe with dotted overrides (``demo.*`` to the lab's section, the rest to echoink's)."""
     cfg, own = load_recipe(source, overrides, {"demo": DemoConfig})
     return cfg, own["demo"]
+
+
+def save_lab_recipe(cfg: Config, d: DemoConfig, path: Path) -> None:
+    """Write ``d`` and ``cfg`` as one lab recipe (``load_lab_recipe`` reads it back to the same values)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"demo": dataclasses.asdict(d), **cfg.to_dict()}, sort_keys=False))
 
 
 def _check(cond: bool, name: str, msg: str) -> None:
