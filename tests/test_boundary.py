@@ -390,3 +390,17 @@ def test_the_length_check_sees_a_long_function(tmp_path: Path):
     body = "".join(f"        x{i} = {i}\n" for i in range(60))
     (pkg / "m.py").write_text(f"def short():\n    pass\n\n\nclass C:\n    def long(self):\n{body}")
     assert _long_functions((pkg,)) == {"pkg/m.py:long": 61}
+
+
+def test_the_lab_is_a_client_no_cycle_through_the_cli():
+    """``cli_app`` is the one way from the library into the lab, so the lab importing the CLI (the only
+    route back) would close a cycle; within the lab, no cycles either."""
+    back = {
+        f"{name} imports {target}"
+        for name, path in _module_names(LAB).items()
+        for target in _imports(path, LAB)
+        if target == "echoink.cli" or target.startswith(("echoink.cli_", "echoink.cli.", "echoink.__main__"))
+    }
+    assert not back, sorted(back)
+    graph = _graph(LAB)
+    assert not _cycles(graph), _describe(_cycles(graph), graph)
