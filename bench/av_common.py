@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from echoink.data import load_split, sample_messages  # noqa: E402
 from echoink.model import Engine  # noqa: E402
-from echoink.model.tiny import make_tiny  # noqa: E402
+from echoink.testing.tiny import make_tiny  # noqa: E402
 from media_helpers import make_row, write_image, write_split, write_tone  # noqa: E402
 
 MODES = ("shared", "repeat")

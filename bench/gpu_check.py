@@ -26,8 +26,8 @@ def build(size: str, device: str):
     from echoink.config import ModelConfig
     from echoink.model import Engine
     from echoink.model.loading import lora_config
-    from echoink.model.tiny import build_processor, make_tiny, tiny_thinker_config, token_ids_for_config
-    from echoink.model.tokenizer import train_tokenizer
+    from echoink.testing.tiny import build_processor, make_tiny, tiny_thinker_config, token_ids_for_config
+    from echoink.testing.tokenizer import train_tokenizer
 
     if size == "tiny":
         model, processor = make_tiny(hidden=64, layers=2)

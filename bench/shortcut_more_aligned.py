@@ -3,7 +3,9 @@
     python bench/shortcut_more_aligned.py --exp runs/shortcut --out runs/shortcut_p1 --aligned 1.0
 
 Same seed, so the same questions as the experiment's train split, only framed differently; every arm is
-evaluated on the experiment's held-out split. Writes OUT/summary.json (as the experiment's model blocks).
+evaluated on the experiment's held-out split and made by the experiment's own ``ExperimentSpec.arm_config``
+(the same defaults: the grounded arm's weight is ``--grounding-weight``, default the experiment's), from
+the experiment's SFT base (its frame stage's model when it had one). Writes OUT/summary.json (as the experiment's model blocks).
 This is how docs/grounding.md's "P = 1.0" rows were made (with --set train.max_steps=150).
 """
 
@@ -13,11 +15,16 @@ import argparse
 import json
 from pathlib import Path
 
-from echoink.config import load_config
-from echoink.data.synth import SynthSpec, generate
 from echoink.eval.evaluate import evaluate
 from echoink.rl.trainer import train
-from echoink.shortcut_experiment import ARMS, PARTS, RECIPE, model_block, step_cost
+from echoink_lab.shortcut_experiment import PARTS, ExperimentSpec, model_block, step_cost
+from echoink_lab.synth import SynthSpec, generate
+
+
+def _base(exp: Path) -> Path:
+    """The experiment's SFT base: its frame stage's model when it had one, else the one-stage cold start's."""
+    frame = exp / "sft_frame" / "final"
+    return frame if frame.is_dir() else exp / "sft" / "final"
 
 
 def main() -> None:
@@ -26,17 +33,21 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--aligned", type=float, default=1.0)
     p.add_argument("--arms", default="paper,grounded")
+    p.add_argument("--grounding-weight", type=float, default=ExperimentSpec.grounding_weight)
     p.add_argument("--set", action="append", default=[], dest="overrides")
     a = p.parse_args()
-    cfg = load_config(RECIPE, a.overrides)
-    spec = SynthSpec(
-        cfg.demo.seed, cfg.demo.difficulty, families=("shortcut_where",), shortcut=a.aligned, heldout=PARTS
+    spec = ExperimentSpec(
+        overrides=tuple(a.overrides), arms=tuple(a.arms.split(",")), aligned=a.aligned,
+        grounding_weight=a.grounding_weight,
+    )  # fmt: skip
+    cfg, d = spec.load([])
+    synth = SynthSpec(
+        d.seed, d.difficulty, families=("shortcut_where",), shortcut=spec.aligned, heldout=PARTS
     )
-    generate(a.out / "bench", {"train": cfg.demo.train_items}, spec)
+    generate(a.out / "bench", {"train": d.train_items}, synth)
     e, results = cfg.eval, {}
-    for arm in a.arms.split(","):
-        paths = [f"data.train_path={a.out / 'bench' / 'train.json'}", f"model.path={a.exp / 'sft' / 'final'}"]
-        train(load_config(RECIPE, [*paths, f"train.output_dir={a.out / arm}", *a.overrides, *ARMS[arm]]))
+    for arm in spec.arms:
+        train(spec.arm_config(arm, a.out / "bench" / "train.json", _base(a.exp), a.out / arm))
         s = evaluate(
             a.out / arm / "final", a.exp / "bench" / "test.json", a.out / f"eval_{arm}", ablate=["audio", "image"],
             batch_size=e.batch_size, max_new_tokens=e.max_new_tokens, template=e.template, decoding=e.decoding,

@@ -25,7 +25,7 @@ import torch
 from av_common import av_prompts, fixed_length_config
 from echoink.model import Engine, load_policy
 from echoink.model.loading import load_processor
-from echoink.model.tiny import build_tiny
+from echoink.testing.tiny import build_tiny
 
 
 def _rollouts(engine: Engine, model, prompts, g: int, gen, repeats: int) -> tuple[float, int, object]:

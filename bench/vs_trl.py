@@ -45,9 +45,9 @@ def build(work: Path, hidden: int, layers: int) -> None:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     from echoink.data import build_messages, load_split
-    from echoink.data.synth import SynthSpec, benchmark_corpus, generate
     from echoink.model.loading import load_processor, load_thinker
-    from echoink.model.tiny import build_tiny
+    from echoink.testing.tiny import build_tiny
+    from echoink_lab.synth import SynthSpec, benchmark_corpus, generate
 
     build_tiny(work / "thinker", hidden=hidden, layers=layers, extra_corpus=benchmark_corpus())
     thinker, processor = load_thinker(work / "thinker"), load_processor(work / "thinker")

@@ -22,7 +22,7 @@ def good_split(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A default tiny Qwen2.5-Omni thinker + tokenizer + processor, built once per test session (read-only)."""
-    from echoink.model.tiny import build_tiny
+    from echoink.testing.tiny import build_tiny
 
     return build_tiny(tmp_path_factory.mktemp("tiny_model"), seed=0)
 
@@ -30,7 +30,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_qwen3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A default tiny Qwen3-Omni (MoE) thinker + tokenizer + processor, built once per test session (read-only)."""
-    from echoink.model.tiny import build_tiny
+    from echoink.testing.tiny import build_tiny
 
     return build_tiny(tmp_path_factory.mktemp("tiny_qwen3"), seed=0, family="qwen3-omni")
 

@@ -109,8 +109,8 @@ def test_gpu_check_runs_at_tiny_size_on_cpu(tmp_path: Path):
 def test_shortcut_more_aligned_runs_from_a_toy_experiment(tiny_model_dir: Path, tmp_path: Path):
     """Its input is a finished shortcut experiment: here its SFT base is the tiny model and its
     held-out split six items; each arm trains one step and is evaluated on them."""
-    from echoink.data.synth import SynthSpec, generate
-    from echoink.shortcut_experiment import PARTS
+    from echoink_lab.shortcut_experiment import PARTS
+    from echoink_lab.synth import SynthSpec, generate
 
     exp = tmp_path / "exp"
     (exp / "sft").mkdir(parents=True)
@@ -130,3 +130,6 @@ def test_shortcut_more_aligned_runs_from_a_toy_experiment(tiny_model_dir: Path, 
     )
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) == {"paper", "grounded"} and all("step_cost" in arm for arm in summary.values())
+    # the experiment's own arm config: its grounding weight, from the experiment's SFT base
+    grounded = (out / "grounded" / "config.yaml").read_text()
+    assert "grounding: 2.0" in grounded and str(exp / "sft" / "final") in grounded

@@ -1,5 +1,5 @@
-"""The package keeps its shape: layers imported one way, no import cycles, and only ``model/`` knows a
-model family.
+"""The package keeps its shape: layers imported one way, no import cycles, only ``model/`` knows a
+model family, the library never reaches into the lab, and no function runs over 60 lines.
 
 No module under rl/ or eval/, nor sft.py, names a transformers model class, a tower, get_rope_index,
 rope_deltas, the language model, a private transformers method or a media tensor key; eval/ and sft.py
@@ -7,6 +7,11 @@ import nothing from rl/. Every module of ``echoink`` has a layer (``LAYERS``); i
 own layer or lower ones, rl/ and eval/ not from each other, and no chain of imports comes back to
 where it started. Imports are read with ``ast`` wherever they are (module level, inside functions,
 under ``if TYPE_CHECKING:``: a type-only import is still a dependency one way).
+
+Three parts: ``echoink`` (the library), ``echoink.testing`` (tiny models) and ``echoink_lab`` (the
+benchmark, demos, experiments). No module of ``echoink`` but the CLI's app layer (``cli_app.lab``)
+imports ``echoink_lab`` or ``echoink.testing``; outside ``model/`` (and ``echoink.testing``, which builds
+tiny models of each family) no module, the lab's included, names a family's model type, class or geometry.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "echoink"
+LAB = SRC.parent / "echoink_lab"
 GUARDED = sorted([*(SRC / "rl").glob("*.py"), *(SRC / "eval").glob("*.py"), SRC / "sft.py"])
 FORBIDDEN = {
     "model class": r"\bQwen\w*(ForConditionalGeneration|Model|Thinker\w*)\b|\bPreTrainedModel\b",
@@ -61,11 +67,10 @@ LAYERS: dict[str, int] = {
     "data": 1,
     **dict.fromkeys(("config", "config_sections", "config_commands", "recipe_card"), 2),
     "model": 3,
+    "testing": 6,  # tiny models: a client of the library (only ``cli_app`` dispatches to it)
     "scoring": 4,
     **dict.fromkeys(("rl", "eval", "sft"), 5),
-    **dict.fromkeys(
-        ("preflight", "demo", "shortcut_experiment", "cli", "cli_app", "cli_eval", "cli_bench", "__main__"), 6
-    ),
+    **dict.fromkeys(("preflight", "cli", "cli_app", "cli_eval", "cli_bench", "__main__"), 6),
 }
 """The layer of each top-level module or package of ``echoink`` (a package's submodules share it), lowest
 first. A new module must be placed here deliberately: an unplaced one fails the test."""
@@ -258,3 +263,144 @@ def test_the_shape_checks_see_planted_violations(tmp_path: Path):
         "echoink.rl.trainer imports echoink.eval.bad (rl and eval are siblings)",
     ]
     assert [m for m in _module_names(src) if _layer(m) is None] == ["echoink.newthing"]
+
+
+LAB_CLIENTS = {"echoink.cli_app"}
+"""The modules of ``echoink`` allowed to import ``echoink_lab`` / ``echoink.testing``: the CLI's app layer,
+which dispatches ``echoink demo``, ``data synth`` and ``model tiny`` (besides ``echoink.testing`` itself)."""
+OUTSIDE = ("echoink_lab", "echoink.testing")
+
+
+def _reaches_outside(src: Path) -> list[str]:
+    """Each import of the lab or the tiny models from the library (``src``: the ``echoink`` folder)."""
+    bad = []
+    for name, path in _module_names(src).items():
+        if name in LAB_CLIENTS:
+            continue
+        testing = name == "echoink.testing" or name.startswith("echoink.testing.")
+        outside = OUTSIDE[:1] if testing else OUTSIDE  # the tiny models import one another
+        for target in sorted(_imports(path, src)):
+            if any(target == o or target.startswith(o + ".") for o in outside):
+                bad.append(f"{name} imports {target}")
+    return bad
+
+
+def test_the_library_does_not_import_the_lab_or_the_tiny_models():
+    bad = _reaches_outside(SRC)
+    assert not bad, "the library reaches into the lab (only cli_app.lab may):\n" + "\n".join(bad)
+
+
+def test_the_lab_rule_sees_a_planted_import(tmp_path: Path):
+    """A module-level import of the lab, a function-level one of the tiny models (relative), and the
+    tiny models importing the lab are found; the CLI's app layer and the tiny models' own imports are not."""
+    planted = {
+        "__init__.py": "",
+        "cli_app.py": "def lab():\n    from echoink_lab import demo\n    from . import testing\n",
+        "rl/__init__.py": "",
+        "rl/trainer.py": "import echoink_lab.synth\n",
+        "data/__init__.py": "",
+        "data/check.py": "def f():\n    from ..testing.tiny import build_tiny\n",
+        "testing/__init__.py": "from .tiny import build_tiny\n",
+        "testing/tiny.py": "from echoink_lab.synth_scene import LETTERS\n",
+    }
+    src = tmp_path / "echoink"
+    for name, text in planted.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text(text)
+    assert _reaches_outside(src) == [
+        "echoink.data.check imports echoink.testing.tiny",
+        "echoink.rl.trainer imports echoink_lab.synth",
+        "echoink.testing.tiny imports echoink_lab.synth_scene",
+    ]
+
+
+FAMILY = r"\b(qwen2_5_omni\w*|qwen3_omni\w*|Qwen2_5Omni\w*|Qwen3Omni\w*|QWEN2_5|QWEN3\w*)\b"
+"""A family's model types (config ``model_type``), transformers classes and geometry constants."""
+FAMILY_KNOWN = {
+    "export.py": "issue 36 item 3: export through a family hook",
+    "data/media.py": "issue 36 item 2: the geometry a required argument",
+    "data/messages.py": "issue 36 item 2: the geometry a required argument",
+    "data/prompts.py": "issue 36 item 2: the geometry a required argument",
+    "data/video.py": "issue 36 item 2: the geometry a required argument",
+}
+"""Modules that still name a family (today's debts, each with the fix that removes it): the test fails
+on a new one, and on a listed one that no longer does (take it off the list)."""
+
+
+def _family_namers() -> dict[str, list[str]]:
+    found = {}
+    for root in (SRC, LAB):
+        for path in sorted(root.rglob("*.py")):
+            rel = path.relative_to(SRC if root == SRC else SRC.parent).as_posix()
+            if rel.startswith(("model/", "testing/")):
+                continue
+            names = sorted(set(re.findall(FAMILY, _code_without_docstrings(path))))
+            if names:
+                found[rel] = names
+    return found
+
+
+def test_only_model_names_a_family():
+    found = _family_namers()
+    new = {k: v for k, v in found.items() if k not in FAMILY_KNOWN}
+    assert not new, f"family names outside model/: {new}"
+    clean = sorted(set(FAMILY_KNOWN) - set(found))
+    assert not clean, f"no longer name a family; remove from FAMILY_KNOWN: {clean}"
+
+
+def test_the_family_guard_sees_a_violation(tmp_path: Path):
+    planted = tmp_path / "bad.py"
+    planted.write_text(
+        '"""qwen2_5_omni in prose is fine."""\nif cfg.model_type == "qwen3_omni_moe_thinker":\n    g = QWEN2_5\n'
+    )
+    assert re.findall(FAMILY, _code_without_docstrings(planted)) == ["qwen3_omni_moe_thinker", "QWEN2_5"]
+
+
+MAX_FUNCTION_LINES = 60
+LONG_KNOWN = {
+    "echoink/rl/rollout.py:collect_experience": "issue 36 item 2 (the Sampler seam) splits it",
+}
+"""Functions still over the limit, each with the change that shortens it; the same rules as FAMILY_KNOWN."""
+
+
+def _long_functions(roots: tuple[Path, ...], limit: int = MAX_FUNCTION_LINES) -> dict[str, int]:
+    """``package/path.py:function`` -> lines (``def`` to its last line, decorators not counted)."""
+    out = {}
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    lines = node.end_lineno - node.lineno + 1
+                    if lines > limit:
+                        out[f"{path.relative_to(root.parent).as_posix()}:{node.name}"] = lines
+    return out
+
+
+def test_no_function_over_60_lines():
+    found = _long_functions((SRC, LAB))
+    new = {k: v for k, v in found.items() if k not in LONG_KNOWN}
+    assert not new, f"functions over {MAX_FUNCTION_LINES} lines (split them): {new}"
+    clean = sorted(set(LONG_KNOWN) - set(found))
+    assert not clean, f"now within {MAX_FUNCTION_LINES} lines; remove from LONG_KNOWN: {clean}"
+
+
+def test_the_length_check_sees_a_long_function(tmp_path: Path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    body = "".join(f"        x{i} = {i}\n" for i in range(60))
+    (pkg / "m.py").write_text(f"def short():\n    pass\n\n\nclass C:\n    def long(self):\n{body}")
+    assert _long_functions((pkg,)) == {"pkg/m.py:long": 61}
+
+
+def test_the_lab_is_a_client_no_cycle_through_the_cli():
+    """``cli_app`` is the one way from the library into the lab, so the lab importing the CLI (the only
+    route back) would close a cycle; within the lab, no cycles either."""
+    back = {
+        f"{name} imports {target}"
+        for name, path in _module_names(LAB).items()
+        for target in _imports(path, LAB)
+        if target == "echoink.cli" or target.startswith(("echoink.cli_", "echoink.cli.", "echoink.__main__"))
+    }
+    assert not back, sorted(back)
+    graph = _graph(LAB)
+    assert not _cycles(graph), _describe(_cycles(graph), graph)

@@ -2,6 +2,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from echoink.config import ConfigError, load_config, save_config
 from echoink.preflight import check_names
@@ -49,12 +50,39 @@ def test_int_accepted_for_float():
 
 def test_every_shipped_recipe_loads_and_names_a_registered_template():
     from echoink.data.prompts import TEMPLATES
+    from echoink_lab.recipe import RECIPES, load_lab_recipe, recipe
 
     recipes = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
-    assert len(recipes) >= 4
-    for path in recipes:
-        cfg = load_config(path)
-        assert cfg.data.template in TEMPLATES and cfg.eval.template in TEMPLATES, path
+    assert len(recipes) >= 3
+    loaded = [load_config(path) for path in recipes]
+    loaded += [load_lab_recipe(recipe(name))[0] for name in RECIPES]  # the lab's, from package data
+    for cfg in loaded:
+        assert cfg.data.template in TEMPLATES and cfg.eval.template in TEMPLATES
+
+
+def test_config_has_no_demo_section_and_old_run_records_still_load(tmp_path: Path, caplog):
+    """The demo's knobs live in the lab's recipes; a config.yaml an older echoink wrote (with a demo:
+    section) still loads as a recipe, the section ignored with a warning, and a resume against it sees
+    no change from it."""
+    import dataclasses
+
+    from echoink.config import Config
+    from echoink.rl.run_dir import config_changes
+
+    assert "demo" not in {f.name for f in dataclasses.fields(Config)}
+    old = {
+        **load_config(None).to_dict(),
+        "demo": {"seed": 0, "train_items": 2000, "families": ["tone_where"]},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
+    with caplog.at_level("WARNING", logger="echoink.config"):
+        cfg = load_config(tmp_path / "config.yaml")
+    assert cfg == load_config(None) and "demo: section ignored" in caplog.text
+    assert config_changes(old, cfg) == []
+    with pytest.raises(ConfigError, match="demo: expected a mapping"):
+        from echoink_lab.recipe import load_lab_recipe
+
+        load_lab_recipe(tmp_path / "config.yaml", ["demo=3"])
 
 
 def test_importance_sampling_level_is_validated():
@@ -90,14 +118,28 @@ def test_no_stays_a_string_where_the_docs_say_no(tmp_path: Path):
         ("algo.rewards={accuracy: true}", "algo.rewards.accuracy"),
         ("model.gradient_checkpointing=1", "model.gradient_checkpointing"),
         ("model.lora_target_modules=[q_proj, [v_proj]]", "model.lora_target_modules[1]"),
-        ("demo.glance_traces=1.5", "demo.glance_traces"),
-        ("demo.glance_stage_steps=-1", "demo.glance_stage_steps"),
-        ("demo.glance_stage_steps=10", "demo.glance_stage_steps"),  # without demo.glance_traces
     ],
 )
 def test_values_are_typed_and_finite(override: str, field: str):
     with pytest.raises(ConfigError, match=f"^{re.escape(field)}: "):
         load_config(None, [override])
+
+
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("demo.glance_traces=1.5", "demo.glance_traces"),
+        ("demo.glance_stage_steps=-1", "demo.glance_stage_steps"),
+        ("demo.glance_stage_steps=10", "demo.glance_stage_steps"),  # without demo.glance_traces
+        ("demo.train_items=true", "demo.train_items"),
+        ("demo.bogus=1", "demo.bogus"),
+    ],
+)
+def test_the_lab_recipes_demo_section_is_validated(override: str, field: str):
+    from echoink_lab.recipe import load_lab_recipe
+
+    with pytest.raises(ConfigError, match=f"^{re.escape(field)}: "):
+        load_lab_recipe(None, [override])
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ import math
 import pytest
 import yaml
 
-from echoink.demo import run_demo
+from echoink_lab.demo import run_demo
+from echoink_lab.recipe import load_lab_recipe
 
 
 @pytest.mark.parametrize("family", ["qwen2.5-omni", "qwen3-omni"])
@@ -41,6 +42,12 @@ def test_demo_pipeline_writes_every_artefact(tmp_path, family):
     }
     assert grpo_recipe == {**sft_recipe, "max_new_tokens": 12}
     assert json.loads((out / "summary.json").read_text()) == summary
+    # the demo's knobs and the recipe it ran, rerunnable with --config (its paths set under out)
+    cfg, d = load_lab_recipe(out / "recipe.yaml")
+    assert (d.family, d.train_items, cfg.sft.max_steps) == (family, 40, 3)
+    assert cfg.model.path == str(out / "model") and "demo" not in yaml.safe_load(
+        (out / "grpo/config.yaml").read_text()
+    )
     for model in ("base", "grpo"):
         block = summary[model]
         assert block["n"] == 8
@@ -62,7 +69,7 @@ def test_demo_pipeline_writes_every_artefact(tmp_path, family):
 
 def test_video_demo_pipeline_writes_every_artefact(tmp_path):
     """The video recipe at toy size: the tone_when clips, the audio / video / desync ablations."""
-    from echoink.demo import DEFAULT_RECIPE
+    from echoink_lab.demo import VIDEO_RECIPE
 
     out = tmp_path / "demo_video"
     overrides = [
@@ -71,7 +78,7 @@ def test_video_demo_pipeline_writes_every_artefact(tmp_path):
         "rollout.max_new_tokens=8", "eval.max_new_tokens=8", "eval.batch_size=4",
         "demo.glance_stage_steps=2", "demo.glance_traces=0.5",
     ]  # fmt: skip
-    summary = run_demo(out, 15, DEFAULT_RECIPE.with_name("demo_video.yaml"), overrides, echo=lambda _: None)
+    summary = run_demo(out, 15, VIDEO_RECIPE, overrides, echo=lambda _: None)
     assert summary["modality"] == "video" and summary["families"] == ["tone_when"]
     # the glance stage: its split (same clips, some traces swapped), its model, and GRPO started from it
     train, glance = (json.loads((out / "bench" / f).read_text()) for f in ("train.json", "train_glance.json"))
@@ -94,8 +101,8 @@ def test_video_demo_pipeline_writes_every_artefact(tmp_path):
 
 def test_demo_removes_only_an_earlier_demos_outputs(tmp_path):
     """--out at a folder of the user's own holding a model/: refused, not emptied; an earlier demo's is cleared."""
-    from echoink.demo import clear_previous
     from echoink.outdir import OutputNotEmpty
+    from echoink_lab.demo import clear_previous
 
     mine = tmp_path / "mine"
     (mine / "model").mkdir(parents=True)

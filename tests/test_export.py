@@ -10,7 +10,7 @@ from transformers import Qwen2_5OmniForConditionalGeneration, Qwen2_5OmniThinker
 from typer.testing import CliRunner
 
 from echoink.cli import app
-from echoink.model.tiny import build_tiny, build_tiny_full
+from echoink.testing.tiny import build_tiny, build_tiny_full
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

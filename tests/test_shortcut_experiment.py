@@ -6,20 +6,19 @@ import json
 
 import pytest
 
-from echoink.shortcut_experiment import run_experiment
+from echoink_lab.shortcut_experiment import ExperimentSpec, run_experiment
 
-TOY = [
+TOY = (
     "demo.train_items=32", "demo.test_items=12", "demo.hidden=64", "sft.max_steps=2", "sft.batch_size=4",
     "sft.warmup_steps=0", "train.max_steps=2", "train.prompts_per_step=2", "rollout.num_generations=2",
     "rollout.max_new_tokens=8", "eval.max_new_tokens=8", "eval.batch_size=12", "algo.counterfactual_samples=2",
-]  # fmt: skip
+)  # fmt: skip
 
 
 def test_experiment_writes_the_table_for_every_arm(tmp_path):
     out = tmp_path / "exp"
-    summary = run_experiment(
-        out, overrides=TOY, arms=["paper", "grounded"], echo=lambda _: None, frame_traces=0.5
-    )
+    spec = ExperimentSpec(overrides=TOY, arms=("paper", "grounded"), frame_traces=0.5, frame_stage_steps=0)
+    summary = run_experiment(out, spec, echo=lambda _: None)
     assert json.loads((out / "summary.json").read_text()) == summary
     assert set(summary["models"]) == {"base", "paper", "grounded"}
     # the cold start leans on the frame: some framed training items' traces read it instead of the tone
@@ -40,9 +39,10 @@ def test_experiment_writes_the_table_for_every_arm(tmp_path):
 
 def test_unknown_arm_or_override_fails_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="valid: paper, grounded, filtered"):
-        run_experiment(tmp_path, overrides=TOY, arms=["nope"])
+        run_experiment(tmp_path, ExperimentSpec(overrides=TOY, arms=("nope",)))
     with pytest.raises(ValueError, match="counterfactual_samples"):
-        run_experiment(tmp_path, overrides=[*TOY, "algo.counterfactual_samples=0"], arms=["grounded"])
+        spec = ExperimentSpec(overrides=(*TOY, "algo.counterfactual_samples=0"), arms=("grounded",))
+        run_experiment(tmp_path, spec)
     assert not (tmp_path / "bench").exists()
 
 
@@ -51,10 +51,8 @@ def test_two_stage_cold_start_reads_the_tone_first_then_the_frame(tmp_path):
     frame traces on part of the framed ones; the arms start from the second stage's model, and the
     grounded arm carries --grounding-weight."""
     out = tmp_path / "exp"
-    summary = run_experiment(
-        out, overrides=TOY, arms=["grounded"], echo=lambda _: None, frame_traces=0.5,
-        frame_stage_steps=1, grounding_weight=2.0,
-    )  # fmt: skip
+    spec = ExperimentSpec(overrides=TOY, arms=("grounded",), frame_traces=0.5, frame_stage_steps=1)
+    summary = run_experiment(out, spec, echo=lambda _: None)
     tone = json.loads((out / "bench" / "train.json").read_text())
     framed = json.loads((out / "bench_frame" / "train.json").read_text())
     same = ("problem", "options", "solution", "shortcut")
@@ -66,7 +64,7 @@ def test_two_stage_cold_start_reads_the_tone_first_then_the_frame(tmp_path):
     assert str(out / "sft_frame" / "final") in cfg and "grounding: 2.0" in cfg
     assert summary["frame_stage_steps"] == 1 and summary["grounding_weight"] == 2.0
     with pytest.raises(ValueError, match="needs --frame-traces"):
-        run_experiment(tmp_path / "bad", overrides=TOY, frame_stage_steps=5)
+        ExperimentSpec(overrides=TOY, frame_traces=0.0, frame_stage_steps=5)
 
 
 @pytest.mark.parametrize(
@@ -78,10 +76,25 @@ def test_two_stage_cold_start_reads_the_tone_first_then_the_frame(tmp_path):
     ],
 )
 def test_bad_arguments_end_in_one_line_before_any_work(tmp_path, capsys, argv, says):
-    from echoink.shortcut_experiment import main
+    from echoink_lab.shortcut_experiment import main
 
     with pytest.raises(SystemExit) as stop:
         main(["--out", str(tmp_path / "x"), *argv])
     err = capsys.readouterr().err
     assert stop.value.code == 2 and says in err and "Traceback" not in err
     assert not (tmp_path / "x").exists()
+
+
+def test_one_set_of_defaults_for_every_caller(tmp_path, monkeypatch):
+    """``python -m`` runs the spec's defaults, and an arm's config comes from ``arm_config`` alone (the
+    bench's follow-up uses it too: tests/test_bench_scripts.py)."""
+    import echoink_lab.shortcut_experiment as experiment
+
+    seen = []
+    monkeypatch.setattr(experiment, "run_experiment", lambda out, spec: seen.append(spec))
+    experiment.main(["--out", str(tmp_path / "x")])
+    assert seen == [ExperimentSpec()] and seen[0].base == "sft_frame"
+    cfg = ExperimentSpec().arm_config("grounded", tmp_path / "t.json", tmp_path / "m", tmp_path / "o")
+    assert cfg.algo.rewards == {"accuracy": 1.0, "format": 1.0, "grounding": 2.0}
+    assert (cfg.model.path, cfg.train.output_dir) == (str(tmp_path / "m"), str(tmp_path / "o"))
+    assert ExperimentSpec().arm_config("filtered", *[tmp_path] * 3).algo.drop_unimodal_groups

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from echoink.config import load_config
-from echoink.data.synth_video import VideoSpec, generate_video
 from echoink.eval.evaluate import evaluate
 from echoink.rl.trainer import train
 from echoink.runlog import read_jsonl
+from echoink_lab.synth_video import VideoSpec, generate_video
 
 
 @pytest.fixture(scope="module")

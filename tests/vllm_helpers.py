@@ -8,7 +8,7 @@ from PIL import Image
 
 from echoink.model import Engine, load_policy
 from echoink.model.loading import load_processor
-from echoink.model.tiny import build_tiny
+from echoink.testing.tiny import build_tiny
 
 G = 4
 TOL = 1e-4

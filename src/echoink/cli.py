@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .cli_app import app, data_app, model_app, run
+from .cli_app import app, data_app, lab, model_app, run
 from .cli_errors import one_process_only
 from .config_sections import DataConfig
 from .outdir import check_output_dir
@@ -93,10 +93,6 @@ def data_synth(
 
     A wrong --difficulty or --families name lists the valid ones. ``--modality video`` writes the
     ``tone_when`` family: which colour was on screen when the tone sounded (needs the two in sync)."""
-    import time
-
-    from .data.synth import SynthSpec, generate
-
     if modality not in ("image", "video"):
         raise typer.BadParameter(f"--modality must be image or video, got {modality!r}")
     if modality == "video":
@@ -105,37 +101,40 @@ def data_synth(
 
     names = tuple(f.strip() for f in families.split(",") if f.strip())
     if shortcut is not None and not names:
-        from .data.synth_shortcut import SHORTCUT_FAMILIES
-
-        names = SHORTCUT_FAMILIES
+        names = lab("synth_shortcut").SHORTCUT_FAMILIES
     chosen = {"families": names, "shortcut": shortcut} if names else {}
     try:
-        spec = SynthSpec(seed, difficulty, correction_rate, **chosen)
+        spec = lab("synth").SynthSpec(seed, difficulty, correction_rate, **chosen)
     except (KeyError, ValueError) as err:
         raise typer.BadParameter(str(err).strip('"')) from None
     check_output_dir(out, "--out", "data synth")  # after the arguments: a typo is named first
+    _synth_images(out, spec, {"train": train, "val": val, "test": test}, workers)
+
+
+def _synth_images(out: Path, spec, sizes: dict[str, int], workers: int) -> None:
+    import time
+
     start = time.perf_counter()
-    sizes = {"train": train, "val": val, "test": test}
-    paths = generate(out, sizes, spec, workers or None)
+    paths = lab("synth").generate(out, sizes, spec, workers or None)
     seconds = time.perf_counter() - start
     for split, path in paths.items():
         typer.echo(f"{path}: {sizes[split]} items")
     total = sum(sizes.values())
-    typer.echo(f"{total} items ({difficulty}) in {seconds:.1f} s ({total / max(seconds, 1e-9):.0f} items/s)")
+    rate = f"{total / max(seconds, 1e-9):.0f} items/s"
+    typer.echo(f"{total} items ({spec.difficulty}) in {seconds:.1f} s ({rate})")
 
 
 def _synth_video(out: Path, seed: int, palette: str, style: str, sizes: dict[str, int]) -> None:
     import time
 
-    from .data.synth_video import VideoSpec, generate_video
-
+    video = lab("synth_video")
     start = time.perf_counter()
     try:
-        spec = VideoSpec(seed=seed, palette=palette, trace=style)
+        spec = video.VideoSpec(seed=seed, palette=palette, trace=style)
     except ValueError as err:
         hint = "--video-trace" if str(err).startswith("trace") else "--palette"
         raise typer.BadParameter(str(err), param_hint=hint) from None
-    for split, path in generate_video(out, sizes, spec).items():
+    for split, path in video.generate_video(out, sizes, spec).items():
         typer.echo(f"{path}: {sizes[split]} items")
     typer.echo(f"{sum(sizes.values())} video items in {time.perf_counter() - start:.1f} s")
 
@@ -230,14 +229,14 @@ def model_tiny(
 ) -> None:
     """Build a tiny random Omni thinker (Qwen2.5-Omni or Qwen3-Omni MoE) + locally trained tokenizer +
     the real processor (seconds, offline)."""
-    from .model.tiny import TINY_FAMILIES, build_tiny
-
-    if family not in TINY_FAMILIES:
-        typer.echo(f"error: --family: unknown family {family!r}; valid: {', '.join(TINY_FAMILIES)}", err=True)
+    testing = lab("testing")
+    if family not in testing.TINY_FAMILIES:
+        valid = ", ".join(testing.TINY_FAMILIES)
+        typer.echo(f"error: --family: unknown family {family!r}; valid: {valid}", err=True)
         raise typer.Exit(2)
     extra = [line for path in corpus for line in path.read_text().splitlines() if line.strip()]
     check_output_dir(out, "--out", "model tiny")  # a trained model's weights and recipe card stay
-    path = build_tiny(
+    path = testing.build_tiny(
         out, hidden=hidden, layers=layers, vocab=vocab, seed=seed, extra_corpus=extra, rope_theta=rope_theta,
         family=family, head_dim=head_dim,
     )  # fmt: skip
@@ -306,26 +305,29 @@ def demo_cmd(
     budget_minutes: float = typer.Option(
         None, "--budget-minutes", min=0, help="Warn when the stages take longer (default 15; video 25)."
     ),
-    recipe: Path = typer.Option(None, "--config", help="Demo recipe (default: configs/demo.yaml)."),
+    recipe: Path = typer.Option(
+        None,
+        "--config",
+        help="Demo recipe: an echoink recipe + a demo: section (default: the lab's demo.yaml).",
+    ),
     overrides: list[str] = typer.Option([], "--set", help="Dotted override, e.g. --set train.max_steps=10."),
     modality: str = typer.Option(
         "image",
         "--modality",
-        help="image (configs/demo.yaml) or video (configs/demo_video.yaml, runs/demo_video).",
+        help="image (the lab's recipes/demo.yaml) or video (recipes/demo_video.yaml, runs/demo_video).",
     ),
 ) -> None:
     """The main job: benchmark -> tiny Omni model -> SFT -> evaluate -> GRPO -> evaluate -> summary."""
-    from .demo import DEFAULT_RECIPE, run_demo
-
+    demo = lab("demo")
     one_process_only("demo")
     if modality not in ("image", "video"):
         raise typer.BadParameter(f"--modality must be image or video, got {modality!r}")
     if modality == "video":
-        recipe = recipe or DEFAULT_RECIPE.with_name("demo_video.yaml")
+        recipe = recipe or demo.VIDEO_RECIPE
         out = Path("runs/demo_video") if out == Path("runs/demo") else out
     if budget_minutes is None:
         budget_minutes = 25.0 if modality == "video" else 15.0
-    run_demo(out, budget_minutes, recipe, overrides, echo=typer.echo)
+    demo.run_demo(out, budget_minutes, recipe, overrides, echo=typer.echo)
 
 
 # Last, so ``echoink --help`` lists train, sft and demo before the evaluation side.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import sys
+import types
 
 import typer
 from typer.core import TyperGroup
@@ -95,6 +96,23 @@ def main(
     # CPU-bound process. PASSIVE makes them sleep. It must be set before torch starts its thread
     # pool (torch is imported only inside the commands), and it changes no arithmetic (same losses).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def lab(name: str) -> types.ModuleType:
+    """The module a lab command (``echoink demo``, ``data synth``, ``model tiny``) dispatches to, imported
+    when the command runs: ``demo``, ``synth``, ``synth_shortcut`` or ``synth_video`` of ``echoink_lab``,
+    or ``testing`` (``echoink.testing``, the tiny-model builders).
+
+    The lab and the tiny models are clients of the library: no other module of ``echoink`` imports them
+    (``tests/test_boundary.py``), so the library runs and installs without them being imported."""
+    if name == "testing":
+        from . import testing
+
+        return testing
+    from echoink_lab import demo, synth, synth_shortcut, synth_video
+
+    modules = {"demo": demo, "synth": synth, "synth_shortcut": synth_shortcut, "synth_video": synth_video}
+    return modules[name]
 
 
 def run(argv: list[str] | None = None) -> None:

@@ -15,17 +15,19 @@ echoink.config_sections.ConfigError: algo.bogus: unknown field; valid fields of 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import re
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .config_commands import DemoConfig, EvalConfig, SFTConfig
+from .config_commands import EvalConfig, SFTConfig
 from .config_sections import (
     AlgoConfig,
     ConfigError,
@@ -40,7 +42,6 @@ __all__ = [
     "Config",
     "ConfigError",
     "DataConfig",
-    "DemoConfig",
     "EvalConfig",
     "ModelConfig",
     "RolloutConfig",
@@ -48,6 +49,7 @@ __all__ = [
     "TrainConfig",
     "apply_override",
     "load_config",
+    "load_recipe",
     "save_config",
 ]
 
@@ -61,7 +63,6 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
-    demo: DemoConfig = field(default_factory=DemoConfig)
 
     def __post_init__(self) -> None:
         if self.train.eval_every and not self.data.val_path:
@@ -75,6 +76,13 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+log = logging.getLogger(__name__)
+
+RETIRED_SECTIONS = {"demo": "the demo's knobs moved to the lab's recipes (echoink_lab)"}
+"""Sections an older echoink's ``Config`` held: a recipe or a run's config.yaml that still has one loads,
+the section ignored with a warning (``echoink demo`` reads its own through ``load_recipe``)."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -222,22 +230,47 @@ def apply_override(tree: dict[str, Any], override: str) -> None:
         raise ConfigError(f"override {override!r}: {err}") from None
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+def load_config(path: str | Path | Traversable | None, overrides: list[str] | None = None) -> Config:
     """Read a YAML recipe (or defaults when ``path`` is None), apply dotted overrides, validate.
 
     Values are checked here (types, ranges); names a registry resolves (rewards, templates, the GRPO
     core's variants) are checked by ``preflight.check_names``, which every command runs before it
     loads a model.
     """
+    return load_recipe(path, overrides, {})[0]
+
+
+def load_recipe(
+    path: str | Path | Traversable | None, overrides: list[str] | None, sections: dict[str, type]
+) -> tuple[Config, dict[str, Any]]:
+    """A recipe that holds an echoink ``Config`` and a client's own sections (the lab's ``demo:``).
+
+    Each section named in ``sections`` is split off and built as its dataclass (validated, by the same
+    rules as ``Config``'s); the rest is the ``Config``. ``path`` may be package data
+    (``importlib.resources.files(...) / "recipe.yaml"``). Overrides reach either part
+    (``demo.seed=1``, ``train.lr=1e-5``).
+    """
     tree: dict[str, Any] = {}
     if path is not None:
-        tree = _read_recipe(Path(path))
+        tree = _read_recipe(Path(path) if isinstance(path, str) else path)
     for item in overrides or []:
         apply_override(tree, item)
-    return _build(Config, tree, "")
+    own = {
+        name: _build(cls, _mapping(tree.pop(name, None) or {}, name), name) for name, cls in sections.items()
+    }
+    for name, why in RETIRED_SECTIONS.items():
+        if tree.pop(name, None) is not None:
+            log.warning("%s: section ignored (%s)", name, why)
+    return _build(Config, tree, ""), own
 
 
-def _read_recipe(path: Path) -> dict[str, Any]:
+def _mapping(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _read_recipe(path: Path | Traversable) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:

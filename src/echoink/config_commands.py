@@ -1,4 +1,4 @@
-"""The recipe's sections for the commands around training: ``eval``, ``sft`` and ``demo``; each field is
+"""The recipe's sections for the commands around training: ``eval`` and ``sft``; each field is
 documented once, by the string under it (the training sections: ``config_sections``).
 
 ``echoink.config`` assembles them into ``Config`` and loads YAML recipes; import from there.
@@ -6,7 +6,7 @@ documented once, by the string under it (the training sections: ``config_section
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .config_sections import _check
 
@@ -69,75 +69,3 @@ class SFTConfig:
             _check(getattr(self, name) >= 1, f"sft.{name}", "must be >= 1")
         _check(0 < self.lr <= 1, "sft.lr", "must be in (0, 1] (see train.lr)")
         _check(self.warmup_steps >= 0, "sft.warmup_steps", "must be >= 0")
-
-
-@dataclass
-class DemoConfig:
-    seed: int = 0
-    """Seeds the benchmark, the tiny model and every stage."""
-    train_items: int = 2000
-    """Synthetic training questions (SFT and GRPO draw from them)."""
-    test_items: int = 1000
-    """Held-out questions the reported accuracies are measured on."""
-    difficulty: str = "easy"
-    """Benchmark difficulty (see ``echoink data synth --difficulty``)."""
-    families: list[str] = field(default_factory=list)
-    """Question families to generate (empty: all of them, see ``echoink data synth --families``)."""
-    hidden: int = 128
-    """Tiny model width."""
-    layers: int = 2
-    """Tiny model depth."""
-    vocab: int = 1024
-    """Tiny model embedding rows."""
-    rope_theta: float = 1e6
-    """Tiny model rotary base (the 7B's 1e6 leaves image columns indistinguishable with 16-wide heads)."""
-    family: str = "qwen2.5-omni"
-    """Tiny model family: qwen2.5-omni or qwen3-omni (MoE)."""
-    modality: str = "image"
-    """image: the image + audio-clip families; video: the tone_when clips (video with its soundtrack)."""
-    audio_conv_gain: float = 0.0
-    """> 0: redraw the tiny audio tower's convolutions with std gain/sqrt(fan_in) (0: the config's 0.02,
-    under which a tone barely changes the tower's output; see ``model.tiny_common.rescale_audio_convs``)."""
-    video_palette: str = "drawn"
-    """video only: drawn (four of five colours a clip, options shuffled) or fixed (the same four colours,
-    options always A. red .. D. blue; see ``data.synth_video.VideoSpec``)."""
-    video_trace: str = "moment"
-    """video only: the cold start's reasoning, moment ("The tone sounds in second 2. At that moment the
-    screen shows blue.") or seconds (one line per second: colour, and tone or silent)."""
-    glance_stage_steps: int = 0
-    """video only: > 0 adds a second cold-start stage of this many SFT steps on the same training clips,
-    with a fraction ``glance_traces`` of their traces swapped for a one-frame glance ("The screen starts
-    red.", right only when the tone sounds in the first second): a base that prefers a shortcut, with
-    the audio-visual trace still in reach for GRPO to find (README, video demo)."""
-    glance_traces: float = 0.0
-    """video only: the glance stage's share of glance traces (see ``glance_stage_steps``)."""
-
-    def __post_init__(self) -> None:
-        _check(
-            self.modality in ("image", "video"),
-            "demo.modality",
-            f"must be image or video, got {self.modality!r}",
-        )
-        _check(
-            self.family in ("qwen2.5-omni", "qwen3-omni"), "demo.family", f"unknown family {self.family!r}"
-        )
-        _check(self.train_items >= 16 and self.test_items >= 1, "demo.train_items/test_items", "too small")
-        from .data.synth_video import PALETTES, TRACES  # the one list of each
-
-        _check(
-            self.video_palette in PALETTES,
-            "demo.video_palette",
-            f"must be one of {', '.join(PALETTES)}, got {self.video_palette!r}",
-        )
-        _check(
-            self.video_trace in TRACES,
-            "demo.video_trace",
-            f"must be one of {', '.join(TRACES)}, got {self.video_trace!r}",
-        )
-        _check(0.0 <= self.glance_traces <= 1.0, "demo.glance_traces", "must be in [0, 1]")
-        _check(self.glance_stage_steps >= 0, "demo.glance_stage_steps", "must be >= 0")
-        _check(
-            not self.glance_stage_steps or (self.glance_traces > 0 and self.modality == "video"),
-            "demo.glance_stage_steps",
-            "needs demo.modality video and demo.glance_traces > 0",
-        )

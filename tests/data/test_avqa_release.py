@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from echoink.cli import app
 from echoink.data import RowError, load_split
-from echoink.data.synth import SynthSpec, generate
+from echoink_lab.synth import SynthSpec, generate
 from media_helpers import write_avqa_r1
 
 RECIPE = Path(__file__).resolve().parents[2] / "configs" / "echoink_r1_7b.yaml"

@@ -9,7 +9,7 @@ from transformers import AutoProcessor
 
 from echoink.data.prompts import TEMPLATES, build_messages
 from echoink.data.schema import Sample
-from echoink.model.tokenizer import default_corpus
+from echoink.testing.tokenizer import default_corpus
 
 ROW = Sample(
     "7",

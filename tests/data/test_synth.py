@@ -15,9 +15,9 @@ from PIL import Image
 
 from echoink.data import load_audio, load_split
 from echoink.data.check import check_split
-from echoink.data.synth import SynthSpec, benchmark_corpus, generate, plan_item
-from echoink.data.synth_media import BEEP_HZ, tone_hz
-from echoink.data.synth_scene import COLOURS, DIFFICULTIES, LETTERS, NONE, PITCHES, SHAPES
+from echoink_lab.synth import SynthSpec, benchmark_corpus, generate, plan_item
+from echoink_lab.synth_media import BEEP_HZ, tone_hz
+from echoink_lab.synth_scene import COLOURS, DIFFICULTIES, LETTERS, NONE, PITCHES, SHAPES
 
 SIZES = {"train": 80, "val": 20, "test": 60}
 TRACE_RE = re.compile(r"^<think>((?:(?!<think>|</think>).)+)</think><answer>([A-D])</answer>$", re.S)
@@ -213,7 +213,7 @@ def test_media_carry_the_cue_and_the_scene(dataset):
             pixels = np.asarray(Image.open(sample.image).convert("RGB"), dtype=np.float32)
             centres = [((b[0] + b[2]) // 2, (b[1] + b[3] * 3) // 4) for b in (o["box"] for o in scene)]
             assert [c[0] for c in centres] == sorted(c[0] for c in centres)
-            from echoink.data.synth_media import RGB
+            from echoink_lab.synth_media import RGB
 
             for o, (x, y) in zip(scene, centres, strict=True):
                 seen = pixels[y - 1 : y + 2, x - 1 : x + 2].reshape(-1, 3).mean(axis=0)

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from echoink.data import load_split
-from echoink.data.synth import SynthSpec, generate, plan_item
-from echoink.data.synth_scene import COLOURS, LETTERS
-from echoink.data.synth_shortcut import framed_object
 from echoink.eval.summary import summarize
+from echoink_lab.synth import SynthSpec, generate, plan_item
+from echoink_lab.synth_scene import COLOURS, LETTERS
+from echoink_lab.synth_shortcut import framed_object
 
 SIZES = {"train": 200, "test": 200}
 
@@ -139,7 +139,7 @@ def test_cli_shortcut_defaults_to_the_shortcut_family(tmp_path: Path):
 
 def test_heldout_parts_can_include_aligned():
     spec = SynthSpec(families=("shortcut_where",), shortcut=0.8, heldout=("broken", "none", "aligned"))
-    from echoink.data.synth_shortcut import status_of
+    from echoink_lab.synth_shortcut import status_of
 
     statuses = Counter(status_of(plan_item(spec, "test", i)[0]) for i in range(120))
     assert statuses == {"broken": 40, "none": 40, "aligned": 40}

@@ -17,8 +17,8 @@ import soundfile as sf
 from echoink.data import load_split
 from echoink.data.avqa import RowError
 from echoink.data.messages import VideoSettings, video_block
-from echoink.data.synth_video import VideoSpec, generate_video, glance_rows, glance_trace, plan_clip, trace
 from echoink.data.video import load_video, shifted, video_info, write_video
+from echoink_lab.synth_video import VideoSpec, generate_video, glance_rows, glance_trace, plan_clip, trace
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -35,7 +35,7 @@ def test_written_clip_decodes_to_its_frames_and_tone(bench):
     clip = load_video(bench / row["path"]["video"], fps=2, max_frames=16)
     assert clip.frames.shape == (8, 56, 56, 3) and clip.fps == 2
     plan = plan_clip(VideoSpec(seed=0), "train", 0)
-    from echoink.data.synth_media import RGB
+    from echoink_lab.synth_media import RGB
 
     for t in range(8):  # the centre pixel shows second t // 2's colour (h264 is lossy: within 12 levels)
         assert np.abs(clip.frames[t, 28, 28].astype(int) - RGB[plan["colours"][t // 2]]).max() < 12

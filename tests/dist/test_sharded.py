@@ -32,7 +32,7 @@ from dist.launch import (
     _worker,
     kill_9_after_first_checkpoint,
 )
-from echoink.model.tiny import build_tiny
+from echoink.testing.tiny import build_tiny
 from echoink.model.vllm_sampler import vllm_available
 from echoink.rl.checkpoint import latest_checkpoint, list_checkpoints
 from echoink.runlog import read_jsonl

@@ -6,8 +6,8 @@ import pytest
 
 from echoink.eval.evaluate import evaluate
 from echoink.jsonl import read_jsonl
-from echoink.model.tiny import build_tiny
 from echoink.model.vllm_sampler import vllm_available
+from echoink.testing.tiny import build_tiny
 from media_helpers import write_small_split
 
 pytestmark = pytest.mark.skipif(

@@ -56,7 +56,7 @@ FAMILY_NAMES = ("qwen2.5-omni", "qwen3-omni")
 @pytest.fixture(scope="session")
 def qwen3_tiny():
     """(thinker, processor) of a tiny Qwen3-Omni (MoE) model, built in memory once per session."""
-    from echoink.model import make_tiny
+    from echoink.testing import make_tiny
 
     return make_tiny(family="qwen3-omni")
 

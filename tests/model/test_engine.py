@@ -192,7 +192,7 @@ def test_completion_mask_stops_after_first_end():
 def test_gradient_checkpointing_keeps_prefix_sharing_exact(family_tiny, av_samples, per_pass):
     """With checkpointing on, the prefix pass (prompt once, completions checkpointed in chunks of
     ``per_pass``) gives repeat mode's log-probs and gradients, and each tower still runs once."""
-    from echoink.model import make_tiny
+    from echoink.testing import make_tiny
 
     _, processor, engine = family_tiny
     model, _ = make_tiny(family=engine.family.name)  # a fresh copy: checkpointing is switched on below

@@ -21,7 +21,7 @@ from echoink.model.loading import (
     tower_modules,
 )
 from echoink.model.saving import save_model
-from echoink.model.tiny import build_tiny_full
+from echoink.testing.tiny import build_tiny_full
 
 
 def _logits(model, batch) -> torch.Tensor:

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from echoink.model import Engine
-from echoink.model.tiny import build_tiny, make_tiny
+from echoink.testing.tiny import build_tiny, make_tiny
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:

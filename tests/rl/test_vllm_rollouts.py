@@ -15,11 +15,11 @@ import torch
 from safetensors.torch import load_file
 
 from echoink.config import save_config
-from echoink.model.tiny import build_tiny
 from echoink.model.vllm_sampler import vllm_available
 from echoink.rl.checkpoint import latest_checkpoint
 from echoink.rl.trainer import train
 from echoink.runlog import read_jsonl
+from echoink.testing.tiny import build_tiny
 from media_helpers import write_small_split
 from recipe_helpers import recipe
 

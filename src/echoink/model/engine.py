@@ -224,7 +224,7 @@ class Engine:
     def generation_config(self, vocab_size: int | None = None, **sampling: Any) -> GenerationConfig:
         """Stops at <|im_end|>/<|endoftext|>, pads with the pad id, suppresses placeholders; ``sampling`` as in HF.
 
-        >>> from echoink.model.tokenizer import train_tokenizer
+        >>> from echoink.testing import train_tokenizer
         >>> cfg = Engine(train_tokenizer(300), "qwen2.5-omni").generation_config(max_new_tokens=8, do_sample=False)
         >>> cfg.max_new_tokens, len(cfg.suppress_tokens), len(cfg.eos_token_id)
         (8, 9, 2)

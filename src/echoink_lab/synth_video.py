@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .media import SAMPLE_RATE
+from echoink.data.media import SAMPLE_RATE
+from echoink.data.video import write_video
+
 from .synth_media import RGB
-from .video import write_video
 
 DATA_SOURCE = "echoink-synth-video"
 LETTERS = "ABCD"

@@ -16,8 +16,8 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalize
 from transformers import PreTrainedTokenizerBase
 from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX, Qwen2Tokenizer
 
-from ..data.prompts import SYSTEM_PROMPT, TEMPLATES
-from ..data.schema import Sample
+from echoink.data.prompts import SYSTEM_PROMPT, TEMPLATES
+from echoink.data.schema import Sample
 
 # (content, special) in Qwen2.5-Omni's id order (151643...); <tool_call>/fim tokens are plain added tokens there.
 OMNI_ADDED_TOKENS: tuple[tuple[str, bool], ...] = (

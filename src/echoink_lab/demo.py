@@ -1,7 +1,8 @@
 """The main job on a CPU: benchmark -> tiny Omni model -> SFT cold start -> GRPO -> fair evaluation.
 
-Every stage is the package's own public path (the same functions the CLI calls); the demo only
-chooses sizes (configs/demo.yaml) and writes ``summary.md`` / ``summary.json`` in the run directory.
+Every stage is the library's own public path (the same functions the CLI calls); the demo only
+chooses sizes (its recipe, ``recipes/demo.yaml``: an echoink ``Config`` plus the lab's ``demo:``
+section) and writes ``summary.md`` / ``summary.json`` in the run directory.
 """
 
 from __future__ import annotations
@@ -11,15 +12,19 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from .config import Config, load_config
-from .outdir import check_output_dir
-from .preflight import check_names
+from echoink.config import Config
+from echoink.outdir import check_output_dir
+from echoink.preflight import check_names
+
+from .recipe import DemoConfig, load_lab_recipe, recipe, save_lab_recipe
 
 log = logging.getLogger(__name__)
-DEFAULT_RECIPE = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+DEFAULT_RECIPE = recipe("demo.yaml")
+VIDEO_RECIPE = recipe("demo_video.yaml")
 
 
 class Stages:
@@ -44,39 +49,43 @@ class Stages:
         return result
 
 
-def demo_config(out: Path, recipe: Path | None = None, overrides: list[str] | None = None) -> Config:
-    """The demo recipe with every path placed under ``out``."""
+def demo_config(
+    out: Path, source: Path | Traversable | None = None, overrides: list[str] | None = None
+) -> tuple[Config, DemoConfig]:
+    """The demo recipe with every path placed under ``out``: echoink's ``Config`` and the demo's section."""
     paths = [
         f"data.train_path={out / 'bench' / 'train.json'}",
         f"model.path={out / 'model'}",
         f"sft.output_dir={out / 'sft'}",
         f"train.output_dir={out / 'grpo'}",
     ]
-    cfg = load_config(recipe or DEFAULT_RECIPE, paths + list(overrides or []))
+    cfg, d = load_lab_recipe(source or DEFAULT_RECIPE, paths + list(overrides or []))
     check_names(cfg)
-    return cfg
+    return cfg, d
 
 
 def run_demo(
     out: Path,
     budget_minutes: float = 15,
-    recipe: Path | None = None,
+    source: Path | Traversable | None = None,
     overrides: list[str] | None = None,
     echo=print,
 ) -> dict[str, Any]:
     """Run every stage into ``out``; returns the summary (also written to summary.json / summary.md)."""
-    from .eval.analysis import analyze
-    from .eval.evaluate import evaluate
-    from .model.tiny import build_tiny
-    from .rl.trainer import train
-    from .sft import sft
+    from echoink.eval.analysis import analyze
+    from echoink.eval.evaluate import evaluate
+    from echoink.rl.trainer import train
+    from echoink.sft import sft
+    from echoink.testing import build_tiny
 
-    cfg = demo_config(out, recipe, overrides)
+    cfg, d = demo_config(out, source, overrides)
     clear_previous(out)
-    d = cfg.demo
     stages = Stages(budget_minutes, echo)
     counts = {"train": d.train_items, "test": d.test_items}
     corpus = stages.run("benchmark", lambda: make_benchmark(out / "bench", counts, d))
+    # after the benchmark (its synth.yaml marks the folder as a demo's): the demo's knobs and the recipe
+    # it ran, since a GRPO run's config.yaml holds none of them
+    save_lab_recipe(cfg, d, out / "recipe.yaml")
     model_dir = out / "model"
     stages.run(
         "tiny model",
@@ -93,32 +102,43 @@ def run_demo(
         ),
     )
     stages.run("SFT cold start", lambda: sft(cfg))
-    base_dir, grpo_model = out / "sft" / "final", out / "grpo" / "final"
-    if d.glance_stage_steps:
-        glance = out / "bench" / "train_glance.json"
-        stages.run("glance traces", lambda: write_glance_split(out / "bench", glance, d))
-        glance_cfg = second_sft_stage(cfg, base_dir, glance, out / "sft_glance", d.glance_stage_steps)
-        stages.run("SFT, glance stage", lambda: sft(glance_cfg))
-        base_dir = out / "sft_glance" / "final"
-    e = cfg.eval
-    kwargs = dict(
-        ablate=list(ABLATIONS[d.modality]), batch_size=e.batch_size, max_new_tokens=e.max_new_tokens
-    )
-    kwargs.update(
-        template=e.template, decoding=e.decoding, max_pixels=cfg.data.max_pixels, video=cfg.data.video()
-    )
+    base_dir = glance_stage(out, cfg, d, stages) if d.glance_stage_steps else out / "sft" / "final"
+    grpo_model = out / "grpo" / "final"
+    kwargs = eval_kwargs(cfg, d)
     test = out / "bench" / "test.json"
     base = stages.run("evaluate base", lambda: evaluate(base_dir, test, out / "eval_base", **kwargs))
     cfg.model.path = str(base_dir)  # GRPO starts from the SFT model
     stages.run("GRPO", lambda: train(cfg))
     tuned = stages.run("evaluate GRPO", lambda: evaluate(grpo_model, test, out / "eval_grpo", **kwargs))
     analysis = stages.run("curves + aha analysis", lambda: analyze(out / "grpo", out / "analysis"))
-    summary = build_summary(base, tuned, stages.seconds, cfg)
+    summary = build_summary(base, tuned, stages.seconds, cfg, d)
     summary["figures"] = [str(Path(f).relative_to(out)) for f in analysis["files"] if f.endswith(".png")]
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     (out / "summary.md").write_text(summary_markdown(summary))
     echo("\n" + summary_markdown(summary))
     return summary
+
+
+def glance_stage(out: Path, cfg: Config, d: DemoConfig, stages: Stages) -> Path:
+    """The second cold-start stage on the glance traces (after the first SFT); returns its model."""
+    from echoink.sft import sft
+
+    glance = out / "bench" / "train_glance.json"
+    stages.run("glance traces", lambda: write_glance_split(out / "bench", glance, d))
+    glance_cfg = second_sft_stage(
+        cfg, out / "sft" / "final", glance, out / "sft_glance", d.glance_stage_steps
+    )
+    stages.run("SFT, glance stage", lambda: sft(glance_cfg))
+    return out / "sft_glance" / "final"
+
+
+def eval_kwargs(cfg: Config, d: DemoConfig) -> dict[str, Any]:
+    """``evaluate``'s settings for both models: the recipe's eval section and the modality's ablations."""
+    e = cfg.eval
+    return dict(
+        ablate=list(ABLATIONS[d.modality]), batch_size=e.batch_size, max_new_tokens=e.max_new_tokens,
+        template=e.template, decoding=e.decoding, max_pixels=cfg.data.max_pixels, video=cfg.data.video(),
+    )  # fmt: skip
 
 
 ABLATIONS = {"image": ("audio", "image"), "video": ("audio", "video", "desync")}
@@ -136,11 +156,11 @@ TITLES = {"qwen2.5-omni": "Qwen2.5-Omni", "qwen3-omni": "Qwen3-Omni (MoE)"}
 def make_benchmark(out: Path, counts: dict[str, int], d) -> list[str]:
     """Write the demo's benchmark (image+audio families, or the video family); returns a tokenizer corpus."""
     if d.modality == "video":
-        from .data.synth_video import VideoSpec, generate_video, video_corpus
+        from .synth_video import VideoSpec, generate_video, video_corpus
 
         generate_video(out, counts, VideoSpec(seed=d.seed, palette=d.video_palette, trace=d.video_trace))
         return video_corpus(palette=d.video_palette, style=d.video_trace)
-    from .data.synth import SynthSpec, benchmark_corpus, generate
+    from .synth import SynthSpec, benchmark_corpus, generate
 
     families = {"families": tuple(d.families)} if d.families else {}  # empty: every family
     generate(out, counts, SynthSpec(seed=d.seed, difficulty=d.difficulty, **families))
@@ -154,7 +174,7 @@ def write_glance_split(bench: Path, dst: Path, d) -> None:
 
     import yaml
 
-    from .data.synth_video import VideoSpec, glance_rows
+    from .synth_video import VideoSpec, glance_rows
 
     manifest = yaml.safe_load((bench / "synth.yaml").read_text(encoding="utf-8"))
     spec = VideoSpec(**{f.name: manifest[f.name] for f in dataclasses.fields(VideoSpec)})
@@ -185,6 +205,7 @@ STAGE_OUTPUTS = (
     "analysis",
     "summary.json",
     "summary.md",
+    "recipe.yaml",
 )
 
 
@@ -224,15 +245,16 @@ def _model_block(summary: dict, modality: str = "image") -> dict[str, Any]:
     }
 
 
-def build_summary(base: dict, tuned: dict, seconds: dict[str, float], cfg: Config) -> dict[str, Any]:
-    d = cfg.demo
+def build_summary(
+    base: dict, tuned: dict, seconds: dict[str, float], cfg: Config, d: DemoConfig
+) -> dict[str, Any]:
     b, g = _model_block(base, d.modality), _model_block(tuned, d.modality)
     return {
         "what": f"tiny {TITLES[d.family]} thinker, SFT cold start then GRPO (accuracy + format rewards, weights 1, 1)",
         "test_items": b["n"],
         "modality": d.modality,
         "families": ["tone_when"] if d.modality == "video" else list(d.families) or ["all"],
-        "difficulty": cfg.demo.difficulty,
+        "difficulty": d.difficulty,
         "decoding": cfg.eval.decoding,
         "prompt": cfg.eval.template,
         "base": b,

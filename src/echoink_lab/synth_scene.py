@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..registry import Registry
+from echoink.registry import Registry
 
 COLOURS = ("red", "yellow", "green", "blue", "purple")
 PITCHES = ("deep", "low", "mid", "high", "shrill")  # tone level i names COLOURS[i]

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .media import SAMPLE_RATE
+from echoink.data.media import SAMPLE_RATE
+
 from .synth_scene import Cue, Difficulty, Obj
 
 RGB = {

@@ -1,0 +1,321 @@
+"""Does GRPO take a visual shortcut, and does grounding stop it? One rerunnable experiment on a CPU.
+
+    python -m echoink_lab.shortcut_experiment --out runs/shortcut [--recipe recipes/shortcut_cpu.yaml]
+        [--arms paper,grounded,filtered] [--aligned 0.8] [--frame-traces 0.5] [--frame-stage-steps 200]
+        [--set train.max_steps=100 ...]
+
+Stages (each the library's public path, as in ``echoink_lab.demo``): the ``shortcut_where`` benchmark with a
+fraction ``--aligned`` of training items framed on the answer (``--frame-traces`` of those with a
+cold-start trace that reads the frame instead of the tone) and a held-out split in three equal
+parts (broken, none, aligned), a tiny model, an SFT cold start (the common base; with
+``--frame-stage-steps K``, two stages: every trace reads the tone for ``sft.max_steps``, then K steps on
+the same items with ``--frame-traces`` of the framed ones reading the frame), then for each arm
+GRPO from that base for the same steps and seed, and an evaluation of every model with both
+ablations. Arms: ``paper`` (accuracy + format), ``grounded`` (+ the grounding reward, weight 1),
+``filtered`` (paper rewards + ``algo.drop_unimodal_groups``). ``summary.md`` / ``summary.json``: accuracy
+with 95% CIs on each part, the audio- and image-ablation drops, and the counterfactual pass's cost.
+
+One ``ExperimentSpec`` holds the knobs and their one set of defaults (the measured run's,
+docs/grounding.md), and its ``arm_config`` is the one place an arm's GRPO config is made: this module's
+``main`` and ``run_experiment`` and ``bench/shortcut_more_aligned.py`` all go through it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from dataclasses import dataclass, replace
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+from echoink.config import Config
+from echoink.outdir import check_output_dir
+from echoink.preflight import check_names
+
+from .demo import DEMO_MARKS, Stages, second_sft_stage
+from .recipe import DemoConfig, load_lab_recipe, recipe
+
+RECIPE = recipe("shortcut_cpu.yaml")
+PARTS = ("broken", "none", "aligned")
+ARMS = ("paper", "grounded", "filtered")
+"""paper: the recipe's rewards (accuracy + format, weights 1, 1); grounded: + the grounding reward
+(weight ``grounding_weight``); filtered: the paper's rewards + ``algo.drop_unimodal_groups``."""
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """One shortcut experiment: its recipe, overrides, arms and knobs. The defaults are the measured
+    run's (docs/grounding.md), the same for every caller."""
+
+    recipe: Path | Traversable = RECIPE
+    """The lab recipe (an echoink ``Config`` + a ``demo:`` section for the benchmark and tiny model)."""
+    overrides: tuple[str, ...] = ()
+    """Dotted recipe overrides (``demo.train_items=32``, ``train.max_steps=100``), before each arm's."""
+    arms: tuple[str, ...] = ARMS
+    """The GRPO arms to train, each from the same base and seed."""
+    aligned: float = 0.8
+    """Fraction of training items framed on the answer."""
+    frame_traces: float = 0.3
+    """Fraction of framed training items whose cold-start trace reads the frame, not the tone (0.3: a
+    frame route sampled about a third of the time, not yet the greedy one)."""
+    frame_stage_steps: int = 300
+    """> 0: a two-stage cold start, every trace reading the tone first, then this many SFT steps with
+    ``frame_traces`` of the framed items reading the frame."""
+    grounding_weight: float = 2.0
+    """The grounded arm's grounding reward weight w (2: the reward stops favouring the frame once the
+    policy answers half the items without audio)."""
+
+    def __post_init__(self) -> None:
+        if bad := [a for a in self.arms if a not in ARMS]:
+            raise ValueError(f"unknown arm(s) {bad}; valid: {', '.join(ARMS)}")
+        if self.frame_stage_steps < 0 or (self.frame_stage_steps and not self.frame_traces):
+            raise ValueError("--frame-stage-steps must be >= 0 and needs --frame-traces > 0")
+
+    @property
+    def base(self) -> str:
+        """The folder (under the experiment's ``--out``) of the SFT model every arm starts from."""
+        return "sft_frame" if self.frame_stage_steps else "sft"
+
+    def arm_overrides(self, arm: str) -> list[str]:
+        """An arm's recipe changes. The grounding weight w sets where the reward stops pushing: a correct
+        answer earns 1 - w * P_cf(gold) against a wrong one's 0, so a shortcut is rewarded until
+        P_cf(gold) (the policy's accuracy without audio) reaches 1 / w; at w = 1 only a complete one."""
+        if arm == "grounded":
+            return [f"algo.rewards={{accuracy: 1.0, format: 1.0, grounding: {self.grounding_weight}}}"]
+        return ["algo.drop_unimodal_groups=true"] if arm == "filtered" else []
+
+    def load(self, paths: list[str], arm: str | None = None) -> tuple[Config, DemoConfig]:
+        """The recipe with ``paths``, the overrides and ``arm``'s changes (names checked)."""
+        extra = self.arm_overrides(arm) if arm else []
+        cfg, d = load_lab_recipe(self.recipe, [*paths, *self.overrides, *extra])
+        check_names(cfg)
+        return cfg, d
+
+    def arm_config(self, arm: str, train_path: Path, start: Path, output_dir: Path) -> Config:
+        """``arm``'s GRPO config: from the model at ``start``, on ``train_path``, into ``output_dir``."""
+        paths = [f"data.train_path={train_path}", f"model.path={start}", f"train.output_dir={output_dir}"]
+        return self.load(paths, arm)[0]
+
+    def check(self, out: Path) -> tuple[Config, DemoConfig]:
+        """The cold start's config and the demo section under ``out``; every arm's config is built too,
+        so a bad override fails now, not after the SFT."""
+        cfg, d = self.load(_cold_start_paths(out))
+        for arm in self.arms:
+            self.arm_config(arm, out / "bench" / "train.json", out / self.base / "final", out / arm)
+        return cfg, d
+
+
+def _cold_start_paths(out: Path) -> list[str]:
+    return [
+        f"data.train_path={out / 'bench' / 'train.json'}",
+        f"model.path={out / 'model'}",
+        f"sft.output_dir={out / 'sft'}",
+    ]
+
+
+def _benchmark_and_model(out: Path, d: DemoConfig, spec: ExperimentSpec, stages: Stages) -> None:
+    """The shortcut benchmark (``spec.aligned`` of its training rows framed on the answer,
+    ``spec.frame_traces`` of those with a reference trace that reads the frame) and the tiny model, as
+    the demo builds them. A two-stage cold start: bench/ with every trace reading the tone, and
+    bench_frame/ with the same items and the frame traces (the generator draws the cue and the trace
+    choice from their own streams, so only the traces differ)."""
+    from echoink.testing import build_tiny
+
+    from .synth import SynthSpec, benchmark_corpus, generate
+    from .synth_shortcut import FRAME_CORPUS
+
+    two_stage = bool(spec.frame_stage_steps)
+    synth = SynthSpec(
+        d.seed,
+        d.difficulty,
+        families=("shortcut_where",),
+        shortcut=spec.aligned,
+        heldout=PARTS,
+        frame_traces=0.0 if two_stage else spec.frame_traces,
+    )
+    sizes = {"train": d.train_items, "test": d.test_items}
+    stages.run("benchmark", lambda: generate(out / "bench", sizes, synth))
+    if two_stage:
+        framed = replace(synth, frame_traces=spec.frame_traces)
+        stages.run(
+            "benchmark, frame traces", lambda: generate(out / "bench_frame", {"train": d.train_items}, framed)
+        )
+    corpus = benchmark_corpus() + (list(FRAME_CORPUS) if spec.frame_traces else [])
+    stages.run(
+        "tiny model",
+        lambda: build_tiny(
+            out / "model", d.hidden, d.layers, d.vocab, d.seed, corpus, d.rope_theta, d.family
+        ),
+    )
+
+
+def _clear(out: Path) -> None:
+    """Remove an earlier experiment's outputs (never a user's own model/: ``outdir`` refuses those)."""
+    check_output_dir(out, "--out", "shortcut experiment", own=DEMO_MARKS)
+    for name in ("bench", "bench_frame", "model", "sft", "sft_frame", "eval_base", *ARMS):
+        shutil.rmtree(out / name, ignore_errors=True)
+    for arm in ARMS:
+        shutil.rmtree(out / f"eval_{arm}", ignore_errors=True)
+
+
+def _cold_start(out: Path, cfg: Config, d: DemoConfig, spec: ExperimentSpec, stages: Stages) -> None:
+    """Benchmark, tiny model and the SFT base every arm starts from (one or two stages)."""
+    from echoink.sft import sft
+
+    _benchmark_and_model(out, d, spec, stages)
+    stages.run("SFT cold start", lambda: sft(cfg))
+    if spec.frame_stage_steps:
+        frame_cfg = second_sft_stage(
+            cfg, out / "sft" / "final", out / "bench_frame" / "train.json", out / spec.base,
+            spec.frame_stage_steps,
+        )  # fmt: skip
+        stages.run("SFT, frame stage", lambda: sft(frame_cfg))
+
+
+def run_experiment(out: Path, spec: ExperimentSpec | None = None, echo=print) -> dict[str, Any]:
+    """Run every stage into ``out`` (earlier outputs there are removed); returns the summary."""
+    from echoink.eval.evaluate import evaluate
+    from echoink.rl.trainer import train
+
+    spec = spec or ExperimentSpec()
+    cfg, d = spec.check(out)
+    _clear(out)
+    stages = Stages(60, echo)
+    _cold_start(out, cfg, d, spec, stages)
+    e, test = cfg.eval, out / "bench" / "test.json"
+    kwargs = dict(ablate=["audio", "image"], batch_size=e.batch_size, max_new_tokens=e.max_new_tokens)
+    kwargs.update(template=e.template, decoding=e.decoding, max_pixels=cfg.data.max_pixels)
+    start = out / spec.base / "final"
+    results = {
+        "base": stages.run("evaluate base", lambda: evaluate(start, test, out / "eval_base", **kwargs))
+    }
+    costs = {}
+    for arm in spec.arms:
+        arm_cfg = spec.arm_config(arm, out / "bench" / "train.json", start, out / arm)
+        stages.run(f"GRPO {arm}", lambda c=arm_cfg: train(c))
+        costs[arm] = step_cost(out / arm / "metrics.jsonl")
+        results[arm] = stages.run(
+            f"evaluate {arm}", lambda a=arm: evaluate(out / a / "final", test, out / f"eval_{a}", **kwargs)
+        )
+    summary = {
+        "aligned_fraction": spec.aligned,
+        "frame_traces": spec.frame_traces,
+        "frame_stage_steps": spec.frame_stage_steps,
+        "grounding_weight": spec.grounding_weight,
+        "grpo_steps": cfg.train.max_steps,
+        "group_size": cfg.rollout.num_generations,
+        "counterfactual_samples": cfg.algo.counterfactual_samples,
+        "models": {name: model_block(s) for name, s in results.items()},
+        "step_cost": costs,
+        "seconds": stages.seconds,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    (out / "summary.md").write_text(summary_markdown(summary))
+    echo("\n" + summary_markdown(summary))
+    return summary
+
+
+def model_block(summary: dict[str, Any]) -> dict[str, Any]:
+    """Accuracy [CI] and n per shortcut part, and each ablation's drop (all items and per part)."""
+    conds = summary["conditions"]
+    by = conds["none"]["by"].get("shortcut", {})
+    block: dict[str, Any] = {
+        "accuracy": conds["none"]["accuracy"],
+        "parts": {p: {k: by[p][k] for k in ("accuracy", "ci95", "n")} for p in PARTS if p in by},
+    }
+    for ablated in ("audio", "image"):
+        if ablated in conds:
+            block[f"{ablated}_drop"] = conds[ablated]["drop"]
+            block[f"{ablated}_drop_by"] = conds[ablated]["drop_by"].get("shortcut", {})
+    return block
+
+
+def step_cost(metrics_path: Path) -> dict[str, float]:
+    """Mean step time and the counterfactual pass's share of it, from a run's metrics.jsonl."""
+    from echoink.runlog import read_jsonl
+
+    rows = read_jsonl(metrics_path)
+    step = sum(r["step_time"] for r in rows) / max(len(rows), 1)
+    cf = sum(r.get("time/counterfactual", 0.0) for r in rows) / max(len(rows), 1)
+    return {"step_s": step, "counterfactual_s": cf, "counterfactual_fraction": cf / step if step else 0.0}
+
+
+def _pct(block: dict | None) -> str:
+    if not block:
+        return "-"
+    lo, hi = block["ci95"]
+    return f"{100 * block['accuracy']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] (n={block['n']})"
+
+
+def summary_markdown(s: dict[str, Any]) -> str:
+    header = "| model | broken | neutral (none) | aligned | audio-ablation drop | image-ablation drop |"
+    lines = [
+        "# Visual shortcut vs grounding (echoink_lab.shortcut_experiment)",
+        "",
+        f"Train: {100 * s['aligned_fraction']:.0f}% of items framed on the answer, "
+        f"{100 * s.get('frame_traces', 0.0):.0f}% of those with a cold-start trace that reads the frame"
+        + (
+            f" (in a second SFT stage of {s['frame_stage_steps']} steps)"
+            if s.get("frame_stage_steps")
+            else ""
+        )
+        + f"; grounding weight {s.get('grounding_weight', 1.0):g}. "
+        "Held-out test: broken / "
+        f"neutral / aligned thirds. GRPO {s['grpo_steps']} steps, G = {s['group_size']}, "
+        f"M = {s['counterfactual_samples']} counterfactual answers per prompt; greedy decoding; 95% Wilson CIs.",
+        "",
+        header,
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in s["models"].items():
+        parts = [_pct(m["parts"].get(p)) for p in PARTS]
+        drops = [f"{100 * m[k]:+.1f} pts" if k in m else "-" for k in ("audio_drop", "image_drop")]
+        lines.append(f"| {name} | " + " | ".join(parts + drops) + " |")
+    lines += ["", "Step cost (mean over the run): "]
+    for arm, c in s["step_cost"].items():
+        lines.append(
+            f"- {arm}: {c['step_s']:.2f} s/step, counterfactual pass {c['counterfactual_s']:.2f} s "
+            f"({100 * c['counterfactual_fraction']:.0f}% of the step)"
+        )
+    lines += ["", "Wall time per stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in s["seconds"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    p, default = argparse.ArgumentParser(description=__doc__.split("\n\n")[0]), ExperimentSpec()
+    p.add_argument("--out", type=Path, default=Path("runs/shortcut"))
+    p.add_argument(
+        "--recipe", type=Path, default=None, help="a lab recipe (default: recipes/shortcut_cpu.yaml)"
+    )
+    p.add_argument("--arms", default=",".join(ARMS), help=f"comma list of {', '.join(ARMS)}")
+    knobs = {
+        "aligned": "fraction of train items framed on the answer",
+        "frame_traces": "fraction of framed training items whose cold-start trace reads the frame, not the tone",
+        "frame_stage_steps": "> 0: a two-stage cold start, this many SFT steps in the frame stage",
+        "grounding_weight": "the grounded arm's grounding reward weight",
+    }
+    for name, text in knobs.items():
+        value = getattr(default, name)
+        flag = "--" + name.replace("_", "-")
+        p.add_argument(
+            flag, type=type(value), default=value, help=f"{text} (default {value}; ExperimentSpec)"
+        )
+    p.add_argument("--set", action="append", default=[], dest="overrides", help="recipe override key=value")
+    a = p.parse_args(argv)
+    # Bad arguments and overrides end in one line (argparse's "error:", exit 2) before any work; an
+    # error later, in a stage, keeps its traceback.
+    try:
+        arms = tuple(x.strip() for x in a.arms.split(",") if x.strip())
+        spec = ExperimentSpec(
+            a.recipe or RECIPE, tuple(a.overrides), arms, **{k: getattr(a, k) for k in knobs}
+        )
+        spec.check(a.out)
+    except ValueError as err:  # ConfigError included
+        p.error(str(err))
+    run_experiment(a.out, spec)
+
+
+if __name__ == "__main__":
+    main()
