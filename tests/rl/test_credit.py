@@ -149,3 +149,113 @@ def test_config_refuses_bad_credit_settings(tiny_model_dir, split, tmp_path):
     for bad in ("algo.credit_span=reasoning", "algo.credit_weighting=double"):
         with pytest.raises(ConfigError, match=bad.split("=")[0] + ".*valid"):
             check_names(_cfg(tiny_model_dir, split, tmp_path, bad))
+
+
+def _tower_calls(model):
+    """Hooks counting the clips each audio-tower call gets."""
+    seen: list[int] = []
+
+    def audio(_m, args, kwargs):
+        seen.append(int(kwargs.get("feature_lens", args[1] if len(args) > 1 else None).shape[0]))
+
+    return seen, model.model.audio_tower.register_forward_pre_hook(audio, with_kwargs=True)
+
+
+def _completion_ids(engine, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    rows = [engine.text_ids(t) + engine.stop_token_ids()[:1] for t in texts]
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([r + [engine.pad_id] * (width - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    return ids, mask
+
+
+def test_credit_pass_equals_a_per_completion_computation(tiny_model_dir, split, tmp_path):
+    from echoink.rl.credit_pass import modality_credit
+    from echoink.rl.rollout import encode_samples
+    from echoink.rl.trainer import setup_run
+
+    cfg = _cfg(tiny_model_dir, split, tmp_path / "run", "algo.credit_clip=0", "algo.credit_weighting=scale")
+    run = setup_run(cfg, resume=False)
+    engine, policy = run.h.engine, run.h.policy
+    samples = load_split(split).samples[:2]
+    texts = [
+        "<think>The tone is low, so yellow.</think><answer>A</answer>",
+        "<think>A frame</think><answer>B</answer>",
+        "no trace <answer>C</answer>",
+    ] * 2  # B=2, G=3
+    ids, mask = _completion_ids(engine, texts)
+    prompts = encode_samples(engine, samples, cfg.data, "cpu")
+    seen, hook = _tower_calls(policy)
+    try:
+        got = modality_credit(engine, policy, samples, prompts, ids, mask, cfg)
+    finally:
+        hook.remove()
+    assert seen == [2, 2]  # the full and the silenced prompts, each once for the B=2 clips (not G times)
+    silent = encode_samples(engine, samples, cfg.data, "cpu", ablate="audio")
+    for n, text in enumerate(texts):  # independently: one completion at a time, the thinker's own forward
+        b, row = n // 3, ids[n : n + 1, : int(mask[n].sum())]
+        with torch.no_grad():
+            full = engine.logprobs(policy, prompts.slice(b, b + 1), row, 1, sharing="repeat")[0]
+            removed = engine.logprobs(policy, silent.slice(b, b + 1), row, 1, sharing="repeat")[0]
+        decoded = [engine.tokenizer.decode([i]) for i in row[0].tolist()]
+        ends = torch.tensor([len(p) for p in decoded]).cumsum(0)
+        lo, hi = "".join(decoded).find("<think>") + 7, "".join(decoded).find("</think>")
+        inside = [bool(e > lo and e - len(d) < hi) for e, d in zip(ends.tolist(), decoded, strict=True)]
+        if "</think>" not in text:
+            inside = [True] * len(decoded)
+        diffs = [float(full[t] - removed[t]) for t in range(len(decoded)) if inside[t]]
+        assert got.values[n].item() == pytest.approx(sum(diffs) / len(diffs), abs=2e-6), text
+    assert got.values.abs().min() > 2e-5  # silence changes the (random) tiny model's log-probs a little
+    for span in ("think", "completion", "answer"):
+        assert f"credit/{span}" in got.stats and f"credit/{span}_tokens" in got.stats
+    assert got.stats["credit/think_tokens"] < got.stats["credit/completion_tokens"]
+    # the placebo: the same values, moved between the two prompts
+    placebo = modality_credit(engine, policy, samples, prompts, ids, mask, _with(cfg, credit_placebo=True))
+    assert placebo.values.tolist() == got.values[[3, 4, 5, 0, 1, 2]].tolist()
+
+
+def _with(cfg, **algo):
+    from dataclasses import replace
+
+    return replace(cfg, algo=replace(cfg.algo, **algo))
+
+
+def test_experience_carries_the_credit_reward_and_weighting(tiny_model_dir, split, tmp_path):
+    from echoink.rl.rollout import collect_experience
+    from echoink.rl.trainer import setup_run
+
+    rewards = "algo.rewards={accuracy: 1.0, format: 1.0, modality_credit: 0.4}"
+    cfg = _cfg(tiny_model_dir, split, tmp_path / "run", rewards)
+    run = setup_run(cfg, resume=False)
+    samples = load_split(split).samples[:2]
+    seen, hook = _tower_calls(run.h.policy)
+    try:
+        torch.manual_seed(0)
+        exp = collect_experience(run.h.engine, run.h.policy, None, samples, run.gen_config, cfg)
+    finally:
+        hook.remove()
+    assert seen == [2, 2, 2]  # rollout, then the credit pass's two log-prob passes; no sampling added
+    assert exp.reward_names == ["accuracy", "format", "modality_credit"]
+    column = exp.reward_matrix[:, 2]
+    assert not torch.isnan(column).any() and column.abs().max() <= 1.0  # clipped to algo.credit_clip
+    assert "time/credit" in exp.timings and "credit/think" in exp.stats
+    # an item without audio gets no credit (None in the reward, NaN in the column)
+    from dataclasses import replace
+
+    no_audio = [replace(samples[0], audio=None, data_type="image"), samples[1]]
+    exp2 = collect_experience(run.h.engine, run.h.policy, None, no_audio, run.gen_config, cfg)
+    assert torch.isnan(exp2.reward_matrix[:3, 2]).all() and not torch.isnan(exp2.reward_matrix[3:, 2]).any()
+
+
+def test_trainer_logs_the_credit(tiny_model_dir, split, tmp_path):
+    from echoink.rl.trainer import train
+    from echoink.runlog import read_jsonl
+
+    cfg = _cfg(
+        tiny_model_dir, split, tmp_path / "run", "algo.credit_weighting=scale", "algo.credit_placebo=true",
+        "algo.rewards={accuracy: 1.0, format: 1.0, modality_credit: 0.25}",
+    )  # fmt: skip
+    rows = read_jsonl(train(cfg) / "metrics.jsonl")
+    assert len(rows) == 2
+    for key in ("rewards/modality_credit/mean", "time/credit", "credit/think", "credit/answer"):
+        assert all(key in r for r in rows), key

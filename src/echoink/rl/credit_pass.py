@@ -116,6 +116,6 @@ def modality_credit(
     stats = span_stats(logp_full, logp_removed, pieces, mask, applies)
     live = raw[applies]
     stats["credit/clipped_fraction"] = (
-        float((live.abs() > a.credit_clip).float().mean()) if len(live) else 0.0
+        float((live.abs() > a.credit_clip).float().mean()) if len(live) and a.credit_clip > 0 else 0.0
     )
     return Credit(values, stats)
