@@ -32,10 +32,16 @@ from .preflight import check_names
 
 RECIPE = Path(__file__).resolve().parents[2] / "configs" / "shortcut_cpu.yaml"
 PARTS = ("broken", "none", "aligned")
+CREDIT_WEIGHT = 0.4  # with algo.credit_clip 1: a right answer always out-earns a wrong one (2 · 0.4 < 1)
 ARMS: dict[str, list[str]] = {
     "paper": [],  # the recipe's rewards: accuracy + format, weights 1, 1
     "grounded": ["algo.rewards={accuracy: 1.0, format: 1.0, grounding: 1.0}"],  # --grounding-weight
     "filtered": ["algo.drop_unimodal_groups=true"],
+    "credit": [f"algo.rewards={{accuracy: 1.0, format: 1.0, modality_credit: {CREDIT_WEIGHT}}}"],
+    "placebo": [  # credit's values moved to other prompts' completions: same magnitude, no information
+        f"algo.rewards={{accuracy: 1.0, format: 1.0, modality_credit: {CREDIT_WEIGHT}}}",
+        "algo.credit_placebo=true",
+    ],
 }
 
 
@@ -200,7 +206,7 @@ def step_cost(metrics_path: Path) -> dict[str, float]:
 
     rows = read_jsonl(metrics_path)
     step = sum(r["step_time"] for r in rows) / max(len(rows), 1)
-    cf = sum(r.get("time/counterfactual", 0.0) for r in rows) / max(len(rows), 1)
+    cf = sum(r.get("time/counterfactual", 0.0) + r.get("time/credit", 0.0) for r in rows) / max(len(rows), 1)
     return {"step_s": step, "counterfactual_s": cf, "counterfactual_fraction": cf / step if step else 0.0}
 
 
@@ -272,6 +278,9 @@ def main(argv: list[str] | None = None) -> None:
         help="the grounded arm's grounding reward weight "
         "(2: the reward stops favouring the frame once the policy answers half the items without audio)",
     )
+    p.add_argument(
+        "--seeds", type=int, default=0, help="N > 0: seeds 0..N-1 in --out/seed<s> (shortcut_seeds)"
+    )
     p.add_argument("--set", action="append", default=[], dest="overrides", help="recipe override key=value")
     a = p.parse_args(argv)
     arms = [x.strip() for x in a.arms.split(",") if x.strip()]
@@ -286,6 +295,12 @@ def main(argv: list[str] | None = None) -> None:
             _config(a.out, a.recipe, a.overrides, arm, weight=a.grounding_weight)
     except ConfigError as err:
         p.error(str(err))
+    if a.seeds > 0:
+        from .shortcut_seeds import run_seeds
+
+        run_seeds(a.out, a.seeds, arms, a.overrides, recipe=a.recipe, aligned=a.aligned, frame_traces=a.frame_traces,
+                  frame_stage_steps=a.frame_stage_steps, grounding_weight=a.grounding_weight)  # fmt: skip
+        return
     run_experiment(
         a.out, a.recipe, a.overrides, arms, a.aligned, frame_traces=a.frame_traces,
         frame_stage_steps=a.frame_stage_steps, grounding_weight=a.grounding_weight,

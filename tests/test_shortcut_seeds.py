@@ -1,0 +1,88 @@
+"""The multi-seed shortcut experiment's parts: the audio-swap split read back from the generated items,
+the paired tests against a loop over predictions, the across-seed spread, and summary.md from
+summary.json alone."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+
+from echoink.eval.stats import mcnemar
+from echoink.shortcut_seeds import across_seeds, audio_swap_split, paired_tests, seeds_markdown
+
+
+@pytest.fixture(scope="module")
+def test_split(tmp_path_factory):
+    from echoink.data.synth import SynthSpec, generate
+
+    out = tmp_path_factory.mktemp("swap")
+    spec = SynthSpec(
+        0, "easy", families=("shortcut_where",), shortcut=0.8, heldout=("broken", "none", "aligned")
+    )
+    return generate(out, {"test": 24}, spec, workers=1)["test"]
+
+
+def test_audio_swap_answers_where_the_heard_colour_is(test_split):
+    rows = {r["problem_id"]: r for r in json.loads(test_split.read_text())}
+    swapped = json.loads(audio_swap_split(test_split, seed=0).read_text())
+    assert len(swapped) >= len(rows) // 2
+    for r in swapped:
+        own, donor = rows[r["problem_id"].removesuffix("-swap")], rows[r["swap_of"]]
+        assert donor["cue"]["colour"] != own["cue"]["colour"]
+        assert r["path"] == {**own["path"], "audio": donor["path"]["audio"]}  # picture and frame unchanged
+        place = [o["colour"] for o in own["scene"]].index(donor["cue"]["colour"])
+        assert r["solution"] == f"<answer>{'ABCD'[place]}</answer>" != r["original_solution"]
+        assert r["shortcut"] == own["shortcut"] and "reasoning" not in r
+    assert json.loads(audio_swap_split(test_split, seed=0).read_text()) == swapped  # seeded
+
+
+def _predictions(path, correct: dict[str, bool], part: dict[str, str]):
+    path.mkdir(parents=True)
+    rows = [
+        {"id": i, "condition": "none", "correct": ok, "shortcut": part[i], "pred": "A", "answer": "A"}
+        for i, ok in correct.items()
+    ]
+    (path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_paired_tests_count_discordant_items_per_part(tmp_path):
+    import random
+
+    rng = random.Random(0)
+    ids = [f"i{k}" for k in range(60)]
+    part = {i: ("broken", "none", "aligned")[k % 3] for k, i in enumerate(ids)}
+    outcomes = {arm: {i: rng.random() < 0.5 for i in ids} for arm in ("paper", "credit", "placebo")}
+    for arm, correct in outcomes.items():
+        _predictions(tmp_path / f"eval_{arm}", correct, part)
+        _predictions(tmp_path / f"swap_{arm}", correct, part)
+    got = paired_tests(tmp_path, ["paper", "credit", "placebo"])
+    assert set(got) == {"credit vs paper", "placebo vs paper", "paper vs placebo", "credit vs placebo"}
+    for name, tests in got.items():
+        arm, ref = name.split(" vs ")
+        for p, t in tests.items():
+            keep = [i for i in ids if p == "audio_swap" or part[i] == p]
+            b = sum(outcomes[arm][i] and not outcomes[ref][i] for i in keep)
+            c = sum(outcomes[ref][i] and not outcomes[arm][i] for i in keep)
+            assert (t["n"], t["only_arm"], t["only_ref"]) == (len(keep), b, c)
+            assert t["p"] == pytest.approx(mcnemar(b, c, exact=b + c < 25))
+
+
+def test_across_seeds_and_markdown_come_from_the_summary():
+    def seed(acc: float, swap: float) -> dict:
+        parts = {p: {"accuracy": acc, "ci95": [0, 1], "n": 3} for p in ("broken", "none", "aligned")}
+        test = {"n": 3, "only_arm": 1, "only_ref": 0, "p": 1.0}
+        return {
+            "models": {"paper": {"parts": parts}},
+            "audio_swap": {"paper": {"accuracy": swap, "ci95": [0, 1], "n": 3}},
+            "paired": {"credit vs paper": {p: test for p in ("broken", "none", "aligned", "audio_swap")}},
+        }
+
+    per_seed = {"0": seed(0.2, 0.5), "1": seed(0.4, 0.7)}
+    across = across_seeds(per_seed)
+    assert across["paper"]["broken"]["mean"] == pytest.approx(0.3)
+    assert across["paper"]["broken"]["sd"] == pytest.approx(statistics.stdev([0.2, 0.4]))
+    assert across["paper"]["audio_swap"]["max"] == 0.7
+    md = seeds_markdown({"seeds": 2, "arms": ["paper"], "per_seed": per_seed, "across_seeds": across})
+    assert "| paper | 30.0 ± 14.1 [20.0, 40.0] |" in md and "| 1 | credit vs paper | 1 (1/0) |" in md
