@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from echoink.data.synth import SynthSpec, benchmark_corpus, generate
 from echoink.model.tiny import build_tiny
 from echoink.rl.trainer import train
 from echoink.runlog import read_jsonl
-from echoink.sft import sft
+from echoink.sft import sft, target_ids
 
 ARMS = {
     "off": ["algo.rewards={accuracy: 1.0, format: 1.0}"],
@@ -63,6 +64,21 @@ def _base(out: Path, a) -> list[str]:
     ]  # fmt: skip
 
 
+def gold_trace_credit(cfg, n: int) -> dict[str, float]:
+    """The credit stats of the first ``n`` training items' reference traces (teacher-forced, so every
+    completion has a ``<think>`` span and an answer): which span carries the modality's share."""
+    from echoink.data import load_split
+    from echoink.model.loading import load_engine, load_policy
+    from echoink.rl.credit_pass import modality_credit
+    from echoink.rl.rollout import encode_samples
+
+    engine, policy = load_engine(cfg.model.path), load_policy(cfg.model)
+    samples = load_split(cfg.data.train_path).samples[:n]
+    ids, mask = target_ids(engine, samples, cfg.sft.trace_field)  # [n, T], G = 1, as SFT trains on them
+    prompts = encode_samples(engine, samples, cfg.data, "cpu")
+    return modality_credit(engine, policy, samples, prompts, ids, mask, cfg).stats
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--group-size", type=int, default=8)
@@ -73,12 +89,19 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--sft-steps", type=int, default=0, help="an SFT cold start first (0: the random thinker)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--gold", type=int, default=0, help="also: the credit of N items' reference traces")
+    p.add_argument(
+        "--model", type=Path, default=None, help="start from this thinker (default: a new tiny one)"
+    )
     p.add_argument("--out", type=Path, default=None, help="work directory (default: a temporary one)")
     a = p.parse_args()
     out = a.out or Path(tempfile.mkdtemp(prefix="credit_cost_"))
     spec = SynthSpec(0, "easy", families=("shortcut_where",), shortcut=0.8)
     generate(out / "bench", {"train": max(64, a.prompts * a.steps)}, spec, workers=1)
-    build_tiny(out / "model", a.hidden, a.layers, 1024, 0, benchmark_corpus(), 10.0)
+    if a.model is None:
+        build_tiny(out / "model", a.hidden, a.layers, 1024, 0, benchmark_corpus(), 10.0)
+    else:
+        shutil.copytree(a.model, out / "model", dirs_exist_ok=True)
     common = _base(out, a)
     res = {}
     for arm, extra in ARMS.items():
@@ -95,6 +118,15 @@ def main() -> None:
     for arm, r in res.items():
         print(
             json.dumps(info | {"arm": arm} | {k: None if v != v else float(f"{v:.4g}") for k, v in r.items()})
+        )
+    if a.gold:
+        stats = gold_trace_credit(load_config(None, [*common, f"train.output_dir={out / 'gold'}"]), a.gold)
+        print(
+            json.dumps(
+                info
+                | {"arm": "gold_traces", "items": a.gold}
+                | {k: float(f"{v:.4g}") for k, v in stats.items()}
+            )
         )
     on, off = res["on"], res["off"]
     ratio = {"step_on_over_off": round(on["step_s"] / off["step_s"], 3)}
