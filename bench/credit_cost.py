@@ -89,6 +89,7 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--sft-steps", type=int, default=0, help="an SFT cold start first (0: the random thinker)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--items", type=int, default=64, help="training items (more: an SFT that cannot memorise)")
     p.add_argument("--gold", type=int, default=0, help="also: the credit of N items' reference traces")
     p.add_argument(
         "--model", type=Path, default=None, help="start from this thinker (default: a new tiny one)"
@@ -97,7 +98,7 @@ def main() -> None:
     a = p.parse_args()
     out = a.out or Path(tempfile.mkdtemp(prefix="credit_cost_"))
     spec = SynthSpec(0, "easy", families=("shortcut_where",), shortcut=0.8)
-    generate(out / "bench", {"train": max(64, a.prompts * a.steps)}, spec, workers=1)
+    generate(out / "bench", {"train": max(a.items, a.prompts * a.steps)}, spec, workers=1)
     if a.model is None:
         build_tiny(out / "model", a.hidden, a.layers, 1024, 0, benchmark_corpus(), 10.0)
     else:

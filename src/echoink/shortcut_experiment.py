@@ -12,8 +12,11 @@ parts (broken, none, aligned), a tiny model, an SFT cold start (the common base;
 the same items with ``--frame-traces`` of the framed ones reading the frame), then for each arm
 GRPO from that base for the same steps and seed, and an evaluation of every model with both
 ablations. Arms: ``paper`` (accuracy + format), ``grounded`` (+ the grounding reward, weight 1),
-``filtered`` (paper rewards + ``algo.drop_unimodal_groups``). ``summary.md`` / ``summary.json``: accuracy
-with 95% CIs on each part, the audio- and image-ablation drops, and the counterfactual pass's cost.
+``filtered`` (paper rewards + ``algo.drop_unimodal_groups``), ``credit`` (+ the per-completion
+``modality_credit`` reward, weight ``CREDIT_WEIGHT``), ``placebo`` (the same, its values permuted across
+prompts); ``--seeds N``: ``shortcut_seeds`` (N seeds, an audio-swap split, paired tests).
+``summary.md`` / ``summary.json``: accuracy with 95% CIs on each part, the audio- and image-ablation
+drops, and the counterfactual (or credit) pass's cost.
 """
 
 from __future__ import annotations
