@@ -58,7 +58,7 @@ def test_paired_tests_count_discordant_items_per_part(tmp_path):
         _predictions(tmp_path / f"eval_{arm}", correct, part)
         _predictions(tmp_path / f"swap_{arm}", correct, part)
     got = paired_tests(tmp_path, ["paper", "credit", "placebo"])
-    assert set(got) == {"credit vs paper", "placebo vs paper", "paper vs placebo", "credit vs placebo"}
+    assert set(got) == {"credit vs paper", "placebo vs paper", "credit vs placebo"}
     for name, tests in got.items():
         arm, ref = name.split(" vs ")
         for p, t in tests.items():
@@ -86,3 +86,32 @@ def test_across_seeds_and_markdown_come_from_the_summary():
     assert across["paper"]["audio_swap"]["max"] == 0.7
     md = seeds_markdown({"seeds": 2, "arms": ["paper"], "per_seed": per_seed, "across_seeds": across})
     assert "| paper | 30.0 ± 14.1 [20.0, 40.0] |" in md and "| 1 | credit vs paper | 1 (1/0) |" in md
+
+
+TOY = [
+    "demo.train_items=32", "demo.test_items=12", "demo.hidden=64", "sft.max_steps=2", "sft.batch_size=4",
+    "sft.warmup_steps=0", "train.max_steps=2", "train.prompts_per_step=2", "rollout.num_generations=2",
+    "rollout.max_new_tokens=8", "eval.max_new_tokens=8", "eval.batch_size=12",
+]  # fmt: skip
+
+
+def test_two_seeds_of_three_arms_at_toy_size(tmp_path):
+    from echoink.shortcut_seeds import run_seeds
+
+    out = tmp_path / "exp"
+    arms = ["paper", "credit", "placebo"]
+    summary = run_seeds(out, 2, arms, TOY, echo=lambda _: None, frame_traces=0.5, frame_stage_steps=0)
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert (out / "summary.md").read_text() == seeds_markdown(summary)  # from summary.json alone
+    benches = [json.loads((out / f"seed{s}" / "bench" / "test.json").read_text()) for s in (0, 1)]
+    assert [r["cue"] for r in benches[0]] != [r["cue"] for r in benches[1]]  # every stage seeded from s
+    for s in ("0", "1"):
+        seed = summary["per_seed"][s]
+        assert set(seed["audio_swap"]) == {"base", *arms} and set(seed["paired"]) == {
+            "credit vs paper", "placebo vs paper", "credit vs placebo"
+        }  # fmt: skip
+        assert seed["paired"]["credit vs paper"]["broken"]["n"] == 4
+        assert f"seed: {s}" in (out / f"seed{s}" / "credit" / "config.yaml").read_text()
+        assert "credit_placebo: true" in (out / f"seed{s}" / "placebo" / "config.yaml").read_text()
+        assert seed["step_cost"]["credit"]["counterfactual_s"] > 0  # the credit pass ran
+    assert set(summary["across_seeds"]["credit"]) == {"broken", "none", "aligned", "audio_swap"}
