@@ -66,6 +66,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(
         ("preflight", "demo", "shortcut_experiment", "cli", "cli_app", "cli_eval", "cli_bench", "__main__"), 6
     ),
+    "shortcut_seeds": 6,
 }
 """The layer of each top-level module or package of ``echoink`` (a package's submodules share it), lowest
 first. A new module must be placed here deliberately: an unplaced one fails the test."""

@@ -96,11 +96,15 @@ TOY = [
 
 
 def test_two_seeds_of_three_arms_at_toy_size(tmp_path):
+    from echoink.shortcut_experiment import eval_kwargs, run_experiment
     from echoink.shortcut_seeds import run_seeds
 
     out = tmp_path / "exp"
     arms = ["paper", "credit", "placebo"]
-    summary = run_seeds(out, 2, arms, TOY, echo=lambda _: None, frame_traces=0.5, frame_stage_steps=0)
+    summary = run_seeds(
+        out, 2, arms, TOY, echo=lambda _: None, run=run_experiment, eval_kwargs=eval_kwargs, frame_traces=0.5,
+        frame_stage_steps=0,
+    )  # fmt: skip
     assert json.loads((out / "summary.json").read_text()) == summary
     assert (out / "summary.md").read_text() == seeds_markdown(summary)  # from summary.json alone
     benches = [json.loads((out / f"seed{s}" / "bench" / "test.json").read_text()) for s in (0, 1)]

@@ -188,6 +188,14 @@ def run_experiment(
     return summary
 
 
+def eval_kwargs(out: Path, recipe: Path | None, overrides: list[str]) -> dict[str, Any]:
+    """The settings every model of the experiment is evaluated with (no ablation), for extra splits."""
+    cfg = _config(out, recipe or RECIPE, overrides)
+    e = cfg.eval
+    return dict(batch_size=e.batch_size, max_new_tokens=e.max_new_tokens, template=e.template,
+                decoding=e.decoding, max_pixels=cfg.data.max_pixels)  # fmt: skip
+
+
 def model_block(summary: dict[str, Any]) -> dict[str, Any]:
     """Accuracy [CI] and n per shortcut part, and each ablation's drop (all items and per part)."""
     conds = summary["conditions"]
@@ -301,8 +309,9 @@ def main(argv: list[str] | None = None) -> None:
     if a.seeds > 0:
         from .shortcut_seeds import run_seeds
 
-        run_seeds(a.out, a.seeds, arms, a.overrides, recipe=a.recipe, aligned=a.aligned, frame_traces=a.frame_traces,
-                  frame_stage_steps=a.frame_stage_steps, grounding_weight=a.grounding_weight)  # fmt: skip
+        run_seeds(a.out, a.seeds, arms, a.overrides, run=run_experiment, eval_kwargs=eval_kwargs, recipe=a.recipe,
+                  aligned=a.aligned, frame_traces=a.frame_traces, frame_stage_steps=a.frame_stage_steps,
+                  grounding_weight=a.grounding_weight)  # fmt: skip
         return
     run_experiment(
         a.out, a.recipe, a.overrides, arms, a.aligned, frame_traces=a.frame_traces,

@@ -121,18 +121,18 @@ def _swap_block(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_seed(out: Path, seed: int, arms: list[str], overrides: list[str], echo, experiment: dict) -> dict:
-    """One seed's experiment into ``out``, its audio-swap evaluations and its paired tests."""
+    """One seed's experiment into ``out``, its audio-swap evaluations and its paired tests.
+
+    ``experiment``: ``run`` (``shortcut_experiment.run_experiment``), ``eval_kwargs`` (its evaluation
+    settings for given overrides: ``shortcut_experiment.eval_kwargs``), and ``run``'s keyword arguments."""
     import shutil
 
     from .eval.evaluate import evaluate
-    from .shortcut_experiment import RECIPE, _config, run_experiment
 
+    run, eval_kwargs = experiment.pop("run"), experiment.pop("eval_kwargs")
     seeded = [*overrides, f"demo.seed={seed}", f"sft.seed={seed}", f"train.seed={seed}"]
-    recipe = experiment.pop("recipe", None) or RECIPE
-    summary = run_experiment(out, recipe, seeded, arms, echo=echo, **experiment)
-    e = _config(out, recipe, seeded).eval
-    kwargs = dict(batch_size=e.batch_size, max_new_tokens=e.max_new_tokens, template=e.template)
-    kwargs |= dict(decoding=e.decoding, max_pixels=_config(out, recipe, seeded).data.max_pixels)
+    summary = run(out, overrides=seeded, arms=arms, echo=echo, **experiment)
+    kwargs = eval_kwargs(out, experiment.get("recipe"), seeded)
     swap = audio_swap_split(out / "bench" / "test.json", seed)
     base = "sft_frame" if experiment.get("frame_stage_steps") else "sft"
     summary["audio_swap"] = {}
@@ -149,7 +149,9 @@ def run_seed(out: Path, seed: int, arms: list[str], overrides: list[str], echo, 
 def run_seeds(
     out: Path, seeds: int, arms: list[str], overrides: list[str] | None = None, echo=print, **experiment
 ) -> dict[str, Any]:
-    """Seeds 0 .. seeds-1 of the experiment (``out/seed<s>``); writes and returns ``out/summary.json``."""
+    """Seeds 0 .. seeds-1 of the experiment (``out/seed<s>``); writes and returns ``out/summary.json``.
+    ``experiment``: see ``run_seed`` (``shortcut_experiment.main`` passes its own functions in, so this
+    module does not import it back)."""
     from .outdir import check_output_dir
 
     check_output_dir(out, "--out", "shortcut experiment", own=("summary.json", "seed0"))
