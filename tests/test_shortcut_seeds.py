@@ -119,3 +119,44 @@ def test_two_seeds_of_three_arms_at_toy_size(tmp_path):
         assert "credit_placebo: true" in (out / f"seed{s}" / "placebo" / "config.yaml").read_text()
         assert seed["step_cost"]["credit"]["counterfactual_s"] > 0  # the credit pass ran
     assert set(summary["across_seeds"]["credit"]) == {"broken", "none", "aligned", "audio_swap"}
+
+
+def test_targets_follow_the_per_seed_numbers():
+    from echoink.shortcut_seeds import targets
+
+    def seed(swap_credit: float, none_credit: float, p: float, ahead: bool) -> dict:
+        def parts(none):
+            return {"parts": {"none": {"accuracy": none}}}
+
+        test = {"p": p, "only_arm": 9 if ahead else 1, "only_ref": 1 if ahead else 9}
+        return {
+            "models": {"paper": parts(0.40), "credit": parts(none_credit)},
+            "audio_swap": {"paper": {"accuracy": 0.30}, "credit": {"accuracy": swap_credit}},
+            "paired": {"credit vs placebo": {"broken": test}},
+        }
+
+    t = targets(
+        {
+            "0": seed(0.50, 0.39, 0.01, True),
+            "1": seed(0.45, 0.40, 0.2, True),
+            "2": seed(0.50, 0.38, 0.01, True),
+        }
+    )
+    assert (
+        t["swap_gain_vs_paper"]["mean"] == pytest.approx(0.1833, abs=1e-4)
+        and t["swap_gain_vs_paper"]["same_sign"]
+    )
+    assert t["broken_beats_placebo_seeds"] == 2 and t["met"] == {
+        "swap": True,
+        "placebo": True,
+        "neutral": True,
+    }
+    t = targets(
+        {
+            "0": seed(0.50, 0.30, 0.01, False),
+            "1": seed(0.20, 0.40, 0.01, True),
+            "2": seed(0.9, 0.4, 0.5, True),
+        }
+    )
+    assert not t["swap_gain_vs_paper"]["same_sign"] and t["broken_beats_placebo_seeds"] == 1
+    assert t["met"] == {"swap": False, "placebo": False, "neutral": False}  # lost 3.3 points of neutral

@@ -115,6 +115,34 @@ def across_seeds(per_seed: dict[str, dict[str, Any]]) -> dict[str, dict[str, dic
     return {m: {p: _spread(v) for p, v in parts.items()} for m, parts in values.items()}
 
 
+def targets(per_seed: dict[str, dict[str, Any]], arm: str = "credit") -> dict[str, Any]:
+    """Issue 37's targets for ``arm``, read off the per-seed numbers: the audio-swap gain over paper (mean,
+    every seed the same sign, >= 15 points), broken items against placebo (McNemar p < 0.05 with the arm
+    ahead in >= 2 of 3 seeds, or of most seeds), and the neutral accuracy lost to paper (<= 2 points)."""
+    gains, lost, wins = [], [], 0
+    for seed in per_seed.values():
+        models, swap = seed["models"], seed["audio_swap"]
+        if arm not in models or "paper" not in models:
+            return {}
+        gains.append(swap[arm]["accuracy"] - swap["paper"]["accuracy"])
+        lost.append(models["paper"]["parts"]["none"]["accuracy"] - models[arm]["parts"]["none"]["accuracy"])
+        test = seed["paired"].get(f"{arm} vs placebo", {}).get("broken")
+        wins += bool(test and test["p"] < 0.05 and test["only_arm"] > test["only_ref"])
+    same_sign = all(g > 0 for g in gains) or all(g < 0 for g in gains)
+    need = 2 if len(gains) == 3 else len(gains) // 2 + 1
+    out = {
+        "swap_gain_vs_paper": {"mean": statistics.fmean(gains), "per_seed": gains, "same_sign": same_sign},
+        "broken_beats_placebo_seeds": wins,
+        "neutral_lost_to_paper": {"mean": statistics.fmean(lost), "per_seed": lost},
+    }
+    out["met"] = {
+        "swap": out["swap_gain_vs_paper"]["mean"] >= 0.15 and same_sign,
+        "placebo": wins >= need,
+        "neutral": out["neutral_lost_to_paper"]["mean"] <= 0.02,
+    }
+    return out
+
+
 def _swap_block(summary: dict[str, Any]) -> dict[str, Any]:
     none = summary["conditions"]["none"]
     return {k: none[k] for k in ("accuracy", "ci95", "n")}
@@ -160,6 +188,7 @@ def run_seeds(
         for s in range(seeds)
     }
     summary = {"seeds": seeds, "arms": arms, "per_seed": per_seed, "across_seeds": across_seeds(per_seed)}
+    summary["targets"] = targets(per_seed)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     (out / "summary.md").write_text(seeds_markdown(summary))
     echo("\n" + seeds_markdown(summary))
@@ -192,4 +221,15 @@ def seeds_markdown(s: dict[str, Any]) -> str:
         for name, tests in block["paired"].items():
             cells = [f"{t['p']:.3g} ({t['only_arm']}/{t['only_ref']})" for t in (tests[p] for p in parts)]
             lines.append(f"| {seed} | {name} | " + " | ".join(cells) + " |")
+    if t := s.get("targets"):
+        g, n = t["swap_gain_vs_paper"], t["neutral_lost_to_paper"]
+        lines += [
+            "",
+            "Targets (credit arm; issue 37): audio-swap gain over paper "
+            f"{100 * g['mean']:+.1f} points (per seed {', '.join(f'{100 * x:+.1f}' for x in g['per_seed'])}; "
+            f"{'same' if g['same_sign'] else 'mixed'} sign): {'met' if t['met']['swap'] else 'not met'}; "
+            f"beats placebo on broken items (p < 0.05) in {t['broken_beats_placebo_seeds']} seed(s): "
+            f"{'met' if t['met']['placebo'] else 'not met'}; neutral accuracy lost to paper {100 * n['mean']:.1f} "
+            f"points: {'met' if t['met']['neutral'] else 'not met'}.",
+        ]
     return "\n".join(lines) + "\n"
