@@ -64,19 +64,28 @@ def _base(out: Path, a) -> list[str]:
     ]  # fmt: skip
 
 
-def gold_trace_credit(cfg, n: int) -> dict[str, float]:
+def gold_trace_credit(cfg, n: int) -> dict:
     """The credit stats of the first ``n`` training items' reference traces (teacher-forced, so every
-    completion has a ``<think>`` span and an answer): which span carries the modality's share."""
+    completion has a ``<think>`` span and an answer), and the first trace's credit token by token."""
+    import torch
+
     from echoink.data import load_split
     from echoink.model.loading import load_engine, load_policy
-    from echoink.rl.credit_pass import modality_credit
+    from echoink.rl.credit_pass import span_stats, token_pieces
     from echoink.rl.rollout import encode_samples
 
     engine, policy = load_engine(cfg.model.path), load_policy(cfg.model)
     samples = load_split(cfg.data.train_path).samples[:n]
     ids, mask = target_ids(engine, samples, cfg.sft.trace_field)  # [n, T], G = 1, as SFT trains on them
-    prompts = encode_samples(engine, samples, cfg.data, "cpu")
-    return modality_credit(engine, policy, samples, prompts, ids, mask, cfg).stats
+    full = encode_samples(engine, samples, cfg.data, "cpu")
+    silent = encode_samples(engine, samples, cfg.data, "cpu", ablate=cfg.algo.counterfactual_ablate)
+    with torch.no_grad():
+        logp_full, logp_removed = (engine.logprobs(policy, p, ids, 1) for p in (full, silent))  # [n, T] each
+    pieces = token_pieces(engine, ids)
+    stats = span_stats(logp_full, logp_removed, pieces, mask, torch.ones(n, dtype=torch.bool))
+    diff = (logp_full - logp_removed)[0]
+    first = [[p, round(float(d), 3)] for p, d, m in zip(pieces[0], diff, mask[0], strict=True) if m]
+    return {k: float(f"{v:.4g}") for k, v in stats.items()} | {"first_trace_tokens": first}
 
 
 def main() -> None:
@@ -122,13 +131,7 @@ def main() -> None:
         )
     if a.gold:
         stats = gold_trace_credit(load_config(None, [*common, f"train.output_dir={out / 'gold'}"]), a.gold)
-        print(
-            json.dumps(
-                info
-                | {"arm": "gold_traces", "items": a.gold}
-                | {k: float(f"{v:.4g}") for k, v in stats.items()}
-            )
-        )
+        print(json.dumps(info | {"arm": "gold_traces", "items": a.gold} | stats))
     on, off = res["on"], res["off"]
     ratio = {"step_on_over_off": round(on["step_s"] / off["step_s"], 3)}
     ratio["credit_share_of_step"] = round(on["credit_s"] / on["step_s"], 3)
