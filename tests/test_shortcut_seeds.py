@@ -74,8 +74,8 @@ def test_across_seeds_and_markdown_come_from_the_summary():
         parts = {p: {"accuracy": acc, "ci95": [0, 1], "n": 3} for p in ("broken", "none", "aligned")}
         test = {"n": 3, "only_arm": 1, "only_ref": 0, "p": 1.0}
         return {
-            "models": {"paper": {"parts": parts}},
-            "audio_swap": {"paper": {"accuracy": swap, "ci95": [0, 1], "n": 3}},
+            "models": {"paper": {"parts": parts, "audio_drop": acc / 2}},
+            "audio_swap": {"paper": {"accuracy": swap, "ci95": [0, 1], "n": 3, "follows_original": 0.25}},
             "paired": {"credit vs paper": {p: test for p in ("broken", "none", "aligned", "audio_swap")}},
         }
 
@@ -83,7 +83,10 @@ def test_across_seeds_and_markdown_come_from_the_summary():
     across = across_seeds(per_seed)
     assert across["paper"]["broken"]["mean"] == pytest.approx(0.3)
     assert across["paper"]["broken"]["sd"] == pytest.approx(statistics.stdev([0.2, 0.4]))
-    assert across["paper"]["audio_swap"]["max"] == 0.7
+    assert across["paper"]["audio_swap"]["max"] == 0.7 and across["paper"]["audio_drop"][
+        "mean"
+    ] == pytest.approx(0.15)
+    assert across["paper"]["swap_follows_original"]["sd"] == 0.0
     md = seeds_markdown({"seeds": 2, "arms": ["paper"], "per_seed": per_seed, "across_seeds": across})
     assert "| paper | 30.0 ± 14.1 [20.0, 40.0] |" in md and "| 1 | credit vs paper | 1 (1/0) |" in md
 
@@ -118,7 +121,15 @@ def test_two_seeds_of_three_arms_at_toy_size(tmp_path):
         assert f"seed: {s}" in (out / f"seed{s}" / "credit" / "config.yaml").read_text()
         assert "credit_placebo: true" in (out / f"seed{s}" / "placebo" / "config.yaml").read_text()
         assert seed["step_cost"]["credit"]["counterfactual_s"] > 0  # the credit pass ran
-    assert set(summary["across_seeds"]["credit"]) == {"broken", "none", "aligned", "audio_swap"}
+    assert set(summary["across_seeds"]["credit"]) == {
+        "broken", "none", "aligned", "audio_swap", "swap_follows_original", "audio_drop"
+    }  # fmt: skip
+    for model, swap in summary["per_seed"]["0"]["audio_swap"].items():  # recount from the predictions
+        rows = [json.loads(x) for x in (out / "seed0" / f"swap_{model}" / "predictions.jsonl").open()]
+        stay = [
+            r["pred"] is not None and f"<answer>{r['pred']}</answer>" == r["original_solution"] for r in rows
+        ]
+        assert swap["follows_original"] == sum(stay) / len(rows)
 
 
 def test_targets_follow_the_per_seed_numbers():

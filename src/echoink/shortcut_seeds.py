@@ -111,7 +111,12 @@ def across_seeds(per_seed: dict[str, dict[str, Any]]) -> dict[str, dict[str, dic
         for model, block in seed["models"].items():
             for part, b in block["parts"].items():
                 values.setdefault(model, {}).setdefault(part, []).append(b["accuracy"])
-            values[model].setdefault("audio_swap", []).append(seed["audio_swap"][model]["accuracy"])
+            swap = seed["audio_swap"][model]
+            values[model].setdefault("audio_swap", []).append(swap["accuracy"])
+            values[model].setdefault("swap_follows_original", []).append(
+                swap.get("follows_original", float("nan"))
+            )
+            values[model].setdefault("audio_drop", []).append(block.get("audio_drop", float("nan")))
     return {m: {p: _spread(v) for p, v in parts.items()} for m, parts in values.items()}
 
 
@@ -143,9 +148,16 @@ def targets(per_seed: dict[str, dict[str, Any]], arm: str = "credit") -> dict[st
     return out
 
 
-def _swap_block(summary: dict[str, Any]) -> dict[str, Any]:
+def _swap_block(summary: dict[str, Any], eval_dir: Path) -> dict[str, Any]:
+    """Accuracy on the swap split (follows the heard colour) and ``follows_original``: the share of
+    answers that stay where the item's own audio (and, on aligned items, its frame) pointed."""
+    from .data.answers import parse_answer
+    from .runlog import read_jsonl
+
+    rows = [r for r in read_jsonl(eval_dir / "predictions.jsonl") if r["condition"] == "none"]
+    stay = sum(r["pred"] is not None and r["pred"] == parse_answer(r["original_solution"]) for r in rows)
     none = summary["conditions"]["none"]
-    return {k: none[k] for k in ("accuracy", "ci95", "n")}
+    return {k: none[k] for k in ("accuracy", "ci95", "n")} | {"follows_original": stay / max(len(rows), 1)}
 
 
 def run_seed(out: Path, seed: int, arms: list[str], overrides: list[str], echo, experiment: dict) -> dict:
@@ -169,7 +181,7 @@ def run_seed(out: Path, seed: int, arms: list[str], overrides: list[str], echo, 
         done = evaluate(
             out / (base if model == "base" else model) / "final", swap, out / f"swap_{model}", **kwargs
         )
-        summary["audio_swap"][model] = _swap_block(done)
+        summary["audio_swap"][model] = _swap_block(done, out / f"swap_{model}")
     summary["paired"] = paired_tests(out, arms)
     return summary
 
@@ -204,17 +216,19 @@ def _cell(spread: dict[str, float] | None) -> str:
 def seeds_markdown(s: dict[str, Any]) -> str:
     """``summary.md``: generated from ``summary.json``'s content alone (no other input)."""
     parts = ("broken", "none", "aligned", "audio_swap")
+    columns = (*parts, "swap_follows_original", "audio_drop")
     lines = [
         "# Shortcut experiment over seeds (echoink.shortcut_seeds)",
         "",
         f"{s['seeds']} seed(s); arms {', '.join(s['arms'])}. Accuracy in %: mean ± sd [min, max] over seeds. "
         "audio swap: the share of answers that follow the swapped-in audio.",
         "",
-        "| model | broken | neutral (none) | aligned | audio swap (follows audio) |",
-        "|---|---|---|---|---|",
+        "| model | broken | neutral (none) | aligned | audio swap: follows the new audio | audio swap: stays "
+        "with the item's own | audio-ablation drop (pts) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for model, block in s["across_seeds"].items():
-        lines.append(f"| {model} | " + " | ".join(_cell(block.get(p)) for p in parts) + " |")
+        lines.append(f"| {model} | " + " | ".join(_cell(block.get(p)) for p in columns) + " |")
     lines += ["", "Paired McNemar tests per seed (p; discordant items arm-only / reference-only):", ""]
     lines += ["| seed | comparison | " + " | ".join(parts) + " |", "|---|---|" + "---|" * len(parts)]
     for seed, block in s["per_seed"].items():
