@@ -253,6 +253,11 @@ class AlgoConfig:
         _check(self.unimodal_group_weight >= 0, "algo.unimodal_group_weight", "must be >= 0")
         _check(self.credit_clip >= 0, "algo.credit_clip", "must be >= 0 (0: unclipped)")
         _check(self.credit_strength >= 0, "algo.credit_strength", "must be >= 0")
+        _check(
+            not self.credit_placebo or "modality_credit" in self.rewards or self.credit_weighting != "none",
+            "algo.credit_placebo",
+            "permutes the modality credit, which nothing uses: add rewards.modality_credit or a credit_weighting",
+        )
         credit_w, accuracy_w = self.rewards.get("modality_credit", 0.0), self.rewards.get("accuracy", 0.0)
         spread = 2 * abs(credit_w) * self.credit_clip  # the most the credit can move two completions apart
         _check(

@@ -141,7 +141,7 @@ def _cfg(model_dir: Path, split: Path, out: Path, *extra: str):
 def test_config_refuses_bad_credit_settings(tiny_model_dir, split, tmp_path):
     from echoink.preflight import check_names
 
-    for bad in ("algo.credit_clip=-1", "algo.credit_strength=-1"):
+    for bad in ("algo.credit_clip=-1", "algo.credit_strength=-1", "algo.credit_placebo=true"):
         with pytest.raises(ConfigError, match=bad.split("=")[0]):
             _cfg(tiny_model_dir, split, tmp_path, bad)
     with pytest.raises(ConfigError, match="algo.credit_clip.*out-earns"):  # 2·0.5·1 >= 1
