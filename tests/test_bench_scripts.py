@@ -27,6 +27,11 @@ VS_TRL_STEPS = ["--warmup-steps", "1", "--timed-steps", "1"]
 # (script, arguments, a key of its last JSON line).
 SMOKE = [
     ("av_step.py", ["--group-sizes", "2", "--audio-seconds", "1", *TINY], "ratio_step"),
+    (
+        "credit_cost.py",
+        ["--group-size", "2", "--prompts", "1", "--steps", "1", "--new-tokens", "2", *TINY[-4:]],
+        "step_on_over_off",
+    ),
     ("checkpoint_memory.py", ["--groups", "2", "--per-pass", "1", "--tokens", "4", "--hidden", "16"], "mode"),
     ("memory_estimate.py", ["--json"], "setup"),
     ("profile_step.py", ["--group-size", "2", "--audio-seconds", "1", "--top", "3", *TINY], "top_ops"),

@@ -218,9 +218,23 @@ class AlgoConfig:
     unimodal_group_weight: float = 0.0
     """Advantage weight of a unimodal group (0 = dropped, 1 = kept)."""
     counterfactual_ablate: str = "audio"
-    """The modality the grounding reward and filter remove: audio (silence) or image (blank)."""
+    """The modality the grounding reward, the filter and the modality credit remove: audio (silence) or
+    image (blank; a video's frames grey)."""
     counterfactual_samples: int = 4
     """M: answers sampled per prompt with the modality removed (one shared-prefix pass per prompt)."""
+    credit_span: str = "think"
+    """Modality credit (docs/grounding.md): the tokens whose log-prob gain from the modality is averaged,
+    an entry of ``rl.credit.CREDIT_SPANS``: think (the ``<think>`` content), completion, or answer."""
+    credit_clip: float = 1.0
+    """Each completion's credit (nats per token) is clipped to [-credit_clip, credit_clip]; 0 = unclipped."""
+    credit_weighting: str = "none"
+    """Advantage weighting by the credit, an entry of ``rl.credit.ADVANTAGE_WEIGHTINGS``: none, or scale
+    (A + credit_strength·|A|·(credit − group mean), never flipping A's sign)."""
+    credit_strength: float = 1.0
+    """The ``scale`` weighting's strength (per nat of credit)."""
+    credit_placebo: bool = False
+    """Control arm: each prompt's credit values go to another prompt's completions (same magnitudes,
+    no information), for the reward and the weighting alike."""
     rollout_is_cap: float = 0.0
     """Truncated importance sampling (``rollout.engine: vllm``): each completion token's policy loss is
     weighted by min(π_trainer / π_vLLM, cap), the ratio of the trainer's log-prob (at the rollout's
@@ -237,6 +251,21 @@ class AlgoConfig:
         _check(self.counterfactual_samples >= 1, "algo.counterfactual_samples", "must be >= 1")
         _check(0 <= self.unimodal_threshold <= 1, "algo.unimodal_threshold", "must be in [0, 1]")
         _check(self.unimodal_group_weight >= 0, "algo.unimodal_group_weight", "must be >= 0")
+        _check(self.credit_clip >= 0, "algo.credit_clip", "must be >= 0 (0: unclipped)")
+        _check(self.credit_strength >= 0, "algo.credit_strength", "must be >= 0")
+        _check(
+            not self.credit_placebo or "modality_credit" in self.rewards or self.credit_weighting != "none",
+            "algo.credit_placebo",
+            "permutes the modality credit, which nothing uses: add rewards.modality_credit or a credit_weighting",
+        )
+        credit_w, accuracy_w = self.rewards.get("modality_credit", 0.0), self.rewards.get("accuracy", 0.0)
+        spread = 2 * abs(credit_w) * self.credit_clip  # the most the credit can move two completions apart
+        _check(
+            not (spread and accuracy_w > 0 and spread >= accuracy_w),
+            "algo.credit_clip",
+            "2 × |rewards.modality_credit| × credit_clip must stay below rewards.accuracy, so a right answer "
+            f"always out-earns a wrong one (got {credit_w:g} × {self.credit_clip:g} against {accuracy_w:g})",
+        )
         _check(self.router_aux_loss_coef >= 0, "algo.router_aux_loss_coef", "must be >= 0")
         _check(self.beta >= 0, "algo.beta", "must be >= 0")
         _check(self.epsilon_low >= 0 and self.epsilon_high >= 0, "algo.epsilon_low/high", "must be >= 0")

@@ -28,6 +28,7 @@ def check_names(cfg: Any) -> None:
     from .data.prompts import TEMPLATES
     from .model.passes import SHARING_MODES
     from .rl.algos import ADVANTAGE_ESTIMATORS, KL_ESTIMATORS, LOSS_AGGREGATIONS, POLICY_LOSSES
+    from .rl.credit import ADVANTAGE_WEIGHTINGS, CREDIT_SPANS
     from .rl.trackers import TRACKERS
     from .scoring.rewards import register_rewards
 
@@ -45,6 +46,8 @@ def check_names(cfg: Any) -> None:
             "policy loss",
         ),
         (algo.loss_agg, LOSS_AGGREGATIONS.names(), "algo.loss_agg", "loss aggregation"),
+        (algo.credit_span, CREDIT_SPANS.names(), "algo.credit_span", "credit span"),
+        (algo.credit_weighting, ADVANTAGE_WEIGHTINGS.names(), "algo.credit_weighting", "credit weighting"),
         *((t, list(TRACKERS), "train.report_to", "tracker") for t in cfg.train.report_to),
     ]:
         if value not in valid:

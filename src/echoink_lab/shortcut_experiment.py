@@ -39,9 +39,12 @@ from .recipe import DemoConfig, load_lab_recipe, recipe
 
 RECIPE = recipe("shortcut_cpu.yaml")
 PARTS = ("broken", "none", "aligned")
-ARMS = ("paper", "grounded", "filtered")
+ARMS = ("paper", "grounded", "filtered", "credit", "placebo")
 """paper: the recipe's rewards (accuracy + format, weights 1, 1); grounded: + the grounding reward
-(weight ``grounding_weight``); filtered: the paper's rewards + ``algo.drop_unimodal_groups``."""
+(weight ``grounding_weight``); filtered: the paper's rewards + ``algo.drop_unimodal_groups``; credit: + the
+per-completion ``modality_credit`` reward (weight ``CREDIT_WEIGHT``); placebo: the same, its values
+permuted across the batch's prompts (same magnitude, no information)."""
+CREDIT_WEIGHT = 0.4  # with algo.credit_clip 1: a right answer always out-earns a wrong one (2 · 0.4 < 1)
 
 
 @dataclass(frozen=True)
@@ -82,9 +85,13 @@ class ExperimentSpec:
         """An arm's recipe changes. The grounding weight w sets where the reward stops pushing: a correct
         answer earns 1 - w * P_cf(gold) against a wrong one's 0, so a shortcut is rewarded until
         P_cf(gold) (the policy's accuracy without audio) reaches 1 / w; at w = 1 only a complete one."""
-        if arm == "grounded":
-            return [f"algo.rewards={{accuracy: 1.0, format: 1.0, grounding: {self.grounding_weight}}}"]
-        return ["algo.drop_unimodal_groups=true"] if arm == "filtered" else []
+        credit = f"algo.rewards={{accuracy: 1.0, format: 1.0, modality_credit: {CREDIT_WEIGHT}}}"
+        return {
+            "grounded": [f"algo.rewards={{accuracy: 1.0, format: 1.0, grounding: {self.grounding_weight}}}"],
+            "filtered": ["algo.drop_unimodal_groups=true"],
+            "credit": [credit],
+            "placebo": [credit, "algo.credit_placebo=true"],
+        }.get(arm, [])
 
     def load(self, paths: list[str], arm: str | None = None) -> tuple[Config, DemoConfig]:
         """The recipe with ``paths``, the overrides and ``arm``'s changes (names checked)."""
@@ -97,6 +104,12 @@ class ExperimentSpec:
         """``arm``'s GRPO config: from the model at ``start``, on ``train_path``, into ``output_dir``."""
         paths = [f"data.train_path={train_path}", f"model.path={start}", f"train.output_dir={output_dir}"]
         return self.load(paths, arm)[0]
+
+    def eval_settings(self, cfg: Config) -> dict[str, Any]:
+        """The settings every model of the experiment is evaluated with (no ablation)."""
+        e = cfg.eval
+        return dict(batch_size=e.batch_size, max_new_tokens=e.max_new_tokens, template=e.template,
+                    decoding=e.decoding, max_pixels=cfg.data.max_pixels)  # fmt: skip
 
     def check(self, out: Path) -> tuple[Config, DemoConfig]:
         """The cold start's config and the demo section under ``out``; every arm's config is built too,
@@ -184,9 +197,8 @@ def run_experiment(out: Path, spec: ExperimentSpec | None = None, echo=print) ->
     _clear(out)
     stages = Stages(60, echo)
     _cold_start(out, cfg, d, spec, stages)
-    e, test = cfg.eval, out / "bench" / "test.json"
-    kwargs = dict(ablate=["audio", "image"], batch_size=e.batch_size, max_new_tokens=e.max_new_tokens)
-    kwargs.update(template=e.template, decoding=e.decoding, max_pixels=cfg.data.max_pixels)
+    test = out / "bench" / "test.json"
+    kwargs = dict(ablate=["audio", "image"], **spec.eval_settings(cfg))
     start = out / spec.base / "final"
     results = {
         "base": stages.run("evaluate base", lambda: evaluate(start, test, out / "eval_base", **kwargs))
@@ -233,12 +245,12 @@ def model_block(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def step_cost(metrics_path: Path) -> dict[str, float]:
-    """Mean step time and the counterfactual pass's share of it, from a run's metrics.jsonl."""
+    """Mean step time and the counterfactual (or credit) pass's share of it, from a run's metrics.jsonl."""
     from echoink.runlog import read_jsonl
 
     rows = read_jsonl(metrics_path)
     step = sum(r["step_time"] for r in rows) / max(len(rows), 1)
-    cf = sum(r.get("time/counterfactual", 0.0) for r in rows) / max(len(rows), 1)
+    cf = sum(r.get("time/counterfactual", 0.0) + r.get("time/credit", 0.0) for r in rows) / max(len(rows), 1)
     return {"step_s": step, "counterfactual_s": cf, "counterfactual_fraction": cf / step if step else 0.0}
 
 
@@ -303,6 +315,9 @@ def main(argv: list[str] | None = None) -> None:
             flag, type=type(value), default=value, help=f"{text} (default {value}; ExperimentSpec)"
         )
     p.add_argument("--set", action="append", default=[], dest="overrides", help="recipe override key=value")
+    p.add_argument(
+        "--seeds", type=int, default=0, help="N > 0: seeds 0..N-1 in --out/seed<s> (shortcut_seeds)"
+    )
     a = p.parse_args(argv)
     # Bad arguments and overrides end in one line (argparse's "error:", exit 2) before any work; an
     # error later, in a stage, keeps its traceback.
@@ -314,6 +329,11 @@ def main(argv: list[str] | None = None) -> None:
         spec.check(a.out)
     except ValueError as err:  # ConfigError included
         p.error(str(err))
+    if a.seeds > 0:
+        from .shortcut_seeds import run_seeds
+
+        run_seeds(a.out, a.seeds, spec, run=run_experiment)
+        return
     run_experiment(a.out, spec)
 
 

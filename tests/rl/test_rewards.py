@@ -132,7 +132,12 @@ def test_echoink_regex_counterexample() -> None:
 
 def test_registry_and_score() -> None:
     # user rewards ("module:function") registered by earlier tests' recipes are left out
-    assert [n for n in REWARDS.names() if ":" not in n] == ["accuracy", "format", "grounding"]
+    assert [n for n in REWARDS.names() if ":" not in n] == [
+        "accuracy",
+        "format",
+        "grounding",
+        "modality_credit",
+    ]
     assert REWARDS.get("accuracy") is accuracy_reward
     with pytest.raises(KeyError, match="valid: accuracy, format, grounding"):  # built-ins sort first
         REWARDS.get("length")
@@ -185,9 +190,14 @@ texts = st.lists(st.one_of(st.sampled_from(TAGS), st.text(max_size=8)), max_size
 def test_rewards_total_binary_and_whitespace_invariant(text: str, pad_left: str, pad_right: str) -> None:
     padded = pad_left + text + pad_right
     for name in [n for n in REWARDS if ":" not in n]:  # the built-in rewards; grounding: -P(...) or 0
-        fields = {"solution": ["A,C", "A,C"], "counterfactual_prob": [0.5, 0.5]}
+        fields = {
+            "solution": ["A,C", "A,C"],
+            "counterfactual_prob": [0.5, 0.5],
+            "modality_credit": [0.25, 0.25],
+        }
         values = REWARDS.get(name)([text, padded], **fields)
-        assert values[0] in ((0.0, -0.5) if name == "grounding" else (0.0, 1.0))
+        allowed = {"grounding": (0.0, -0.5), "modality_credit": (0.25,)}.get(name, (0.0, 1.0))
+        assert values[0] in allowed
         assert values[0] == values[1]
 
 

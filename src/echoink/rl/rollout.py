@@ -23,7 +23,7 @@ from ..data.messages import messages_or_stand_ins
 from ..model import Engine, PromptBatch
 from ..model.loading import reference_mode
 from ..scoring.rewards import parse_answer, reward_fields, score
-from . import algos, grounding
+from . import algos, credit, credit_pass, grounding
 from .experience import Experience
 
 log = logging.getLogger(__name__)
@@ -73,15 +73,25 @@ def collect_experience(
         t0 = time.perf_counter()
         cf = counterfactual_pass(engine, policy, samples, gen_config, cfg, device, failed)
         timings["time/counterfactual"] = time.perf_counter() - t0
+    mc = None
+    if credit.wanted(cfg.algo):  # per-completion modality credit: two no-grad log-prob passes, no sampling
+        t0 = time.perf_counter()
+        mc = credit_pass.modality_credit(engine, policy, samples, prompts, done.ids, done.mask, cfg, failed)
+        timings["time/credit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     texts = engine.decode(done.ids)
     fields = reward_fields(samples, g) | (cf.reward_fields(texts, g) if cf else {})
+    fields |= mc.reward_fields() if mc else {}
     matrix, total, names = score(texts, fields, cfg.algo.rewards)
     advantages, zero_std = algos.group_advantages(total, g, scale=cfg.algo.scale_rewards)
     stats: dict[str, float] = {}
     if cf is not None:  # counterfactual filtering
         advantages, stats = grounding.weigh_advantages(advantages, cf, samples, g, cfg.algo)
+    if mc is not None:
+        a = cfg.algo
+        advantages = credit.weigh_advantages(advantages, mc.values, g, a.credit_weighting, a.credit_strength)
+        stats |= mc.stats
     timings["time/rewards"] = time.perf_counter() - t0
     mask = done.mask
     if any(failed):  # stand-ins: no tokens in the loss or the lengths, no advantage, no signal

@@ -122,6 +122,24 @@ def grounding_reward(
     ]
 
 
+@REWARDS.register("modality_credit")
+def modality_credit_reward(
+    completions: list[str], modality_credit: list[float | None] | None = None, **_: Any
+) -> list[float | None]:
+    """Per-completion modality credit (docs/grounding.md): the completion's mean log-prob gain over its
+    ``<think>`` span (``algo.credit_span``) from the modality ``algo.counterfactual_ablate`` removes, clipped
+    to ``algo.credit_clip``; a row field the experience step computes (``rl.credit_pass``). Every
+    completion gets its own, right or wrong: the accuracy reward decides right from wrong, the credit which
+    of two equally right completions used the modality. None where not applicable or not computed.
+
+    >>> modality_credit_reward(["<answer>B</answer>", "x", "y"], [0.5, None, -0.25])
+    [0.5, None, -0.25]
+    """
+    if modality_credit is None:
+        return [None] * len(completions)
+    return [None if c is None else float(c) for c in modality_credit]
+
+
 def _as_fields(rows_or_fields: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]) -> dict[str, list]:
     if isinstance(rows_or_fields, Mapping):
         return {key: list(values) for key, values in rows_or_fields.items()}
