@@ -136,6 +136,7 @@ def compare(
         "ci95": (a["ci95"], b["ci95"]),
         "ci_overlap": _overlap(a["ci95"], b["ci95"]),
         "split": split,
+        "weights_sha256": [s.get("weights_sha256") for s in summaries],
         "differences": setting_differences(*summaries),
     }
     predictions = [p.parent / PREDICTIONS for p in paths]
@@ -167,6 +168,7 @@ def format_comparison(result: dict[str, Any]) -> str:
         f"A: {label_a}  ({result['a']})",
         f"B: {label_b}  ({result['b']})",
         f"condition: {result['condition']}",
+        _weights_line(result.get("weights_sha256") or [None, None]),
         *_caveats(result),
     ]
     lines.append(f"{'metric':<20}{'A':>10}{'B':>10}{'B - A':>10}")
@@ -188,6 +190,13 @@ def format_comparison(result: dict[str, Any]) -> str:
         f"  [headline: {paired['test']}]",
     ]
     return "\n".join(lines)
+
+
+def _weights_line(hashes: list[str | None]) -> str:
+    """Both weights' SHA-256 (eval/weights.py), first 12 digits; "the same weights" when they agree."""
+    a, b = (h[:12] if h else "not recorded" for h in hashes)
+    same = "  (the same weights)" if hashes[0] and hashes[0] == hashes[1] else ""
+    return f"weights sha256: A {a}  B {b}{same}"
 
 
 def _caveats(result: dict[str, Any]) -> list[str]:
