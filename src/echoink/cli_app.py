@@ -86,9 +86,16 @@ def main(
     debug: bool = typer.Option(
         False, "--debug", help="Show the full traceback of an error (accepted anywhere on the line)."
     ),
+    quiet: bool = typer.Option(
+        False, "--quiet", help="No progress bars or progress lines (accepted anywhere on the line)."
+    ),
 ) -> None:
     """echoink: train and evaluate omni-modal reasoning with GRPO."""
     import os
+
+    from . import progress
+
+    progress.QUIET = quiet
 
     # Idle OpenMP workers spin by default; on cores shared with other work they steal the time the
     # busy thread needs: 12 SFT steps of the demo took 89-98 s instead of 6.6 s next to one other
@@ -104,4 +111,7 @@ def run(argv: list[str] | None = None) -> None:
     registers them all."""
     from .cli_errors import run_app
 
-    run_app(app, sys.argv[1:] if argv is None else argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--quiet" in args:  # anywhere on the line, like --debug: moved to the front, where it is declared
+        args = ["--quiet", *(a for a in args if a != "--quiet")]
+    run_app(app, args)

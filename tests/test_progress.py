@@ -1,0 +1,61 @@
+"""Progress: a line per tenth off a terminal, a tqdm bar on one, nothing under --quiet."""
+
+from __future__ import annotations
+
+import io
+
+from typer.testing import CliRunner
+
+from echoink import progress
+from echoink.cli import app
+from echoink.progress import Progress
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_line_per_tenth_off_a_terminal():
+    stream = io.StringIO()
+    with Progress(25, "eval none", stream=stream) as bar:
+        for _ in range(25):
+            bar.update()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 10 and lines[0].startswith("eval none: 12% (3/25 items, ")
+    assert lines[-1].startswith("eval none: 100% (25/25 items, ") and "ETA 00:00" in lines[-1]
+    assert "\r" not in stream.getvalue()
+
+
+def test_a_bar_on_a_terminal_and_nothing_when_quiet():
+    term = _Terminal()
+    with Progress(4, "check val.json", unit="row", stream=term) as bar:
+        bar.update(4)
+    assert (
+        "check val.json: 100%" in term.getvalue() and "4/4" in term.getvalue() and "row/s" in term.getvalue()
+    )
+    quiet = io.StringIO()
+    with Progress(4, "x", stream=quiet, quiet=True) as bar:
+        bar.update(4)
+    assert quiet.getvalue() == ""
+
+
+def test_data_check_reports_progress_and_quiet_silences_it(good_split):
+    loud = CliRunner().invoke(app, ["data", "check", str(good_split)])
+    assert loud.exit_code == 0, loud.output
+    assert "check train.json: 100% (4/4 rows" in loud.stderr
+    quiet = CliRunner().invoke(app, ["--quiet", "data", "check", str(good_split)])
+    assert quiet.exit_code == 0 and quiet.stderr == "" and "4 good" in quiet.stdout
+    progress.QUIET = False
+
+
+def test_quiet_is_accepted_anywhere_on_the_line(good_split, capsys):
+    import pytest
+
+    from echoink.cli import run
+
+    with pytest.raises(SystemExit) as code:
+        run(["data", "check", str(good_split), "--quiet"])
+    out = capsys.readouterr()
+    assert code.value.code == 0 and out.err == "" and "4 good" in out.out
+    progress.QUIET = False
