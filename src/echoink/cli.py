@@ -29,6 +29,15 @@ def data_check(
     video_fps: float = typer.Option(_DATA.video_fps, "--video-fps", min=0.01, help="data.video_fps."),
     max_frames: int = typer.Option(_DATA.max_frames, "--max-frames", min=2, help="data.max_frames."),
     max_audio_seconds: float = _MAX_AUDIO_SECONDS,
+    strict_against: Path | None = typer.Option(
+        None,
+        "--strict-against",
+        help="Another split (e.g. validation): also write a strict copy of each SPLIT without the rows whose "
+        "media (by content) appear in it.",
+    ),
+    strict_out: Path | None = typer.Option(
+        None, "--strict-out", help="The strict copy's file, beside SPLIT (default: SPLIT's NAME.strict.json)."
+    ),
 ) -> None:
     """Validate every row and print counts, modality mix, answer balance, media stats, the video clips
     longer than the span a model sees (max_frames / video_fps seconds, within max_audio_seconds with a
@@ -37,6 +46,8 @@ def data_check(
     from .data.messages import VideoSettings
     from .data.schema import RowError
 
+    if strict_against is not None:
+        _strict_splits(split, strict_against, strict_out)
     bad = False
     video = VideoSettings(video_fps, max_frames)
     for path in split:
@@ -48,6 +59,20 @@ def data_check(
         typer.echo("\n".join(report.lines()))
         bad |= bool(report.problems)
     raise typer.Exit(1 if bad else 0)
+
+
+def _strict_splits(splits: list[Path], other: Path, out: Path | None) -> None:
+    """``data check --strict-against``: each split without the rows whose media appear in ``other``."""
+    from .data.avqa import split_file
+    from .data.media_overlap import strict_split
+
+    if out is not None and len(splits) > 1:
+        raise typer.BadParameter("--strict-out names one file: check one split at a time with it")
+    for path in splits:
+        source = split_file(path)
+        target = out or source.with_name(f"{source.stem}.strict.json")
+        kept, dropped = strict_split(source, other, target)
+        typer.echo(f"strict split: {target}: {kept} rows kept, {dropped} dropped (media also in {other})")
 
 
 @data_app.command("synth")

@@ -34,10 +34,28 @@ def data_import(
 def data_overlap(
     split_a: Path = typer.Argument(..., help="Split A (e.g. the training split)."),
     split_b: Path = typer.Argument(..., help="Split B (e.g. an imported benchmark)."),
+    media: bool = typer.Option(
+        False,
+        "--media",
+        help="Also B's items that use a medium of A by content (SHA-256), whatever the text.",
+    ),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the matches as JSON here."),
 ) -> None:
-    """List B's items whose normalised question + options match an item of A (and whether their media files are identical)."""
+    """List B's items whose normalised question + options match an item of A (and whether their media files
+    are identical); with --media, apart, the items sharing an audio, image or video file's content."""
+    import json
+
+    from .data.media_overlap import format_overlap_report, overlap_report
     from .data.overlap import split_overlap
 
+    if media or json_out is not None:
+        report = overlap_report(split_a, split_b)
+        if not media:
+            report.pop("media")
+        typer.echo("\n".join(format_overlap_report(report)))
+        if json_out is not None:
+            json_out.write_text(json.dumps(report, indent=1))
+        return
     matches = split_overlap(split_a, split_b)
     typer.echo(f"{len(matches)} item(s) of {split_b} match an item of {split_a}")
     for m in matches:
