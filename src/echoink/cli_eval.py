@@ -223,18 +223,24 @@ def analyze_cmd(
 
 @app.command("report")
 def report_cmd(
-    run_dir: Path = typer.Argument(..., help="Run directory or eval folder."),
+    run_dir: Path = typer.Argument(
+        ...,
+        help="Run directory, eval folder, or a folder of both (runs/demo: grpo/, eval_base/, eval_grpo/).",
+    ),
     out: Path | None = typer.Option(None, "--out", help="HTML file to write (default RUN_DIR/report.html)."),
     data: Path | None = typer.Option(
-        None, "--data", help="Split whose media to embed (default: from the run)."
+        None, "--data", help="Split whose media to embed (default: from each eval and the run)."
     ),
     max_items: int = typer.Option(300, "--max-items", min=1, help="Most completions listed."),
+    evals: list[Path] = typer.Option([], "--eval", help="An eval folder kept elsewhere (repeatable)."),
 ) -> None:
-    """One self-contained HTML page: curves, summary tables, completions with media, aha highlights, filters."""
+    """One self-contained HTML page: a header (model, recipe, G, lr, steps, wall time), charts (accuracy
+    with CI per model and condition, ablation drops, curves), tables, completions with media and parsed
+    predictions, aha highlights, filters."""
     from .eval.report import build_report
 
     if not run_dir.is_dir():
         typer.echo(f"error: {run_dir} is not a directory", err=True)
         raise typer.Exit(2)
-    path = build_report(run_dir, out, data, max_items)
+    path = build_report(run_dir, out, data, max_items, evals)
     typer.echo(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -118,6 +118,11 @@ def run_demo(
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     (out / "summary.md").write_text(summary_markdown(summary))
     echo("\n" + summary_markdown(summary))
+    from .eval.report import build_report
+
+    report = build_report(out)  # grpo/, eval_base/, eval_grpo/: charts, curves, cards
+    echo(f"report: {report}  (open it in a browser; `echoink compare {out}/eval_base/summary.json "
+         f"{out}/eval_grpo/summary.json` for the paired test)")  # fmt: skip
     return summary
 
 
@@ -185,6 +190,7 @@ STAGE_OUTPUTS = (
     "analysis",
     "summary.json",
     "summary.md",
+    "report.html",
 )
 
 
