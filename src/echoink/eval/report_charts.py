@@ -86,7 +86,8 @@ def bar_chart(
 
 
 def _axes(y, lo_v: float, hi_v: float) -> str:
-    ticks = [t / 100 for t in range(-100, 101, 25) if lo_v - 1e-9 <= t / 100 <= hi_v + 1e-9]
+    step = 25 if hi_v > 0.5 else 10 if hi_v > 0.2 else 2  # percent between grid lines
+    ticks = [t / 100 for t in range(-100, 101, step) if lo_v - 1e-9 <= t / 100 <= hi_v + 1e-9]
     out = [f'<line x1="{LEFT}" x2="{W - 10}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#444"/>']
     for t in ticks:
         out.append(f'<line x1="{LEFT - 4}" x2="{W - 10}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#eee"/>')
