@@ -22,12 +22,20 @@ def data_import(
     out: Path = typer.Option(
         ..., "--out", help="Folder for NAME.json; must hold SRC (media are not copied)."
     ),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the counts as JSON here."),
 ) -> None:
     """Turn a released benchmark into a split every echoink command reads (rows left out for missing media are counted)."""
+    import json
+
     from .data.importers import BENCHMARKS, import_benchmark
 
-    typer.echo(import_benchmark(name, src, out).line())
+    report = import_benchmark(name, src, out)
+    typer.echo(report.line())
     typer.echo(f"licence: {BENCHMARKS.get(name).licence}")
+    if json_out is not None:
+        fields = {"path": str(report.path), "rows": report.rows, "left_out": len(report.missing)}
+        json_out.write_text(json.dumps(fields | {"missing": report.missing}, indent=1))
+    typer.echo(f"next: echoink data check {report.path}; echoink eval --model MODEL --suite {out} --out EVAL")
 
 
 @data_app.command("overlap")

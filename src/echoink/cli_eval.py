@@ -18,10 +18,23 @@ _SUITE = typer.Option(
     "--suite",
     help="Instead of --data: a folder of `data import` splits (writes suite.json, suite.md).",
 )
+# The registries' names, spelled here so that `--help` imports no torch; a test holds them equal.
+CONDITION_NAMES = ("none", "audio", "image", "video", "desync")  # data.messages.ABLATIONS
+DECODING_NAMES = ("greedy", "sample", "paper")  # scoring.predict.DECODING_MODES + paper
+
+
+def _conditions() -> str:
+    return ", ".join(CONDITION_NAMES)
+
+
+def _decodings() -> str:
+    return ", ".join(DECODING_NAMES)
+
+
 _ABLATE = typer.Option(
     "none",
     "--ablate",
-    help="Comma list: none, audio, image, video, desync (silence, blanks, shifted sound).",
+    help=f"Comma list of: {_conditions()} (silence, blank image, blank frames, shifted sound).",
 )
 _DESYNC_SECONDS = typer.Option(
     None,
@@ -61,7 +74,12 @@ _MAX_VIDEO_PIXELS = typer.Option(
 @app.command("eval")
 def eval_cmd(
     model: Path = typer.Option(
-        ..., "--model", help="Model directory (thinker, Omni checkpoint, LoRA adapter)."
+        ...,
+        "--model",
+        help="Model directory (thinker, Omni checkpoint, LoRA adapter), or a run directory (its final/).",
+    ),
+    best: bool = typer.Option(
+        False, "--best", help="With a run directory as --model: its best/, not final/."
     ),
     data: Path | None = typer.Option(None, "--data", help="Split file or split directory (AVQA_R1/valid)."),
     suite: Path | None = _SUITE,
@@ -72,7 +90,9 @@ def eval_cmd(
         None, "--prompt", help="Prompt template (default: the model's training recipe, else reasoning)."
     ),
     decoding: str = typer.Option(
-        "greedy", "--decoding", help="greedy, sample, or paper (EchoInk's: one sample, T = 1, top-p 0.95)."
+        "greedy",
+        "--decoding",
+        help=f"One of: {_decodings()} (paper: EchoInk's, one sample, T = 1, top-p 0.95).",
     ),
     samples: int = typer.Option(1, "--samples", min=1, help="Completions per item (sample decoding)."),
     temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature."),
@@ -93,11 +113,15 @@ def eval_cmd(
     engine: str = typer.Option(
         "hf", "--engine", help="What generates: hf (transformers) or vllm (vLLM with the same weights)."
     ),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="Also write the summary (suite: suite.json's content) as JSON here."
+    ),
 ) -> None:
     """Evaluate a model fairly: strict parsing, Wilson/bootstrap CIs, majority vote, pass@k, ablations."""
     from .scoring.predict import Decoding
 
     one_process_only("eval")
+    model = resolve_model(model, best)
     # Every input-shaping setting: the flag, else the training's recipe, else the default (recipe_card).
     flags = {"template": prompt, "max_new_tokens": max_new_tokens, "max_pixels": max_pixels}
     flags |= {"max_audio_seconds": max_audio_seconds, "video_fps": video_fps, "max_frames": max_frames}
@@ -111,8 +135,40 @@ def eval_cmd(
     if suite is not None or data is None:  # every imported benchmark (cli_bench.py)
         from .cli_bench import run_suite_cli
 
-        return run_suite_cli(model, suite, data, out, flags, kwargs)
-    return _run_eval(model, data, out, flags, kwargs)
+        run_suite_cli(model, suite, data, out, flags, kwargs)
+        _copy_json(out / "suite.json", json_out)
+        return None
+    _run_eval(model, data, out, flags, kwargs)
+    _copy_json(out / "summary.json", json_out)
+    typer.echo(f"next: echoink report {out}; echoink compare {out}/summary.json OTHER/summary.json")
+    return None
+
+
+def resolve_model(path: Path, best: bool = False) -> Path:
+    """``--model``: a model directory as given, or a run directory's final/ (best/ with ``best``),
+    saying which it took; a run directory without it is one line naming what it has."""
+    if _is_model(path) and not best:
+        return path
+    wanted = path / ("best" if best else "final")
+    if _is_model(wanted):
+        typer.echo(f"--model {path}: a run directory; using {wanted}", err=True)
+        return wanted
+    if path.is_dir() and (path / "metrics.jsonl").is_file() or best:
+        have = [p.name for p in (path / "final", path / "best") if _is_model(p)]
+        raise ValueError(
+            f"--model {path}: no model in {wanted}"
+            + (f"; it has {', '.join(have)}/ (--best picks best/)" if have else " (did the run finish?)")
+        )
+    return path  # check_model_dir names what is wrong with it
+
+
+def _is_model(path: Path) -> bool:
+    return (path / "config.json").is_file() or (path / "adapter_config.json").is_file()
+
+
+def _copy_json(source: Path, target: Path | None) -> None:
+    if target is not None and source.is_file():
+        target.write_text(source.read_text())
 
 
 def _run_eval(model: Path, data: Path, out: Path, flags: dict, kwargs: dict) -> None:
@@ -187,7 +243,7 @@ def compare_cmd(
     summary_a: Path = typer.Argument(..., help="A's summary.json (its predictions.jsonl beside it)."),
     summary_b: Path = typer.Argument(..., help="B's summary.json."),
     condition: str = typer.Option(
-        "none", "--condition", help="Which condition to compare: none, audio, image."
+        "none", "--condition", help=f"Which condition to compare: {_conditions()}."
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the comparison as JSON here."),
     force: bool = typer.Option(False, "--force", help="Compare even when the two splits differ (SHA-256)."),

@@ -35,6 +35,18 @@ class SplitReport:
     cut: list[tuple[int, float, float]] = field(default_factory=list)
     """Clips longer than the span the model sees: (row, seconds, span), cut to their first span seconds."""
 
+    def to_json(self) -> dict:
+        """The report as plain JSON values (``data check --json``)."""
+        return {
+            "path": self.path, "rows": self.rows, "good": self.good, "bad": len(self.problems),
+            "data_types": dict(self.data_types), "answers": dict(self.answers),
+            "option_counts": {str(k): v for k, v in self.option_counts.items()}, "needs": dict(self.needs),
+            "audio_clips": len(self.audio_seconds), "images": len(self.image_sizes),
+            "videos": len(self.video_stats), "cut": len(self.cut),
+            "problems": [{"row": p.row, "reason": p.reason} for p in self.problems],
+            "warnings": [{"row": w.row, "reason": w.reason} for w in self.warnings],
+        }  # fmt: skip
+
     def lines(self) -> list[str]:
         out = [f"{self.path}: {self.rows} rows, {self.good} good, {len(self.problems)} bad"]
         out.append("  modality mix: " + _fmt(self.data_types))
