@@ -96,12 +96,27 @@ def main(
     from . import progress
 
     progress.QUIET = quiet
+    _quiet_deepspeed_cpu_guess()
 
     # Idle OpenMP workers spin by default; on cores shared with other work they steal the time the
     # busy thread needs: 12 SFT steps of the demo took 89-98 s instead of 6.6 s next to one other
     # CPU-bound process. PASSIVE makes them sleep. It must be set before torch starts its thread
     # pool (torch is imported only inside the commands), and it changes no arithmetic (same losses).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def _quiet_deepspeed_cpu_guess() -> None:
+    """Drop DeepSpeed's "Setting accelerator to CPU. If you have GPU ..., we were unable to detect it"
+    warning, printed after every CPU command that imports accelerate: on a machine without a GPU it is
+    noise, and on one with a GPU ``echoink doctor`` says what torch sees. Its other messages stay."""
+    import logging
+
+    ds = logging.getLogger("DeepSpeed")  # deepspeed.utils.logger's name; the filter stays when it is set up
+    if not any(getattr(f, "echoink", False) for f in ds.filters):
+        drop = logging.Filter()
+        drop.filter = lambda record: not str(record.msg).startswith("Setting accelerator to CPU")  # type: ignore[method-assign]
+        drop.echoink = True  # type: ignore[attr-defined]
+        ds.addFilter(drop)
 
 
 def run(argv: list[str] | None = None) -> None:
