@@ -224,7 +224,7 @@ def test_an_ablation_that_applies_to_no_item_is_not_applicable(scripted, eval_sp
     table = format_summary(summary)
     assert (
         "desync                        n/a      not applicable" in table
-        and "+0.000" not in table.split("desync")[1].split("\n")[0]
+        and "+0.0" not in table.split("desync")[1].split("\n")[0]
     )
 
 
