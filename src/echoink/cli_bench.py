@@ -84,6 +84,9 @@ def run_suite_cli(
     check_model_dir(model, "--model")
     desync = flags.pop("desync_seconds")
     used, sources = evaluate_arguments(flags, model, desync)
+    from .cli_eval import settings_line
+
+    typer.echo(settings_line(used, sources, kwargs["decoding"]))
     train = training_split(model)
     with run_lock(out):
         result = run_suite(model, suite, out, train_split=train, **kwargs, **used)

@@ -183,12 +183,21 @@ def _run_eval(model: Path, data: Path, out: Path, flags: dict, kwargs: dict) -> 
     check_split_file(data, "--data")
     desync = flags.pop("desync_seconds")
     used, sources = evaluate_arguments(flags, model, desync)  # a ValueError is a one-line user error
-    typer.echo("settings: " + ", ".join(f"{k}={v} ({sources[k]})" for k, v in _flat(used).items()))
+    typer.echo(settings_line(used, sources, kwargs["decoding"]))  # once, with where each came from
     with run_lock(out):
         summary = evaluate(model, data, out, **kwargs, **used)
         record_sources(out / "summary.json", sources)
-    typer.echo(format_summary(summary))
+    typer.echo(format_summary(summary, settings_line=False))
     typer.echo(f"written: {out / 'summary.json'}, {out / 'predictions.jsonl'}")
+
+
+def settings_line(used: dict, sources: dict, decoding) -> str:
+    """``settings: template=... (training recipe), ..., decoding=greedy``: printed once, before the work."""
+    flat = ", ".join(f"{k}={v} ({sources[k]})" for k, v in _flat(used).items())
+    mode = decoding.mode if decoding.mode == "greedy" else (
+        f"sample x{decoding.samples} T={decoding.temperature} top-p {decoding.top_p}"
+    )  # fmt: skip
+    return f"settings: {flat}, decoding={mode}"
 
 
 def _flat(used: dict) -> dict:

@@ -306,3 +306,18 @@ def test_a_lora_adapters_fingerprint_covers_its_base(tiny_model_dir, tmp_path):
     _rewrite_weights(base)
     assert weights_fingerprint(adapter) != before  # the adapter's bytes are the same; its base changed
     assert weights_fingerprint(tmp_path / "nothing") is None
+
+
+def test_cli_prints_the_settings_once_and_the_next_command(scripted, eval_split, tiny_model_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from echoink.cli import app
+
+    out = tmp_path / "e"
+    args = ["eval", "--model", str(tiny_model_dir), "--data", str(eval_split), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--json", str(tmp_path / "s.json")])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("settings: ") == 1 and "decoding=greedy" in result.stdout
+    assert "max_new_tokens 256" not in result.stdout  # the summary's own settings line is left out
+    assert f"next: echoink report {out}" in result.stdout
+    assert json.loads((tmp_path / "s.json").read_text())["n_items"] == 4

@@ -192,10 +192,11 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, list[str]]]:
     return rows
 
 
-def format_summary(summary: dict[str, Any]) -> str:
-    """A plain-text table of a summary, one line per condition and per metadata group."""
+def format_summary(summary: dict[str, Any], settings_line: bool = True) -> str:
+    """A plain-text table of a summary, one line per condition and per metadata group; without the
+    settings line when the caller has printed the settings already (``echoink eval``)."""
     lines = [f"model {summary['model']}  data {summary['data']}  items {summary['n_items']}"]
-    if (settings := summary.get("settings")) is not None:
+    if settings_line and (settings := summary.get("settings")) is not None:
         lines.append(_settings_line(settings))
     if (official := summary.get("official")) is not None:  # an imported benchmark (eval/official.py)
         lines.append(
