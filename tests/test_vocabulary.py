@@ -97,3 +97,14 @@ def test_sft_takes_out_and_ignores_grpo_only_checks(split, tiny_model_dir, tmp_p
     assert (out / "final/config.json").is_file() and f"next: echoink train {recipe}" in result.output
     train = CliRunner().invoke(app, ["train", str(recipe), "--out", str(tmp_path / "grpo")])
     assert train.exit_code != 0 and "train.eval_every" in str(train.exception or train.output)
+
+
+def test_data_check_reads_a_folder_that_data_synth_wrote(tmp_path):
+    synth = CliRunner().invoke(app, ["data", "synth", "--out", str(tmp_path / "bench"), "--train", "3",
+                                     "--val", "2", "--test", "2", "--workers", "1"])  # fmt: skip
+    assert synth.exit_code == 0, synth.output
+    assert f"next: echoink data check {tmp_path / 'bench'}/train.json" in synth.output
+    check = CliRunner().invoke(app, ["data", "check", str(tmp_path / "bench")])
+    assert check.exit_code == 0, check.output
+    for name, n in (("test", 2), ("train", 3), ("val", 2)):
+        assert f"{tmp_path / 'bench' / name}.json: {n} rows, {n} good, 0 bad" in check.output

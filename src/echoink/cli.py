@@ -69,7 +69,7 @@ def data_check(
         _strict_splits(split, strict_against, strict_out)
     bad, reports = False, []
     video = VideoSettings(video_fps, max_frames)
-    for path in split:
+    for path in _split_files(split):
         try:
             report = check_split(path, video, _no_cut(max_audio_seconds))
         except RowError as err:
@@ -83,6 +83,21 @@ def data_check(
     if not bad and strict_against is None and len(split) == 1:
         typer.echo(f"next: echoink data show {split[0]} --index 0")
     raise typer.Exit(1 if bad else 0)
+
+
+def _split_files(paths: list[Path]) -> list[Path]:
+    """Each path as given, except a folder of split files (``data synth``'s, ``data import``'s): its
+    *.json and *.jsonl files. A split directory (AVQA_R1/train, one omni_rl_format_*.json) stays whole."""
+    from .data.avqa import SPLIT_FILE_PATTERN
+
+    out: list[Path] = []
+    for path in paths:
+        files = sorted([*path.glob("*.json"), *path.glob("*.jsonl")]) if path.is_dir() else []
+        if files and not any(path.glob(SPLIT_FILE_PATTERN)):
+            out += files
+        else:
+            out.append(path)
+    return out
 
 
 def _strict_splits(splits: list[Path], other: Path, out: Path | None) -> None:
