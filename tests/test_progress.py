@@ -59,3 +59,14 @@ def test_quiet_is_accepted_anywhere_on_the_line(good_split, capsys):
     out = capsys.readouterr()
     assert code.value.code == 0 and out.err == "" and "4 good" in out.out
     progress.QUIET = False
+
+
+def test_resumed_progress_counts_from_where_it_was_and_shows_the_postfix():
+    stream = io.StringIO()
+    with Progress(10, "GRPO", unit="step", stream=stream, initial=6) as bar:
+        for _ in range(4):
+            bar.set_postfix(reward="0.500")
+            bar.update()
+    lines = stream.getvalue().splitlines()
+    assert [line.split(":")[1].split("%")[0].strip() for line in lines] == ["70", "80", "90", "100"]
+    assert lines[-1].startswith("GRPO: 100% (10/10 steps, ") and lines[-1].endswith("; reward=0.500")

@@ -23,7 +23,8 @@ def _eta(seconds: float) -> str:
 
 
 class Progress:
-    """``with Progress(total, "eval none") as bar: bar.update(n)``; silent when ``quiet``/``QUIET``."""
+    """``with Progress(total, "eval none") as bar: bar.update(n)``; silent when ``quiet`` or ``QUIET``
+    (``quiet``: this process should not report, e.g. not the main one of several)."""
 
     def __init__(
         self,
@@ -33,16 +34,20 @@ class Progress:
         stream: IO[str] | None = None,
         every: float = 0.1,
         quiet: bool | None = None,
+        initial: int = 0,
     ) -> None:
         self.total, self.desc, self.unit, self.every = total, desc, unit, every
         self.stream = stream if stream is not None else sys.stderr
-        self.done, self._shown, self._start = 0, 0, time.perf_counter()
-        self._bar = None
-        self.quiet = QUIET if quiet is None else quiet
+        self.done, self._start, self._first = initial, time.perf_counter(), initial
+        self._shown = int(initial / total / every + 1e-9) if total > 0 else 0
+        self._bar, self._postfix = None, ""
+        self.quiet = QUIET or bool(quiet)
         if not self.quiet and total > 0 and _is_terminal(self.stream):
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, desc=desc, unit=unit, file=self.stream, dynamic_ncols=True)
+            self._bar = tqdm(
+                total=total, initial=initial, desc=desc, unit=unit, file=self.stream, dynamic_ncols=True
+            )
 
     def update(self, n: int = 1) -> None:
         self.done += n
@@ -55,15 +60,22 @@ class Progress:
                 self.stream.write(self.line() + "\n")
                 self.stream.flush()
 
+    def set_postfix(self, **values: str) -> None:
+        """Shown after the bar (a terminal) or at the end of each progress line."""
+        if self._bar is not None:
+            self._bar.set_postfix(**values)
+        self._postfix = ", ".join(f"{k}={v}" for k, v in values.items())
+
     def line(self) -> str:
         """``desc: 40% (400/1000 items, 2.31 items/s, ETA 4:20)``."""
         elapsed = time.perf_counter() - self._start
-        rate = self.done / elapsed if elapsed > 0 else 0.0
+        rate = (self.done - self._first) / elapsed if elapsed > 0 else 0.0
         eta = _eta((self.total - self.done) / rate) if rate > 0 else "?"
         pct = 100 * self.done / self.total
+        tail = f"; {self._postfix}" if self._postfix else ""
         return (
             f"{self.desc}: {pct:.0f}% ({self.done}/{self.total} {self.unit}s, "
-            f"{rate:.2f} {self.unit}s/s, ETA {eta})"
+            f"{rate:.2f} {self.unit}s/s, ETA {eta}){tail}"
         )
 
     def close(self) -> None:
