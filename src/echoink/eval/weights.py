@@ -3,9 +3,11 @@
 An eval folder records it (``eval_config.json``, ``summary.json``) so that predictions are never
 resumed, or reported, for weights they were not made by: ``train --resume`` rewrites ``run/final`` in
 place, under the same path. Sizes and modification times are not enough (a copy that keeps the
-times, a file rewritten within one clock tick), so every byte is read: SHA-256 runs at about
-1.2 GiB/s on one core here (1 GiB in 0.82 s), about 14 s for the 16.6 GiB of Qwen2.5-Omni-7B's
-thinker in bf16 when the files are in the page cache, against the minutes to hours of an evaluation.
+times, a file rewritten within one clock tick), so every byte is read. Measured on this 2-core CPU
+machine under load, a 1 GiB file from the page cache: 0.82-1.24 s (0.8-1.2 GiB/s), so 14-21 s for the
+16.6 GiB of Qwen2.5-Omni-7B's thinker in bf16 (2.5 s per GiB when the file is read for the first
+time), against the minutes to hours of an evaluation; ``eval --suite`` computes it once. Rewriting
+the same bytes is not a change: a resumed run whose updates were all zero keeps its fingerprint.
 
 A LoRA adapter directory's fingerprint covers its base model's weights too (the adapter alone would
 not notice a different base).
