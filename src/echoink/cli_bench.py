@@ -84,8 +84,6 @@ def run_suite_cli(
     check_model_dir(model, "--model")
     desync = flags.pop("desync_seconds")
     used, sources = evaluate_arguments(flags, model, desync)
-    from .cli_eval import settings_line
-
     typer.echo(settings_line(used, sources, kwargs["decoding"]))
     train = training_split(model)
     with run_lock(out):
@@ -94,3 +92,23 @@ def run_suite_cli(
             record_sources(out / name / "summary.json", sources)
     typer.echo(format_suite(result))
     typer.echo(f"written: {out / 'suite.json'}, {out / 'suite.md'}")
+
+
+def settings_line(used: dict, sources: dict, decoding) -> str:
+    """``settings: template=... (training recipe), ..., decoding=greedy``: printed once, before the work."""
+    flat = ", ".join(f"{k}={v} ({sources[k]})" for k, v in _flat(used).items())
+    mode = decoding.mode if decoding.mode == "greedy" else (
+        f"sample x{decoding.samples} T={decoding.temperature} top-p {decoding.top_p}"
+    )  # fmt: skip
+    return f"settings: {flat}, decoding={mode}"
+
+
+def _flat(used: dict) -> dict:
+    """The settings under their recipe names (the video ones out of their VideoSettings), for the echo."""
+    video = used["video"]
+    flat = {k: v for k, v in used.items() if k != "video"}
+    return flat | {
+        "video_fps": video.fps,
+        "max_frames": video.max_frames,
+        "max_video_pixels": video.max_pixels,
+    }

@@ -183,32 +183,14 @@ def _run_eval(model: Path, data: Path, out: Path, flags: dict, kwargs: dict) -> 
     check_split_file(data, "--data")
     desync = flags.pop("desync_seconds")
     used, sources = evaluate_arguments(flags, model, desync)  # a ValueError is a one-line user error
+    from .cli_bench import settings_line
+
     typer.echo(settings_line(used, sources, kwargs["decoding"]))  # once, with where each came from
     with run_lock(out):
         summary = evaluate(model, data, out, **kwargs, **used)
         record_sources(out / "summary.json", sources)
     typer.echo(format_summary(summary, settings_line=False))
     typer.echo(f"written: {out / 'summary.json'}, {out / 'predictions.jsonl'}")
-
-
-def settings_line(used: dict, sources: dict, decoding) -> str:
-    """``settings: template=... (training recipe), ..., decoding=greedy``: printed once, before the work."""
-    flat = ", ".join(f"{k}={v} ({sources[k]})" for k, v in _flat(used).items())
-    mode = decoding.mode if decoding.mode == "greedy" else (
-        f"sample x{decoding.samples} T={decoding.temperature} top-p {decoding.top_p}"
-    )  # fmt: skip
-    return f"settings: {flat}, decoding={mode}"
-
-
-def _flat(used: dict) -> dict:
-    """The settings under their recipe names (the video ones out of their VideoSettings), for the echo."""
-    video = used["video"]
-    flat = {k: v for k, v in used.items() if k != "video"}
-    return flat | {
-        "video_fps": video.fps,
-        "max_frames": video.max_frames,
-        "max_video_pixels": video.max_pixels,
-    }
 
 
 def _decoding(mode: str, samples: int, temperature: float, top_p: float) -> tuple[str, int, float, float]:
