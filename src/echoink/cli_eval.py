@@ -258,14 +258,20 @@ def compare_cmd(
 def analyze_cmd(
     run_dir: Path = typer.Argument(..., help="Run directory (metrics.jsonl, rollouts.jsonl) or eval folder."),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default RUN_DIR/analysis)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the analysis as JSON here."),
 ) -> None:
     """Training curves (PNG) and aha-moment rates: overall, per step, among correct vs wrong, top examples."""
+    import json
+
     from .eval.analysis import analyze, format_analysis
 
     if not run_dir.is_dir():
         typer.echo(f"error: {run_dir} is not a directory", err=True)
         raise typer.Exit(2)
-    typer.echo(format_analysis(analyze(run_dir, out)))
+    result = analyze(run_dir, out)
+    typer.echo(format_analysis(result))
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=1, default=str))
 
 
 @app.command("report")
