@@ -96,11 +96,12 @@ def run_suite_cli(
 
 def settings_line(used: dict, sources: dict, decoding) -> str:
     """``settings: template=... (training recipe), ..., decoding=greedy``: printed once, before the work."""
+    from dataclasses import asdict
+
+    from .eval.summary import decoding_text
+
     flat = ", ".join(f"{k}={v} ({sources[k]})" for k, v in _flat(used).items())
-    mode = decoding.mode if decoding.mode == "greedy" else (
-        f"sample x{decoding.samples} T={decoding.temperature} top-p {decoding.top_p}"
-    )  # fmt: skip
-    return f"settings: {flat}, decoding={mode}"
+    return f"settings: {flat}, decoding={decoding_text(asdict(decoding))}"
 
 
 def _flat(used: dict) -> dict:

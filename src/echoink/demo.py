@@ -118,12 +118,17 @@ def run_demo(
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     (out / "summary.md").write_text(summary_markdown(summary))
     echo("\n" + summary_markdown(summary))
+    _report(out, echo)
+    return summary
+
+
+def _report(out: Path, echo) -> None:
+    """RUN/report.html (grpo/, eval_base/, eval_grpo/: charts, curves, cards) and where it is."""
     from .eval.report import build_report
 
-    report = build_report(out)  # grpo/, eval_base/, eval_grpo/: charts, curves, cards
+    report = build_report(out)
     echo(f"report: {report}  (open it in a browser; `echoink compare {out}/eval_base/summary.json "
          f"{out}/eval_grpo/summary.json` for the paired test)")  # fmt: skip
-    return summary
 
 
 ABLATIONS = {"image": ("audio", "image"), "video": ("audio", "video", "desync")}

@@ -158,9 +158,8 @@ def evaluate(
     summary = summarize(rows, samples, conditions)
     summary.update(official_summary(rows, samples, conditions))  # an imported benchmark's own rule
     summary.update(model=str(model_dir), data=str(data_path), settings=asdict(settings), engine=engine)
-    summary["data_sha256"] = data["data_sha256"]  # what `compare` checks before pairing ids
-    summary["weights_sha256"] = weights  # what `compare` shows beside each model
-    summary["skipped_rows"] = len(loaded.skipped)
+    # data_sha256: what `compare` checks before pairing ids; weights_sha256: what it shows beside each model
+    summary |= {**data, "weights_sha256": weights, "skipped_rows": len(loaded.skipped)}
     (out / SUMMARY).write_text(json.dumps(summary, indent=1))
     return summary
 

@@ -30,7 +30,8 @@ def is_training(folder: Path) -> bool:
 def gather(run: Path, named: Sequence[str | Path] = ()) -> tuple[Path | None, dict[str, Path]]:
     """(the training folder or None, {label: eval folder}) for ``run`` plus the ``named`` evals."""
     inside = [run, *sorted(p for p in run.iterdir() if p.is_dir())] if run.is_dir() else []
-    training = next((p for p in inside if is_training(p)), None)
+    ranked = sorted((p for p in inside if is_training(p)), key=lambda p: not (p / "rollouts.jsonl").is_file())
+    training = ranked[0] if ranked else None  # GRPO's run (rollouts) before an SFT stage's (metrics only)
     evals = {_label(p, run): p for p in inside if is_eval(p)}
     for folder in map(Path, named):
         if not is_eval(folder):

@@ -214,16 +214,19 @@ def format_summary(summary: dict[str, Any], settings_line: bool = True) -> str:
     return "\n".join(lines)
 
 
-def _settings_line(settings: dict[str, Any]) -> str:
-    """Prompt, decoding (labelled when it is EchoInk's) and media budgets, as the predictions were made."""
-    d = settings["decoding"]
-    decoding = (
+def decoding_text(d: dict[str, Any]) -> str:
+    """``greedy``, or ``sample x4, T=1.0, top-p 0.95``, labelled when it is EchoInk's decoding."""
+    text = (
         "greedy"
         if d["mode"] == "greedy"
         else f"sample x{d['samples']}, T={d['temperature']}, top-p {d['top_p']}"
     )
-    if is_paper_decoding(d):
-        decoding += " (EchoInk's RL-model decoding)"
+    return text + (" (EchoInk's RL-model decoding)" if is_paper_decoding(d) else "")
+
+
+def _settings_line(settings: dict[str, Any]) -> str:
+    """Prompt, decoding (labelled when it is EchoInk's) and media budgets, as the predictions were made."""
+    decoding = decoding_text(settings["decoding"])
     line = (
         f"prompt {settings['template']}  decoding {decoding}  max_new_tokens {settings['max_new_tokens']}  "
         f"max_pixels {settings['max_pixels']}  max_audio_seconds {settings['max_audio_seconds']}"
