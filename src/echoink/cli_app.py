@@ -96,6 +96,9 @@ def main(
     from . import progress
 
     progress.QUIET = quiet
+    if quiet:  # the libraries' own bars too (transformers' weight loading and saving), read at their import
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
     _quiet_deepspeed_cpu_guess()
 
     # Idle OpenMP workers spin by default; on cores shared with other work they steal the time the

@@ -46,8 +46,9 @@ class Progress:
             from tqdm import tqdm
 
             self._bar = tqdm(
-                total=total, initial=initial, desc=desc, unit=unit, file=self.stream, dynamic_ncols=True
-            )
+                total=total, initial=initial, desc=desc, unit=unit, file=self.stream, dynamic_ncols=True,
+                disable=False,  # decided here; TQDM_DISABLE (set by --quiet for the libraries) is not ours
+            )  # fmt: skip
 
     def update(self, n: int = 1) -> None:
         self.done += n
