@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import io
+import os
+
+import pytest
 
 from typer.testing import CliRunner
 
 from echoink import progress
 from echoink.cli import app
 from echoink.progress import Progress
+
+
+@pytest.fixture
+def restore_loud():
+    """--quiet sets progress.QUIET and the libraries' environment variables for the process: undo both."""
+    yield
+    progress.QUIET = False
+    for name in ("HF_HUB_DISABLE_PROGRESS_BARS", "TQDM_DISABLE"):
+        os.environ.pop(name, None)
 
 
 class _Terminal(io.StringIO):
@@ -40,25 +52,22 @@ def test_a_bar_on_a_terminal_and_nothing_when_quiet():
     assert quiet.getvalue() == ""
 
 
-def test_data_check_reports_progress_and_quiet_silences_it(good_split):
+def test_data_check_reports_progress_and_quiet_silences_it(good_split, restore_loud):
     loud = CliRunner().invoke(app, ["data", "check", str(good_split)])
     assert loud.exit_code == 0, loud.output
     assert "check train.json: 100% (4/4 rows" in loud.stderr
     quiet = CliRunner().invoke(app, ["--quiet", "data", "check", str(good_split)])
     assert quiet.exit_code == 0 and quiet.stderr == "" and "4 good" in quiet.stdout
-    progress.QUIET = False
+    assert os.environ["TQDM_DISABLE"] == "1"  # transformers' own bars too
 
 
-def test_quiet_is_accepted_anywhere_on_the_line(good_split, capsys):
-    import pytest
-
+def test_quiet_is_accepted_anywhere_on_the_line(good_split, capsys, restore_loud):
     from echoink.cli import run
 
     with pytest.raises(SystemExit) as code:
         run(["data", "check", str(good_split), "--quiet"])
     out = capsys.readouterr()
     assert code.value.code == 0 and out.err == "" and "4 good" in out.out
-    progress.QUIET = False
 
 
 def test_resumed_progress_counts_from_where_it_was_and_shows_the_postfix():
