@@ -6,7 +6,6 @@ import io
 import os
 
 import pytest
-
 from typer.testing import CliRunner
 
 from echoink import progress
