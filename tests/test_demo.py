@@ -26,9 +26,11 @@ def test_demo_pipeline_writes_every_artefact(tmp_path, family):
         "bench/train.json", "bench/test.json", "model/config.json", "sft/final/config.json", "sft/metrics.jsonl",
         "eval_base/summary.json", "eval_base/predictions.jsonl", "grpo/metrics.jsonl", "grpo/rollouts.jsonl",
         "grpo/final/config.json", "eval_grpo/summary.json", "summary.json", "summary.md",
-        "sft/final/echoink_recipe.json", "grpo/final/echoink_recipe.json",
+        "sft/final/echoink_recipe.json", "grpo/final/echoink_recipe.json", "report.html",
     ]:  # fmt: skip
         assert (out / path).is_file(), path
+    assert lines[-1].startswith(f"report: {out / 'report.html'}")
+    assert (out / "report.html").read_text().count('<svg class="chart"') == 2
     # The demo keeps the prompt it was tuned with; each final/ carries it for `echoink eval`.
     assert summary["prompt"] == "reasoning_short"
     sft_recipe = json.loads((out / "sft/final/echoink_recipe.json").read_text())["eval"]

@@ -77,7 +77,9 @@ def test_a_directory_made_only_for_the_lock_is_removed_on_release(tmp_path: Path
     assert not (tmp_path / "new").exists()  # a command that failed its checks leaves nothing behind
     with run_lock(tmp_path / "used"):
         (tmp_path / "used" / "metrics.jsonl").write_text("")
-    assert sorted(p.name for p in (tmp_path / "used").iterdir()) == [LOCK_FILE, "metrics.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "used").iterdir()) == [
+        "metrics.jsonl"
+    ]  # no empty lock file left
 
 
 def test_cli_train_into_a_held_directory_fails_before_writing(tiny_model_dir, good_split, tmp_path):
@@ -111,3 +113,24 @@ def test_an_output_path_that_is_a_file_is_named(tmp_path: Path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(NotADirectoryError, match="file: exists and is not a directory"):
         acquire(tmp_path / "file")
+
+
+def test_no_empty_lock_file_is_left_and_a_removed_file_is_not_held(tmp_path: Path):
+    """Release removes .echoink.lock; a process that opened the file before it was removed locks a new one."""
+    import fcntl
+
+    from echoink.runlock import LOCK_FILE, acquire, release
+
+    (tmp_path / "out").mkdir()
+    first = acquire(tmp_path / "out")
+    early = open(tmp_path / "out" / LOCK_FILE, "a+")  # noqa: SIM115  (a second process's open, before release)
+    (tmp_path / "out/kept.txt").write_text("x")
+    release(first)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["kept.txt"]
+    fcntl.flock(early.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # the removed file's flock is free ...
+    second = acquire(tmp_path / "out")  # ... and holding it excludes nobody: acquire locks the path's file
+    with pytest.raises(RunLocked):
+        acquire(tmp_path / "out")
+    release(second)
+    early.close()
+    assert not (tmp_path / "out" / LOCK_FILE).exists()

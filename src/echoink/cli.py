@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -15,9 +16,26 @@ __all__ = ["app", "run"]
 
 
 _DATA = DataConfig()
+TEMPLATE_NAMES = ("direct", "paper_base", "paper_eval", "reasoning", "reasoning_short", "verl_omni_avqa")
+"""data.TEMPLATES' names, spelled here so that `--help` imports no torch; a test holds them equal."""
 _MAX_AUDIO_SECONDS = typer.Option(
-    None, "--max-audio-seconds", min=0.01, help="data.max_audio_seconds (default: none, the whole clip)."
+    None,
+    "--max-audio-seconds",
+    min=0,
+    help="data.max_audio_seconds: cut audio to this length; 0: no cut (default: none, the whole clip).",
 )
+_VIDEO_FPS = typer.Option(
+    _DATA.video_fps, "--video-fps", min=0.01, help="data.video_fps: video frames per second."
+)
+_MAX_FRAMES = typer.Option(_DATA.max_frames, "--max-frames", min=2, help="data.max_frames: frames at most.")
+_MAX_VIDEO_PIXELS = typer.Option(
+    _DATA.max_video_pixels, "--max-video-pixels", min=784, help="data.max_video_pixels: pixels per frame."
+)
+
+
+def _no_cut(seconds: float | None) -> float | None:
+    """``--max-audio-seconds 0`` means no cut, as in ``eval``."""
+    return seconds or None
 
 
 @data_app.command("check")
@@ -26,9 +44,19 @@ def data_check(
         ...,
         help="Split file(s) (JSON list or JSONL, AVQA-R1-6K schema) or split directories (AVQA_R1/train).",
     ),
-    video_fps: float = typer.Option(_DATA.video_fps, "--video-fps", min=0.01, help="data.video_fps."),
-    max_frames: int = typer.Option(_DATA.max_frames, "--max-frames", min=2, help="data.max_frames."),
+    video_fps: float = _VIDEO_FPS,
+    max_frames: int = _MAX_FRAMES,
     max_audio_seconds: float = _MAX_AUDIO_SECONDS,
+    json_out: Path | None = typer.Option(None, "--json", help="Also write each split's report as JSON here."),
+    strict_against: Path | None = typer.Option(
+        None,
+        "--strict-against",
+        help="Another split (e.g. validation): also write a strict copy of each SPLIT without the rows whose "
+        "media (by content) appear in it.",
+    ),
+    strict_out: Path | None = typer.Option(
+        None, "--strict-out", help="The strict copy's file, beside SPLIT (default: SPLIT's NAME.strict.json)."
+    ),
 ) -> None:
     """Validate every row and print counts, modality mix, answer balance, media stats, the video clips
     longer than the span a model sees (max_frames / video_fps seconds, within max_audio_seconds with a
@@ -37,17 +65,53 @@ def data_check(
     from .data.messages import VideoSettings
     from .data.schema import RowError
 
-    bad = False
+    if strict_against is not None:
+        _strict_splits(split, strict_against, strict_out)
+    bad, reports = False, []
     video = VideoSettings(video_fps, max_frames)
-    for path in split:
+    for path in _split_files(split):
         try:
-            report = check_split(path, video, max_audio_seconds)
+            report = check_split(path, video, _no_cut(max_audio_seconds))
         except RowError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(1) from None
         typer.echo("\n".join(report.lines()))
+        reports.append(report.to_json())
         bad |= bool(report.problems)
+    if json_out is not None:
+        json_out.write_text(json.dumps(reports, indent=1))
+    if not bad and strict_against is None and len(split) == 1:
+        typer.echo(f"next: echoink data show {split[0]} --index 0")
     raise typer.Exit(1 if bad else 0)
+
+
+def _split_files(paths: list[Path]) -> list[Path]:
+    """Each path as given, except a folder of split files (``data synth``'s, ``data import``'s): its
+    *.json and *.jsonl files. A split directory (AVQA_R1/train, one omni_rl_format_*.json) stays whole."""
+    from .data.avqa import SPLIT_FILE_PATTERN
+
+    out: list[Path] = []
+    for path in paths:
+        files = sorted([*path.glob("*.json"), *path.glob("*.jsonl")]) if path.is_dir() else []
+        if files and not any(path.glob(SPLIT_FILE_PATTERN)):
+            out += files
+        else:
+            out.append(path)
+    return out
+
+
+def _strict_splits(splits: list[Path], other: Path, out: Path | None) -> None:
+    """``data check --strict-against``: each split without the rows whose media appear in ``other``."""
+    from .data.avqa import split_file
+    from .data.media_overlap import strict_split
+
+    if out is not None and len(splits) > 1:
+        raise typer.BadParameter("--strict-out names one file: check one split at a time with it")
+    for path in splits:
+        source = split_file(path)
+        target = out or source.with_name(f"{source.stem}.strict.json")
+        kept, dropped = strict_split(source, other, target)
+        typer.echo(f"strict split: {target}: {kept} rows kept, {dropped} dropped (media also in {other})")
 
 
 @data_app.command("synth")
@@ -122,6 +186,7 @@ def _synth_images(out: Path, spec, sizes: dict[str, int], workers: int) -> None:
     total = sum(sizes.values())
     rate = f"{total / max(seconds, 1e-9):.0f} items/s"
     typer.echo(f"{total} items ({spec.difficulty}) in {seconds:.1f} s ({rate})")
+    typer.echo(f"next: echoink data check {out}/train.json")
 
 
 def _synth_video(out: Path, seed: int, palette: str, style: str, sizes: dict[str, int]) -> None:
@@ -143,7 +208,12 @@ def _synth_video(out: Path, seed: int, palette: str, style: str, sizes: dict[str
 def data_show(
     split: Path = typer.Argument(..., help="Split file."),
     index: int = typer.Option(0, "--index", "-i", help="Index of the sample (among the split's valid rows)."),
-    template: str = typer.Option("reasoning", help="Prompt template (an unknown name lists the valid ones)."),
+    template: str = typer.Option(
+        "reasoning",
+        "--prompt",
+        "--template",
+        help="Prompt template: one of " + ", ".join(TEMPLATE_NAMES) + ".",
+    ),
     model: Path = typer.Option(
         None,
         "--model",
@@ -153,6 +223,9 @@ def data_show(
         _DATA.max_pixels, "--max-pixels", min=784, help="data.max_pixels (--model)."
     ),
     max_audio_seconds: float = _MAX_AUDIO_SECONDS,
+    video_fps: float = _VIDEO_FPS,
+    max_frames: int = _MAX_FRAMES,
+    max_video_pixels: int = _MAX_VIDEO_PIXELS,
 ) -> None:
     """Print one sample rendered as the prompt the model sees (media shown as placeholders); with
     ``--model``, the chat template's text and the image, audio, video and prompt token counts."""
@@ -160,6 +233,10 @@ def data_show(
 
     if template not in TEMPLATES:
         raise typer.BadParameter(f"unknown template {template!r}; valid: {', '.join(TEMPLATES.names())}")
+    if model is not None:
+        from .cli_eval import resolve_model
+
+        model = resolve_model(model)
     if model is not None and not (model / "config.json").is_file():
         raise ValueError(f"--model {model}: not a model directory (no config.json)")
     loaded = load_split(split, on_error="skip")
@@ -175,7 +252,10 @@ def data_show(
     s = samples[index]
     typer.echo(f"id: {s.id}   answer: {s.answer}   data_type: {s.data_type}")
     if model is not None:
-        return _show_for_model(s, template, model, max_pixels, max_audio_seconds)
+        from .data.messages import VideoSettings
+
+        video = VideoSettings(video_fps, max_frames, max_video_pixels)
+        return _show_for_model(s, template, model, (max_pixels, _no_cut(max_audio_seconds)), video)
     if s.image:
         typer.echo(f"[image: {s.image}]")
     if s.audio:
@@ -187,15 +267,13 @@ def data_show(
         typer.echo(f"metadata: {s.metadata}")
 
 
-def _show_for_model(
-    sample, template: str, model: Path, max_pixels: int, max_audio_seconds: float | None
-) -> None:
+def _show_for_model(sample, template: str, model: Path, budgets: tuple, video) -> None:
     """The prompt as ``model``'s chat template renders it, its media decoded and sized as training does."""
     from .data import sample_messages
     from .model.loading import load_engine
 
     engine = load_engine(model)
-    video = _DATA.video()
+    max_pixels, max_audio_seconds = budgets
     messages = sample_messages(
         [sample], template, max_audio_seconds, max_pixels, video=video, geometry=engine.geometry
     )
@@ -260,6 +338,7 @@ def train_cmd(
     overrides: list[str] = typer.Option(
         [], "--set", help="Dotted override, e.g. --set train.lr=1e-6 (repeatable)."
     ),
+    out: Path | None = typer.Option(None, "--out", help="Run directory (the recipe's train.output_dir)."),
     resume: bool = typer.Option(
         False, "--resume", help="Continue from the newest checkpoint in train.output_dir."
     ),
@@ -275,10 +354,14 @@ def train_cmd(
     from .rl.trainer import train
     from .runlock import run_lock
 
-    cfg = _recipe(recipe, overrides)
+    cfg = _recipe(recipe, [*overrides, *_out_override("train.output_dir", out)])
     with run_lock(cfg.train.output_dir):
         run_dir = train(cfg, resume=resume, allow_config_change=allow_config_change)
     typer.echo(f"run directory: {run_dir}")
+    split = cfg.data.val_path or "SPLIT"
+    typer.echo(
+        f"next: echoink eval --model {run_dir} --data {split} --out {run_dir}/eval; echoink report {run_dir}"
+    )
 
 
 @app.command("sft")
@@ -287,16 +370,30 @@ def sft_cmd(
     overrides: list[str] = typer.Option(
         [], "--set", help="Dotted override, e.g. --set sft.max_steps=100 (repeatable)."
     ),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (the recipe's sft.output_dir)."),
 ) -> None:
-    """Supervised fine-tuning on the rows' reference reasoning traces (the cold start before GRPO)."""
+    """Supervised fine-tuning on the rows' reference reasoning traces (the cold start before GRPO).
+
+    A GRPO recipe serves as is: its GRPO-only settings (validation during training, keep_best, the
+    vLLM importance-sampling cap) are not read here, so they are not checked either."""
     from .runlock import run_lock
     from .sft import sft
 
     one_process_only("sft")
-    cfg = _recipe(recipe, overrides)
+    cfg = _recipe(recipe, [*overrides, *_out_override("sft.output_dir", out), *SFT_IGNORES])
     with run_lock(cfg.sft.output_dir):
-        out = sft(cfg)
-    typer.echo(f"fine-tuned model: {out / 'final'}")
+        done = sft(cfg)
+    typer.echo(f"fine-tuned model: {done / 'final'}")
+    typer.echo(f"next: echoink train {recipe} --set model.path={done / 'final'}")
+
+
+SFT_IGNORES = ("train.eval_every=0", "train.keep_best=false", "algo.rollout_is_cap=0")
+"""GRPO-only settings sft neither reads nor checks (a GRPO recipe's validation needs data.val_path)."""
+
+
+def _out_override(field: str, out: Path | None) -> list[str]:
+    """``--out DIR`` as the recipe override it stands for (``--out`` wins over a ``--set`` of the same field)."""
+    return [] if out is None else [f"{field}={out}"]
 
 
 @app.command("demo")
@@ -314,7 +411,7 @@ def demo_cmd(
     modality: str = typer.Option(
         "image",
         "--modality",
-        help="image (the lab's recipes/demo.yaml) or video (recipes/demo_video.yaml, runs/demo_video).",
+        help="image (the lab's recipes/demo.yaml) or video (recipes/demo_video.yaml, runs/demo-video).",
     ),
 ) -> None:
     """The main job: benchmark -> tiny Omni model -> SFT -> evaluate -> GRPO -> evaluate -> summary."""
@@ -324,7 +421,7 @@ def demo_cmd(
         raise typer.BadParameter(f"--modality must be image or video, got {modality!r}")
     if modality == "video":
         recipe = recipe or demo.VIDEO_RECIPE
-        out = Path("runs/demo_video") if out == Path("runs/demo") else out
+        out = Path("runs/demo-video") if out == Path("runs/demo") else out
     if budget_minutes is None:
         budget_minutes = 25.0 if modality == "video" else 15.0
     demo.run_demo(out, budget_minutes, recipe, overrides, echo=typer.echo)

@@ -87,9 +87,20 @@ def main(
     debug: bool = typer.Option(
         False, "--debug", help="Show the full traceback of an error (accepted anywhere on the line)."
     ),
+    quiet: bool = typer.Option(
+        False, "--quiet", help="No progress bars or progress lines (accepted anywhere on the line)."
+    ),
 ) -> None:
     """echoink: train and evaluate omni-modal reasoning with GRPO."""
     import os
+
+    from . import progress
+
+    progress.QUIET = quiet
+    if quiet:  # the libraries' own bars too (transformers' weight loading and saving), read at their import
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
+    _quiet_deepspeed_cpu_guess()
 
     # Idle OpenMP workers spin by default; on cores shared with other work they steal the time the
     # busy thread needs: 12 SFT steps of the demo took 89-98 s instead of 6.6 s next to one other
@@ -115,6 +126,20 @@ def lab(name: str) -> types.ModuleType:
     return modules[name]
 
 
+def _quiet_deepspeed_cpu_guess() -> None:
+    """Drop DeepSpeed's "Setting accelerator to CPU. If you have GPU ..., we were unable to detect it"
+    warning, printed after every CPU command that imports accelerate: on a machine without a GPU it is
+    noise, and on one with a GPU ``echoink doctor`` says what torch sees. Its other messages stay."""
+    import logging
+
+    ds = logging.getLogger("DeepSpeed")  # deepspeed.utils.logger's name; the filter stays when it is set up
+    if not any(getattr(f, "echoink", False) for f in ds.filters):
+        drop = logging.Filter()
+        drop.filter = lambda record: not str(record.msg).startswith("Setting accelerator to CPU")  # type: ignore[method-assign]
+        drop.echoink = True  # type: ignore[attr-defined]
+        ds.addFilter(drop)
+
+
 def run(argv: list[str] | None = None) -> None:
     """``app`` with every user error as one ``error:`` line (see ``cli_errors``); exits.
 
@@ -122,4 +147,7 @@ def run(argv: list[str] | None = None) -> None:
     registers them all."""
     from .cli_errors import run_app
 
-    run_app(app, sys.argv[1:] if argv is None else argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--quiet" in args:  # anywhere on the line, like --debug: moved to the front, where it is declared
+        args = ["--quiet", *(a for a in args if a != "--quiet")]
+    run_app(app, args)

@@ -22,22 +22,48 @@ def data_import(
     out: Path = typer.Option(
         ..., "--out", help="Folder for NAME.json; must hold SRC (media are not copied)."
     ),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the counts as JSON here."),
 ) -> None:
     """Turn a released benchmark into a split every echoink command reads (rows left out for missing media are counted)."""
+    import json
+
     from .data.importers import BENCHMARKS, import_benchmark
 
-    typer.echo(import_benchmark(name, src, out).line())
+    report = import_benchmark(name, src, out)
+    typer.echo(report.line())
     typer.echo(f"licence: {BENCHMARKS.get(name).licence}")
+    if json_out is not None:
+        fields = {"path": str(report.path), "rows": report.rows, "left_out": len(report.missing)}
+        json_out.write_text(json.dumps(fields | {"missing": report.missing}, indent=1))
+    typer.echo(f"next: echoink data check {report.path}; echoink eval --model MODEL --suite {out} --out EVAL")
 
 
 @data_app.command("overlap")
 def data_overlap(
     split_a: Path = typer.Argument(..., help="Split A (e.g. the training split)."),
     split_b: Path = typer.Argument(..., help="Split B (e.g. an imported benchmark)."),
+    media: bool = typer.Option(
+        False,
+        "--media",
+        help="Also B's items that use a medium of A by content (SHA-256), whatever the text.",
+    ),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the matches as JSON here."),
 ) -> None:
-    """List B's items whose normalised question + options match an item of A (and whether their media files are identical)."""
+    """List B's items whose normalised question + options match an item of A (and whether their media files
+    are identical); with --media, apart, the items sharing an audio, image or video file's content."""
+    import json
+
+    from .data.media_overlap import format_overlap_report, overlap_report
     from .data.overlap import split_overlap
 
+    if media or json_out is not None:
+        report = overlap_report(split_a, split_b)
+        if not media:
+            report.pop("media")
+        typer.echo("\n".join(format_overlap_report(report)))
+        if json_out is not None:
+            json_out.write_text(json.dumps(report, indent=1))
+        return
     matches = split_overlap(split_a, split_b)
     typer.echo(f"{len(matches)} item(s) of {split_b} match an item of {split_a}")
     for m in matches:
@@ -58,6 +84,7 @@ def run_suite_cli(
     check_model_dir(model, "--model")
     desync = flags.pop("desync_seconds")
     used, sources = evaluate_arguments(flags, model, desync)
+    typer.echo(settings_line(used, sources, kwargs["decoding"]))
     train = training_split(model)
     with run_lock(out):
         result = run_suite(model, suite, out, train_split=train, **kwargs, **used)
@@ -65,3 +92,24 @@ def run_suite_cli(
             record_sources(out / name / "summary.json", sources)
     typer.echo(format_suite(result))
     typer.echo(f"written: {out / 'suite.json'}, {out / 'suite.md'}")
+
+
+def settings_line(used: dict, sources: dict, decoding) -> str:
+    """``settings: template=... (training recipe), ..., decoding=greedy``: printed once, before the work."""
+    from dataclasses import asdict
+
+    from .eval.summary import decoding_text
+
+    flat = ", ".join(f"{k}={v} ({sources[k]})" for k, v in _flat(used).items())
+    return f"settings: {flat}, decoding={decoding_text(asdict(decoding))}"
+
+
+def _flat(used: dict) -> dict:
+    """The settings under their recipe names (the video ones out of their VideoSettings), for the echo."""
+    video = used["video"]
+    flat = {k: v for k, v in used.items() if k != "video"}
+    return flat | {
+        "video_fps": video.fps,
+        "max_frames": video.max_frames,
+        "max_video_pixels": video.max_pixels,
+    }

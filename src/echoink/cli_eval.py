@@ -18,10 +18,23 @@ _SUITE = typer.Option(
     "--suite",
     help="Instead of --data: a folder of `data import` splits (writes suite.json, suite.md).",
 )
+# The registries' names, spelled here so that `--help` imports no torch; a test holds them equal.
+CONDITION_NAMES = ("none", "audio", "image", "video", "desync")  # data.messages.ABLATIONS
+DECODING_NAMES = ("greedy", "sample", "paper")  # scoring.predict.DECODING_MODES + paper
+
+
+def _conditions() -> str:
+    return ", ".join(CONDITION_NAMES)
+
+
+def _decodings() -> str:
+    return ", ".join(DECODING_NAMES)
+
+
 _ABLATE = typer.Option(
     "none",
     "--ablate",
-    help="Comma list: none, audio, image, video, desync (silence, blanks, shifted sound).",
+    help=f"Comma list of: {_conditions()} (silence, blank image, blank frames, shifted sound).",
 )
 _DESYNC_SECONDS = typer.Option(
     None,
@@ -58,21 +71,30 @@ _MAX_VIDEO_PIXELS = typer.Option(
 )
 
 
+_MODEL = typer.Option(
+    ...,
+    "--model",
+    help="Model directory (thinker, Omni checkpoint, LoRA adapter), or a run directory (its final/).",
+)
+_BEST = typer.Option(False, "--best", help="With a run directory as --model: its best/, not final/.")
+_OUT = typer.Option(..., "--out", help="Output folder (predictions.jsonl, summary.json); resumable.")
+_PROMPT = typer.Option(
+    None, "--prompt", help="Prompt template (default: the model's training recipe, else reasoning)."
+)
+
+
 @app.command("eval")
 def eval_cmd(
-    model: Path = typer.Option(
-        ..., "--model", help="Model directory (thinker, Omni checkpoint, LoRA adapter)."
-    ),
+    model: Path = _MODEL,
+    best: bool = _BEST,
     data: Path | None = typer.Option(None, "--data", help="Split file or split directory (AVQA_R1/valid)."),
     suite: Path | None = _SUITE,
-    out: Path = typer.Option(
-        ..., "--out", help="Output folder (predictions.jsonl, summary.json); resumable."
-    ),
-    prompt: str | None = typer.Option(
-        None, "--prompt", help="Prompt template (default: the model's training recipe, else reasoning)."
-    ),
+    out: Path = _OUT,
+    prompt: str | None = _PROMPT,
     decoding: str = typer.Option(
-        "greedy", "--decoding", help="greedy, sample, or paper (EchoInk's: one sample, T = 1, top-p 0.95)."
+        "greedy",
+        "--decoding",
+        help=f"One of: {_decodings()} (paper: EchoInk's, one sample, T = 1, top-p 0.95).",
     ),
     samples: int = typer.Option(1, "--samples", min=1, help="Completions per item (sample decoding)."),
     temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature."),
@@ -93,11 +115,15 @@ def eval_cmd(
     engine: str = typer.Option(
         "hf", "--engine", help="What generates: hf (transformers) or vllm (vLLM with the same weights)."
     ),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="Also write the summary (suite: suite.json's content) as JSON here."
+    ),
 ) -> None:
     """Evaluate a model fairly: strict parsing, Wilson/bootstrap CIs, majority vote, pass@k, ablations."""
     from .scoring.predict import Decoding
 
     one_process_only("eval")
+    model = resolve_model(model, best)
     # Every input-shaping setting: the flag, else the training's recipe, else the default (recipe_card).
     flags = {"template": prompt, "max_new_tokens": max_new_tokens, "max_pixels": max_pixels}
     flags |= {"max_audio_seconds": max_audio_seconds, "video_fps": video_fps, "max_frames": max_frames}
@@ -111,8 +137,40 @@ def eval_cmd(
     if suite is not None or data is None:  # every imported benchmark (cli_bench.py)
         from .cli_bench import run_suite_cli
 
-        return run_suite_cli(model, suite, data, out, flags, kwargs)
-    return _run_eval(model, data, out, flags, kwargs)
+        run_suite_cli(model, suite, data, out, flags, kwargs)
+        _copy_json(out / "suite.json", json_out)
+        return None
+    _run_eval(model, data, out, flags, kwargs)
+    _copy_json(out / "summary.json", json_out)
+    typer.echo(f"next: echoink report {out}; echoink compare {out}/summary.json OTHER/summary.json")
+    return None
+
+
+def resolve_model(path: Path, best: bool = False) -> Path:
+    """``--model``: a model directory as given, or a run directory's final/ (best/ with ``best``),
+    saying which it took; a run directory without it is one line naming what it has."""
+    if _is_model(path) and not best:
+        return path
+    wanted = path / ("best" if best else "final")
+    if _is_model(wanted):
+        typer.echo(f"--model {path}: a run directory; using {wanted}", err=True)
+        return wanted
+    if path.is_dir() and (path / "metrics.jsonl").is_file() or best:
+        have = [p.name for p in (path / "final", path / "best") if _is_model(p)]
+        raise ValueError(
+            f"--model {path}: no model in {wanted}"
+            + (f"; it has {', '.join(have)}/ (--best picks best/)" if have else " (did the run finish?)")
+        )
+    return path  # check_model_dir names what is wrong with it
+
+
+def _is_model(path: Path) -> bool:
+    return (path / "config.json").is_file() or (path / "adapter_config.json").is_file()
+
+
+def _copy_json(source: Path, target: Path | None) -> None:
+    if target is not None and source.is_file():
+        target.write_text(source.read_text())
 
 
 def _run_eval(model: Path, data: Path, out: Path, flags: dict, kwargs: dict) -> None:
@@ -127,23 +185,14 @@ def _run_eval(model: Path, data: Path, out: Path, flags: dict, kwargs: dict) -> 
     check_split_file(data, "--data")
     desync = flags.pop("desync_seconds")
     used, sources = evaluate_arguments(flags, model, desync)  # a ValueError is a one-line user error
-    typer.echo("settings: " + ", ".join(f"{k}={v} ({sources[k]})" for k, v in _flat(used).items()))
+    from .cli_bench import settings_line
+
+    typer.echo(settings_line(used, sources, kwargs["decoding"]))  # once, with where each came from
     with run_lock(out):
         summary = evaluate(model, data, out, **kwargs, **used)
         record_sources(out / "summary.json", sources)
-    typer.echo(format_summary(summary))
+    typer.echo(format_summary(summary, settings_line=False))
     typer.echo(f"written: {out / 'summary.json'}, {out / 'predictions.jsonl'}")
-
-
-def _flat(used: dict) -> dict:
-    """The settings under their recipe names (the video ones out of their VideoSettings), for the echo."""
-    video = used["video"]
-    flat = {k: v for k, v in used.items() if k != "video"}
-    return flat | {
-        "video_fps": video.fps,
-        "max_frames": video.max_frames,
-        "max_video_pixels": video.max_pixels,
-    }
 
 
 def _decoding(mode: str, samples: int, temperature: float, top_p: float) -> tuple[str, int, float, float]:
@@ -187,7 +236,7 @@ def compare_cmd(
     summary_a: Path = typer.Argument(..., help="A's summary.json (its predictions.jsonl beside it)."),
     summary_b: Path = typer.Argument(..., help="B's summary.json."),
     condition: str = typer.Option(
-        "none", "--condition", help="Which condition to compare: none, audio, image."
+        "none", "--condition", help=f"Which condition to compare: {_conditions()}."
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the comparison as JSON here."),
     force: bool = typer.Option(False, "--force", help="Compare even when the two splits differ (SHA-256)."),
@@ -211,30 +260,42 @@ def compare_cmd(
 def analyze_cmd(
     run_dir: Path = typer.Argument(..., help="Run directory (metrics.jsonl, rollouts.jsonl) or eval folder."),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default RUN_DIR/analysis)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the analysis as JSON here."),
 ) -> None:
     """Training curves (PNG) and aha-moment rates: overall, per step, among correct vs wrong, top examples."""
+    import json
+
     from .eval.analysis import analyze, format_analysis
 
     if not run_dir.is_dir():
         typer.echo(f"error: {run_dir} is not a directory", err=True)
         raise typer.Exit(2)
-    typer.echo(format_analysis(analyze(run_dir, out)))
+    result = analyze(run_dir, out)
+    typer.echo(format_analysis(result))
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=1, default=str))
 
 
 @app.command("report")
 def report_cmd(
-    run_dir: Path = typer.Argument(..., help="Run directory or eval folder."),
+    run_dir: Path = typer.Argument(
+        ...,
+        help="Run directory, eval folder, or a folder of both (runs/demo: grpo/, eval_base/, eval_grpo/).",
+    ),
     out: Path | None = typer.Option(None, "--out", help="HTML file to write (default RUN_DIR/report.html)."),
     data: Path | None = typer.Option(
-        None, "--data", help="Split whose media to embed (default: from the run)."
+        None, "--data", help="Split whose media to embed (default: from each eval and the run)."
     ),
     max_items: int = typer.Option(300, "--max-items", min=1, help="Most completions listed."),
+    evals: list[Path] = typer.Option([], "--eval", help="An eval folder kept elsewhere (repeatable)."),
 ) -> None:
-    """One self-contained HTML page: curves, summary tables, completions with media, aha highlights, filters."""
+    """One self-contained HTML page: a header (model, recipe, G, lr, steps, wall time), charts (accuracy
+    with CI per model and condition, ablation drops, curves), tables, completions with media and parsed
+    predictions, aha highlights, filters."""
     from .eval.report import build_report
 
     if not run_dir.is_dir():
         typer.echo(f"error: {run_dir} is not a directory", err=True)
         raise typer.Exit(2)
-    path = build_report(run_dir, out, data, max_items)
+    path = build_report(run_dir, out, data, max_items, evals)
     typer.echo(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -149,7 +149,10 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
 
     Booleans are not numbers here (``max_steps: true`` is an error, not 1) and every float must be
     finite: a NaN weight or an infinite learning rate is refused by name, not discovered mid-run.
+    ``null`` for a text field (a path) is the empty text these fields use for "none" (``data.val_path``).
     """
+    if value is None and tp is str:
+        return ""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]

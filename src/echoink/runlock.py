@@ -78,6 +78,9 @@ def acquire(directory: str | Path, command: str | None = None) -> HeldLock:
         raise RunLocked(
             f"{directory}: in use by {_describe(info)}; wait for it to finish or choose another directory"
         ) from None
+    if not _still_there(fh, path):  # its last holder removed it between our open and flock: lock a new one
+        fh.close()
+        return acquire(directory, command)
     stale = _holder(fh)
     if stale:
         log.warning(
@@ -99,16 +102,25 @@ def acquire(directory: str | Path, command: str | None = None) -> HeldLock:
     return HeldLock(fh, path, created)
 
 
+def _still_there(fh, path: Path) -> bool:
+    """Whether ``path`` is still the file ``fh`` holds open (release unlinks it under the flock)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(fh.fileno()).st_ino
+    except FileNotFoundError:
+        return False
+
+
 def release(lock: HeldLock) -> None:
-    """Empty the record (so the next holder sees no stale lock) and drop the flock.
+    """Remove the lock file while the flock is held (no empty ``.echoink.lock`` is left behind; a process
+    that opened it meanwhile sees it gone and locks a new one) and drop the flock.
 
     A directory this lock created and nothing else wrote into (the command failed its checks) is
     removed, lock file first while the flock is still held, so no other process can lock a file
     that is about to disappear.
     """
     fh, path = lock.file, lock.path
-    if lock.created_dir and [p.name for p in path.parent.iterdir()] == [LOCK_FILE]:
-        path.unlink()
+    path.unlink(missing_ok=True)
+    if lock.created_dir and not any(path.parent.iterdir()):
         path.parent.rmdir()
     fh.seek(0)
     fh.truncate()

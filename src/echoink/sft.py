@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from tqdm.auto import tqdm
 from transformers import get_constant_schedule_with_warmup
 
 from .config import Config, save_config
@@ -28,6 +27,7 @@ from .data.prompts import escape_control_tokens
 from .guards import check_weights
 from .model import Engine
 from .outdir import check_output_dir
+from .progress import Progress
 from .recipe_card import write_recipe
 from .runlog import RunLog
 
@@ -80,8 +80,8 @@ def sft(cfg: Config) -> Path:
     order = rng.permutation(len(samples))
     cursor = 0
     policy.train()
-    bar = tqdm(range(1, s.max_steps + 1), desc="SFT", disable=not accelerator.is_main_process)
-    for step in bar:
+    bar = Progress(s.max_steps, "SFT", unit="step", quiet=not accelerator.is_main_process)
+    for step in range(1, s.max_steps + 1):
         t0 = time.perf_counter()
         if cursor + s.batch_size > len(order):
             order, cursor = rng.permutation(len(samples)), 0
@@ -98,8 +98,10 @@ def sft(cfg: Config) -> Path:
         metrics.update(lr=scheduler.get_last_lr()[0], step_time=time.perf_counter() - t0)
         runlog.metrics(step, metrics)
         bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_acc=f"{accuracy:.2f}")
+        bar.update()
         if s.save_every and step % s.save_every == 0 and step < s.max_steps and accelerator.is_main_process:
             save_model(accelerator.unwrap_model(scorer).model, engine.processor, out / f"step-{step:06d}")
+    bar.close()
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         save_model(accelerator.unwrap_model(scorer).model, engine.processor, out / "final")

@@ -116,6 +116,7 @@ def run_demo(
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     (out / "summary.md").write_text(summary_markdown(summary))
     echo("\n" + summary_markdown(summary))
+    _report(out, echo)
     return summary
 
 
@@ -139,6 +140,15 @@ def eval_kwargs(cfg: Config, d: DemoConfig) -> dict[str, Any]:
         ablate=list(ABLATIONS[d.modality]), batch_size=e.batch_size, max_new_tokens=e.max_new_tokens,
         template=e.template, decoding=e.decoding, max_pixels=cfg.data.max_pixels, video=cfg.data.video(),
     )  # fmt: skip
+
+
+def _report(out: Path, echo) -> None:
+    """RUN/report.html (grpo/, eval_base/, eval_grpo/: charts, curves, cards) and where it is."""
+    from echoink.eval.report import build_report
+
+    report = build_report(out)
+    echo(f"report: {report}  (open it in a browser; `echoink compare {out}/eval_base/summary.json "
+         f"{out}/eval_grpo/summary.json` for the paired test)")  # fmt: skip
 
 
 ABLATIONS = {"image": ("audio", "image"), "video": ("audio", "video", "desync")}
@@ -206,6 +216,7 @@ STAGE_OUTPUTS = (
     "summary.json",
     "summary.md",
     "recipe.yaml",
+    "report.html",
 )
 
 

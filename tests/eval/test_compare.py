@@ -128,3 +128,15 @@ def test_a_file_that_is_not_a_summary_is_one_line(two_evals, tmp_path):
     (tmp_path / "list.json").write_text("[]")
     result = CliRunner().invoke(app, ["compare", str(tmp_path / "list.json"), str(two_evals[0])])
     assert result.exit_code == 2 and "not an echoink summary.json" in result.output
+
+
+def test_both_weights_fingerprints_are_shown(two_evals):
+    a, b = two_evals
+    assert "weights sha256: A not recorded  B not recorded" in format_comparison(compare(a, b))
+    _stamp(a, weights_sha256="a" * 64)
+    _stamp(b, weights_sha256="b" * 64)
+    result = compare(a, b)
+    assert result["weights_sha256"] == ["a" * 64, "b" * 64]
+    assert f"weights sha256: A {'a' * 12}  B {'b' * 12}\n" in format_comparison(result)
+    _stamp(b, weights_sha256="a" * 64)
+    assert "(the same weights)" in format_comparison(compare(a, b))

@@ -224,7 +224,7 @@ def test_an_ablation_that_applies_to_no_item_is_not_applicable(scripted, eval_sp
     table = format_summary(summary)
     assert (
         "desync                        n/a      not applicable" in table
-        and "+0.000" not in table.split("desync")[1].split("\n")[0]
+        and "+0.0" not in table.split("desync")[1].split("\n")[0]
     )
 
 
@@ -245,3 +245,79 @@ def test_a_partly_applicable_ablation_is_measured_on_its_items():
     desync = summarize(rows, samples, ["none", "desync"])["conditions"]["desync"]
     assert desync["n"] == 2 and desync["accuracy"] == 0.0
     assert desync["drop"] == 0.5  # the video items' 1/2 unablated, not all four items' 3/4
+
+
+def _rewrite_weights(model_dir: Path) -> None:
+    """Change one weight in place, as `train --resume` rewriting final/ does (same path, same names)."""
+    from safetensors.torch import load_file, save_file
+
+    path = model_dir / "model.safetensors"
+    tensors = load_file(path)
+    name = next(iter(tensors))
+    tensors[name] = tensors[name].clone()
+    tensors[name].view(-1)[0] += 1.0
+    save_file(tensors, path, metadata={"format": "pt"})
+
+
+def test_resume_with_other_weights_at_the_same_path_is_refused(
+    scripted, eval_split, tiny_model_dir, tmp_path, capsys
+):
+    """eval, the weights rewritten in place, the same eval again: one line, no prediction reused."""
+    import shutil
+
+    from echoink.cli import run
+
+    model = tmp_path / "run1/final"
+    shutil.copytree(tiny_model_dir, model)
+    out = tmp_path / "e1"
+    scripted.script = {i: ["<answer>A</answer>"] for i in range(4)}
+    first = evaluate(model, eval_split, out, batch_size=4)
+    assert len(first["weights_sha256"]) == 64
+    evaluate(model, eval_split, out, batch_size=4)  # the same weights: resumed, nothing generated
+    assert len(scripted.calls) == 1
+    _rewrite_weights(model)
+    before = (out / "predictions.jsonl").read_text()
+    with pytest.raises(ValueError, match="made by other weights") as err:
+        evaluate(model, eval_split, out, batch_size=4)
+    assert f"sha256 {first['weights_sha256'][:12]}, now " in str(err.value) and "\n" not in str(err.value)
+    assert (out / "predictions.jsonl").read_text() == before and len(scripted.calls) == 1
+    args = ["eval", "--model", str(model), "--data", str(eval_split), "--out", str(out)]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as code:
+        run(args)
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert code.value.code == 2 and len(err_lines) == 1 and "made by other weights" in err_lines[0], err_lines
+
+
+def test_a_lora_adapters_fingerprint_covers_its_base(tiny_model_dir, tmp_path):
+    import json as _json
+    import shutil
+
+    from echoink.eval.weights import weights_fingerprint
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_model_dir, base)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(_json.dumps({"base_model_name_or_path": str(base)}))
+    (adapter / "adapter_model.safetensors").write_bytes(b"not really weights")
+    before = weights_fingerprint(adapter)
+    assert before is not None and before != weights_fingerprint(base)
+    _rewrite_weights(base)
+    assert weights_fingerprint(adapter) != before  # the adapter's bytes are the same; its base changed
+    assert weights_fingerprint(tmp_path / "nothing") is None
+
+
+def test_cli_prints_the_settings_once_and_the_next_command(scripted, eval_split, tiny_model_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from echoink.cli import app
+
+    out = tmp_path / "e"
+    args = ["eval", "--model", str(tiny_model_dir), "--data", str(eval_split), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--json", str(tmp_path / "s.json")])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("settings: ") == 1 and "decoding=greedy" in result.stdout
+    assert "max_new_tokens 256" not in result.stdout  # the summary's own settings line is left out
+    assert f"next: echoink report {out}" in result.stdout
+    assert json.loads((tmp_path / "s.json").read_text())["n_items"] == 4

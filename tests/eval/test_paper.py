@@ -34,7 +34,7 @@ def test_summary_reports_both_parsers(scripted, eval_split, tmp_path):
     block = summary["conditions"]["none"]
     assert block["accuracy"] == 0.5 and block["accuracy_echoink_parser"] == 0.75
     text = format_summary(summary)
-    assert "accuracy 0.750 under EchoInk's lenient parser" in text and "decoding greedy" in text
+    assert "accuracy 75.0% under EchoInk's lenient parser" in text and "decoding greedy" in text
 
 
 def test_cli_decoding_paper_is_one_sample_at_t1_top_p_095(scripted, eval_split, tmp_path, tiny_model_dir):

@@ -62,9 +62,9 @@ def test_page_is_self_contained(run_dir):
     media = json.loads(
         re.search(r'<script id="media" type="application/json">(.*?)</script>', page, re.S).group(1)
     )
-    assert set(media) == {"0", "1", "2", "3"}  # each item's media once
-    assert base64.b64decode(media["0"]["audio"].split(",")[1])[:4] == b"OggS"
-    assert base64.b64decode(media["0"]["image"].split(",")[1])[:2] == b"\xff\xd8"  # JPEG
+    assert set(media) == {"0/0", "0/1", "0/2", "0/3"}  # each item's media once (split 0, item id)
+    assert base64.b64decode(media["0/0"]["audio"].split(",")[1])[:4] == b"OggS"
+    assert base64.b64decode(media["0/0"]["image"].split(",")[1])[:2] == b"\xff\xd8"  # JPEG
     assert "<mark>Wait</mark>" in page and "&lt;b&gt;B&lt;/b&gt;" in page  # completions are escaped
     assert page.count('<img class="plot"') == 2 and "Which object makes the sound 1?" in page
     assert 'data-filter="needs" data-value="both"' in page
@@ -173,7 +173,9 @@ def test_hostile_ids_cannot_close_or_comment_out_the_embedded_json(tmp_path):
     # or enter the (double-)escaped states that "<!--<script>" opens. Was: the raw ids, "<" and all.
     assert "<" not in embedded
     media = json.loads(embedded)  # what the page's JSON.parse reads
-    assert sorted(media) == sorted(HOSTILE) and all(set(m) == {"image", "audio"} for m in media.values())
+    assert sorted(media) == sorted(f"0/{h}" for h in HOSTILE) and all(
+        set(m) == {"image", "audio"} for m in media.values()
+    )
     assert page.count("<script") == 2 and page.count("</script>") == 2  # the media JSON and the page's code
 
 
@@ -211,3 +213,77 @@ def test_a_metrics_row_without_a_step_is_named(tmp_path):
         ValueError, match=r"metrics.jsonl: row 1: a metrics row needs an integer 'step', got None"
     ):
         build_report(tmp_path)
+
+
+@pytest.fixture
+def demo_like(scripted, eval_split: Path, tmp_path: Path) -> Path:
+    """`make demo`'s layout: grpo/ (a training run), eval_base/ and eval_grpo/ one level down."""
+    root = tmp_path / "demo"
+    grpo = root / "grpo"
+    grpo.mkdir(parents=True)
+    (grpo / "config.yaml").write_text(
+        "model: {path: runs/demo/sft/final}\nrollout: {num_generations: 4}\n"
+        f"train: {{lr: 0.0002, max_steps: 3}}\ndata: {{train_path: {eval_split}}}\n"
+    )
+    metrics = [{"step": s, "reward": 0.2 * s, "step_time": 30.0} for s in (1, 2, 3)]
+    (grpo / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in metrics))
+    (grpo / "rollouts.jsonl").write_text(json.dumps({"step": 3, "id": "1", "completion": AHA}) + "\n")
+    scripted.script = {0: [PLAIN], 1: [PLAIN], 2: [PLAIN], 3: [PLAIN]}
+    evaluate("tiny", eval_split, root / "eval_base", ablate=["audio", "image"], batch_size=4)
+    scripted.script = {0: [PLAIN], 1: [AHA], 2: [PLAIN], 3: [PLAIN]}
+    evaluate("tiny", eval_split, root / "eval_grpo", ablate=["audio", "image"], batch_size=4)
+    return root
+
+
+def test_report_gathers_the_runs_evals_with_header_charts_and_verdicts(demo_like):
+    page = build_report(demo_like).read_text()
+    assert re.search(r"<th>G</th><td>4</td>", page) and "<th>lr</th><td>0.0002</td>" in page
+    assert "<th>steps done</th><td>3</td>" in page and "1.5 min (mean step time x steps)" in page
+    charts = re.findall(r'<svg class="chart".*?</svg>', page, re.S)
+    assert len(charts) == 2  # accuracy with CI, ablation drops
+    assert charts[0].count('class="bar"') == 2 * 3 and charts[0].count('class="ci"') == 2 * 3
+    assert charts[1].count('class="bar"') == 2 * 2
+    assert "eval_base, none: 50.0%" in charts[0] and "eval_grpo, none: 75.0%" in charts[0]
+    assert "Evaluation: eval_base" in page and "Evaluation: eval_grpo" in page
+    assert 'data-value="eval eval_grpo"' in page and 'data-value="rollouts"' in page
+    assert "prediction <b>B</b> · gold <b>B</b>" in page  # the rollout's answer, parsed; gold from the split
+    assert '<img class="plot" alt="curves.png"' in page
+
+
+def test_report_cli_takes_evals_kept_elsewhere(demo_like, tmp_path):
+    (demo_like / "eval_grpo").rename(tmp_path / "elsewhere")
+    args = [
+        "report",
+        str(demo_like),
+        "--eval",
+        str(tmp_path / "elsewhere"),
+        "--out",
+        str(tmp_path / "r.html"),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Evaluation: elsewhere" in (tmp_path / "r.html").read_text()
+    bad = CliRunner().invoke(app, ["report", str(demo_like), "--eval", str(tmp_path)])
+    assert bad.exit_code != 0
+
+
+@pytest.mark.skipif(_chromium_missing() is not None, reason=str(_chromium_missing()))
+def test_charts_render_non_empty_in_headless_chromium(demo_like, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    path = build_report(demo_like)
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser, page = _open_browser(pw, problems)
+        page.goto(path.as_uri())
+        page.wait_for_load_state("load")
+        sizes = page.eval_on_selector_all(
+            "svg.chart",
+            "svgs => svgs.map(s => Array.from(s.querySelectorAll('rect.bar')).map(r => {"
+            " const b = r.getBBox(); return b.width * b.height; }))",
+        )
+        assert len(sizes) == 2 and all(len(bars) >= 4 and all(a > 0 for a in bars) for bars in sizes)
+        assert page.eval_on_selector("img.plot", "img => img.complete && img.naturalWidth") > 0
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        browser.close()
+    assert problems == [] and (tmp_path / "report.png").stat().st_size > 10_000

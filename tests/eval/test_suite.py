@@ -62,10 +62,18 @@ def _suite(model: Path, bench: Path, out: Path, *extra: str) -> dict:
     return json.loads((out / "suite.json").read_text())
 
 
-def test_suite_official_scores_ablations_overlap_and_compare(bench: Path, carded_model: Path, tmp_path: Path):
+def test_suite_official_scores_ablations_overlap_and_compare(
+    bench: Path, carded_model: Path, tmp_path: Path, monkeypatch
+):
+    from echoink.eval import evaluate as ev
+
     check = CliRunner().invoke(app, ["data", "check", *(str(p) for p in sorted(bench.glob("*.json")))])
     assert check.exit_code == 0, check.output
+    loads, load = [], ev.load_model
+    monkeypatch.setattr(ev, "load_model", lambda *a, **k: loads.append(a) or load(*a, **k))
     suite = _suite(carded_model, bench, tmp_path / "a")
+    assert len(loads) == 1  # one model for the five benchmarks
+    assert len(suite["weights_sha256"]) == 64
     assert list(suite["benchmarks"]) == ["daily-omni", "mmar", "mmau", "omnibench", "worldsense"]
     for name, b in suite["benchmarks"].items():
         assert set(b["drops"]) == CARRIED[name], name  # only the modalities its rows carry

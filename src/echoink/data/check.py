@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..progress import Progress
 from .avqa import load_split
 from .media import MIN_AUDIO_SAMPLES, MediaError, load_audio, load_image
 from .messages import VideoSettings
@@ -33,6 +34,18 @@ class SplitReport:
     """Rows that load but hold something the user should know: control-token text (escaped in prompts)."""
     cut: list[tuple[int, float, float]] = field(default_factory=list)
     """Clips longer than the span the model sees: (row, seconds, span), cut to their first span seconds."""
+
+    def to_json(self) -> dict:
+        """The report as plain JSON values (``data check --json``)."""
+        return {
+            "path": self.path, "rows": self.rows, "good": self.good, "bad": len(self.problems),
+            "data_types": dict(self.data_types), "answers": dict(self.answers),
+            "option_counts": {str(k): v for k, v in self.option_counts.items()}, "needs": dict(self.needs),
+            "audio_clips": len(self.audio_seconds), "images": len(self.image_sizes),
+            "videos": len(self.video_stats), "cut": len(self.cut),
+            "problems": [{"row": p.row, "reason": p.reason} for p in self.problems],
+            "warnings": [{"row": w.row, "reason": w.reason} for w in self.warnings],
+        }  # fmt: skip
 
     def lines(self) -> list[str]:
         out = [f"{self.path}: {self.rows} rows, {self.good} good, {len(self.problems)} bad"]
@@ -97,34 +110,48 @@ def check_split(
     result = load_split(path, on_error="skip")
     problems = list(result.skipped)
     report = SplitReport(path=str(path), rows=result.rows, good=0, problems=problems)
-    for s in result.samples:
-        try:
-            clip = load_audio(s.audio) if s.audio is not None else None
-            image = load_image(s.image) if s.image is not None else None
-            stats = _decode_video(s) if s.video is not None else None
-        except MediaError as err:
-            problems.append(RowError(path, result.row_of[s.id], str(err)))
-            continue
-        report.good += 1
-        report.warnings += control_token_text(s, path, result.row_of[s.id])
-        report.data_types[s.data_type] += 1
-        report.answers[s.answer] += 1
-        report.option_counts[len(s.options)] += 1
-        if "needs" in s.metadata:
-            report.needs[s.metadata["needs"]] += 1
-        if clip is not None:
-            report.audio_seconds.append(clip.seconds)
-        if image is not None:
-            report.image_sizes.append(image.size)
-        if stats is not None:
-            report.video_stats.append(stats)
-            span = video.span(s, max_audio_seconds)
-            sound = clip.seconds if clip is not None and s.data_type == "video_audio" else 0.0  # its own file
-            longest = max(stats[0], sound)
-            if longest > span + 1e-3:
-                report.cut.append((result.row_of[s.id], longest, span))
+    with Progress(len(result.samples), f"check {Path(path).name}", unit="row") as bar:
+        for s in result.samples:
+            _check_sample(report, s, (path, result.row_of[s.id]), video, max_audio_seconds)
+            bar.update()
     problems.sort(key=lambda p: p.row)
     return report
+
+
+def _check_sample(
+    report: SplitReport,
+    s: Sample,
+    where: tuple[str | Path, int],
+    video: VideoSettings,
+    max_audio_seconds: float | None,
+) -> None:
+    """Decode one sample's media; add its statistics to ``report``, or its problem."""
+    path, row = where
+    try:
+        clip = load_audio(s.audio) if s.audio is not None else None
+        image = load_image(s.image) if s.image is not None else None
+        stats = _decode_video(s) if s.video is not None else None
+    except MediaError as err:
+        report.problems.append(RowError(path, row, str(err)))
+        return
+    report.good += 1
+    report.warnings += control_token_text(s, path, row)
+    report.data_types[s.data_type] += 1
+    report.answers[s.answer] += 1
+    report.option_counts[len(s.options)] += 1
+    if "needs" in s.metadata:
+        report.needs[s.metadata["needs"]] += 1
+    if clip is not None:
+        report.audio_seconds.append(clip.seconds)
+    if image is not None:
+        report.image_sizes.append(image.size)
+    if stats is not None:
+        report.video_stats.append(stats)
+        span = video.span(s, max_audio_seconds)
+        sound = clip.seconds if clip is not None and s.data_type == "video_audio" else 0.0  # its own file
+        longest = max(stats[0], sound)
+        if longest > span + 1e-3:
+            report.cut.append((row, longest, span))
 
 
 def control_token_text(sample: Sample, file: str | Path, row: int) -> list[RowError]:

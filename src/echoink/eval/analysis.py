@@ -80,7 +80,7 @@ def plot_curves(metrics: Sequence[dict[str, Any]], path: Path) -> list[str]:
     for ax, (title, keys) in zip(axes.flat, panels, strict=False):
         for key in keys:
             steps, values = _series(metrics, key)
-            ax.plot(steps, values, label=key, linewidth=1.2)
+            ax.plot(steps, values, label=key, linewidth=1.2, marker="o", markersize=3)  # one point shows too
             if key == "reward":
                 s_steps, std = _series(metrics, "reward_std")
                 if s_steps == steps:  # a band only when both were logged at the same steps

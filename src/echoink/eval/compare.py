@@ -136,6 +136,7 @@ def compare(
         "ci95": (a["ci95"], b["ci95"]),
         "ci_overlap": _overlap(a["ci95"], b["ci95"]),
         "split": split,
+        "weights_sha256": [s.get("weights_sha256") for s in summaries],
         "differences": setting_differences(*summaries),
     }
     predictions = [p.parent / PREDICTIONS for p in paths]
@@ -154,10 +155,22 @@ def compare(
     return result
 
 
-def _fmt(value: Any) -> str:
+RATES = frozenset(METRICS) - {"mean_length"}
+"""The metrics that are fractions, shown in percent (mean_length is in tokens)."""
+
+
+def _fmt(value: Any, name: str = "") -> str:
     if value is None:
         return "-"
+    if name in RATES:
+        return f"{100 * value:.1f}%"
     return f"{value:.1f}" if isinstance(value, float) and abs(value) >= 10 else f"{value:.3f}"
+
+
+def _diff(name: str, va: Any, vb: Any) -> str:
+    if va is None or vb is None:
+        return "-"
+    return f"{100 * (vb - va):+.1f} pts" if name in RATES else f"{vb - va:+.1f}"
 
 
 def format_comparison(result: dict[str, Any]) -> str:
@@ -167,15 +180,16 @@ def format_comparison(result: dict[str, Any]) -> str:
         f"A: {label_a}  ({result['a']})",
         f"B: {label_b}  ({result['b']})",
         f"condition: {result['condition']}",
+        _weights_line(result.get("weights_sha256") or [None, None]),
         *_caveats(result),
     ]
-    lines.append(f"{'metric':<20}{'A':>10}{'B':>10}{'B - A':>10}")
+    lines.append(f"{'metric':<20}{'A':>10}{'B':>10}{'B - A':>11}")
     for name, (va, vb) in result["metrics"].items():
-        diff = f"{vb - va:+.3f}" if va is not None and vb is not None else "-"
-        lines.append(f"{name:<20}{_fmt(va):>10}{_fmt(vb):>10}{diff:>10}")
+        lines.append(f"{name:<20}{_fmt(va, name):>10}{_fmt(vb, name):>10}{_diff(name, va, vb):>11}")
     (la, ha), (lb, hb) = result["ci95"]
     overlap = {True: "overlap", False: "do not overlap", None: "n/a"}[result["ci_overlap"]]
-    lines.append(f"95% CI: A [{la:.3f}, {ha:.3f}]  B [{lb:.3f}, {hb:.3f}]  ({overlap})")
+    ci_a, ci_b = (f"[{100 * lo:.1f}%, {100 * hi:.1f}%]" for lo, hi in ((la, ha), (lb, hb)))
+    lines.append(f"95% CI: A {ci_a}  B {ci_b}  ({overlap})")
     paired = result.get("paired")
     if paired is None:
         lines.append("paired test: skipped (predictions.jsonl missing next to a summary)")
@@ -188,6 +202,13 @@ def format_comparison(result: dict[str, Any]) -> str:
         f"  [headline: {paired['test']}]",
     ]
     return "\n".join(lines)
+
+
+def _weights_line(hashes: list[str | None]) -> str:
+    """Both weights' SHA-256 (eval/weights.py), first 12 digits; "the same weights" when they agree."""
+    a, b = (h[:12] if h else "not recorded" for h in hashes)
+    same = "  (the same weights)" if hashes[0] and hashes[0] == hashes[1] else ""
+    return f"weights sha256: A {a}  B {b}{same}"
 
 
 def _caveats(result: dict[str, Any]) -> list[str]:

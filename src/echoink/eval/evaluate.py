@@ -7,13 +7,15 @@ Ablations replace the audio with silence of equal length or the image with a bla
 (the data layer's ``load_media``) and report the accuracy drop against no ablation.
 
 Output folder:
-  eval_config.json   the settings and the split's SHA-256; re-running into the folder with other settings,
-                     or after the split's content changed, is refused (a folder holding anything else is
-                     refused too: ``outdir``)
+  eval_config.json   the settings, the split's SHA-256 and the weights' (``weights_sha256``: eval/weights.py);
+                     re-running into the folder with other settings, after the split's content changed, or
+                     with other weights at the same path (``train --resume`` rewrote ``final/``), is
+                     refused (a folder holding anything else is refused too: ``outdir``)
   predictions.jsonl  one row per (condition, item, sample): id, condition, sample, prompt, decoding,
                      completion, pred (parsed letters or null), answer, correct, format_ok, length
                      (completion tokens before the stop token), truncated, and the item's short metadata
-  summary.json       see :func:`summarize`, plus the settings and the split file's SHA-256 (``data_sha256``);
+  summary.json       see :func:`summarize`, plus the settings, the split file's SHA-256 (``data_sha256``) and
+                     the weights' (``weights_sha256``);
                      for a split imported by ``echoink data import``, also the benchmark's own score
                      (``official``) and accuracy by its categories (``eval/official.py``)
 Re-running with the same folder skips the (condition, item) pairs already in predictions.jsonl.
@@ -36,9 +38,11 @@ from ..data.avqa import split_fingerprint
 from ..data.messages import ABLATIONS, VideoSettings, ablation_applies
 from ..jsonl import read_jsonl
 from ..outdir import check_output_dir
+from ..progress import Progress
 from ..scoring.predict import Decoding, EvalSettings, predict_batch
 from .official import official_summary
 from .summary import summarize
+from .weights import short, weights_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,26 @@ def load_model(
     return model, out
 
 
+class ModelOnce:
+    """The model and its engine, loaded on first use and kept: ``eval --suite`` shares one across its
+    benchmarks (loading a 7B takes minutes); ``close`` releases the engine (vLLM's process groups)."""
+
+    def __init__(self, model_dir: str | Path, engine: str = "hf") -> None:
+        self.model_dir, self.engine, self.loads = model_dir, engine, 0
+        self._pair: tuple[torch.nn.Module, Any] | None = None
+
+    def get(self) -> tuple[torch.nn.Module, Any]:
+        if self._pair is None:
+            self._pair = load_model(self.model_dir, engine=self.engine)
+            self.loads += 1
+        return self._pair
+
+    def close(self) -> None:
+        if self._pair is not None:
+            self._pair[1].close()
+            self._pair = None
+
+
 def evaluate(
     model_dir: str | Path,
     data_path: str | Path,
@@ -89,6 +113,9 @@ def evaluate(
     max_pixels: int | None = 224 * 224,
     video: VideoSettings | None = None,
     engine: str = "hf",
+    shared: ModelOnce | None = None,
+    weights_sha256: str | None = None,
+    name: str = "eval",
 ) -> dict[str, Any]:
     """Evaluate ``model_dir`` on ``data_path`` under each condition in ``ablate``; write and return the summary.
 
@@ -97,42 +124,89 @@ def evaluate(
 
     ``decoding``: "greedy", "sample" (one sample at temperature 1) or a :class:`Decoding`. ``limit``
     keeps the first N valid items. "none" is always evaluated (the ablation drops need it).
+
+    ``shared``: a model loaded once for several calls (a suite), else one is loaded here if any item
+    is left; ``weights_sha256``: the weights' fingerprint when the caller has it (else computed);
+    ``name``: the progress bar's label (a suite's benchmark).
     """
     decoding = decoding if isinstance(decoding, Decoding) else Decoding(mode=decoding)
     settings = EvalSettings(
         template, decoding, max_new_tokens, max_audio_seconds, max_pixels, video or VideoSettings()
     )
-    conditions = ["none", *[c for c in dict.fromkeys(ablate) if c != "none"]]
-    if bad := [c for c in conditions if c not in CONDITIONS]:
-        raise ValueError(f"unknown ablation(s) {bad}; valid: {', '.join(CONDITIONS)}")
+    conditions = _conditions(ablate)
     out = Path(out_dir)
     check_output_dir(out, "--out", "eval", own=(SETTINGS,))  # before reading: a refusal writes nothing
-    loaded = load_split(data_path, on_error="skip")
-    for skipped in loaded.skipped:
-        log.warning("skipped row: %s", skipped)
-    samples = loaded.samples[:limit] if limit is not None else loaded.samples
+    loaded, samples = _load_items(data_path, limit)
     data = {"data": str(data_path), "data_sha256": split_fingerprint(data_path)}
-    _check_settings(out, {"model": str(model_dir), **data, **asdict(settings)})
+    weights = weights_sha256 or weights_fingerprint(model_dir)
+    _check_settings(out, {"model": str(model_dir), **data, "weights_sha256": weights, **asdict(settings)})
     rows = _complete_rows(out / PREDICTIONS, decoding.samples)
     done = {(r["condition"], r["id"]) for r in rows}
     # An ablation runs only on the items that carry what it removes (see summarize: "not applicable").
     todo = {c: [s for s in samples if (c, s.id) not in done and ablation_applies(s, c)] for c in conditions}
     if any(todo.values()):
-        model, decoder = load_model(model_dir, engine=engine)
+        model = shared or ModelOnce(model_dir, engine)
         for condition, pending in todo.items():
-            for start in range(0, len(pending), batch_size):
-                new = predict_batch(model, decoder, pending[start : start + batch_size], condition, settings)
-                _append(out / PREDICTIONS, new)
-                rows += new
-            log.info("%s: %d items evaluated", condition, len(pending))
-        decoder.close()  # vLLM: its engine and process groups (a suite starts one per benchmark)
+            rows += _predict(model, pending, condition, settings, (out / PREDICTIONS, batch_size, name))
+        if shared is None:
+            model.close()  # vLLM: its engine and process groups
     summary = summarize(rows, samples, conditions)
     summary.update(official_summary(rows, samples, conditions))  # an imported benchmark's own rule
     summary.update(model=str(model_dir), data=str(data_path), settings=asdict(settings), engine=engine)
-    summary["data_sha256"] = data["data_sha256"]  # what `compare` checks before pairing ids
-    summary["skipped_rows"] = len(loaded.skipped)
+    # data_sha256: what `compare` checks before pairing ids; weights_sha256: what it shows beside each model
+    summary |= {**data, "weights_sha256": weights, "skipped_rows": len(loaded.skipped)}
     (out / SUMMARY).write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def _conditions(ablate: Sequence[str]) -> list[str]:
+    """"none" first (the ablation drops need it), then each named ablation once, each a known one."""
+    conditions = ["none", *[c for c in dict.fromkeys(ablate) if c != "none"]]
+    if bad := [c for c in conditions if c not in CONDITIONS]:
+        raise ValueError(f"unknown ablation(s) {bad}; valid: {', '.join(CONDITIONS)}")
+    return conditions
+
+
+def _load_items(data_path: str | Path, limit: int | None) -> tuple[Any, list]:
+    """The split's valid rows (each skipped one logged) and the first ``limit`` of its samples."""
+    loaded = load_split(data_path, on_error="skip")
+    for skipped in loaded.skipped:
+        log.warning("skipped row: %s", skipped)
+    return loaded, loaded.samples[:limit] if limit is not None else loaded.samples
+
+
+def _predict(
+    model: ModelOnce, pending: list, condition: str, settings: EvalSettings, where: tuple[Path, int, str]
+) -> list[dict[str, Any]]:
+    """Predict ``pending`` in batches under one condition, appending each batch to the predictions file."""
+    path, batch_size, name = where
+    rows: list[dict[str, Any]] = []
+    if not pending:
+        return rows
+    thinker, decoder = model.get()
+    with Progress(len(pending), f"{name} {condition}") as bar:
+        for start in range(0, len(pending), batch_size):
+            batch = pending[start : start + batch_size]
+            new = predict_batch(thinker, decoder, batch, condition, settings)
+            _append(path, new)
+            rows += new
+            bar.update(len(batch))
+    log.info("%s: %d items evaluated", condition, len(pending))
+    return rows
+
+
+def _check_weights(out: Path, old: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Refuse to resume predictions another set of weights made (same path, other bytes)."""
+    before, now = old.get("weights_sha256"), settings["weights_sha256"]
+    if before is None or now is None:  # an older folder, or a directory without weight files
+        old["weights_sha256"] = now
+        return
+    if before != now and old.get("model") == settings["model"]:
+        raise ValueError(
+            f"{out}: its predictions were made by other weights than {settings['model']}'s now (sha256 "
+            f"{short(before)}, now {short(now)}: retrained or rewritten since); evaluate into another "
+            f"--out, or remove {out} to start over"
+        )
 
 
 def _check_settings(out: Path, settings: dict[str, Any]) -> None:
@@ -153,6 +227,7 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
             f"{old['data_sha256'][:12]}, now {settings['data_sha256'][:12]}); evaluate into another --out, "
             f"or remove {out} to start over"
         )
+    _check_weights(out, old, settings)
     if old != settings:
         diff = "; ".join(f"{k}: {old.get(k)!r} -> {v!r}" for k, v in settings.items() if old.get(k) != v)
         raise ValueError(

@@ -25,10 +25,13 @@ import soundfile as sf
 import yaml
 
 from ..data import SAMPLE_RATE, Sample, load_audio, load_image, load_split
+from ..data.answers import parse_answer
 from ..jsonl import read_jsonl
 from .aha import Marker, detect
 from .analysis import analyze, is_correct
+from .report_charts import accuracy_series, bar_chart, drop_series
 from .report_page import page, script_json
+from .report_run import gather, header, header_html, read_summaries
 from .summary import SUMMARY_COLUMNS, summary_rows
 
 log = logging.getLogger(__name__)
@@ -86,35 +89,56 @@ def _marked(text: str, start: int, end: int, markers: Sequence[Marker]) -> str:
     return "".join(parts)
 
 
-def _data_path(run: Path, data: str | Path | None) -> Path | None:
+def _split_of(folder: Path | None, data: str | Path | None) -> Path | None:
+    """The split whose media a folder's rows show: ``--data``, else an eval's split, else a run's training split."""
     if data is not None:
         return Path(data)
-    if (run / "eval_config.json").exists():
-        return Path(json.loads((run / "eval_config.json").read_text())["data"])
-    if (run / "config.yaml").exists():
-        cfg = yaml.safe_load((run / "config.yaml").read_text()) or {}
+    if folder is None:
+        return None
+    if (folder / "eval_config.json").exists():
+        return Path(json.loads((folder / "eval_config.json").read_text())["data"])
+    if (folder / "config.yaml").exists():
+        cfg = yaml.safe_load((folder / "config.yaml").read_text()) or {}
         path = (cfg.get("data") or {}).get("train_path")
         return Path(path) if path else None
     return None
 
 
-def _rows(run: Path, max_items: int) -> list[dict[str, Any]]:
-    """Rollouts (latest steps first) then predictions, each tagged with its source; at most ``max_items``."""
-    rows: list[dict[str, Any]] = []
-    if (run / "rollouts.jsonl").exists():
-        rollouts = sorted(read_jsonl(run / "rollouts.jsonl"), key=lambda r: -r.get("step", 0))
-        rows += [{**r, "_source": "rollouts"} for r in rollouts]
-    if (run / "predictions.jsonl").exists():
-        rows += [{**r, "_source": "predictions"} for r in read_jsonl(run / "predictions.jsonl")]
-    return rows[:max_items]
+def _rows(training: Path | None, evals: dict[str, Path], max_items: int) -> list[dict[str, Any]]:
+    """Rollouts (latest steps first) then each eval's predictions, tagged with their source and split;
+    at most ``max_items``, shared fairly between the sources."""
+    sources: list[list[dict[str, Any]]] = []
+    if training is not None and (training / "rollouts.jsonl").exists():
+        rollouts = sorted(read_jsonl(training / "rollouts.jsonl"), key=lambda r: -r.get("step", 0))
+        sources.append([{**r, "_source": "rollouts", "_folder": training} for r in rollouts])
+    for label, folder in evals.items():
+        if (folder / "predictions.jsonl").exists():
+            rows = read_jsonl(folder / "predictions.jsonl")
+            source = "predictions" if len(evals) == 1 else f"eval {label}"
+            sources.append([{**r, "_source": source, "_folder": folder} for r in rows])
+    share = max(1, max_items // max(1, len(sources)))
+    return [r for rows in sources for r in rows[:share]][:max_items]
 
 
-def _media(rows: Sequence[dict[str, Any]], samples: dict[str, Sample]) -> dict[str, dict[str, str]]:
+def _samples(rows: list[dict[str, Any]], data: str | Path | None, fallback: Path | None) -> dict[str, Sample]:
+    """Each row's sample by ``row["_key"]`` (split number / id: ids repeat across splits); sets ``_key``."""
+    splits: dict[Path, dict[str, Sample]] = {}
+    order: dict[Path, int] = {}
+    for r in rows:
+        path = _split_of(r.pop("_folder"), data) or fallback
+        if path is not None and path not in splits:
+            loaded = load_split(path, on_error="skip").samples if path.exists() else []
+            splits[path], order[path] = {x.id: x for x in loaded}, len(order)
+        r["_key"] = f"{order.get(path, 0)}/{r.get('id')}"
+        sample = splits.get(path, {}).get(str(r.get("id")))
+        if sample is not None:
+            r["_sample"] = sample
+    return {r["_key"]: r.pop("_sample") for r in rows if "_sample" in r}
+
+
+def _media(samples: dict[str, Sample]) -> dict[str, dict[str, str]]:
     media: dict[str, dict[str, str]] = {}
-    for sid in dict.fromkeys(r.get("id") for r in rows):
-        s = samples.get(sid)
-        if s is None:
-            continue
+    for key, s in samples.items():
         entry = {}
         try:
             if s.image:
@@ -122,8 +146,8 @@ def _media(rows: Sequence[dict[str, Any]], samples: dict[str, Sample]) -> dict[s
             if s.audio:
                 entry["audio"] = audio_uri(s.audio)
         except (OSError, ValueError) as err:  # one unreadable file must not sink the report
-            log.warning("report: media of %s: %s", sid, err)
-        media[sid] = entry
+            log.warning("report: media of %s: %s", s.id, err)
+        media[key] = entry
     return media
 
 
@@ -139,6 +163,7 @@ def _card(row: dict[str, Any], sample: Sample | None, has_media: dict[str, str])
     }
     data = " ".join(f'data-{k}="{html.escape(v)}"' for k, v in attrs.items())
     where = f"step {row['step']}" if "step" in row else f"condition {attrs['condition']}"
+    verdict = _verdict(row, sample)
     badge = {"1": '<b class="ok">correct</b>', "0": '<b class="bad">wrong</b>', "?": ""}[attrs["correct"]]
     facts = {
         k: v
@@ -149,29 +174,42 @@ def _card(row: dict[str, Any], sample: Sample | None, has_media: dict[str, str])
     fact_html = " ".join(f"<code>{html.escape(k)}={html.escape(_short(v))}</code>" for k, v in facts.items())
     if aha.switch:
         fact_html += f" <code>switch {aha.switch[0]}&rarr;{aha.switch[1]}</code>"
-    sid = html.escape(str(row.get("id")))
-    media = ""
-    if "image" in has_media:
-        media += f'<img data-media="{sid}" alt="image of {sid}">'
-    if "audio" in has_media:
-        media += f'<audio controls preload="metadata" data-media="{sid}"></audio>'
+    sid, media = html.escape(str(row.get("id"))), _media_html(row, has_media)
     question = "<i>question not found: pass --data SPLIT</i>"
     if sample is not None:
         options = "".join(f"<li>{html.escape(o)}</li>" for o in sample.options)
         question = f"<p>{html.escape(sample.question)}</p><ul>{options}</ul>"
     return (
         f'<div class="card" {data}><div class="head">{html.escape(row["_source"])} · id {sid} · {where} '
-        f"{badge}{' <b class=aha>aha</b>' if aha.found else ''}</div><div class='body'><div class='media'>"
+        f"{badge}{' <b class=aha>aha</b>' if aha.found else ''} {verdict}</div><div class='body'><div class='media'>"
         f"{media}</div><div class='text'>{question}<pre class='completion'>"
         f"{render_completion(row['completion'], aha.markers)}</pre><div>{fact_html}</div></div></div></div>"
     )
+
+
+def _verdict(row: dict[str, Any], sample: Sample | None) -> str:
+    """The parsed prediction (the eval's, else the strict parser's on the completion) beside the gold."""
+    pred = row["pred"] if "pred" in row else parse_answer(row["completion"])
+    gold = row.get("answer") or (sample.answer if sample is not None else None)
+    pred_text, gold_text = html.escape(str(pred or "unparsed")), html.escape(str(gold or "?"))
+    return f'<span class="pred">prediction <b>{pred_text}</b> · gold <b>{gold_text}</b></span>'
+
+
+def _media_html(row: dict[str, Any], has_media: dict[str, str]) -> str:
+    sid, key = html.escape(str(row.get("id"))), html.escape(row.get("_key", str(row.get("id"))))
+    media = ""
+    if "image" in has_media:
+        media += f'<img data-media="{key}" alt="image of {sid}">'
+    if "audio" in has_media:
+        media += f'<audio controls preload="metadata" data-media="{key}"></audio>'
+    return media
 
 
 def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def _summary_html(summary: dict[str, Any]) -> str:
+def _summary_html(summary: dict[str, Any], label: str = "") -> str:
     head = "<tr>" + "".join(f"<th>{c}</th>" for c in SUMMARY_COLUMNS) + "</tr>"
     body = []
     for kind, cells in summary_rows(summary):
@@ -180,7 +218,8 @@ def _summary_html(summary: dict[str, Any]) -> str:
             tds = f"<td></td><td colspan={len(SUMMARY_COLUMNS) - 1}>{html.escape(cells[0])}</td>"
         body.append(f"<tr class='{kind}'>{tds}</tr>")
     model, data = html.escape(str(summary.get("model"))), html.escape(str(summary.get("data")))
-    return f"<h2>Evaluation</h2><p>{model} on {data}</p><table>{head}{''.join(body)}</table>"
+    title = f"Evaluation: {html.escape(label)}" if label else "Evaluation"
+    return f"<h2>{title}</h2><p>{model} on {data}</p><table>{head}{''.join(body)}</table>"
 
 
 def _aha_html(aha: dict[str, Any]) -> str:
@@ -218,31 +257,36 @@ def _filters(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def build_report(
-    run_dir: str | Path, out: str | Path | None = None, data: str | Path | None = None, max_items: int = 300
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    data: str | Path | None = None,
+    max_items: int = 300,
+    evals: Sequence[str | Path] = (),
 ) -> Path:
-    """Write the report page (default RUN_DIR/report.html) and return its path."""
+    """Write the report page (default RUN_DIR/report.html) and return its path: header, charts, curves,
+    tables and cards of the run's training folder and evals (inside RUN_DIR, and ``evals``)."""
     run = Path(run_dir)
-    result = analyze(run)  # curves and aha stats, written to RUN_DIR/analysis
-    rows = _rows(run, max_items)
-    data_path = _data_path(run, data)
-    samples: dict[str, Sample] = {}
-    if data_path is not None and data_path.exists():
-        samples = {s.id: s for s in load_split(data_path, on_error="skip").samples}
-    elif rows:
+    training, found = gather(run, evals)
+    summaries = read_summaries(found)
+    source = training or (next(iter(found.values())) if len(found) == 1 else run)
+    result = analyze(source)  # curves and aha stats, written to SOURCE/analysis
+    rows = _rows(training, found, max_items)
+    fallback = next((_split_of(f, None) for f in found.values()), None)
+    samples = _samples(rows, data, fallback)
+    if rows and not samples:
         log.warning("report: no split found for %s (pass --data); showing text only", run)
-    media = _media(rows, samples)
-    sections = []
+    media = _media(samples)
+    sections = [header_html(header(training, summaries)), *_charts(summaries)]
     for name in ("curves.png", "aha_rate.png"):
-        path = run / "analysis" / name
+        path = source / "analysis" / name
         if path.exists():
             sections.append(
                 f'<img class="plot" alt="{name}" src="{_data_uri("image/png", path.read_bytes())}">'
             )
-    if (run / "summary.json").exists():
-        sections.append(_summary_html(json.loads((run / "summary.json").read_text())))
+    sections += [_summary_html(s, label if len(summaries) > 1 else "") for label, s in summaries.items()]
     if result["aha"]:
         sections.append(_aha_html(result["aha"]))
-    cards = "".join(_card(r, samples.get(r.get("id")), media.get(r.get("id"), {})) for r in rows)
+    cards = "".join(_card(r, samples.get(r["_key"]), media.get(r["_key"], {})) for r in rows)
     text = page(
         title=html.escape(f"echoink report: {run.resolve().name}"),
         sections="".join(sections),
@@ -254,3 +298,14 @@ def build_report(
     target = Path(out) if out is not None else run / "report.html"
     target.write_text(text, encoding="utf-8")
     return target
+
+
+def _charts(summaries: dict[str, dict[str, Any]]) -> list[str]:
+    """Accuracy with its 95% CI per model and condition; the drop each ablation causes."""
+    if not summaries:
+        return []
+    charts = [bar_chart("Strict accuracy with 95% CI, by model and condition", *accuracy_series(summaries))]
+    groups, drops = drop_series(summaries)
+    if groups and any(v for vals in drops.values() for v in vals):
+        charts.append(bar_chart("Accuracy lost with each input removed (points)", groups, drops, signed=True))
+    return ["<h2>Charts</h2>", *charts]

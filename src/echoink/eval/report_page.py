@@ -47,6 +47,8 @@ pre.completion { white-space: pre-wrap; word-break: break-word; background: #faf
 .think { color: #345; }
 .answer { font-weight: bold; color: #063; }
 mark { background: #ffe066; }
+.pred { margin-left: 0.6em; } table.header th { background: #f3f3f6; }
+svg.chart text { font-size: 11px; fill: #333; } figure { margin: 0.5em 0 1em; }
 b.ok { color: #063; } b.bad { color: #a00; } b.aha { color: #b60; }
 code { margin-right: 0.5em; font-size: 0.85em; }
 """

@@ -21,7 +21,8 @@ from ..data.importers import BENCHMARKS
 from ..data.overlap import split_overlap
 from ..outdir import check_output_dir
 from .compare import compare, format_comparison, item_outcomes
-from .evaluate import PREDICTIONS, SETTINGS, SUMMARY, evaluate, read_predictions
+from .evaluate import PREDICTIONS, SETTINGS, SUMMARY, ModelOnce, evaluate, read_predictions
+from .weights import weights_fingerprint
 
 SUITE, SUITE_MD = "suite.json", "suite.md"
 _CARRIES = {"image_audio": {"audio", "image"}, "audio": {"audio"}, "image": {"image"},
@@ -57,16 +58,23 @@ def run_suite(
     train_split: str | Path | None = None,
     **eval_kwargs: Any,
 ) -> dict[str, Any]:
-    """Evaluate every imported split; write and return suite.json (and suite.md)."""
+    """Evaluate every imported split with one loaded model (and one fingerprint of its weights);
+    write and return suite.json (and suite.md)."""
     out = Path(out_dir)
     check_output_dir(out, "--out", "eval --suite", own=(SUITE, f"*/{SETTINGS}"))  # resumes its own folder
     benchmarks = {}
-    for name, split in suite_splits(suite_dir).items():
-        wanted = [a for a in ablate if a in carried(split)]
-        summary = evaluate(model_dir, split, out / name, ablate=wanted, **eval_kwargs)
-        benchmarks[name] = _entry(summary, out / name, split, train_split)
+    shared = ModelOnce(model_dir, eval_kwargs.pop("engine", "hf"))
+    weights = weights_fingerprint(model_dir)
+    try:
+        for name, split in suite_splits(suite_dir).items():
+            wanted = [a for a in ablate if a in carried(split)]
+            summary = evaluate(model_dir, split, out / name, ablate=wanted, engine=shared.engine,
+                               shared=shared, weights_sha256=weights, name=name, **eval_kwargs)  # fmt: skip
+            benchmarks[name] = _entry(summary, out / name, split, train_split)
+    finally:
+        shared.close()
     suite = {"model": str(model_dir), "suite": str(suite_dir), "train_split": _str(train_split),
-             "benchmarks": benchmarks}  # fmt: skip
+             "weights_sha256": weights, "benchmarks": benchmarks}  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     (out / SUITE).write_text(json.dumps(suite, indent=1))
     (out / SUITE_MD).write_text(format_suite(suite))

@@ -128,7 +128,21 @@ def _add_drops(
 
 
 SUMMARY_COLUMNS = ("condition", "accuracy", "95% CI", "drop", "p", "format", "unparseable", "mean length")
-_WIDTHS = (30, 9, 16, 8, 8, 8, 12, 12)
+_WIDTHS = (30, 9, 18, 8, 8, 8, 12, 12)
+
+
+def pct(x: float) -> str:
+    """A fraction as the tables show it, in percent (as suite.md and compare do): 0.5 -> "50.0%".
+
+    >>> pct(0.5), pct(1 / 3)
+    ('50.0%', '33.3%')
+    """
+    return f"{100 * x:.1f}%"
+
+
+def points(x: float) -> str:
+    """A difference of fractions in percentage points: 0.25 -> "+25.0"."""
+    return f"{100 * x:+.1f}"
 
 
 def summary_rows(summary: dict[str, Any]) -> list[tuple[str, list[str]]]:
@@ -141,21 +155,21 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, list[str]]]:
             rows.append(("extra", [b["note"]]))
             continue
         lo, hi = b["ci95"]
-        drop = f"{b['drop']:+.3f}" if "drop" in b else ""
+        drop = points(b["drop"]) if "drop" in b else ""
         p = f"{b['drop_p']:.3g}" if "drop_p" in b else ""
-        cells = [name, f"{b['accuracy']:.3f}", f"[{lo:.3f}, {hi:.3f}]", drop, p]
-        cells += [f"{b['format_rate']:.3f}", f"{b['unparseable_rate']:.3f}", f"{b['mean_length']:.1f}"]
+        cells = [name, pct(b["accuracy"]), f"[{pct(lo)}, {pct(hi)}]", drop, p]
+        cells += [pct(b["format_rate"]), pct(b["unparseable_rate"]), f"{b['mean_length']:.1f}"]
         rows.append(("condition", cells))
         if name != "none" and b["n"] < summary["n_items"]:
             note = f"on the {b['n']} of {summary['n_items']} items that carry what it removes; drop against the same items"
             rows.append(("extra", [note]))
         if "accuracy_echoink_parser" in b:
             note = "EchoInk's lenient parser (reads 'a' as A), for comparison with the paper only"
-            rows.append(("extra", [f"accuracy {b['accuracy_echoink_parser']:.3f} under {note}"]))
+            rows.append(("extra", [f"accuracy {pct(b['accuracy_echoink_parser'])} under {note}"]))
         if "majority_accuracy" in b:
-            passk = "  ".join(f"pass@{j} {v:.3f}" for j, v in b["pass@k"].items())
+            passk = "  ".join(f"pass@{j} {pct(v)}" for j, v in b["pass@k"].items())
             rows.append(
-                ("extra", [f"majority vote {b['majority_accuracy']:.3f}  {passk}  ({b['samples']} samples)"])
+                ("extra", [f"majority vote {pct(b['majority_accuracy'])}  {passk}  ({b['samples']} samples)"])
             )
         for f, values in b["by"].items():
             for v, g in values.items():
@@ -165,8 +179,8 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, list[str]]]:
                         "group",
                         [
                             f"  {f}={v}",
-                            f"{g['accuracy']:.3f}",
-                            f"[{lo:.3f}, {hi:.3f}]",
+                            pct(g["accuracy"]),
+                            f"[{pct(lo)}, {pct(hi)}]",
                             "",
                             "",
                             "",
@@ -178,16 +192,18 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, list[str]]]:
     return rows
 
 
-def format_summary(summary: dict[str, Any]) -> str:
-    """A plain-text table of a summary, one line per condition and per metadata group."""
+def format_summary(summary: dict[str, Any], settings_line: bool = True) -> str:
+    """A plain-text table of a summary, one line per condition and per metadata group; without the
+    settings line when the caller has printed the settings already (``echoink eval``)."""
     lines = [f"model {summary['model']}  data {summary['data']}  items {summary['n_items']}"]
-    if (settings := summary.get("settings")) is not None:
+    if settings_line and (settings := summary.get("settings")) is not None:
         lines.append(_settings_line(settings))
     if (official := summary.get("official")) is not None:  # an imported benchmark (eval/official.py)
         lines.append(
-            f"{summary['benchmark']}: official score ({official['rule']}) {official['accuracy']:.3f}"
+            f"{summary['benchmark']}: official score ({official['rule']}) {pct(official['accuracy'])}"
         )
     lines.append("".join(f"{c:<{w}}" for c, w in zip(SUMMARY_COLUMNS, _WIDTHS, strict=True)).rstrip())
+    lines.append("(percent; drop in percentage points against no ablation)")
     for kind, cells in summary_rows(summary):
         line = (
             "  " + cells[0]
@@ -198,16 +214,19 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _settings_line(settings: dict[str, Any]) -> str:
-    """Prompt, decoding (labelled when it is EchoInk's) and media budgets, as the predictions were made."""
-    d = settings["decoding"]
-    decoding = (
+def decoding_text(d: dict[str, Any]) -> str:
+    """``greedy``, or ``sample x4, T=1.0, top-p 0.95``, labelled when it is EchoInk's decoding."""
+    text = (
         "greedy"
         if d["mode"] == "greedy"
         else f"sample x{d['samples']}, T={d['temperature']}, top-p {d['top_p']}"
     )
-    if is_paper_decoding(d):
-        decoding += " (EchoInk's RL-model decoding)"
+    return text + (" (EchoInk's RL-model decoding)" if is_paper_decoding(d) else "")
+
+
+def _settings_line(settings: dict[str, Any]) -> str:
+    """Prompt, decoding (labelled when it is EchoInk's) and media budgets, as the predictions were made."""
+    decoding = decoding_text(settings["decoding"])
     line = (
         f"prompt {settings['template']}  decoding {decoding}  max_new_tokens {settings['max_new_tokens']}  "
         f"max_pixels {settings['max_pixels']}  max_audio_seconds {settings['max_audio_seconds']}"

@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from tqdm.auto import tqdm
 from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
 from ..config import Config
@@ -34,6 +33,7 @@ from ..model.loading import (
     needs_reference_copy,
 )
 from ..model.vllm_sampler import VllmSettings
+from ..progress import Progress
 from ..runlog import RunLog
 from ..scoring.rewards import register_rewards
 from . import sharding
@@ -85,8 +85,8 @@ def _loop(cfg: Config, run: Run) -> None:
     validator = make_validator(
         cfg, h.accelerator.process_index, h.accelerator.num_processes, run.log.metrics_path
     )
-    bar = tqdm(
-        total=cfg.train.max_steps, initial=state.step, desc="GRPO", disable=not h.accelerator.is_main_process
+    bar = Progress(
+        cfg.train.max_steps, "GRPO", unit="step", quiet=not h.accelerator.is_main_process, initial=state.step
     )
     while state.step < cfg.train.max_steps:
         t_start = time.perf_counter()

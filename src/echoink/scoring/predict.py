@@ -51,6 +51,10 @@ def short_metadata(sample: Sample) -> dict[str, Any]:
     }
 
 
+DECODING_MODES = ("greedy", "sample")
+"""How completions can be drawn (``eval --decoding`` adds ``paper``, EchoInk's fixed sampling)."""
+
+
 @dataclass(frozen=True)
 class Decoding:
     """How completions are drawn: ``greedy`` (one per item) or ``sample`` (``samples`` per item)."""
@@ -63,8 +67,8 @@ class Decoding:
     """Sampling seed; each batch reseeds from it and its item ids, so a resumed run draws the same."""
 
     def __post_init__(self) -> None:
-        if self.mode not in ("greedy", "sample"):
-            raise ValueError(f"decoding must be greedy or sample, got {self.mode!r}")
+        if self.mode not in DECODING_MODES:
+            raise ValueError(f"decoding must be one of {', '.join(DECODING_MODES)}, got {self.mode!r}")
         if self.samples < 1 or (self.mode == "greedy" and self.samples != 1):
             raise ValueError(f"samples must be 1 for greedy and >= 1 for sample, got {self.samples}")
         if not self.temperature > 0 or math.isinf(self.temperature) or not 0 < self.top_p <= 1:  # NaN fails

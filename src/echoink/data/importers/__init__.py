@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...progress import Progress
 from ...registry import Registry
 from ..schema import RowError
 from .releases import Item, read_daily_omni, read_mmar, read_mmau, read_omnibench, read_worldsense
@@ -90,18 +91,17 @@ def import_benchmark(name: str, src: str | Path, out: str | Path) -> ImportRepor
             f"put the release under {out} or pass an --out folder that holds it"
         )
     rows, missing, seen = [], [], set()
-    for item in bench.read(src):
-        if item.id in seen:
-            raise RowError(src, len(rows) + len(missing), f"duplicate question id {item.id!r}")
-        seen.add(item.id)
-        if not all((src / rel).is_file() for rel in item.media.values()):
-            missing.append(item.id)
-            continue
-        for rel in item.media.values():  # a symlink out of the folder: the loader would refuse every such row
-            if not (src / rel).resolve().is_relative_to(out):
-                raise RowError(src, -1, f"question {item.id}: {rel} resolves outside {out} (a symlink?); "
-                               "the loader refuses media outside the split's folder")  # fmt: skip
-        rows.append(_row(item, bench, src.relative_to(out)))
+    items = bench.read(src)
+    with Progress(len(items), f"import {name}", unit="question") as bar:
+        for item in items:
+            if item.id in seen:
+                raise RowError(src, len(rows) + len(missing), f"duplicate question id {item.id!r}")
+            seen.add(item.id)
+            if _media_present(item, src, out):
+                rows.append(_row(item, bench, src.relative_to(out)))
+            else:
+                missing.append(item.id)
+            bar.update()
     report = ImportReport(out / f"{name}.json", len(rows), missing)
     if not rows:
         raise NothingImported(
@@ -109,6 +109,17 @@ def import_benchmark(name: str, src: str | Path, out: str | Path) -> ImportRepor
         )
     report.path.write_text(json.dumps(rows, indent=1, ensure_ascii=False), encoding="utf-8")
     return report
+
+
+def _media_present(item: Item, src: Path, out: Path) -> bool:
+    """Whether every media file of ``item`` is there; a RowError for one that resolves outside ``out``."""
+    if not all((src / rel).is_file() for rel in item.media.values()):
+        return False
+    for rel in item.media.values():  # a symlink out of the folder: the loader would refuse every such row
+        if not (src / rel).resolve().is_relative_to(out):
+            raise RowError(src, -1, f"question {item.id}: {rel} resolves outside {out} (a symlink?); "
+                           "the loader refuses media outside the split's folder")  # fmt: skip
+    return True
 
 
 def _row(item: Item, bench: Benchmark, prefix: Path) -> dict[str, Any]:
