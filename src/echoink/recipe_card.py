@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .bounded import read_json, read_json_object
 from .config import Config, DataConfig
 
 RECIPE_FILE = "echoink_recipe.json"
@@ -54,7 +55,7 @@ def read_recipe(model_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        follow = dict(json.loads(path.read_text())["eval"])
+        follow = dict(read_json(path)["eval"])
         # The data fields pass the recipe's own checks (a hand-edited video_fps of -1 is named here).
         DataConfig(**{k: follow[k] for k in FOLLOWED_DATA_FIELDS if k in follow})
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
@@ -100,7 +101,7 @@ def evaluate_arguments(
 def record_sources(summary_path: str | Path, sources: dict[str, str]) -> None:
     """Add where each evaluation setting came from (flag, training recipe, default) to a summary.json."""
     path = Path(summary_path)
-    summary = json.loads(path.read_text())
+    summary = read_json_object(path, "an echoink summary.json")
     summary["settings_source"] = sources
     path.write_text(json.dumps(summary, indent=1))
 
@@ -111,6 +112,6 @@ def training_split(model_dir: str | Path) -> str | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())["config"]["data"]["train_path"] or None
-    except (json.JSONDecodeError, KeyError, TypeError):
+        return read_json(path)["config"]["data"]["train_path"] or None
+    except (ValueError, KeyError, TypeError):
         return None

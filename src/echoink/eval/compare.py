@@ -12,11 +12,11 @@ SHA-256 (``data_sha256``) differ are refused unless ``force`` (item "3" of a vid
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
+from ..bounded import read_json
 from ..scoring.rewards import parse_answer
 from .evaluate import PREDICTIONS, read_predictions
 from .stats import majority_vote, mcnemar
@@ -104,7 +104,7 @@ def split_check(paths: list[Path], summaries: list[dict[str, Any]], force: bool)
 
 
 def _read_summary(path: Path) -> dict[str, Any]:
-    summary = json.loads(path.read_text())
+    summary = read_json(path)  # nesting bounded; an error names the file
     if not isinstance(summary, dict) or not isinstance(summary.get("conditions"), dict):
         raise ValueError(f"{path}: not an echoink summary.json (no 'conditions' object)")
     return summary

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import logging
 import re
 from collections.abc import Sequence
@@ -22,8 +21,8 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-import yaml
 
+from ..bounded import read_json_object, read_yaml
 from ..data import SAMPLE_RATE, Sample, load_audio, load_image, load_split
 from ..jsonl import read_jsonl
 from .aha import Marker, detect
@@ -90,10 +89,11 @@ def _data_path(run: Path, data: str | Path | None) -> Path | None:
     if data is not None:
         return Path(data)
     if (run / "eval_config.json").exists():
-        return Path(json.loads((run / "eval_config.json").read_text())["data"])
+        return Path(str(read_json_object(run / "eval_config.json", "an eval_config.json").get("data")))
     if (run / "config.yaml").exists():
-        cfg = yaml.safe_load((run / "config.yaml").read_text()) or {}
-        path = (cfg.get("data") or {}).get("train_path")
+        cfg = read_yaml(run / "config.yaml") or {}  # nesting bounded, as every file the CLI reads
+        data = cfg.get("data") if isinstance(cfg, dict) else None
+        path = data.get("train_path") if isinstance(data, dict) else None
         return Path(path) if path else None
     return None
 
@@ -239,7 +239,7 @@ def build_report(
                 f'<img class="plot" alt="{name}" src="{_data_uri("image/png", path.read_bytes())}">'
             )
     if (run / "summary.json").exists():
-        sections.append(_summary_html(json.loads((run / "summary.json").read_text())))
+        sections.append(_summary_html(read_json_object(run / "summary.json", "an echoink summary.json")))
     if result["aha"]:
         sections.append(_aha_html(result["aha"]))
     cards = "".join(_card(r, samples.get(r.get("id")), media.get(r.get("id"), {})) for r in rows)
