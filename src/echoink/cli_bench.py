@@ -49,15 +49,18 @@ def run_suite_cli(
 ) -> None:
     """``eval --suite``: the training's settings where no flag is given, every imported split, one table."""
     from .eval.suite import format_suite, run_suite
-    from .preflight import check_model_dir
+    from .preflight import check_model_dir, check_suite_members
+    from .preflight_model import check_eval_model
     from .recipe_card import evaluate_arguments, record_sources, training_split
     from .runlock import run_lock
 
     if (suite is None) == (data is None):
         raise typer.BadParameter("give exactly one of --data SPLIT and --suite DIR")
     check_model_dir(model, "--model")
+    check_suite_members(suite)  # every member, before the first is evaluated
     desync = flags.pop("desync_seconds")
     used, sources = evaluate_arguments(flags, model, desync)
+    check_eval_model(model, kwargs["engine"], used["max_new_tokens"])
     train = training_split(model)
     with run_lock(out):
         result = run_suite(model, suite, out, train_split=train, **kwargs, **used)
