@@ -70,7 +70,9 @@ def json_text(text: str | bytes, name: str | Path, line: int | None = None) -> A
         try:
             text = text.decode("utf-8-sig")
         except UnicodeDecodeError as err:
-            raise FileFormatError(f"{_where(name, line)} is not JSON (not UTF-8 at byte {err.start})") from None
+            raise FileFormatError(
+                f"{_where(name, line)} is not JSON (not UTF-8 at byte {err.start})"
+            ) from None
     deep = _too_deep(text, _JSON_TOKEN)
     if deep is not None:
         raise FileFormatError(

@@ -35,10 +35,13 @@ def data_overlap(
     split_a: Path = typer.Argument(..., help="Split A (e.g. the training split)."),
     split_b: Path = typer.Argument(..., help="Split B (e.g. an imported benchmark)."),
 ) -> None:
-    """List B's items whose normalised question + options match an item of A (and whether their media files are identical)."""
-    from .data.overlap import split_overlap
+    """List B's items whose normalised question + options match an item of A (and whether their media files
+    are identical), after the rows read and skipped in each split; exit 2 when a split yields no row."""
+    from .data.overlap import split_overlap_counted
 
-    matches = split_overlap(split_a, split_b)
+    matches, reads = split_overlap_counted(split_a, split_b)  # a split yielding no row: one line, exit 2
+    for name, read in zip("AB", reads, strict=True):
+        typer.echo(f"{name}: {read.line()}")
     typer.echo(f"{len(matches)} item(s) of {split_b} match an item of {split_a}")
     for m in matches:
         typer.echo(f"  {m.id_b}  = A's {m.id_a}  (media: {m.media})")
