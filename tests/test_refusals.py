@@ -226,3 +226,116 @@ def test_torch_save_of_tensors_passes_the_weight_check(tiny_model_dir, tmp_path)
 
     torch.save(load_file(str(tiny_model_dir / "model.safetensors")), tmp_path / "pytorch_model.bin")
     check_torch_bin(tmp_path / "pytorch_model.bin", "--model")  # real weights are not refused
+
+
+# --- 4. the smaller cases ------------------------------------------------------------------------------
+def test_overlap_counts_rows_and_refuses_a_split_that_yields_none(tmp_path, capsys):
+    good = _split(tmp_path / "a")
+    broken = write_split(tmp_path, [{"problem_id": i, "problem": "q"} for i in range(3)], "b.json")
+    with pytest.raises(SystemExit) as exit_:
+        run_app(app, ["data", "overlap", str(good), str(good)])
+    lines = capsys.readouterr().out.splitlines()
+    assert exit_.value.code == 0
+    assert lines[:2] == [
+        f"A: {good}: 3 rows read, 3 compared, 0 skipped",
+        f"B: {good}: 3 rows read, 3 compared, 0 skipped",
+    ]
+    line = _refused(
+        capsys, "data", "overlap", good, broken, says=f"{broken}: none of its 3 rows could be read"
+    )
+    assert "no overlap could be found" in line  # was "0 item(s) match": a false all-clear
+
+
+def _summary(path: Path, data: str | None, sha: str | None, engine: str = "hf") -> Path:
+    body = {
+        "model": "m",
+        "data": data,
+        "engine": engine,
+        "conditions": {"none": {"accuracy": 0.5, "ci95": [0.4, 0.6]}},
+    }
+    if sha:
+        body["data_sha256"] = sha
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(body))
+    return path
+
+
+def test_compare_names_the_file_refuses_unrelated_splits_and_shows_the_engine(tmp_path, capsys):
+    from echoink.eval.compare import compare
+
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    metrics.parent.mkdir()
+    metrics.write_text('{"step": 1}\n{"step": 2}\n')
+    a = _summary(tmp_path / "a" / "summary.json", "bench/video.json", None)
+    _refused(capsys, "compare", metrics, a, says=f"{metrics}: line 2 is not JSON")
+    b = _summary(tmp_path / "b" / "summary.json", "bench/image.json", None, engine="vllm")
+    line = _refused(capsys, "compare", a, b, says="record no split hash and name different splits")
+    assert "--force" in line
+    forced = compare(a, b, force=True)
+    assert forced["split"] == "different (forced)" and forced["differences"]["engine"] == ["hf", "vllm"]
+    same = _summary(tmp_path / "c" / "summary.json", "bench/video.json", None)
+    assert compare(a, same)["split"] == "unverified"
+
+
+def test_recipe_card_records_absolute_split_paths_the_suite_can_find(tiny_model_dir, tmp_path, monkeypatch):
+    from echoink.data.avqa import split_fingerprint
+    from echoink.recipe_card import training_split, write_recipe
+
+    split = _split(tmp_path / "work" / "data")
+    monkeypatch.chdir(tmp_path / "work")
+    cfg = recipe(tiny_model_dir, Path("data/train.json"), tmp_path / "run")  # relative, as recipes write it
+    card_dir = tmp_path / "final"
+    card_dir.mkdir()
+    write_recipe(cfg, card_dir, "grpo")
+    monkeypatch.chdir(tmp_path)  # the eval runs elsewhere
+    card = json.loads((card_dir / "echoink_recipe.json").read_text())["splits"]["data.train_path"]
+    assert card == {"path": "data/train.json", "absolute": str(split), "sha256": split_fingerprint(split)}
+    assert training_split(card_dir) == str(split)
+
+
+def test_sharded_cpu_passes_every_train_flag_through(tmp_path):
+    import subprocess
+
+    stub = tmp_path / "python"  # stands in for the venv's python: records what accelerate would run
+    log = tmp_path / "argv"
+    stub.write_text(f'#!/bin/sh\ncase "$1" in -c) echo 1;; -) echo {{}};; *) echo "$@" >> {log};; esac\n')
+    stub.chmod(0o755)
+    script = Path(__file__).parents[1] / "bench" / "sharded_cpu.sh"
+    args = [
+        "--set",
+        "data.train_path=x",
+        "--set",
+        "model.path=y",
+        "--resume",
+        "--allow-config-change",
+        "--force",
+    ]
+    done = subprocess.run([str(script), str(tmp_path / "out"), *args], env={**os.environ, "PYTHON": str(stub)},
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (
+        log.read_text()
+        .rstrip()
+        .endswith(
+            f"--set train.output_dir={tmp_path / 'out'} --set data.train_path=x --set model.path=y --resume "
+            "--allow-config-change --force"
+        )
+    )
+
+
+def test_data_import_replaces_only_a_split_it_wrote(tmp_path, capsys):
+    from bench_layouts import write_mmau
+
+    src = write_mmau(tmp_path)
+    target = tmp_path / "mmau.json"
+    code, _ = _run(capsys, "data", "import", "mmau", src, "--out", tmp_path)
+    assert code == 0 and target.exists()
+    code, _ = _run(capsys, "data", "import", "mmau", src, "--out", tmp_path)  # its own file: replaced
+    assert code == 0
+    edited = target.read_text().replace("Is the speaker a man?", "Is the speaker a woman?")
+    target.write_text(edited)  # a hand fix
+    _refused(capsys, "data", "import", "mmau", src, "--out", tmp_path,
+             says=f"--out: {target} exists and was not written by `echoink data import` (or was edited since)")  # fmt: skip
+    assert target.read_text() == edited
+    (tmp_path / ".mmau.json.echoink").unlink()
+    _refused(capsys, "data", "import", "mmau", src, "--out", tmp_path, says="was not written by")

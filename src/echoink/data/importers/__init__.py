@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...filehash import sha256_file
 from ...registry import Registry
 from ..schema import RowError
 from .releases import Item, read_daily_omni, read_mmar, read_mmau, read_omnibench, read_worldsense
@@ -89,6 +90,8 @@ def import_benchmark(name: str, src: str | Path, out: str | Path) -> ImportRepor
             f"{src} is not inside --out {out}: media are referenced relative to the split, not copied; "
             f"put the release under {out} or pass an --out folder that holds it"
         )
+    target = out / f"{name}.json"
+    check_replaceable(target)  # before reading the release: a refusal costs nothing
     rows, missing, seen = [], [], set()
     for item in bench.read(src):
         if item.id in seen:
@@ -108,7 +111,33 @@ def import_benchmark(name: str, src: str | Path, out: str | Path) -> ImportRepor
             f"{bench.title}: nothing imported from {src}; {report.line().split('; ', 1)[-1]}"
         )
     report.path.write_text(json.dumps(rows, indent=1, ensure_ascii=False), encoding="utf-8")
+    _mark(report.path)
     return report
+
+
+def _marker(split: Path) -> Path:
+    return split.with_name(f".{split.name}.echoink")
+
+
+def _mark(split: Path) -> None:
+    """Record that this import wrote ``split`` (its SHA-256), so a re-import may replace it, and only it."""
+    _marker(split).write_text(json.dumps({"written_by": "echoink data import", "sha256": sha256_file(split)}))
+
+
+def check_replaceable(split: Path) -> None:
+    """Refuse to replace a ``split`` this command did not write, or that was edited since (a hand-fixed
+    benchmark file would be lost silently)."""
+    if not split.exists():
+        return
+    try:
+        ours = json.loads(_marker(split).read_text())["sha256"] == sha256_file(split)
+    except (OSError, ValueError, KeyError, TypeError):
+        ours = False
+    if not ours:
+        raise FileExistsError(
+            f"--out: {split} exists and was not written by `echoink data import` (or was edited since); "
+            "move it away or import into another --out"
+        )
 
 
 def _row(item: Item, bench: Benchmark, prefix: Path) -> dict[str, Any]:
