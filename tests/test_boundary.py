@@ -58,11 +58,13 @@ LAYERS: dict[str, int] = {
         ("registry", "jsonl", "guards", "runlog", "runlock", "outdir", "cli_errors", "export", "filehash"), 0
     ),
     "__init__": 0,  # the ``echoink`` package itself
+    "bounded": 0,  # the bounded JSON/YAML reader (issue 39)
     "data": 1,
     **dict.fromkeys(("config", "config_sections", "config_commands", "recipe_card"), 2),
     "model": 3,
     "scoring": 4,
     **dict.fromkeys(("rl", "eval", "sft"), 5),
+    "preflight_model": 6,  # preflight's checks that read a model directory (issue 39)
     **dict.fromkeys(
         ("preflight", "demo", "shortcut_experiment", "cli", "cli_app", "cli_eval", "cli_bench", "__main__"), 6
     ),

@@ -112,23 +112,23 @@ def read_json_object(path: str | Path, what: str) -> dict[str, Any]:
 
 
 def yaml_text(text: str, name: str | Path) -> Any:
-    """YAML as recipes are read (1.2 booleans, alias bombs refused), nesting bounded; FileFormatError."""
+    """A YAML file echoink wrote (a run's config.yaml, read as ``yaml.safe_load`` reads it), flow nesting
+    bounded; FileFormatError. Recipes have their own reader (``config.load_config``: YAML 1.2 booleans,
+    alias bombs refused); this one sits below the config layer, so it only bounds and names."""
     import yaml
-
-    from .config import ConfigError, _yaml
 
     deep = _too_deep(text, _YAML_TOKEN)
     if deep is not None:
         raise FileFormatError(f"{_where(name, deep)}: YAML nested deeper than {MAX_DEPTH} levels")
     try:
-        return _yaml(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(err, "problem", None) or "invalid YAML"
         raise FileFormatError(f"{_where(name, line)}: not YAML ({problem})") from None
-    except ConfigError as err:  # an alias bomb, a recursive alias, block nesting past the recursion limit
-        raise FileFormatError(f"{name}: {str(err).replace('the recipe', 'the file')}") from None
+    except RecursionError:  # block nesting (indentation) past the recursion limit: no brackets to count
+        raise FileFormatError(f"{name}: YAML nested too deeply to read") from None
 
 
 def read_yaml(path: str | Path) -> Any:
