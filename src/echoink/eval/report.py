@@ -222,6 +222,8 @@ def build_report(
 ) -> Path:
     """Write the report page (default RUN_DIR/report.html) and return its path."""
     run = Path(run_dir)
+    summary_path = run / "summary.json"  # read first: a damaged one is refused before anything is written
+    summary = read_json_object(summary_path, "an echoink summary.json") if summary_path.exists() else None
     result = analyze(run)  # curves and aha stats, written to RUN_DIR/analysis
     rows = _rows(run, max_items)
     data_path = _data_path(run, data)
@@ -238,8 +240,8 @@ def build_report(
             sections.append(
                 f'<img class="plot" alt="{name}" src="{_data_uri("image/png", path.read_bytes())}">'
             )
-    if (run / "summary.json").exists():
-        sections.append(_summary_html(read_json_object(run / "summary.json", "an echoink summary.json")))
+    if summary is not None:
+        sections.append(_summary_html(summary))
     if result["aha"]:
         sections.append(_aha_html(result["aha"]))
     cards = "".join(_card(r, samples.get(r.get("id")), media.get(r.get("id"), {})) for r in rows)
