@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from ..bounded import read_json_object
 from ..data import load_split
 from ..data.avqa import split_fingerprint
 from ..data.messages import ABLATIONS, VideoSettings, ablation_applies
@@ -112,7 +113,7 @@ def evaluate(
         log.warning("skipped row: %s", skipped)
     samples = loaded.samples[:limit] if limit is not None else loaded.samples
     data = {"data": str(data_path), "data_sha256": split_fingerprint(data_path)}
-    _check_settings(out, {"model": str(model_dir), **data, **asdict(settings)})
+    _check_settings(out, {"model": str(model_dir), **data, **asdict(settings), "engine": engine})
     rows = _complete_rows(out / PREDICTIONS, decoding.samples)
     done = {(r["condition"], r["id"]) for r in rows}
     # An ablation runs only on the items that carry what it removes (see summarize: "not applicable").
@@ -143,7 +144,8 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
         out.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(settings, indent=1))
         return
-    old = json.loads(path.read_text())
+    old = read_json_object(path, "an eval_config.json")
+    old.setdefault("engine", "hf")  # written before --engine existed: every eval decoded with hf
     if "data_sha256" not in old:  # written before fingerprints were recorded: nothing to compare
         log.warning("%s: records no fingerprint of its split; a changed split cannot be noticed", path)
         old["data_sha256"] = settings["data_sha256"]
