@@ -284,9 +284,10 @@ def check_memory(cfg: Any, shape: TextShape, reference_copy: bool, available: tu
     r, t = cfg.rollout, cfg.train
     raise ConfigError(
         f"rollout.num_generations: a step needs at least {need / GIB:,.1f} GiB ({shown}; "
-        f"{t.prompts_per_step} prompts x {r.num_generations:,} completions) but "
-        f"this machine has {have / GIB:,.1f} GiB of {what}; lower rollout.num_generations, "
-        "train.prompts_per_step or the model's size (model.lora_rank, algo.beta), or pass --force"
+        f"{t.prompts_per_step} prompts x {r.num_generations:,} completions x {r.max_new_tokens:,} tokens reserved) "
+        f"but this machine has {have / GIB:,.1f} GiB of {what}; lower rollout.num_generations, "
+        "rollout.max_new_tokens or train.prompts_per_step, use rollout.engine=vllm (it pages the cache), "
+        "shrink the trained state (model.lora_rank, algo.beta), or pass --force"
     )
 
 
