@@ -369,3 +369,28 @@ def test_damaged_safetensors_and_configs_are_one_line(tiny_model_dir, tmp_path):
     (model / "config.json").write_text(json.dumps(config))
     with pytest.raises(ConfigError, match="config.json: text_config is incomplete"):
         text_shape(model, "--model")
+
+
+def test_deep_json_in_a_model_config_a_lock_or_an_import_marker(tiny_model_dir, tmp_path, capsys):
+    """Hostile pass: the other JSON files a command reads before its work are bounded too."""
+    from echoink.runlock import LOCK_FILE, run_lock
+
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, model)
+    (model / "config.json").write_text('{"text_config": ' + DEEP + "}")
+    split = _split(tmp_path / "d")
+    _refused(capsys, "eval", "--model", model, "--data", split, "--out", tmp_path / "e",
+             says=f"--model: {model / 'config.json'}: line 1: JSON nested deeper")  # fmt: skip
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / LOCK_FILE).write_text(DEEP)  # a planted lock record: read as "no holder", never a traceback
+    with run_lock(run):
+        pass
+    target = tmp_path / "b" / "mmau.json"
+    target.parent.mkdir()
+    target.write_text("[]")
+    (target.parent / ".mmau.json.echoink").write_text(DEEP)
+    from bench_layouts import write_mmau
+
+    src = write_mmau(target.parent)
+    _refused(capsys, "data", "import", "mmau", src, "--out", target.parent, says="was not written by")

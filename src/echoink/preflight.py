@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .bounded import read_json
+from .bounded import read_json, read_json_object
 from .config_sections import ConfigError
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -90,6 +90,10 @@ def check_model_dir(path: str | Path, field: str) -> Path:
     else:
         if not (p / "config.json").is_file():
             raise ConfigError(f"{field}: {p} has no config.json; not a model directory")
+        try:  # parsed here, bounded: transformers' reader would recurse on a deeply nested one
+            read_json_object(p / "config.json", "a model config")
+        except ValueError as err:
+            raise ConfigError(f"{field}: {err}") from None
         if not any(f for pattern in WEIGHT_PATTERNS for f in p.glob(pattern)):
             raise ConfigError(f"{field}: {p} holds no weights (*.safetensors or *.bin)")
     if not (p / "tokenizer.json").is_file():

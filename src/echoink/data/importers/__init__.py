@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...bounded import read_json
 from ...filehash import sha256_file
 from ...registry import Registry
 from ..schema import RowError
@@ -130,7 +131,7 @@ def check_replaceable(split: Path) -> None:
     if not split.exists():
         return
     try:
-        ours = json.loads(_marker(split).read_text())["sha256"] == sha256_file(split)
+        ours = read_json(_marker(split))["sha256"] == sha256_file(split)
     except (OSError, ValueError, KeyError, TypeError):
         ours = False
     if not ours:
