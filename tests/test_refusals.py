@@ -184,8 +184,7 @@ def test_a_deep_run_config_on_resume_is_one_line(tiny_model_dir, tmp_path, capsy
     (run / "config.yaml").write_text("train:\n  lr: " + DEEP + "\n")
     (run / "metrics.jsonl").write_text('{"step": 1}\n')  # a run with a step: --resume reads its record
     _refused(capsys, "train", cfg, "--resume", says=f"{run / 'config.yaml'}: line 2: YAML nested deeper")
-    assert sorted(p.name for p in run.iterdir()) == [".echoink.lock", "config.yaml", "metrics.jsonl"]
-    assert (run / ".echoink.lock").read_text() == ""  # the lock, released
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "metrics.jsonl"]  # not even a lock
 
 
 # --- 3. weight files read as data ----------------------------------------------------------------------

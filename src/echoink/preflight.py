@@ -139,3 +139,17 @@ def check_suite_members(suite_dir: str | Path) -> dict[str, Path]:
                 "(`echoink data import`) or move it out of the suite"
             )
     return splits
+
+
+def check_run_record(run_dir: str | Path) -> None:
+    """The record files a launch into ``run_dir`` reads (config.yaml, inputs.json, launch.json) parse,
+    bounded, before the directory is locked: a damaged one is refused with nothing written."""
+    from .bounded import read_yaml
+
+    for name, read in (("config.yaml", read_yaml), ("inputs.json", read_json), ("launch.json", read_json)):
+        path = Path(run_dir) / name
+        if path.is_file():
+            try:
+                read(path)
+            except ValueError as err:
+                raise ConfigError(f"train.output_dir: {err}; start a new run") from None
