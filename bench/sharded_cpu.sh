@@ -3,14 +3,15 @@
 # DeepSpeed ZeRO-3 (accelerate + DeepSpeed's CPU accelerator + gloo), the engine the paper's 8-GPU
 # launch uses (configs/accelerate/deepspeed_zero3.yaml), through the same trainer code.
 #
-#   bench/sharded_cpu.sh OUT_DIR [--resume] [--set k=v ...]
+#   bench/sharded_cpu.sh OUT_DIR [--set k=v ...] [any other `echoink train` flag: --resume,
+#                        --allow-config-change, --force, --debug ...]
 #
 # Prepares the recipe's benchmark (runs/bench) and tiny model (runs/tiny-model) first when they are
 # missing and not overridden with --set data.train_path=... / model.path=.... The last line printed is
 # JSON: engine, processes, steps, seconds, run_dir (and final_dir once final/ is written).
 set -euo pipefail
 if [ $# -lt 1 ] || [[ $1 == -* ]]; then
-  echo "usage: bench/sharded_cpu.sh OUT_DIR [--resume] [--set k=v ...]" >&2
+  echo "usage: bench/sharded_cpu.sh OUT_DIR [--set k=v ...] [echoink train flags]" >&2
   exit 2
 fi
 out=$1
@@ -19,12 +20,11 @@ extra=()
 own_data=0 own_model=0
 while [ $# -gt 0 ]; do
   case $1 in
-    --resume) extra+=(--resume); shift ;;
     --set)
       [ $# -ge 2 ] || { echo "bench/sharded_cpu.sh: --set needs k=v" >&2; exit 2; }
       case $2 in data.train_path=*) own_data=1 ;; model.path=*) own_model=1 ;; esac
       extra+=(--set "$2"); shift 2 ;;
-    *) echo "bench/sharded_cpu.sh: unknown argument $1 (expected --resume or --set k=v)" >&2; exit 2 ;;
+    *) extra+=("$1"); shift ;;  # every other `echoink train` flag as given: train itself names a wrong one
   esac
 done
 root=$(cd "$(dirname "$0")/.." && pwd)

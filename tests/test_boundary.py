@@ -65,6 +65,7 @@ LAYERS: dict[str, int] = {
     ),
     "__init__": 0,  # the ``echoink`` package itself
     "progress": 0,
+    "bounded": 0,  # the bounded JSON/YAML reader (issue 39)
     "data": 1,
     **dict.fromkeys(("config", "config_sections", "config_commands", "recipe_card"), 2),
     "model": 3,
@@ -72,6 +73,7 @@ LAYERS: dict[str, int] = {
     "scoring": 4,
     **dict.fromkeys(("rl", "eval", "sft"), 5),
     **dict.fromkeys(("preflight", "cli", "cli_app", "cli_eval", "cli_bench", "__main__"), 6),
+    "preflight_model": 6,  # preflight's checks that read a model directory
 }
 """The layer of each top-level module or package of ``echoink`` (a package's submodules share it), lowest
 first. A new module must be placed here deliberately: an unplaced one fails the test."""

@@ -349,12 +349,21 @@ def train_cmd(
         "or the number of processes from the current step (recorded in config_history.jsonl) instead of "
         "refusing them.",
     ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Start even when a step's least memory (weights, rollout) exceeds the machine's.",
+    ),
 ) -> None:
     """Train with GRPO (rollout -> rewards -> advantages -> policy update); writes a run directory."""
+    from .preflight import check_run_record
+    from .preflight_model import check_training_model
     from .rl.trainer import train
     from .runlock import run_lock
 
     cfg = _recipe(recipe, [*overrides, *_out_override("train.output_dir", out)])
+    check_training_model(cfg, force)  # engine, lengths, memory: before the lock, the record, any load
+    check_run_record(cfg.train.output_dir)
     with run_lock(cfg.train.output_dir):
         run_dir = train(cfg, resume=resume, allow_config_change=allow_config_change)
     typer.echo(f"run directory: {run_dir}")

@@ -50,12 +50,16 @@ def data_overlap(
     json_out: Path | None = typer.Option(None, "--json", help="Also write the matches as JSON here."),
 ) -> None:
     """List B's items whose normalised question + options match an item of A (and whether their media files
-    are identical); with --media, apart, the items sharing an audio, image or video file's content."""
+    are identical), after the rows read and skipped in each split; exit 2 when a split yields no row; with
+    --media, apart, the items sharing an audio, image or video file's content."""
     import json
 
     from .data.media_overlap import format_overlap_report, overlap_report
-    from .data.overlap import split_overlap
+    from .data.overlap import split_overlap_counted
 
+    matches, reads = split_overlap_counted(split_a, split_b)  # a split yielding no row: one line, exit 2
+    for name, read in zip("AB", reads, strict=True):
+        typer.echo(f"{name}: {read.line()}")
     if media or json_out is not None:
         report = overlap_report(split_a, split_b)
         if not media:
@@ -64,7 +68,6 @@ def data_overlap(
         if json_out is not None:
             json_out.write_text(json.dumps(report, indent=1))
         return
-    matches = split_overlap(split_a, split_b)
     typer.echo(f"{len(matches)} item(s) of {split_b} match an item of {split_a}")
     for m in matches:
         typer.echo(f"  {m.id_b}  = A's {m.id_a}  (media: {m.media})")
@@ -75,15 +78,18 @@ def run_suite_cli(
 ) -> None:
     """``eval --suite``: the training's settings where no flag is given, every imported split, one table."""
     from .eval.suite import format_suite, run_suite
-    from .preflight import check_model_dir
+    from .preflight import check_model_dir, check_suite_members
+    from .preflight_model import check_eval_model
     from .recipe_card import evaluate_arguments, record_sources, training_split
     from .runlock import run_lock
 
     if (suite is None) == (data is None):
         raise typer.BadParameter("give exactly one of --data SPLIT and --suite DIR")
     check_model_dir(model, "--model")
+    check_suite_members(suite)  # every member, before the first is evaluated
     desync = flags.pop("desync_seconds")
     used, sources = evaluate_arguments(flags, model, desync)
+    check_eval_model(model, kwargs["engine"], used["max_new_tokens"])
     typer.echo(settings_line(used, sources, kwargs["decoding"]))
     train = training_split(model)
     with run_lock(out):

@@ -178,6 +178,7 @@ def _run_eval(model: Path, data: Path, out: Path, flags: dict, kwargs: dict) -> 
     from .eval.evaluate import evaluate
     from .eval.summary import format_summary
     from .preflight import check_model_dir, check_split_file
+    from .preflight_model import check_eval_model
     from .recipe_card import evaluate_arguments, record_sources
     from .runlock import run_lock
 
@@ -185,6 +186,7 @@ def _run_eval(model: Path, data: Path, out: Path, flags: dict, kwargs: dict) -> 
     check_split_file(data, "--data")
     desync = flags.pop("desync_seconds")
     used, sources = evaluate_arguments(flags, model, desync)  # a ValueError is a one-line user error
+    check_eval_model(model, kwargs["engine"], used["max_new_tokens"])  # engine and lengths, before loading
     from .cli_bench import settings_line
 
     typer.echo(settings_line(used, sources, kwargs["decoding"]))  # once, with where each came from

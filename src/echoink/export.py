@@ -24,6 +24,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .bounded import read_json_object
 from .outdir import check_output_dir
 
 SPEAKERS = "spk_dict.pt"  # Qwen2_5OmniForConditionalGeneration.from_pretrained requires it
@@ -52,7 +53,10 @@ def _config(model_dir: Path) -> dict[str, Any]:
     path = model_dir / "config.json"
     if not path.is_file():
         raise ExportError(f"{model_dir}: no config.json")
-    return json.loads(path.read_text())
+    try:
+        return read_json_object(path, "a model config")  # nesting bounded
+    except ValueError as err:
+        raise ExportError(str(err)) from None
 
 
 def _tensors(model_dir: Path) -> Iterator[tuple[str, Path]]:

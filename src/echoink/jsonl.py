@@ -15,10 +15,11 @@ naming the file and line.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
+
+from .bounded import FileFormatError, json_text
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +53,7 @@ def read_jsonl(path: str | Path, repair: bool = False) -> list[dict[str, Any]]:
 
 
 def _parse(path: Path, lineno: int, line: bytes) -> dict[str, Any]:
-    try:
-        row = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: line {lineno} is not JSON ({err})") from None
+    row = json_text(line, path, lineno)  # nesting bounded: a row nested 100,000 deep is one line too
     if not isinstance(row, dict):
-        raise ValueError(f"{path}: line {lineno} is not a JSON object")
+        raise FileFormatError(f"{path}: line {lineno} is not a JSON object")
     return row

@@ -13,10 +13,10 @@ not match", minutes later).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from .bounded import read_json, read_json_object
 from .config_sections import ConfigError
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -93,16 +93,23 @@ def check_model_dir(path: str | Path, field: str) -> Path:
     else:
         if not (p / "config.json").is_file():
             raise ConfigError(f"{field}: {p} has no config.json; not a model directory")
+        try:  # parsed here, bounded: transformers' reader would recurse on a deeply nested one
+            read_json_object(p / "config.json", "a model config")
+        except ValueError as err:
+            raise ConfigError(f"{field}: {err}") from None
         if not any(f for pattern in WEIGHT_PATTERNS for f in p.glob(pattern)):
             raise ConfigError(f"{field}: {p} holds no weights (*.safetensors or *.bin)")
     if not (p / "tokenizer.json").is_file():
         raise ConfigError(f"{field}: {p} has no tokenizer.json (copy the tokenizer files of its base model)")
+    from .preflight_model import check_weight_files
+
+    check_weight_files(p, field)  # headers and pickles read as data: a payload is refused, never run
     return p
 
 
 def _adapter_base(adapter: Path, field: str) -> Path:
     try:
-        base = json.loads(adapter.read_text())["base_model_name_or_path"]
+        base = read_json(adapter)["base_model_name_or_path"]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ConfigError(f"{field}: {adapter} is unreadable or names no base model ({err})") from None
     return Path(base)
@@ -114,3 +121,38 @@ def check_recipe_inputs(cfg: Any) -> None:
     if cfg.data.val_path:
         check_split_file(cfg.data.val_path, "data.val_path")
     check_model_dir(cfg.model.path, "model.path")
+
+
+def check_suite_members(suite_dir: str | Path) -> dict[str, Path]:
+    """Every split of an ``eval --suite`` folder loads and keeps at least one row, checked before the
+    first is evaluated (a broken last member was found after an hour of a 7B's time on the others)."""
+    from .data.avqa import load_split
+    from .eval.suite import suite_splits
+
+    splits = suite_splits(suite_dir)
+    for name, path in splits.items():
+        try:
+            loaded = load_split(path, on_error="skip")
+        except ValueError as err:  # RowError, FileFormatError: not a split at all
+            raise ConfigError(f"--suite: {name}: {err}") from None
+        if not loaded.samples:
+            first = f"; first: {loaded.skipped[0]}" if loaded.skipped else ""
+            raise ConfigError(
+                f"--suite: {path}: none of its {loaded.rows} rows loads{first}; re-import it "
+                "(`echoink data import`) or move it out of the suite"
+            )
+    return splits
+
+
+def check_run_record(run_dir: str | Path) -> None:
+    """The record files a launch into ``run_dir`` reads (config.yaml, inputs.json, launch.json) parse,
+    bounded, before the directory is locked: a damaged one is refused with nothing written."""
+    from .bounded import read_yaml
+
+    for name, read in (("config.yaml", read_yaml), ("inputs.json", read_json), ("launch.json", read_json)):
+        path = Path(run_dir) / name
+        if path.is_file():
+            try:
+                read(path)
+            except ValueError as err:
+                raise ConfigError(f"train.output_dir: {err}; start a new run") from None

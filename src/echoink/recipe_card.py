@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .bounded import read_json, read_json_object
 from .config import Config, DataConfig
 
 RECIPE_FILE = "echoink_recipe.json"
@@ -44,8 +45,23 @@ def write_recipe(cfg: Config, model_dir: str | Path, stage: str) -> Path:
     if stage == "grpo":
         follow["max_new_tokens"] = cfg.rollout.max_new_tokens
     path = Path(model_dir) / RECIPE_FILE
-    path.write_text(json.dumps({"stage": stage, "eval": follow, "config": cfg.to_dict()}, indent=1))
+    card = {"stage": stage, "eval": follow, "config": cfg.to_dict(), "splits": split_record(cfg)}
+    path.write_text(json.dumps(card, indent=1))
     return path
+
+
+def split_record(cfg: Config) -> dict[str, dict[str, str]]:
+    """{field: {"path" as the recipe wrote it, "absolute", "sha256"}} of each split the run read: the
+    config keeps paths relative to the training's working directory, which an eval run elsewhere
+    (the suite's overlap check) cannot resolve."""
+    from .data.avqa import split_fingerprint
+
+    fields = {"data.train_path": cfg.data.train_path, "data.val_path": cfg.data.val_path}
+    return {
+        field: {"path": str(p), "absolute": str(Path(p).resolve()), "sha256": split_fingerprint(p)}
+        for field, p in fields.items()
+        if p and Path(p).exists()
+    }
 
 
 def read_recipe(model_dir: str | Path) -> dict[str, Any]:
@@ -54,7 +70,7 @@ def read_recipe(model_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        follow = dict(json.loads(path.read_text())["eval"])
+        follow = dict(read_json(path)["eval"])
         # The data fields pass the recipe's own checks (a hand-edited video_fps of -1 is named here).
         DataConfig(**{k: follow[k] for k in FOLLOWED_DATA_FIELDS if k in follow})
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
@@ -100,17 +116,22 @@ def evaluate_arguments(
 def record_sources(summary_path: str | Path, sources: dict[str, str]) -> None:
     """Add where each evaluation setting came from (flag, training recipe, default) to a summary.json."""
     path = Path(summary_path)
-    summary = json.loads(path.read_text())
+    summary = read_json_object(path, "an echoink summary.json")
     summary["settings_source"] = sources
     path.write_text(json.dumps(summary, indent=1))
 
 
 def training_split(model_dir: str | Path) -> str | None:
-    """The training split (``data.train_path``) a model directory's recipe card names, or None."""
+    """The training split (``data.train_path``) a model directory's recipe card names, or None: its
+    absolute path when the card records one that exists (a card written before: the path as given)."""
     path = Path(model_dir) / RECIPE_FILE
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())["config"]["data"]["train_path"] or None
-    except (json.JSONDecodeError, KeyError, TypeError):
+        card = read_json(path)
+        absolute = (card.get("splits") or {}).get("data.train_path", {}).get("absolute")
+        if absolute and Path(absolute).exists():
+            return absolute
+        return card["config"]["data"]["train_path"] or None
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None

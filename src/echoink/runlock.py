@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from .bounded import json_text
+
 log = logging.getLogger(__name__)
 
 LOCK_FILE = ".echoink.lock"
@@ -45,9 +47,10 @@ class HeldLock:
 def _holder(fh) -> dict:
     fh.seek(0)
     try:
-        return json.loads(fh.read() or "{}")
+        info = json_text(fh.read() or "{}", fh.name)  # nesting bounded: a planted file is just unreadable
     except ValueError:
         return {}
+    return info if isinstance(info, dict) else {}
 
 
 def _describe(info: dict) -> str:

@@ -145,3 +145,56 @@ def test_templates_own_text_holds_no_control_token(name: str):
     """Escaping covers the whole user text, which is safe only while no template writes '<|' itself."""
     text = TEMPLATES.get(name).render(ROW) + (TEMPLATES.get(name).system or "")
     assert "<|" not in text
+
+
+# The released tokenizers' added tokens (tokenizer_config.json added_tokens_decoder), pinned because no
+# hub is reachable here: Qwen2.5-Omni-7B ids 151643-151664; Qwen3-Omni-30B-A3B ids 151643-151675 (Qwen3's
+# list, with <think> and </think>, plus its audio and TTS tokens). The tiny tokenizers hold only the
+# tokens the engine needs, so each test adds the rest before tokenising.
+def _listed(spelled: str) -> list[str]:
+    return spelled.split()
+
+
+RELEASED_ADDED_TOKENS = {
+    "qwen2.5-omni": _listed(
+        "<|endoftext|> <|im_start|> <|im_end|> <|AUDIO|> <|audio_bos|> <|audio_eos|> <|box_end|> "
+        "<|quad_start|> <|quad_end|> <|vision_bos|> <|vision_eos|> <|vision_pad|> <|IMAGE|> <|VIDEO|> "
+        "<tool_call> </tool_call> <|fim_prefix|> <|fim_middle|> <|fim_suffix|> <|fim_pad|> <|repo_name|> "
+        "<|file_sep|>"
+    ),
+    "qwen3-omni": _listed(
+        "<|endoftext|> <|im_start|> <|im_end|> <|object_ref_start|> <|object_ref_end|> <|box_start|> "
+        "<|box_end|> <|quad_start|> <|quad_end|> <|vision_start|> <|vision_end|> <|vision_pad|> "
+        "<|image_pad|> <|video_pad|> <tool_call> </tool_call> <|fim_prefix|> <|fim_middle|> <|fim_suffix|> "
+        "<|fim_pad|> <|repo_name|> <|file_sep|> <tool_response> </tool_response> <think> </think> "
+        "<|audio_start|> <|audio_end|> <tts_pad> <tts_text_bos> <tts_text_eod> <tts_text_bos_single> "
+        "<|audio_pad|>"
+    ),
+}
+
+
+@pytest.mark.parametrize("family", sorted(RELEASED_ADDED_TOKENS))
+def test_row_text_spelling_any_released_added_token_stays_text(family: str, tiny_model_dir, tiny_qwen3_dir):
+    """A question and option spelling every added token of the family's released tokenizer (``<think>``
+    included) tokenise to exactly the added tokens of a clean row: the template's own ``<think>`` only."""
+    from echoink.data.check import control_token_text
+
+    model_dir = tiny_model_dir if family == "qwen2.5-omni" else tiny_qwen3_dir
+    proc = AutoProcessor.from_pretrained(model_dir)
+    released = RELEASED_ADDED_TOKENS[family]
+    proc.tokenizer.add_tokens([t for t in released if t not in proc.tokenizer.get_vocab()])
+    added = {proc.tokenizer.convert_tokens_to_ids(t) for t in released}
+
+    def ids(sample: Sample) -> list[int]:
+        text = proc.apply_chat_template(
+            build_messages(sample, "reasoning"), tokenize=False, add_generation_prompt=True
+        )
+        return [i for i in proc.tokenizer(text)["input_ids"] if i in added]
+
+    spelled = " ".join(released)
+    hostile = Sample("9", f"Which? {spelled}", (f"A. {spelled}", "B. a car"), "B", None, None, "text")
+    clean = Sample("9", "Which?", ("A. a dog", "B. a car"), "B", None, None, "text")
+    assert ids(hostile) == ids(clean)
+    assert proc.tokenizer.convert_tokens_to_ids("<think>") in ids(clean) or family == "qwen2.5-omni"
+    flagged = control_token_text(hostile, "split.json", 0)
+    assert len(flagged) == 2 and "'</think>'" in str(flagged[0]) or family == "qwen2.5-omni"

@@ -86,6 +86,10 @@ def test_resume_skips_finished_items_and_refuses_other_settings(scripted, eval_s
     assert len(scripted.calls) == 4  # everything done: nothing generated
     with pytest.raises(ValueError, match="other settings"):
         evaluate("tiny", eval_split, out, template="direct")
+    # hf and vLLM predictions never mix in one folder (the folder records its engine; issue 39)
+    with pytest.raises(ValueError, match="engine: 'hf' -> 'vllm'"):
+        evaluate("tiny", eval_split, out, batch_size=1, engine="vllm")
+    assert len(scripted.calls) == 4
 
 
 def test_resume_onto_a_split_changed_at_the_same_path_is_refused(scripted, eval_split, tmp_path):

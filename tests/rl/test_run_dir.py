@@ -126,6 +126,33 @@ def test_a_batch_larger_than_the_split_is_refused_before_writing(tiny_model_dir,
     assert not (tmp_path / "run" / "config.yaml").exists()  # was written, then the model loaded, then this
 
 
+def _one_step_logged(run_dir: Path) -> None:
+    """A metrics row, as the first step writes it: the run is one to protect (a start alone is not)."""
+    (run_dir / "metrics.jsonl").write_text('{"step": 1, "reward": 0.5}\n')
+
+
+def test_a_start_that_never_stepped_is_replaced_by_the_next_launch(tiny_model_dir, split, tmp_path, caplog):
+    """A failed start (record written, no metrics row, no checkpoint) must not block its corrected command,
+    fresh or resumed, even with a changed recipe; one warning line says it was replaced."""
+    run_dir = tmp_path / "run"
+    setup_run(recipe(tiny_model_dir, split, run_dir, "rollout.temperature=0.7"), resume=False)
+    (run_dir / "metrics.jsonl").write_text('{"step": 1, "rew')  # torn: the first step died writing it
+    fixed = recipe(tiny_model_dir, split, run_dir, "train.lr=5e-3")
+    with caplog.at_level(logging.WARNING, logger="echoink.rl.run_dir"):
+        setup_run(fixed, resume=False)
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "echoink.rl.run_dir"]
+    assert "never completed a step (no metrics row, no checkpoint); replacing its record" in line
+    assert _saved(run_dir)["train"]["lr"] == 5e-3 and _saved(run_dir)["rollout"]["temperature"] == 1.0
+    assert not (run_dir / "metrics.jsonl").exists()  # the torn line does not carry into the new run
+    setup_run(recipe(tiny_model_dir, split, run_dir, "train.lr=1e-2"), resume=True)  # no "differs"
+    assert _saved(run_dir)["train"]["lr"] == 1e-2 and not (run_dir / HISTORY).exists()
+    _one_step_logged(run_dir)  # from here on the run is protected as before
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        setup_run(fixed, resume=False)
+    with pytest.raises(ConfigError, match="--allow-config-change"):
+        setup_run(fixed, resume=True)
+
+
 def _history(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / HISTORY).read_text().splitlines()]
 
@@ -182,6 +209,7 @@ def test_resume_refuses_a_split_changed_at_the_same_path_unless_allowed(tiny_mod
     run_dir = tmp_path / "run"
     cfg = recipe(tiny_model_dir, split, run_dir)
     setup_run(cfg, resume=False)  # writes the record
+    _one_step_logged(run_dir)
     rows = json.loads(split.read_text())
     split.write_text(json.dumps(rows[::-1]))  # same rows, other order: other prompts at each step
     with pytest.raises(ConfigError, match=r"data.train_path content: 'sha256 \w{12}' -> 'sha256 \w{12}'"):
@@ -198,6 +226,7 @@ def test_resume_under_another_number_of_processes_is_refused_unless_allowed(tiny
     run_dir = tmp_path / "run"
     cfg = recipe(tiny_model_dir, split, run_dir)
     setup_run(cfg, resume=False)
+    _one_step_logged(run_dir)
     launch = json.loads((run_dir / LAUNCH).read_text())
     assert launch["processes"] == 1
     (run_dir / LAUNCH).write_text(json.dumps({**launch, "processes": 2, "engine": "ddp", "backend": "gloo"}))

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..bounded import json_too_deep
 from ..filehash import sha256_file
 from .answers import parse_answer_letters
 from .media import MediaError, audio_info, verify_image
@@ -60,6 +61,8 @@ def read_rows(path: str | Path) -> list[Any]:
     stripped = text.lstrip()
     if not stripped:
         raise RowError(path, -1, "the split is empty (no rows)")
+    if deep := json_too_deep(text):  # json.loads would recurse once per level: a RecursionError
+        raise RowError(path, -1, f"{deep}; not a split")
     if stripped.startswith("["):
         try:
             rows = json.loads(text)

@@ -13,7 +13,7 @@ from ..progress import Progress
 from .avqa import load_split
 from .media import MIN_AUDIO_SAMPLES, MediaError, load_audio, load_image
 from .messages import VideoSettings
-from .prompts import CONTROL_TOKEN, escape_control_tokens
+from .prompts import ROW_TOKEN, escape_row_text
 from .schema import RowError, Sample
 
 
@@ -163,11 +163,11 @@ def control_token_text(sample: Sample, file: str | Path, row: int) -> list[RowEr
     fields = {"problem": sample.question, **{f"options[{i}]": o for i, o in enumerate(sample.options)}}
     found = []
     for name, text in fields.items():
-        if tokens := sorted(set(CONTROL_TOKEN.findall(text))):
+        if tokens := sorted(set(ROW_TOKEN.findall(text))):
             shown = ", ".join(repr(t) for t in tokens[:3])
             reason = (
                 f"field {name} holds {shown}, a tokenizer's control-token spelling; prompts keep it text "
-                f"(escaped as {escape_control_tokens(tokens[0])!r})"
+                f"(escaped as {escape_row_text(tokens[0])!r})"
             )
             found.append(RowError(file, row, reason))
     return found

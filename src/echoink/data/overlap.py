@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..filehash import sha256_file
 from .avqa import load_split
-from .schema import OPTION_RE, Sample
+from .schema import OPTION_RE, RowError, Sample
 
 _NOT_WORD = re.compile(r"[\W_]+")
 _MEDIA = ("audio", "image", "video")
@@ -69,6 +69,44 @@ def overlap(a: list[Sample], b: list[Sample]) -> list[Match]:
     return [
         Match(s.id, index[key].id, _media_verdict(index[key], s)) for s in b if (key := item_key(s)) in index
     ]
+
+
+@dataclass(frozen=True)
+class SplitRead:
+    """One split as the overlap check read it: how many rows it has, which loaded, which were skipped."""
+
+    path: Path
+    rows: int
+    samples: list[Sample]
+    skipped: list[RowError]
+
+    def line(self) -> str:
+        out = f"{self.path}: {self.rows} rows read, {len(self.samples)} compared, {len(self.skipped)} skipped"
+        return out + (f" (first: {self.skipped[0].reason})" if self.skipped else "")
+
+
+class NothingToCompare(ValueError):
+    """A split yields no row: "0 items match" would be a false all-clear."""
+
+
+def read_split(path: str | Path) -> SplitRead:
+    """The rows of ``path`` that load (media not checked: only question and options are compared);
+    NothingToCompare when none does."""
+    loaded = load_split(path, on_error="skip", check_media=False)
+    read = SplitRead(Path(path), loaded.rows, loaded.samples, loaded.skipped)
+    if not read.samples:
+        first = f" (first: {read.skipped[0].reason})" if read.skipped else ""
+        raise NothingToCompare(
+            f"{path}: none of its {read.rows} rows could be read{first}; with nothing to compare, "
+            "no overlap could be found: fix the split"
+        )
+    return read
+
+
+def split_overlap_counted(path_a: str | Path, path_b: str | Path) -> tuple[list[Match], list[SplitRead]]:
+    """``overlap`` of two split files, with what was read of each (``data overlap`` prints it)."""
+    reads = [read_split(path_a), read_split(path_b)]
+    return overlap(reads[0].samples, reads[1].samples), reads
 
 
 def split_overlap(path_a: str | Path, path_b: str | Path) -> list[Match]:

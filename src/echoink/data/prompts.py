@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -49,8 +49,14 @@ class PromptTemplate:
     def __call__(self, sample: Sample) -> str:
         """The user text, with row text kept text: every caller (prompts, ``data show``) gets it escaped,
         whatever the template does with the row's fields. The templates' own wording holds no "<|"
-        (a test checks), so only row text can change."""
-        return escape_control_tokens(self.render(sample))
+        (a test checks), so only row text can change; tag tokens (``<think>``) are escaped in the row's
+        question and options only, since the templates' own instructions name ``<think>`` on purpose."""
+        row = replace(
+            sample,
+            question=escape_tag_tokens(sample.question),
+            options=tuple(escape_tag_tokens(o) for o in sample.options),
+        )
+        return escape_control_tokens(self.render(row))
 
 
 TEMPLATES: Registry[PromptTemplate] = Registry("prompt template")
@@ -60,6 +66,34 @@ CONTROL_TOKEN = re.compile(r"<\|[^<>|\s]{0,64}\|>")
 """The shape of every control and media token of both families (``<|im_start|>``, ``<|AUDIO|>``,
 ``<|image_pad|>``, ``<|vision_bos|>``, ...): what ``data check`` reports in row text."""
 ESCAPED_BAR = "\uff5c"  # FULLWIDTH VERTICAL LINE: looks like "|", is another character to the tokenizer
+
+
+TAG_NAMES = (
+    "think", "tool_call", "tool_response", "tts_pad", "tts_text_bos", "tts_text_eod", "tts_text_bos_single",
+)  # fmt: skip
+"""The added tokens of the released tokenizers not shaped ``<|...|>``: Qwen2.5-Omni's <tool_call>,
+</tool_call>; Qwen3-Omni's also <tool_response>, </tool_response>, <think>, </think>, <tts_pad>,
+<tts_text_bos>, <tts_text_eod>, <tts_text_bos_single> (tests/data/test_prompts.py pins both lists)."""
+TAG_TOKEN = re.compile(rf"</?(?:{'|'.join(TAG_NAMES)})>")
+ROW_TOKEN = re.compile(f"{CONTROL_TOKEN.pattern}|{TAG_TOKEN.pattern}")
+"""Every spelling of a family's added token in row text: what ``data check`` reports."""
+ESCAPED_LT = "\uff1c"  # FULLWIDTH LESS-THAN SIGN: "<think>" reads the same, matches no token
+
+
+def escape_tag_tokens(text: str) -> str:
+    """``text`` with the "<" of every added tag token (``<think>``, ``</tool_call>``, ...) written
+    fullwidth. One list for both families, as the data layer knows none: in a family whose
+    tokenizer lacks a tag it only changes how one character looks.
+
+    >>> escape_tag_tokens("Is </think> a tag? <thinking> is not")
+    'Is \uff1c/think> a tag? <thinking> is not'
+    """
+    return TAG_TOKEN.sub(lambda m: ESCAPED_LT + m.group()[1:], text)
+
+
+def escape_row_text(text: str) -> str:
+    """Both escapes: what a row's question and options become in every prompt."""
+    return escape_control_tokens(escape_tag_tokens(text))
 
 
 def escape_control_tokens(text: str) -> str:

@@ -189,18 +189,21 @@ def analyze(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str,
     """Write curves and aha analysis for ``run_dir`` (a training run or an eval folder); returns what was done."""
     run = Path(run_dir)
     out = Path(out_dir) if out_dir is not None else run / "analysis"
-    out.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {"run_dir": str(run), "files": []}
-    if (run / "metrics.jsonl").exists():
-        result["panels"] = plot_curves(read_metrics(run / "metrics.jsonl"), out / "curves.png")
-        if result["panels"]:
-            result["files"].append(str(out / "curves.png"))
+    # Every file is read before anything is written: a damaged one leaves no half-made folder.
+    metrics = read_metrics(run / "metrics.jsonl") if (run / "metrics.jsonl").exists() else None
     aha: dict[str, Any] = {}
     for name in ("rollouts", "predictions"):
         path = run / f"{name}.jsonl"
         if path.exists():
             rows = [r for r in read_jsonl(path) if r.get("condition", "none") == "none"]
             aha[name] = aha_stats(rows)
+    if metrics is not None or aha:
+        out.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"run_dir": str(run), "files": []}
+    if metrics is not None:
+        result["panels"] = plot_curves(metrics, out / "curves.png")
+        if result["panels"]:
+            result["files"].append(str(out / "curves.png"))
     if "rollouts" in aha and aha["rollouts"]["n"]:
         plot_aha_rate(aha["rollouts"]["by_step"], out / "aha_rate.png")
         result["files"].append(str(out / "aha_rate.png"))

@@ -12,11 +12,11 @@ SHA-256 (``data_sha256``) differ are refused unless ``force`` (item "3" of a vid
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
+from ..bounded import read_json
 from ..scoring.rewards import parse_answer
 from .evaluate import PREDICTIONS, read_predictions
 from .stats import majority_vote, mcnemar
@@ -80,17 +80,30 @@ def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def setting_differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, list[Any]]:
-    """{setting: [A's, B's]} for each prompt, decoding or media setting that differs (dotted names)."""
-    fa, fb = _flat(a.get("settings") or {}), _flat(b.get("settings") or {})
+    """{setting: [A's, B's]} for each prompt, decoding or media setting, or the engine that decoded, that
+    differs (dotted names). A summary without ``engine`` predates ``--engine``: it decoded with hf."""
+    fa, fb = ({**_flat(s.get("settings") or {}), "engine": s.get("engine", "hf")} for s in (a, b))
     return {k: [fa.get(k), fb.get(k)] for k in sorted(fa.keys() | fb.keys()) if fa.get(k) != fb.get(k)}
 
 
 def split_check(paths: list[Path], summaries: list[dict[str, Any]], force: bool) -> str:
     """ "same", "different (forced)" or "unverified" (a summary written before ``data_sha256`` existed);
-    a ValueError for different splits without ``force``."""
+    a ValueError for different splits without ``force``.
+
+    Without a hash (a summary written before ``data_sha256`` existed) the ``data`` paths are compared
+    instead: the same path is "unverified" (its content may have changed), another path is refused
+    like another hash, since ids of unrelated splits pair unrelated questions."""
     hashes = [s.get("data_sha256") for s in summaries]
     if None in hashes:
-        return "unverified"
+        data = [s.get("data") for s in summaries]
+        if None in data or _same_path(*data):
+            return "unverified"
+        if force:
+            return "different (forced)"
+        raise ValueError(
+            f"{paths[0]} ({data[0]}) and {paths[1]} ({data[1]}) record no split hash and name different "
+            "splits: pairing their items by id would compare unrelated questions; pass --force to compare anyway"
+        )
     if hashes[0] == hashes[1]:
         return "same"
     if not force:
@@ -103,8 +116,13 @@ def split_check(paths: list[Path], summaries: list[dict[str, Any]], force: bool)
     return "different (forced)"
 
 
+def _same_path(a: Any, b: Any) -> bool:
+    """The same split file: equal as written, or resolving to one file (relative to where eval ran)."""
+    return a == b or (Path(str(a)).exists() and Path(str(a)).resolve() == Path(str(b)).resolve())
+
+
 def _read_summary(path: Path) -> dict[str, Any]:
-    summary = json.loads(path.read_text())
+    summary = read_json(path)  # nesting bounded; an error names the file
     if not isinstance(summary, dict) or not isinstance(summary.get("conditions"), dict):
         raise ValueError(f"{path}: not an echoink summary.json (no 'conditions' object)")
     return summary
@@ -124,13 +142,15 @@ def compare(
             raise ValueError(f"{path}: no condition {condition!r} (has {', '.join(summary['conditions'])})")
         if "accuracy" not in summary["conditions"][condition]:
             raise ValueError(f"{path}: condition {condition!r} is not applicable to that split")
+        if not isinstance(summary["conditions"][condition].get("ci95"), list):
+            raise ValueError(f"{path}: condition {condition!r} has no ci95; not an echoink summary.json")
         blocks.append(summary["conditions"][condition])
     a, b = blocks
     metrics = {m: (a.get(m), b.get(m)) for m in METRICS if m in a or m in b}
     result: dict[str, Any] = {
         "a": str(paths[0]),
         "b": str(paths[1]),
-        "labels": [summaries[0]["model"], summaries[1]["model"]],
+        "labels": [s.get("model", str(p)) for s, p in zip(summaries, paths, strict=True)],
         "condition": condition,
         "metrics": metrics,
         "ci95": (a["ci95"], b["ci95"]),
@@ -141,7 +161,7 @@ def compare(
     }
     predictions = [p.parent / PREDICTIONS for p in paths]
     if all(p.exists() for p in predictions):
-        outcomes = [item_outcomes(read_predictions(p), condition) for p in predictions]
+        outcomes = [_outcomes(p, condition) for p in predictions]
         table = paired_table(*outcomes)
         n = table["shared"]
         result["paired"] = {
@@ -153,6 +173,13 @@ def compare(
             "test": "exact" if table["only_a"] + table["only_b"] < EXACT_BELOW else "chi2",
         }
     return result
+
+
+def _outcomes(path: Path, condition: str) -> dict[str, bool]:
+    try:
+        return item_outcomes(read_predictions(path), condition)
+    except (KeyError, TypeError) as err:  # a row lacking id/condition/correct: name the file, not the key
+        raise ValueError(f"{path}: not an echoink predictions.jsonl (a row lacks {err})") from None
 
 
 RATES = frozenset(METRICS) - {"mean_length"}

@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from ..bounded import read_json_object
 from ..data import load_split
 from ..data.avqa import split_fingerprint
 from ..data.messages import ABLATIONS, VideoSettings, ablation_applies
@@ -139,7 +140,8 @@ def evaluate(
     loaded, samples = _load_items(data_path, limit)
     data = {"data": str(data_path), "data_sha256": split_fingerprint(data_path)}
     weights = weights_sha256 or weights_fingerprint(model_dir)
-    _check_settings(out, {"model": str(model_dir), **data, "weights_sha256": weights, **asdict(settings)})
+    settings_record = {"model": str(model_dir), **data, "weights_sha256": weights, **asdict(settings)}
+    _check_settings(out, settings_record | {"engine": engine})
     rows = _complete_rows(out / PREDICTIONS, decoding.samples)
     done = {(r["condition"], r["id"]) for r in rows}
     # An ablation runs only on the items that carry what it removes (see summarize: "not applicable").
@@ -160,7 +162,7 @@ def evaluate(
 
 
 def _conditions(ablate: Sequence[str]) -> list[str]:
-    """"none" first (the ablation drops need it), then each named ablation once, each a known one."""
+    """ "none" first (the ablation drops need it), then each named ablation once, each a known one."""
     conditions = ["none", *[c for c in dict.fromkeys(ablate) if c != "none"]]
     if bad := [c for c in conditions if c not in CONDITIONS]:
         raise ValueError(f"unknown ablation(s) {bad}; valid: {', '.join(CONDITIONS)}")
@@ -217,7 +219,8 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
         out.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(settings, indent=1))
         return
-    old = json.loads(path.read_text())
+    old = read_json_object(path, "an eval_config.json")
+    old.setdefault("engine", "hf")  # written before --engine existed: every eval decoded with hf
     if "data_sha256" not in old:  # written before fingerprints were recorded: nothing to compare
         log.warning("%s: records no fingerprint of its split; a changed split cannot be noticed", path)
         old["data_sha256"] = settings["data_sha256"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import logging
 import re
 from collections.abc import Sequence
@@ -22,8 +21,8 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-import yaml
 
+from ..bounded import read_json_object, read_yaml
 from ..data import SAMPLE_RATE, Sample, load_audio, load_image, load_split
 from ..data.answers import parse_answer
 from ..jsonl import read_jsonl
@@ -96,10 +95,11 @@ def _split_of(folder: Path | None, data: str | Path | None) -> Path | None:
     if folder is None:
         return None
     if (folder / "eval_config.json").exists():
-        return Path(json.loads((folder / "eval_config.json").read_text())["data"])
+        return Path(str(read_json_object(folder / "eval_config.json", "an eval_config.json").get("data")))
     if (folder / "config.yaml").exists():
-        cfg = yaml.safe_load((folder / "config.yaml").read_text()) or {}
-        path = (cfg.get("data") or {}).get("train_path")
+        cfg = read_yaml(folder / "config.yaml") or {}  # nesting bounded, as every file the CLI reads
+        data = cfg.get("data") if isinstance(cfg, dict) else None
+        path = data.get("train_path") if isinstance(data, dict) else None
         return Path(path) if path else None
     return None
 
@@ -266,6 +266,8 @@ def build_report(
     """Write the report page (default RUN_DIR/report.html) and return its path: header, charts, curves,
     tables and cards of the run's training folder and evals (inside RUN_DIR, and ``evals``)."""
     run = Path(run_dir)
+    if (run / "summary.json").is_file():  # a damaged one is refused before anything is written
+        read_json_object(run / "summary.json", "an echoink summary.json")
     training, found = gather(run, evals)
     summaries = read_summaries(found)
     source = training or (next(iter(found.values())) if len(found) == 1 else run)

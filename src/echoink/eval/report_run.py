@@ -8,14 +8,12 @@
 from __future__ import annotations
 
 import html
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ..bounded import read_json_object, read_yaml
 from ..jsonl import read_jsonl
 
 
@@ -45,14 +43,19 @@ def _label(folder: Path, run: Path) -> str:
 
 
 def read_summaries(evals: dict[str, Path]) -> dict[str, dict[str, Any]]:
-    return {label: json.loads((folder / "summary.json").read_text()) for label, folder in evals.items()}
+    # bounded: a damaged summary.json is one line, and is read before the report writes anything
+    return {
+        label: read_json_object(folder / "summary.json", "an echoink summary.json")
+        for label, folder in evals.items()
+    }
 
 
 def header(training: Path | None, summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Model, recipe, G, lr, steps and wall time of the training run; the evals' models and weights."""
     facts: dict[str, Any] = {}
     if training is not None and (training / "config.yaml").is_file():
-        cfg = yaml.safe_load((training / "config.yaml").read_text()) or {}
+        cfg = read_yaml(training / "config.yaml") or {}
+        cfg = cfg if isinstance(cfg, dict) else {}
         model, rollout, train = (cfg.get(k) or {} for k in ("model", "rollout", "train"))
         facts |= {"model": model.get("path"), "recipe": str(training / "config.yaml"),
                   "G": rollout.get("num_generations"), "lr": train.get("lr"),

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..bounded import read_json_object
 from ..data import read_rows
 from ..data.importers import BENCHMARKS
 from ..data.overlap import split_overlap
@@ -163,7 +164,7 @@ def compare_suites(
     """``compare`` (McNemar on shared items) for every benchmark both suite runs evaluated; each
     benchmark's splits must be the same file (``compare``'s check) unless ``force``."""
     paths = [Path(p) / SUITE if Path(p).is_dir() else Path(p) for p in (a, b)]
-    suites = [json.loads(p.read_text()) for p in paths]
+    suites = [read_json_object(p, "an echoink suite.json") for p in paths]
     shared = [n for n in suites[0]["benchmarks"] if n in suites[1]["benchmarks"]]
     if not shared:
         raise ValueError(f"{paths[0]} and {paths[1]} share no benchmark")

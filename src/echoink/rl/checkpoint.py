@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..bounded import read_json_object
 from ..filehash import sha256_file as _sha256
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,8 @@ def verify(ckpt: Path, mine: Callable[[str], bool] = lambda name: True) -> None:
     """Raise CheckpointDamaged unless every file the manifest lists (that ``mine`` selects) is there,
     of its size and hash."""
     try:
-        files = json.loads((ckpt / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        files = read_json_object(ckpt / MANIFEST, "a checkpoint manifest")  # nesting bounded
+    except ValueError as err:
         raise CheckpointDamaged(f"{ckpt / MANIFEST}: unreadable manifest ({err})") from None
     for name, want in files.items():
         if not mine(name):
@@ -256,7 +257,7 @@ def read_checkpoint(path: Path, procs: Processes = ONE) -> dict[str, Any]:
     if not procs.weights_in_optimizer:
         reads.add(WEIGHTS)
     verify(path, lambda name: name in reads or (procs.main and not PER_PROCESS.match(name)))
-    state = json.loads((path / "trainer_state.json").read_text())
+    state = read_json_object(path / "trainer_state.json", "a trainer state")
     written_by, partitioned = int(state.get("processes", 1)), bool(state.get("optimizer_partitioned"))
     if partitioned != procs.sharded_optimizer:
         how = {True: "partitioned by DeepSpeed", False: "whole (one process or DDP)"}

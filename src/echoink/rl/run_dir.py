@@ -4,7 +4,9 @@ The record is what a run's numbers depend on besides its code: ``config.yaml`` (
 ``inputs.json`` (the SHA-256 of each split file it reads: ``data.train_path``, and ``data.val_path``
 when validating) and ``launch.json`` (processes, engine, ZeRO stage, device). A fresh run into a
 directory that already holds a run (a record, metrics or checkpoints) is refused, and so is one into a
-directory holding anything else (``outdir``): it used to cut the old metrics silently. ``--resume``
+directory holding anything else (``outdir``): it used to cut the old metrics silently. A run that
+never completed a step (no metrics or rollouts row, no checkpoint) is not protected: its failed start
+would block the corrected command, so the next launch replaces it and says so in one line. ``--resume``
 compares the record with what this launch would write: a difference that changes the trajectory (a
 recipe field, a split's content swapped at the same path, another number of processes, which changes
 the global batch) is refused, listed, unless ``allow_change``; then it is applied for real (the
@@ -17,15 +19,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ..bounded import FileFormatError, read_json, read_yaml
 from ..config import Config, ConfigError, save_config
 from ..data.avqa import split_file, split_fingerprint
+from ..jsonl import read_jsonl
 from ..outdir import check_output_dir
 from .checkpoint import STEP_DIR, latest_checkpoint
 
@@ -102,14 +105,14 @@ def record_changes(run_dir: Path, cfg: Config, record: RunRecord) -> list[Change
     """Differences between the record in ``run_dir`` and ``record``: recipe fields, then the content of
     each split (``data.train_path content``), then the launch (``launch.processes``). A part the
     directory does not hold (a run of an older echoink) has no differences."""
-    saved = _read(run_dir / "config.yaml", yaml.safe_load)
+    saved = _read(run_dir / "config.yaml", read_yaml)
     changes = config_changes(saved, cfg) if saved else []
-    inputs = _read(run_dir / INPUTS, json.loads)
+    inputs = _read(run_dir / INPUTS, read_json)
     for name, new in record.inputs.items():
         old = inputs.get(name, {}).get("sha256", new["sha256"])
         if old != new["sha256"]:  # the same path (a changed path is a recipe change), other bytes
             changes.append((f"{name} content", f"sha256 {old[:12]}", f"sha256 {new['sha256'][:12]}"))
-    launch = _read(run_dir / LAUNCH, json.loads)
+    launch = _read(run_dir / LAUNCH, read_json)
     for key in LAUNCH_FIELDS:
         if key in launch and launch[key] != record.launch.get(key):
             changes.append((f"launch.{key}", launch[key], record.launch.get(key)))
@@ -117,7 +120,29 @@ def record_changes(run_dir: Path, cfg: Config, record: RunRecord) -> list[Change
 
 
 def _read(path: Path, parse) -> dict[str, Any]:
-    return (parse(path.read_text()) or {}) if path.exists() else {}
+    """A record file through the bounded reader (a damaged one is a one-line FileFormatError)."""
+    value = (parse(path) or {}) if path.exists() else {}
+    if not isinstance(value, dict):
+        raise FileFormatError(f"{path}: not a run record (a mapping expected); start a new run")
+    return value
+
+
+def _has_rows(path: Path) -> bool:
+    try:
+        return path.exists() and bool(read_jsonl(path))
+    except ValueError:  # damaged: not ours to judge empty, so it stays protected
+        return True
+
+
+def never_stepped(run_dir: Path) -> bool:
+    """No checkpoint and no complete row in metrics.jsonl or rollouts.jsonl: a start that failed
+    before its first step (a refused engine, memory), with nothing a resume could continue. Anything
+    under checkpoints/ (even an interrupted write), final/ or best/ keeps the run protected."""
+    if any((run_dir / name).exists() for name in ("final", "best")):
+        return False
+    if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+        return False
+    return not any(_has_rows(run_dir / name) for name in ("metrics.jsonl", "rollouts.jsonl"))
 
 
 def _checkpoint_step(run_dir: Path) -> int | None:
@@ -133,6 +158,15 @@ def check_run_dir(cfg: Config, record: RunRecord, resume: bool, allow_change: bo
     """
     run_dir = Path(cfg.train.output_dir)
     found = [name for name in RECORD if (run_dir / name).exists()]
+    if found and never_stepped(run_dir):
+        # Its record would only block the corrected command ("pass --resume", then "differs"): replace it.
+        check_output_dir(run_dir, "train.output_dir", "train", own=RECORD)
+        if os.environ.get("RANK", "0") == "0":
+            log.warning(
+                "train.output_dir: %s holds a run that never completed a step (no metrics row, no "
+                "checkpoint); replacing its record", run_dir
+            )  # fmt: skip
+        return []
     if found and not resume:
         raise FileExistsError(
             f"train.output_dir: {run_dir} already holds a run ({', '.join(found)}); pass --resume to "
@@ -154,6 +188,9 @@ def write_record(run_dir: Path, cfg: Config, record: RunRecord, changes: list[Ch
     """Write the record (main process, once the run is set up) and append ``changes`` at ``step`` to
     the history."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    if step == 0 and never_stepped(run_dir):  # a replaced failed start: none of its lines carry over
+        for name in ("metrics.jsonl", "rollouts.jsonl", HISTORY):
+            (run_dir / name).unlink(missing_ok=True)
     save_config(cfg, run_dir / "config.yaml")
     (run_dir / INPUTS).write_text(json.dumps(record.inputs, indent=1) + "\n")
     (run_dir / LAUNCH).write_text(json.dumps(record.launch, indent=1) + "\n")

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...bounded import read_json
+from ...filehash import sha256_file
 from ...progress import Progress
 from ...registry import Registry
 from ..schema import RowError
@@ -90,6 +92,8 @@ def import_benchmark(name: str, src: str | Path, out: str | Path) -> ImportRepor
             f"{src} is not inside --out {out}: media are referenced relative to the split, not copied; "
             f"put the release under {out} or pass an --out folder that holds it"
         )
+    target = out / f"{name}.json"
+    check_replaceable(target)  # before reading the release: a refusal costs nothing
     rows, missing, seen = [], [], set()
     items = bench.read(src)
     with Progress(len(items), f"import {name}", unit="question") as bar:
@@ -108,6 +112,7 @@ def import_benchmark(name: str, src: str | Path, out: str | Path) -> ImportRepor
             f"{bench.title}: nothing imported from {src}; {report.line().split('; ', 1)[-1]}"
         )
     report.path.write_text(json.dumps(rows, indent=1, ensure_ascii=False), encoding="utf-8")
+    _mark(report.path)
     return report
 
 
@@ -120,6 +125,31 @@ def _media_present(item: Item, src: Path, out: Path) -> bool:
             raise RowError(src, -1, f"question {item.id}: {rel} resolves outside {out} (a symlink?); "
                            "the loader refuses media outside the split's folder")  # fmt: skip
     return True
+
+
+def _marker(split: Path) -> Path:
+    return split.with_name(f".{split.name}.echoink")
+
+
+def _mark(split: Path) -> None:
+    """Record that this import wrote ``split`` (its SHA-256), so a re-import may replace it, and only it."""
+    _marker(split).write_text(json.dumps({"written_by": "echoink data import", "sha256": sha256_file(split)}))
+
+
+def check_replaceable(split: Path) -> None:
+    """Refuse to replace a ``split`` this command did not write, or that was edited since (a hand-fixed
+    benchmark file would be lost silently)."""
+    if not split.exists():
+        return
+    try:
+        ours = read_json(_marker(split))["sha256"] == sha256_file(split)
+    except (OSError, ValueError, KeyError, TypeError):
+        ours = False
+    if not ours:
+        raise FileExistsError(
+            f"--out: {split} exists and was not written by `echoink data import` (or was edited since); "
+            "move it away or import into another --out"
+        )
 
 
 def _row(item: Item, bench: Benchmark, prefix: Path) -> dict[str, Any]:

@@ -16,7 +16,6 @@ media paths relative to the folder, and the benchmark's own fields. Quirks kept 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import Counter
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...bounded import FileFormatError, read_json
 from ..avqa import read_rows
 from ..schema import OPTION_RE, RowError
 
@@ -160,9 +160,9 @@ def read_daily_omni(src: Path) -> list[Item]:
 def read_worldsense(src: Path) -> list[Item]:
     path = _find(src, ("worldsense_qa.json",), "WorldSense worldsense_qa.json")
     try:
-        videos = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise RowError(path, -1, f"not a JSON file ({err})") from None
+        videos = read_json(path)  # nesting bounded
+    except FileFormatError as err:
+        raise RowError(path, -1, str(err).removeprefix(f"{path}: ")) from None
     if not isinstance(videos, dict):
         raise RowError(path, -1, "must be one object keyed by video id")
     items = []
