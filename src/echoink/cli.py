@@ -247,11 +247,13 @@ def model_tiny(
 def _recipe(recipe: Path, overrides: list[str]):
     """Load a recipe + overrides and check the files it names (errors reach ``run`` as one line)."""
     from .config import load_config
-    from .preflight import check_names, check_recipe_inputs
+    from .preflight import check_kernels, check_names, check_recipe_inputs, check_vllm_platform
 
     cfg = load_config(recipe, overrides)
     check_names(cfg)
+    check_kernels(cfg)  # before the data and model checks: the first thing a GPU recipe meets
     check_recipe_inputs(cfg)
+    check_vllm_platform(cfg)
     return cfg
 
 
