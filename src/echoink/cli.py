@@ -331,7 +331,7 @@ def demo_cmd(
 
 
 # Last, so ``echoink --help`` lists train, sft and demo before the evaluation side.
-from . import cli_bench, cli_eval  # noqa: E402,F401  (register eval, export, compare, ..., data import)
+from . import cli_bench, cli_eval, doctor  # noqa: E402,F401  (register eval, export, compare, ..., data import, doctor)
 
 if __name__ == "__main__":
     run()
