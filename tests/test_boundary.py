@@ -59,12 +59,23 @@ LAYERS: dict[str, int] = {
     ),
     "__init__": 0,  # the ``echoink`` package itself
     "data": 1,
-    **dict.fromkeys(("config", "config_sections", "config_commands", "recipe_card"), 2),
+    **dict.fromkeys(("config", "config_sections", "config_commands", "recipe_card", "sizing"), 2),
     "model": 3,
     "scoring": 4,
     **dict.fromkeys(("rl", "eval", "sft"), 5),
     **dict.fromkeys(
-        ("preflight", "demo", "shortcut_experiment", "cli", "cli_app", "cli_eval", "cli_bench", "__main__"), 6
+        (
+            "preflight",
+            "demo",
+            "shortcut_experiment",
+            "cli",
+            "cli_app",
+            "cli_eval",
+            "cli_bench",
+            "doctor",
+            "__main__",
+        ),
+        6,
     ),
 }
 """The layer of each top-level module or package of ``echoink`` (a package's submodules share it), lowest
