@@ -171,9 +171,11 @@ def zero3_vs_plain(device: str, work: Path) -> dict:
     if device == "cpu":
         env["DS_ACCELERATOR"] = "cpu"
     data, model = work / "bench", work / "tiny-model"
-    _run([py, "-m", "echoink", "data", "synth", "--out", str(data), "--train", "8", "--val", "0", "--test", "0",
-          "--difficulty", "easy", "--workers", "1"], env, 120)  # fmt: skip
-    _run([py, "-m", "echoink", "model", "tiny", "--out", str(model)], env, 120)
+    from echoink.data.synth import SynthSpec, generate
+    from echoink.model.tiny import build_tiny
+
+    generate(data, {"train": 8}, SynthSpec(0, "easy"), workers=1)  # in process: two interpreter starts fewer
+    build_tiny(model, seed=0)
     common = [
         "configs/tiny_cpu.yaml",
         "--set",
