@@ -41,5 +41,5 @@ stage env 60
 stage grpo_shared 150
 stage grpo_repeat 150
 stage lora 120
-stage zero3 150
+stage zero3 "$([ $size = tiny ] && echo 480 || echo 150)"  # a CPU compiles DeepSpeed's shm op once (minutes)
 stage vllm 90
