@@ -146,3 +146,15 @@ def test_every_gpu_recipe_fits_the_hardware_its_header_names(name):
     # The estimate can say no: every completion replayed at once, or one GPU for the whole model.
     assert not estimate(SIZES[family], load_config(recipe, ["train.completions_per_pass=0"]), launch)["fits"]
     assert not estimate(SIZES[family], load_config(recipe), Launch(1, launch.gib_per_gpu))["fits"]
+
+
+def test_gpu_check_builds_the_released_7b_thinker_size():
+    """bench/gpu_check.py's 7B stages build the released thinker's size (meta device here: no memory)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import torch
+
+    from gpu_check import build
+
+    model, _ = build("7b", "meta")
+    assert sum(p.numel() for p in model.parameters()) == SIZES["qwen2.5-omni"].params
+    assert next(model.parameters()).dtype == torch.bfloat16 and model.is_activation_checkpointing
