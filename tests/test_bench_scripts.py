@@ -36,6 +36,14 @@ SMOKE = [
     ("roofline.py", ["--configs", "tiny", "--group-size", "2", "--audio-seconds", "1", *STEP], "step_mfu"),
     ("vs_trl.py", ["--rounds", "1", "--hidden", "16", "--layers", "1", *VS_TRL_STEPS], "throughput"),
     pytest.param(
+        "vllm_api.py",
+        [],
+        "missing",
+        marks=pytest.mark.skipif(
+            not vllm_available(), reason="vLLM is not installed (make setup installs it)"
+        ),
+    ),
+    pytest.param(
         "vllm_rollout.py",
         [
             "--prompts",

@@ -158,3 +158,22 @@ def test_gpu_check_builds_the_released_7b_thinker_size():
     model, _ = build("7b", "meta")
     assert sum(p.numel() for p in model.parameters()) == SIZES["qwen2.5-omni"].params
     assert next(model.parameters()).dtype == torch.bfloat16 and model.is_activation_checkpointing
+
+
+def test_vllm_api_check_names_what_a_release_lacks(tmp_path):
+    """bench/vllm_api.py (run by hand on vllm 0.30.0's wheel: nothing missing) can fail: a release whose
+    LLM has no reset_mm_cache is named, exit 1."""
+    import json
+    import zipfile
+
+    wheel = tmp_path / "vllm-9.9.9-cp38-abi3-manylinux_2_28_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("vllm/entrypoints/llm.py", "class LLM:\n    def collective_rpc(self):\n        pass\n")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "vllm_api.py"), str(wheel)], capture_output=True, text=True
+    )
+    row = json.loads(done.stdout)
+    assert done.returncode == 1 and row["vllm"] == "9.9.9"
+    assert any("reset_mm_cache" in m for m in row["missing"]) and not any(
+        "collective_rpc" in m for m in row["missing"]
+    )
