@@ -31,7 +31,7 @@ stage() {
     --work "$work/$name" > "$OUT/$name.log" 2>&1
   local rc=$?
   if [ ! -s "$OUT/$name.json" ]; then
-    local why="exited $rc"
+    local why="exited $rc: $(tail -n 1 "$OUT/$name.log" | tr -d '"\\' | cut -c1-240)"
     [ $rc -eq 124 ] || [ $rc -eq 137 ] && why="timed out after ${limit} s"
     echo "{\"stage\": \"$name\", \"size\": \"$size\", \"status\": \"error\", \"message\": \"$why; see $name.log\"}" > "$OUT/$name.json"
   fi

@@ -14,11 +14,12 @@ PY=${PYTHON:-python3}
 mkdir -p "$DIR"
 WHEELS=(
   transformers==5.23.0 huggingface-hub==2.4.0 tokenizers==0.23.3 safetensors==0.8.0 regex==2026.12.2
-  av==18.1.0 soundfile==0.14.0 soxr==1.1.0
-  typer==0.29.2 shellingham==1.5.4 rich==15.0.0 annotated-doc==0.0.7 markdown-it-py==4.3.0 mdurl==0.1.2
-  pygments==2.21.0
+  av==18.1.0 soundfile==0.14.0 cffi==2.1.1 pycparser==3.12 soxr==1.1.0
+  typer==0.29.2 shellingham==1.5.4 annotated-doc==0.0.7
   hjson==3.1.0 ninja==1.13.2 py-cpuinfo==9.0.0 msgpack==1.2.4 einops==0.8.2
-)  # the versions of .venv (make setup), for CPython 3.12 on x86-64 Linux
+)  # the versions of .venv (make setup), for CPython 3.12 on x86-64 Linux. typer's rich (+ pygments,
+#   markdown-it-py, mdurl: 1.7 MiB) stays out: typer imports it only when it is installed, and nothing
+#   echoink runs needs it (python -X importtime: neither `import echoink.cli` nor a train error loads it).
 PIP=(env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null "$PY" -m pip --disable-pip-version-check)
 "${PIP[@]}" download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp --abi cp312 \
   --abi abi3 --abi none --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \

@@ -68,7 +68,7 @@ ELSEWHERE = {
     "gpu_check.py": "gpu_check.sh runs it",
     "gpu_check.sh": "test_gpu_check_plan_runs_every_stage_at_tiny_size below",
     "gpu_resolve.sh": "needs the package registry (pip's resolver, minutes): run by hand, docs/gpu.md",
-    "gpu_wheels.sh": "downloads ~58 MiB from the package registry: run by hand, docs/gpu.md",
+    "gpu_wheels.sh": "downloads ~57 MiB from the package registry: run by hand, docs/gpu.md",
     "shortcut_more_aligned.py": "test_shortcut_more_aligned_runs_from_a_toy_experiment below",
     # Its smallest run is two DeepSpeed processes; tests/dist/test_sharded.py already runs the script
     # itself (test_zero3_on_two_cpu_processes_equals_ddp and the resume tests) from a temporary
