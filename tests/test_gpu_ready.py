@@ -114,6 +114,9 @@ def test_doctor_verdicts_follow_the_estimate_and_the_packages():
     assert ok and any(
         line.startswith("ok  configs/echoink_r1_7b.yaml") and "fits 8 x 80 GiB" in line for line in lines
     )
+    cpu_vllm = _env([("H100", 79.6)])
+    cpu_vllm.vllm_platform = "cpu"
+    assert any(line.startswith("note: vLLM here is its CPU build") for line in report(cpu_vllm)[0])
     lines, ok = report(_env([("RTX 4090", 23.6)]))
     assert ok  # the CPU recipes still run
     assert any(

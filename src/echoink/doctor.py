@@ -148,6 +148,10 @@ def report(env: Env, root: Path = CONFIGS.parent) -> tuple[list[str], bool]:
         lines.append(f"{name}: {version or 'not installed'}{extra}{note}")
     problems = package_problems(env)
     lines += [f"problem: {p}" for p in problems]
+    if env.gpus and env.vllm_platform == "cpu":
+        lines.append(
+            "note: vLLM here is its CPU build next to a CUDA device; rollout.engine=vllm is refused (make setup-gpu)"
+        )
     runnable = False
     for recipe in sorted((root / "configs").glob("*.yaml")):
         ok, why = recipe_verdict(recipe, env, root)
