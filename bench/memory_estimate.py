@@ -1,123 +1,101 @@
-"""Per-GPU training memory of the Qwen2.5-Omni-7B thinker under each shipped setup, computed, not guessed.
+"""Per-GPU memory of every shipped GPU recipe on the hardware its header names, and the released thinkers'
+parameter counts built on the meta device (no weights, no download) from their published configs.
 
-Parameter counts come from instantiating the thinker on the meta device (no weights, no download)
-from ``Qwen2_5OmniThinkerConfig`` with the released 7B's sizes (``SEVEN_B``, from its config.json:
-transformers' defaults are 7B-like but give the vision tower the LLM's width, 3B parameters too many,
-and tie the embeddings). Bytes per parameter follow the
-ZeRO paper's accounting: pure-bf16 DDP keeps bf16 weights, grads and AdamW moments; DeepSpeed bf16
-keeps bf16 weights and grads plus fp32 master weights and moments (12 B), sharded by stage.
-Activations are for the LLM only (the towers run once per prompt): with gradient checkpointing one
-saved [tokens, hidden] bf16 input per layer plus one layer's working set re-computed in backward
-(~34 · tokens · hidden bytes, Korthikanti et al. 2022, with flash attention), plus the [tokens, V]
-logits in bf16 and their fp32 log-softmax. Tokens per process = prompt once (shared prefix) +
-G · max_new_tokens. Under ZeRO-3 the frozen reference is partitioned like the policy (an
-inference-only DeepSpeed engine, ``rl/sharding.py``), and the rollout gathers the full bf16 weights
-once (``full_weights``): ``rollout_peak`` is that moment (full weights + optimiser + reference shard;
-no activations or gradients are live then; the KV cache of G · max_new_tokens is not included).
-Buffers, fragmentation and CUDA context (~2-4 GB) are not included.
+The arithmetic is ``echoink.sizing`` (also what ``echoink doctor`` uses; its docstring has the byte
+accounting). The parameter counts there are checked here against the meta-device build (``--check``)
+from the released config.json values below (transformers' defaults are not the releases': Qwen2.5's
+gives the vision tower the LLM's width, 3B parameters too many, and ties the embeddings; Qwen3's is a
+28-layer, 18B model).
 
-    python bench/memory_estimate.py            # markdown table (docs/scaling.md)
-    python bench/memory_estimate.py --json     # one JSON line per setup
+    python bench/memory_estimate.py            # markdown table, one row per shipped GPU recipe
+    python bench/memory_estimate.py --json     # one JSON line per recipe, then the parameter counts
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
+from pathlib import Path
 
-GiB = 1024**3
-SEVEN_B = {
-    "vision_config": {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16, "out_hidden_size": 3584},
-    "audio_config": {"d_model": 1280, "encoder_layers": 32, "encoder_ffn_dim": 5120, "output_dim": 3584},
+ROOT = Path(__file__).resolve().parents[1]
+# Qwen/Qwen2.5-Omni-7B config.json, thinker_config (the sizes that set the parameter count).
+QWEN25_7B = {
+    "vision_config": {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16, "out_hidden_size": 3584,
+                      "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "in_channels": 3},
+    "audio_config": {"d_model": 1280, "encoder_layers": 32, "encoder_attention_heads": 20, "encoder_ffn_dim": 5120,
+                     "num_mel_bins": 128, "max_source_positions": 1500, "output_dim": 3584},
     "text_config": {"hidden_size": 3584, "num_hidden_layers": 28, "intermediate_size": 18944, "vocab_size": 152064,
                     "num_attention_heads": 28, "num_key_value_heads": 4, "tie_word_embeddings": False},
 }  # fmt: skip
+# Qwen/Qwen3-Omni-30B-A3B-Instruct config.json, thinker_config (Qwen3-30B-A3B's text model: 48 layers,
+# 128 experts, 8 a token; the AuT audio encoder; the 27-block SigLIP2-style vision tower).
+QWEN3_30B = {
+    "text_config": {"hidden_size": 2048, "num_hidden_layers": 48, "num_attention_heads": 32, "num_key_value_heads": 4,
+                    "head_dim": 128, "num_experts": 128, "num_experts_per_tok": 8, "moe_intermediate_size": 768,
+                    "intermediate_size": 768, "vocab_size": 152064, "tie_word_embeddings": False},
+    "audio_config": {"d_model": 1280, "encoder_layers": 32, "encoder_attention_heads": 20, "encoder_ffn_dim": 5120,
+                     "output_dim": 2048},
+    "vision_config": {"depth": 27, "hidden_size": 1152, "intermediate_size": 4304, "num_heads": 16, "out_hidden_size": 2048},
+}  # fmt: skip
 
 
-def count_params(lora_rank: int = 64) -> dict[str, int]:
+def count_params(family: str) -> dict[str, int]:
+    """Parameters of the released thinker of ``family``, built on the meta device."""
     import torch
-    from transformers import Qwen2_5OmniThinkerConfig, Qwen2_5OmniThinkerForConditionalGeneration
+    import transformers
 
-    cfg = Qwen2_5OmniThinkerConfig(**SEVEN_B)
+    name, sizes = {"qwen2.5-omni": ("Qwen2_5Omni", QWEN25_7B), "qwen3-omni": ("Qwen3OmniMoe", QWEN3_30B)}[
+        family
+    ]
+    cfg = getattr(transformers, f"{name}ThinkerConfig")(**sizes)
     with torch.device("meta"):
-        model = Qwen2_5OmniThinkerForConditionalGeneration(cfg)
-    out = {"total": 0, "llm": 0, "audio": 0, "vision": 0, "lora": 0}
-    lora_target = re.compile(r"model\.language_model\.layers\.\d+\.(self_attn|mlp)\.\w+_proj$")
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) and lora_target.search(name):
-            out["lora"] += lora_rank * (module.in_features + module.out_features)
-    for name, p in model.named_parameters():
+        model = getattr(transformers, f"{name}ThinkerForConditionalGeneration")(cfg)
+    out = {"total": 0, "llm": 0, "audio": 0, "vision": 0}
+    for pname, p in model.named_parameters():
         out["total"] += p.numel()
-        part = "audio" if "audio_tower" in name else "vision" if "visual" in name else "llm"
-        out[part] += p.numel()
-    text = cfg.text_config
-    out.update(hidden=text.hidden_size, layers=text.num_hidden_layers, vocab=text.vocab_size)
+        out["audio" if "audio_tower" in pname else "vision" if "visual" in pname else "llm"] += p.numel()
     return out
 
 
-def activations(n: dict, tokens: int) -> float:
-    saved = n["layers"] * tokens * n["hidden"] * 2  # checkpointed layer inputs, bf16
-    working = 34 * tokens * n["hidden"]  # one layer recomputed in backward
-    logits = tokens * n["vocab"] * (2 + 4)  # bf16 logits + fp32 log-softmax
-    return saved + working + logits
+def recipe_rows() -> list[dict]:
+    """One estimate per shipped recipe whose header names its hardware."""
+    from echoink.config import load_config
+    from echoink.sizing import SIZES, estimate, recipe_family, recipe_launch
 
-
-def setups(n: dict, tokens: int) -> list[dict]:
-    p, lora = n["total"], n["lora"]
-    act = activations(n, tokens)
     rows = []
-
-    def row(name, gpus, weights, grads, optim, reference, gathered=None):
-        rollout = (gathered if gathered is not None else weights) + optim + reference
+    for recipe in sorted((ROOT / "configs").glob("*.yaml")):
+        launch = recipe_launch(recipe, ROOT)
+        if launch is None:
+            continue
+        family = recipe_family(recipe)
+        est = estimate(SIZES[family], load_config(recipe), launch)
         rows.append(
-            {
-                "setup": name,
-                "gpus": gpus,
-                "params_GiB": weights / GiB,
-                "grads_GiB": grads / GiB,
-                "optimizer_GiB": optim / GiB,
-                "reference_GiB": reference / GiB,
-                "activations_GiB": act / GiB,
-                "total_GiB": (weights + grads + optim + reference + act) / GiB,
-                "rollout_peak_GiB": rollout / GiB,
-            }
+            {"recipe": recipe.name, "family": family, "gpus": launch.gpus, "zero": launch.zero, **est}
         )
-
-    row("DDP, pure bf16 AdamW", 8, 2 * p, 2 * p, 4 * p, 2 * p)
-    row("DeepSpeed ZeRO-2, bf16", 8, 2 * p, 2 * p / 8, 12 * p / 8, 2 * p)
-    row("DeepSpeed ZeRO-3, bf16 (paper)", 8, 2 * p / 8, 2 * p / 8, 12 * p / 8, 2 * p / 8, gathered=2 * p)
-    row("ZeRO-3, 2 nodes x 8", 16, 2 * p / 16, 2 * p / 16, 12 * p / 16, 2 * p / 16, gathered=2 * p)
-    # LoRA: frozen bf16 base, fp32 adapters with fp32 grads and AdamW moments; the reference is the
-    # base with adapters disabled (no copy).
-    row(f"LoRA r=64, 1 GPU ({lora / 1e6:.0f}M adapter params)", 1, 2 * p + 4 * lora, 4 * lora, 8 * lora, 0)
     return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--prompt-tokens", type=int, default=1000, help="10 s audio + 512-patch image + text")
-    ap.add_argument("--generations", type=int, default=16)
-    ap.add_argument("--max-new-tokens", type=int, default=768)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    n = count_params()
-    tokens = args.prompt_tokens + args.generations * args.max_new_tokens
-    rows = setups(n, tokens)
+    rows = recipe_rows()
+    counts = {f: count_params(f) for f in ("qwen2.5-omni", "qwen3-omni")}
     if args.json:
         for r in rows:
-            print(json.dumps({**r, "tokens_per_process": tokens, **{f"params_{k}": v for k, v in n.items()}}))
+            print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}))
+        print(json.dumps({"setup": "parameter counts (meta device)", **counts}))
         return
-    print(
-        f"Qwen2.5-Omni-7B thinker: {n['total'] / 1e9:.2f}B parameters (LLM {n['llm'] / 1e9:.2f}B, "
-        f"audio {n['audio'] / 1e6:.0f}M, vision {n['vision'] / 1e6:.0f}M); {tokens} tokens per process "
-        f"per pass (prompt {args.prompt_tokens} + G={args.generations} x {args.max_new_tokens}).\n"
-    )
-    cols = ["params", "grads", "optimizer", "reference", "activations", "total", "rollout_peak"]
-    print("| setup | GPUs | " + " | ".join(f"{c} GiB" for c in cols) + " |")
-    print("|---|---:|" + "---:|" * len(cols))
+    for f, n in counts.items():
+        print(f"{f}: {n['total'] / 1e9:.2f}B parameters (LLM {n['llm'] / 1e9:.2f}B, audio {n['audio'] / 1e6:.0f}M, "
+              f"vision {n['vision'] / 1e6:.0f}M)")  # fmt: skip
+    cols = ["weights", "grads", "optimizer", "reference", "activations_ckpt", "activations_no_ckpt", "rollout_kv",
+            "vllm", "train_peak", "rollout_peak"]  # fmt: skip
+    print("\n| recipe | GPUs x GiB | ZeRO | " + " | ".join(cols) + " | fits |")
+    print("|---|---|---:|" + "---:|" * len(cols) + "---|")
     for r in rows:
-        print(f"| {r['setup']} | {r['gpus']} | " + " | ".join(f"{r[c + '_GiB']:.1f}" for c in cols) + " |")
+        vals = " | ".join(f"{r[c + '_GiB']:.1f}" for c in cols)
+        print(f"| {r['recipe']} | {r['gpus']} x {r['gpu_GiB']:.1f} | {r['zero']} | {vals} | {r['fits']} |")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,14 @@ SMOKE = [
     ("roofline.py", ["--configs", "tiny", "--group-size", "2", "--audio-seconds", "1", *STEP], "step_mfu"),
     ("vs_trl.py", ["--rounds", "1", "--hidden", "16", "--layers", "1", *VS_TRL_STEPS], "throughput"),
     pytest.param(
+        "vllm_api.py",
+        [],
+        "missing",
+        marks=pytest.mark.skipif(
+            not vllm_available(), reason="vLLM is not installed (make setup installs it)"
+        ),
+    ),
+    pytest.param(
         "vllm_rollout.py",
         [
             "--prompts",
@@ -63,7 +71,9 @@ SMOKE = [
 ELSEWHERE = {
     "av_common.py": "a module the audio+image benches import, not a script",
     "gpu_check.py": "gpu_check.sh runs it",
-    "gpu_check.sh": "test_gpu_check_runs_at_tiny_size_on_cpu below",
+    "gpu_check.sh": "test_gpu_check_plan_runs_every_stage_at_tiny_size below",
+    "gpu_resolve.sh": "needs the package registry (pip's resolver, minutes): run by hand, docs/gpu.md",
+    "gpu_wheels.sh": "downloads ~57 MiB from the package registry: run by hand, docs/gpu.md",
     "shortcut_more_aligned.py": "test_shortcut_more_aligned_runs_from_a_toy_experiment below",
     # Its smallest run is two DeepSpeed processes; tests/dist/test_sharded.py already runs the script
     # itself (test_zero3_on_two_cpu_processes_equals_ddp and the resume tests) from a temporary
@@ -78,7 +88,7 @@ def test_every_bench_script_is_run_somewhere():
     assert scripts == smoke | set(ELSEWHERE), "a new bench script needs a smoke run here"
 
 
-def _run(script: str, args: list[str], cwd: Path) -> list[dict]:
+def _run(script: str, args: list[str], cwd: Path, extra_env: dict | None = None) -> list[dict]:
     """Run bench/``script`` from ``cwd`` (empty, TMPDIR inside it); the one-line JSON objects it printed."""
     (cwd / "tmp").mkdir(parents=True)
     env = {
@@ -87,6 +97,7 @@ def _run(script: str, args: list[str], cwd: Path) -> list[dict]:
         "PYTHON": sys.executable,  # the shell scripts' interpreter
         "OMP_NUM_THREADS": "1",
         "TMPDIR": str(cwd / "tmp"),
+        **(extra_env or {}),
     }
     cmd = ["bash" if script.endswith(".sh") else sys.executable, str(BENCH / script), *args]
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
@@ -101,14 +112,18 @@ def test_bench_script_runs_from_a_fresh_state(script: str, args: list[str], key:
     assert rows and key in rows[-1], f"bench/{script} printed no JSON line with {key!r}"
 
 
-def test_gpu_check_runs_at_tiny_size_on_cpu(tmp_path: Path):
-    args = ["--size", "tiny", "--group-size", "2", "--new-tokens", "4", "--repeats", "1"]
-    rows = _run("gpu_check.sh", args, tmp_path / "work")
-    assert "skipped at --size tiny" in rows[-1]["vllm_leg"]  # its bench runs on its own (SMOKE)
-    rows = rows[:-1]
-    assert [r["mode"] for r in rows] == ["shared", "repeat"]
-    for r in rows:
-        assert r["completion_tokens"] == 2 * 4 and r["step_s"] > 0 and r["peak_memory_gib"] > 0
+def test_gpu_check_plan_runs_every_stage_at_tiny_size(tmp_path: Path):
+    """bench/gpu_check.sh --plan: the lent GPU's stages, same code, tiny model, this CPU; one row each."""
+    out = tmp_path / "rows"
+    rows = _run("gpu_check.sh", ["--plan"], tmp_path / "work", {"OUT": str(out)})
+    assert [r["stage"] for r in rows] == ["env", "grpo_shared", "grpo_repeat", "lora", "zero3", "vllm"]
+    assert sorted(p.name for p in out.glob("*.json")) == sorted(f"{r['stage']}.json" for r in rows)
+    by = {r["stage"]: r for r in rows}
+    assert all(by[s]["status"] == "ok" for s in ("env", "grpo_shared", "grpo_repeat", "lora", "zero3")), rows
+    for s in ("grpo_shared", "grpo_repeat", "lora"):
+        assert by[s]["completion_tokens"] == 8 * 4 and by[s]["step_s"] > 0 and by[s]["peak_memory_gib"] > 0
+    assert by["zero3"]["engine"] == "deepspeed-zero3" and by["zero3"]["max_weight_diff"] <= 1e-5
+    assert by["vllm"]["status"] == "skipped"
 
 
 def test_shortcut_more_aligned_runs_from_a_toy_experiment(tiny_model_dir: Path, tmp_path: Path):

@@ -67,12 +67,12 @@ LAYERS: dict[str, int] = {
     "progress": 0,
     "bounded": 0,  # the bounded JSON/YAML reader (issue 39)
     "data": 1,
-    **dict.fromkeys(("config", "config_sections", "config_commands", "recipe_card"), 2),
+    **dict.fromkeys(("config", "config_sections", "config_commands", "recipe_card", "sizing"), 2),
     "model": 3,
     "testing": 6,  # tiny models: a client of the library (only ``cli_app`` dispatches to it)
     "scoring": 4,
     **dict.fromkeys(("rl", "eval", "sft"), 5),
-    **dict.fromkeys(("preflight", "cli", "cli_app", "cli_eval", "cli_bench", "__main__"), 6),
+    **dict.fromkeys(("preflight", "cli", "cli_app", "cli_eval", "cli_bench", "doctor", "__main__"), 6),
     "preflight_model": 6,  # preflight's checks that read a model directory
 }
 """The layer of each top-level module or package of ``echoink`` (a package's submodules share it), lowest

@@ -324,11 +324,13 @@ def model_tiny(
 def _recipe(recipe: Path, overrides: list[str]):
     """Load a recipe + overrides and check the files it names (errors reach ``run`` as one line)."""
     from .config import load_config
-    from .preflight import check_names, check_recipe_inputs
+    from .preflight import check_kernels, check_names, check_recipe_inputs, check_vllm_platform
 
     cfg = load_config(recipe, overrides)
     check_names(cfg)
+    check_kernels(cfg)  # before the data and model checks: the first thing a GPU recipe meets
     check_recipe_inputs(cfg)
+    check_vllm_platform(cfg)
     return cfg
 
 
@@ -437,7 +439,7 @@ def demo_cmd(
 
 
 # Last, so ``echoink --help`` lists train, sft and demo before the evaluation side.
-from . import cli_bench, cli_eval  # noqa: E402,F401  (register eval, export, compare, ..., data import)
+from . import cli_bench, cli_eval, doctor  # noqa: E402,F401  (register eval, export, compare, ..., data import, doctor)
 
 if __name__ == "__main__":
     run()

@@ -156,3 +156,68 @@ def check_run_record(run_dir: str | Path) -> None:
                 read(path)
             except ValueError as err:
                 raise ConfigError(f"train.output_dir: {err}; start a new run") from None
+
+
+OPTIONAL_KERNELS = {"flash_attention_2": ("flash_attn", "flash-attn")}
+"""``model.attn_implementation`` values that need a package of their own: kernel -> (module, pip name)."""
+
+
+def kernel_problem(kernel: str, installed: bool, cuda: bool) -> str | None:
+    """Why ``model.attn_implementation: kernel`` cannot run here (None if it can): its package is
+    missing, or it is a CUDA kernel and there is no CUDA device. Both fixes are named."""
+    if kernel not in OPTIONAL_KERNELS:
+        return None
+    module, pip_name = OPTIONAL_KERNELS[kernel]
+    fixes = f"install {pip_name} (pip install {pip_name} --no-build-isolation: an nvcc build, 1-2 h) or use --set model.attn_implementation=sdpa"
+    if not installed:
+        return (
+            f"model.attn_implementation: {kernel} needs the {module} package, which is not installed; {fixes}"
+        )
+    if not cuda:
+        return f"model.attn_implementation: {kernel} runs only on a CUDA device and this machine has none; use --set model.attn_implementation=sdpa"
+    return None
+
+
+def check_kernels(cfg: Any) -> None:
+    """The attention kernel ``cfg`` names can run here; else one ConfigError, before any model loads."""
+    import importlib.util
+
+    kernel = cfg.model.attn_implementation
+    if kernel not in OPTIONAL_KERNELS:
+        return
+    import torch
+
+    installed = importlib.util.find_spec(OPTIONAL_KERNELS[kernel][0]) is not None
+    problem = kernel_problem(kernel, installed, torch.cuda.is_available())
+    if problem:
+        raise ConfigError(problem)
+
+
+def vllm_platform_problem(platform: str, policy_device: str) -> str | None:
+    """Why vLLM on ``platform`` (vLLM's ``current_platform.device_type``: cuda, cpu, ...) must not sample
+    for a policy on ``policy_device`` (cuda or cpu), or None. A CUDA policy with vLLM's CPU build (what
+    ``make setup`` installs) would roll out on the CPU, silently hundreds of times slower."""
+    if policy_device == "cuda" and platform != "cuda":
+        return (
+            f"rollout.engine: vllm: the installed vLLM runs on its {platform} platform while the policy is on "
+            "CUDA (rollouts would run on the CPU); install vLLM's CUDA build (make setup-gpu, docs/gpu.md) "
+            "or use --set rollout.engine=hf"
+        )
+    return None
+
+
+def check_vllm_platform(cfg: Any) -> None:
+    """``rollout.engine: vllm`` samples on the policy's device type (see ``vllm_platform_problem``)."""
+    if cfg.rollout.engine != "vllm":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        return  # a CPU policy: vLLM's CPU build is the one that serves it (the tests' set-up)
+    try:
+        from vllm.platforms import current_platform
+    except ImportError:
+        raise ConfigError("rollout.engine: vllm is not installed (make setup-gpu, docs/gpu.md)") from None
+    problem = vllm_platform_problem(str(current_platform.device_type), "cuda")
+    if problem:
+        raise ConfigError(problem)
