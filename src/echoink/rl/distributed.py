@@ -129,6 +129,15 @@ def largest(accelerator: Accelerator, value: int) -> int:
     return int(accelerator.gather(torch.tensor([value], device=accelerator.device)).max())
 
 
+def gather_rows(accelerator: Accelerator, values: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Every process's ``values`` [n] concatenated in rank order [W·n] (one all-gather; n is the same on
+    every process: the sampler deals each the same number of prompts) and this process's first row."""
+    if accelerator.num_processes == 1:
+        return values, 0
+    everyone = accelerator.gather(values.to(accelerator.device)).to(values.device)
+    return everyone, accelerator.process_index * values.numel()
+
+
 def partition_agreement(accelerator: Accelerator, zero_stage: int | None) -> Callable[[bool], bool] | None:
     """``all_agree`` where processes hold different partitions of the weights (ZeRO-3 on several
     processes), else None: replicas check their own weights (``guards.check_weights``)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -27,6 +28,42 @@ from . import algos, grounding
 from .experience import Experience
 
 log = logging.getLogger(__name__)
+
+
+def _own_width(width: int) -> int:
+    return width
+
+
+def _own_rows(values: torch.Tensor) -> tuple[torch.Tensor, int]:
+    return values, 0
+
+
+@dataclass(frozen=True)
+class Across:
+    """What one process's rollout agrees with the others (the defaults: a process alone).
+
+    ``width(T)``: the completion width every process pads to (the largest: ``distributed.largest``), so
+    all make the same calls in the reference and old log-prob passes. ``rows(x)``: every process's
+    ``x`` [n] concatenated in rank order [W·n] and where this process's rows start
+    (``distributed.gather_rows``), so estimators that need batch statistics see the global batch."""
+
+    width: Callable[[int], int] = _own_width
+    rows: Callable[[torch.Tensor], tuple[torch.Tensor, int]] = _own_rows
+
+
+ALONE = Across()
+
+
+def advantages_across(
+    rewards: torch.Tensor, g: int, scale: str, across: Across = ALONE
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(advantages [N], zero_std [B]) of this process's N rewards, computed over every process's rewards
+    and sliced back, as TRL does: "batch" divides by the std of the global batch, exactly what one
+    process with all the prompts computes (each process's own std differs from it)."""
+    everyone, start = across.rows(rewards)
+    adv, zero_std = algos.group_advantages(everyone, g, scale=scale)
+    n = rewards.numel()
+    return adv[start : start + n], zero_std[start // g : (start + n) // g]
 
 
 def encode_samples(
@@ -47,12 +84,10 @@ def collect_experience(
     samples: Sequence[Sample],
     gen_config,
     cfg,
-    agreed_width: Callable[[int], int] = lambda width: width,
+    across: Across = ALONE,
 ) -> Experience:
-    """Roll out, score and prepare one batch. ``cfg`` is the run's Config (data, rollout, algo).
-
-    ``agreed_width(T)``: the completion width every process pads to before the reference and old
-    log-prob passes (the largest over processes: ``distributed.largest``), so all make the same calls."""
+    """Roll out, score and prepare one batch. ``cfg`` is the run's Config (data, rollout, algo);
+    ``across``: what this process agrees with the others (widths, the rewards advantages see)."""
     g, d = cfg.rollout.num_generations, cfg.data
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -78,7 +113,7 @@ def collect_experience(
     texts = engine.decode(done.ids)
     fields = reward_fields(samples, g) | (cf.reward_fields(texts, g) if cf else {})
     matrix, total, names = score(texts, fields, cfg.algo.rewards)
-    advantages, zero_std = algos.group_advantages(total, g, scale=cfg.algo.scale_rewards)
+    advantages, zero_std = advantages_across(total, g, cfg.algo.scale_rewards, across)
     stats: dict[str, float] = {}
     if cf is not None:  # counterfactual filtering
         advantages, stats = grounding.weigh_advantages(advantages, cf, samples, g, cfg.algo)
@@ -94,7 +129,7 @@ def collect_experience(
         prompts, done.ids, mask, done.truncated, g, list(samples), texts, matrix, names, total, zero_std,
         advantages=advantages.to(device), timings=timings, stats=stats, rollout_logprobs=done.logprobs,
     )  # fmt: skip
-    exp = exp.padded_to(agreed_width(exp.completion_ids.shape[1]), engine.pad_id)
+    exp = exp.padded_to(across.width(exp.completion_ids.shape[1]), engine.pad_id)
     t0 = time.perf_counter()
     with torch.no_grad():
         if cfg.algo.beta > 0:

@@ -37,12 +37,12 @@ from ..model.vllm_sampler import VllmSettings
 from ..runlog import RunLog
 from ..scoring.rewards import register_rewards
 from . import sharding
-from .distributed import any_process, check_sharing, largest, launch_record, make_accelerator
+from .distributed import any_process, check_sharing, gather_rows, largest, launch_record, make_accelerator
 from .experience import Experience, merge_signal_groups
 from .metrics import rollout_rows, step_metrics
 from .optimise import TrainingAborted, optimise
 from .persistence import checkpoint, export_policy, restore, save_best
-from .rollout import collect_experience
+from .rollout import Across, collect_experience
 from .run_dir import RunRecord, apply_changes, check_run_dir, write_record
 from .sampling import PromptSampler
 from .state import Handles, LoopState
@@ -254,9 +254,8 @@ def _roll_out(cfg: Config, run: Run) -> Experience:
     samples = [run.samples[i] for i in run.state.sampler.next_indices()]
     with sharding.full_weights(h.accelerator, h.scorer):  # ZeRO-3: one gather per rollout
         pushed = h.engine.push_weights(h.policy, version=run.state.step)  # vLLM: this step's weights
-        exp = collect_experience(
-            h.engine, h.policy, h.reference, samples, run.gen_config, cfg, partial(largest, h.accelerator)
-        )
+        across = Across(partial(largest, h.accelerator), partial(gather_rows, h.accelerator))
+        exp = collect_experience(h.engine, h.policy, h.reference, samples, run.gen_config, cfg, across)
     h.engine.release_sampler()  # vLLM on a GPU with rollout.vllm_sleep: its memory back to training
     if cfg.rollout.engine == "vllm":
         exp.timings["time/weight_push"] = pushed
