@@ -58,6 +58,7 @@ LAYERS: dict[str, int] = {
         ("registry", "jsonl", "guards", "runlog", "runlock", "outdir", "cli_errors", "export", "filehash"), 0
     ),
     "__init__": 0,  # the ``echoink`` package itself
+    "errors": 0,  # UserError: every layer raises it
     "data": 1,
     **dict.fromkeys(("config", "config_sections", "config_commands", "recipe_card"), 2),
     "model": 3,

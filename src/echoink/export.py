@@ -24,6 +24,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .errors import UserError
 from .outdir import check_output_dir
 
 SPEAKERS = "spk_dict.pt"  # Qwen2_5OmniForConditionalGeneration.from_pretrained requires it
@@ -31,7 +32,7 @@ _WEIGHT_FILES = ("*.safetensors", "model.safetensors.index.json", "pytorch_model
 _SPEECH = ("talker.", "token2wav.")
 
 
-class ExportError(ValueError):
+class ExportError(UserError):
     """The inputs cannot make a full model; the message says which and why."""
 
 

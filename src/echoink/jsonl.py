@@ -20,6 +20,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
+
 log = logging.getLogger(__name__)
 
 
@@ -55,7 +57,7 @@ def _parse(path: Path, lineno: int, line: bytes) -> dict[str, Any]:
     try:
         row = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: line {lineno} is not JSON ({err})") from None
+        raise UserError(f"{path}: line {lineno} is not JSON ({err})") from None
     if not isinstance(row, dict):
-        raise ValueError(f"{path}: line {lineno} is not a JSON object")
+        raise UserError(f"{path}: line {lineno} is not a JSON object")
     return row

@@ -27,6 +27,7 @@ from typing import Any
 
 from .config import ConfigError, load_config
 from .demo import DEMO_MARKS, Stages, second_sft_stage
+from .errors import UserError
 from .outdir import check_output_dir
 from .preflight import check_names
 
@@ -123,9 +124,9 @@ def run_experiment(
 
     recipe, overrides, arms = recipe or RECIPE, list(overrides or []), list(arms or ARMS)
     if bad := [a for a in arms if a not in ARMS]:
-        raise ValueError(f"unknown arm(s) {bad}; valid: {', '.join(ARMS)}")
+        raise UserError(f"unknown arm(s) {bad}; valid: {', '.join(ARMS)}")
     if frame_stage_steps < 0 or (frame_stage_steps and not frame_traces):
-        raise ValueError("--frame-stage-steps must be >= 0 and needs --frame-traces > 0")
+        raise UserError("--frame-stage-steps must be >= 0 and needs --frame-traces > 0")
     base = "sft_frame" if frame_stage_steps else "sft"
     cfg = _config(out, recipe, overrides)
     for arm in arms:

@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..errors import UserError
 from ..scoring.rewards import parse_answer
 from .evaluate import PREDICTIONS, read_predictions
 from .stats import majority_vote, mcnemar
@@ -95,7 +96,7 @@ def split_check(paths: list[Path], summaries: list[dict[str, Any]], force: bool)
         return "same"
     if not force:
         data = [s.get("data") for s in summaries]
-        raise ValueError(
+        raise UserError(
             f"{paths[0]} ({data[0]}) and {paths[1]} ({data[1]}) were evaluated on different splits "
             "(data_sha256 differs): pairing their items by id would compare unrelated questions; "
             "pass --force to compare anyway"
@@ -106,7 +107,7 @@ def split_check(paths: list[Path], summaries: list[dict[str, Any]], force: bool)
 def _read_summary(path: Path) -> dict[str, Any]:
     summary = json.loads(path.read_text())
     if not isinstance(summary, dict) or not isinstance(summary.get("conditions"), dict):
-        raise ValueError(f"{path}: not an echoink summary.json (no 'conditions' object)")
+        raise UserError(f"{path}: not an echoink summary.json (no 'conditions' object)")
     return summary
 
 
@@ -121,9 +122,9 @@ def compare(
     blocks = []
     for path, summary in zip(paths, summaries, strict=True):
         if condition not in summary["conditions"]:
-            raise ValueError(f"{path}: no condition {condition!r} (has {', '.join(summary['conditions'])})")
+            raise UserError(f"{path}: no condition {condition!r} (has {', '.join(summary['conditions'])})")
         if "accuracy" not in summary["conditions"][condition]:
-            raise ValueError(f"{path}: condition {condition!r} is not applicable to that split")
+            raise UserError(f"{path}: condition {condition!r} is not applicable to that split")
         blocks.append(summary["conditions"][condition])
     a, b = blocks
     metrics = {m: (a.get(m), b.get(m)) for m in METRICS if m in a or m in b}

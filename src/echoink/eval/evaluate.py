@@ -34,6 +34,7 @@ import torch
 from ..data import load_split
 from ..data.avqa import split_fingerprint
 from ..data.messages import ABLATIONS, VideoSettings, ablation_applies
+from ..errors import UserError
 from ..jsonl import read_jsonl
 from ..outdir import check_output_dir
 from ..scoring.predict import Decoding, EvalSettings, predict_batch
@@ -70,7 +71,7 @@ def load_model(
     if engine == "vllm":
         out.use_vllm(str(adapter_base_path(model_dir) or model_dir), dtype, initial=model)
     elif engine != "hf":
-        raise ValueError(f"engine must be hf or vllm, got {engine!r}")
+        raise UserError(f"engine must be hf or vllm, got {engine!r}")
     return model, out
 
 
@@ -104,7 +105,7 @@ def evaluate(
     )
     conditions = ["none", *[c for c in dict.fromkeys(ablate) if c != "none"]]
     if bad := [c for c in conditions if c not in CONDITIONS]:
-        raise ValueError(f"unknown ablation(s) {bad}; valid: {', '.join(CONDITIONS)}")
+        raise UserError(f"unknown ablation(s) {bad}; valid: {', '.join(CONDITIONS)}")
     out = Path(out_dir)
     check_output_dir(out, "--out", "eval", own=(SETTINGS,))  # before reading: a refusal writes nothing
     loaded = load_split(data_path, on_error="skip")
@@ -148,14 +149,14 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
         log.warning("%s: records no fingerprint of its split; a changed split cannot be noticed", path)
         old["data_sha256"] = settings["data_sha256"]
     if old.get("data") == settings["data"] and old["data_sha256"] != settings["data_sha256"]:
-        raise ValueError(
+        raise UserError(
             f"{path}: {settings['data']} changed since these predictions were made (sha256 "
             f"{old['data_sha256'][:12]}, now {settings['data_sha256'][:12]}); evaluate into another --out, "
             f"or remove {out} to start over"
         )
     if old != settings:
         diff = "; ".join(f"{k}: {old.get(k)!r} -> {v!r}" for k, v in settings.items() if old.get(k) != v)
-        raise ValueError(
+        raise UserError(
             f"{path}: {out} holds predictions made with other settings ({diff}); evaluate into another "
             f"--out, or remove {out} to start over"
         )

@@ -23,6 +23,7 @@ from torch import nn
 from transformers import GenerationConfig, ProcessorMixin
 
 from ..data.media import Geometry
+from ..errors import UserError
 from .decode import Completions, sample_completions
 from .families import FAMILIES, Family, family_for
 from .mm import MMInputs, PromptBatch
@@ -88,7 +89,7 @@ def _collect_media(batch_messages: list[list[dict[str, Any]]]) -> _Media:
                 for block in message["content"]:
                     media.add(b, block)
     if len(set(media.fps)) > 1:
-        raise ValueError(f"videos of one batch must share a frame rate, got {sorted(set(media.fps))}")
+        raise UserError(f"videos of one batch must share a frame rate, got {sorted(set(media.fps))}")
     return media
 
 

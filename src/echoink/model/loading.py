@@ -31,6 +31,7 @@ from transformers import (
 )
 
 from ..config import ModelConfig
+from ..errors import UserError
 from .engine import Engine
 from .families import Family, family_for
 from .saving import save_model  # noqa: F401  (re-exported: callers load and save through this module)
@@ -66,7 +67,7 @@ def thinker_config(path: str | Path) -> tuple[Family, PretrainedConfig]:
     try:
         family = family_for(config)
     except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
+        raise UserError(f"{path}: {err}") from None
     config = family.thinker_config(config)
     if getattr(config, "vision_start_token_id", None) is None:
         # get_rope_index reads it; without it every image prompt fails.

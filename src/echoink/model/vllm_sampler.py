@@ -46,6 +46,7 @@ import torch
 from torch import nn
 from transformers import GenerationConfig
 
+from ..errors import UserError
 from .decode import Completions, completion_mask_from, end_ids
 from .families import Family
 from .mm import PromptBatch
@@ -226,7 +227,7 @@ class VllmSampler:
         if version is not None and version == self.pushed_version:
             return 0.0
         if self.family.is_moe and not torch.cuda.is_available():
-            raise RuntimeError(CPU_MOE_PUSH)
+            raise UserError(CPU_MOE_PUSH)
         t0 = time.perf_counter()
         self.wake()
         weights = [("thinker." + k, v) for k, v in merged_weights(thinker).items()]
@@ -295,7 +296,7 @@ class VllmSampler:
             ]
             sound = media.video_sound
             if any(sound) and not all(sound):  # vLLM takes one use_audio_in_video per request
-                raise ValueError("vLLM cannot serve one prompt whose videos are partly with sound")
+                raise UserError("vLLM cannot serve one prompt whose videos are partly with sound")
             request["mm_processor_kwargs"] = self.family.serving_video_kwargs(
                 self.processor, media.fps[0], media.audio_video if any(sound) else None
             )

@@ -13,6 +13,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs, set_seed
 
 from ..config import Config
+from ..errors import UserError
 from . import sharding
 from .checkpoint import Processes
 from .trackers import tracker_kwargs
@@ -22,7 +23,7 @@ def check_world(accelerator: Accelerator) -> None:
     """Fail if the launcher started several processes that did not form one group."""
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched != accelerator.num_processes:
-        raise RuntimeError(
+        raise UserError(
             f"launched as {launched} processes but accelerate formed a group of {accelerator.num_processes}: "
             "each would train alone. Without a GPU, set ACCELERATE_USE_CPU=1 (docs/scaling.md)."
         )
@@ -73,7 +74,7 @@ def make_accelerator(cfg: Config) -> Accelerator:
         ds = accelerator.state.deepspeed_plugin.deepspeed_config
         problems = deepspeed_problems(ds, cfg)
         if problems:
-            raise ValueError("DeepSpeed config does not fit the trainer: " + "; ".join(problems))
+            raise UserError("DeepSpeed config does not fit the trainer: " + "; ".join(problems))
         if ds.get("gradient_clipping", "auto") == "auto":
             ds["gradient_clipping"] = cfg.train.max_grad_norm  # DeepSpeed clips inside its step
     if cfg.train.threads:
@@ -102,7 +103,7 @@ def check_sharing(accelerator: Accelerator, sharing: str, data_types: set[str]) 
     The shared passes (prefix, towers) call every tower on every process (``Family.prefix``)."""
     several = accelerator.num_processes > 1 and sharding.zero_stage(accelerator) == 3
     if several and sharing == "repeat" and len(data_types) > 1:
-        raise ValueError(
+        raise UserError(
             f"rollout.sharing: repeat under ZeRO-3 on {accelerator.num_processes} processes needs one "
             f"data type in the split, which has {', '.join(sorted(data_types))}; use prefix or towers"
         )

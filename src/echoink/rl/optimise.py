@@ -15,6 +15,7 @@ import torch
 from accelerate import Accelerator
 
 from ..config import Config
+from ..errors import UserError
 from ..guards import check_weights
 from . import algos, sharding
 from .distributed import partition_agreement
@@ -24,7 +25,7 @@ from .state import Handles, LoopState
 log = logging.getLogger(__name__)
 
 
-class TrainingAborted(RuntimeError):
+class TrainingAborted(UserError, RuntimeError):
     """Too many consecutive non-finite steps."""
 
 

@@ -26,7 +26,7 @@ import yaml
 
 from ..config import Config, ConfigError, save_config
 from ..data.avqa import split_file, split_fingerprint
-from ..outdir import check_output_dir
+from ..outdir import OutputNotEmpty, check_output_dir
 from .checkpoint import STEP_DIR, latest_checkpoint
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def check_run_dir(cfg: Config, record: RunRecord, resume: bool, allow_change: bo
     run_dir = Path(cfg.train.output_dir)
     found = [name for name in RECORD if (run_dir / name).exists()]
     if found and not resume:
-        raise FileExistsError(
+        raise OutputNotEmpty(
             f"train.output_dir: {run_dir} already holds a run ({', '.join(found)}); pass --resume to "
             "continue it, or choose another train.output_dir"
         )

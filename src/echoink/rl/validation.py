@@ -17,6 +17,7 @@ import torch
 
 from ..config import Config
 from ..data import Sample, load_split
+from ..errors import UserError
 from ..runlog import read_jsonl
 from ..scoring.predict import Decoding, EvalSettings, predict_batch
 from .sharding import full_weights
@@ -58,7 +59,7 @@ def make_validator(cfg: Config, rank: int, world: int, metrics_path: Path) -> Va
         return None
     samples = load_split(cfg.data.val_path, on_error=cfg.data.on_error).samples[: cfg.eval.max_items]
     if not samples:
-        raise ValueError(f"{cfg.data.val_path}: no valid items to validate on")
+        raise UserError(f"{cfg.data.val_path}: no valid items to validate on")
     items, weights = shard(samples, rank, world)
     logged = read_jsonl(metrics_path) if metrics_path.exists() else []
     seen = [r["eval/accuracy"] for r in logged if r.get("eval/accuracy") is not None]

@@ -20,6 +20,7 @@ import torch
 
 from ..data import Sample
 from ..data.messages import VideoSettings, decodable_messages
+from ..errors import UserError
 from .rewards import accuracy_reward, format_reward, parse_answer
 
 _ROW_KEYS = frozenset(
@@ -64,11 +65,11 @@ class Decoding:
 
     def __post_init__(self) -> None:
         if self.mode not in ("greedy", "sample"):
-            raise ValueError(f"decoding must be greedy or sample, got {self.mode!r}")
+            raise UserError(f"decoding must be greedy or sample, got {self.mode!r}")
         if self.samples < 1 or (self.mode == "greedy" and self.samples != 1):
-            raise ValueError(f"samples must be 1 for greedy and >= 1 for sample, got {self.samples}")
+            raise UserError(f"samples must be 1 for greedy and >= 1 for sample, got {self.samples}")
         if not self.temperature > 0 or math.isinf(self.temperature) or not 0 < self.top_p <= 1:  # NaN fails
-            raise ValueError("temperature must be > 0 and top_p in (0, 1]")
+            raise UserError("temperature must be > 0 and top_p in (0, 1]")
 
     def generate_kwargs(self) -> dict[str, Any]:
         if self.mode == "greedy":

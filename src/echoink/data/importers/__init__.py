@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...errors import UserError
 from ...registry import Registry
 from ..schema import RowError
 from .releases import Item, read_daily_omni, read_mmar, read_mmau, read_omnibench, read_worldsense
@@ -74,7 +75,7 @@ class ImportReport:
         return out
 
 
-class NothingImported(ValueError):
+class NothingImported(UserError):
     """No question of a release could be imported (every one misses media)."""
 
 
@@ -85,7 +86,7 @@ def import_benchmark(name: str, src: str | Path, out: str | Path) -> ImportRepor
     if not src.is_dir():
         raise RowError(src, -1, f"not a directory (the {bench.title} release as extracted)")
     if not src.is_relative_to(out):
-        raise ValueError(
+        raise UserError(
             f"{src} is not inside --out {out}: media are referenced relative to the split, not copied; "
             f"put the release under {out} or pass an --out folder that holds it"
         )
