@@ -39,6 +39,13 @@ KL_ESTIMATORS: Registry[KLFn] = Registry("KL estimator")
 POLICY_LOSSES: Registry[PolicyLossFn] = Registry("policy loss")
 LOSS_AGGREGATIONS: Registry[AggFn] = Registry("loss aggregation")
 
+# Clamps as verl's core_algos: one token whose log-ratio overflows exp() in float32 (past ~88) would
+# make the whole pass's loss infinite, and the finite-step guard would then skip the entire update.
+# Clamped, that token gets no gradient (it is far outside the clip range anyway) and the rest train.
+LOG_RATIO_LIMIT = 20.0  # |log π/π_old| and |log π_ref/π| per token: exp(20) ≈ 4.9e8 stays finite
+SEQ_LOG_RATIO_MAX = 10.0  # GSPO's sequence log-ratio (verl clamps it above only)
+K3_LIMIT = 10.0  # the k3 estimate itself, per token
+
 
 @ADVANTAGE_ESTIMATORS.register("group")
 def _group_scaled(centred: torch.Tensor, r: torch.Tensor, eps: float) -> torch.Tensor:
@@ -87,7 +94,8 @@ def _kl_k1(delta: torch.Tensor) -> torch.Tensor:
 
 @KL_ESTIMATORS.register("k3")
 def _kl_k3(delta: torch.Tensor) -> torch.Tensor:
-    return torch.exp(delta) - delta - 1  # unbiased and >= 0: the GRPO paper's estimator
+    delta = delta.clamp(-LOG_RATIO_LIMIT, LOG_RATIO_LIMIT)  # exp() of a far-off token stays finite
+    return (torch.exp(delta) - delta - 1).clamp(max=K3_LIMIT)  # unbiased, >= 0: the GRPO paper's
 
 
 @KL_ESTIMATORS.register("abs")
@@ -99,7 +107,11 @@ def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str = "k3") -> 
     """Per-token estimate of KL(policy || reference) from sampled-token log-probs, [N, T] -> [N, T].
 
     k1 = logp - ref (unbiased, can be negative); k3 = exp(ref - logp) - (ref - logp) - 1 (unbiased,
-    >= 0, the GRPO paper's estimator); abs = |logp - ref|.
+    >= 0, the GRPO paper's estimator; as verl's, its log-ratio clamped to ±20 and its value to at most
+    10, so one far-off token cannot make the loss infinite); abs = |logp - ref|.
+
+    >>> kl_penalty(torch.tensor([-200.0]), torch.tensor([0.0]), "k3").tolist()  # exp(200) overflows
+    [10.0]
 
     >>> kl_penalty(torch.tensor([0.0]), torch.tensor([0.0]), "k3").tolist()
     [0.0]
@@ -168,8 +180,10 @@ def _clipped_surrogate(
 
 @POLICY_LOSSES.register("token")
 def clipped_token_loss(logp, old_logp, adv, mask, eps_low, eps_high) -> tuple[torch.Tensor, torch.Tensor]:
-    """PPO / GRPO: one ratio per token, clipped per token. Returns (loss [N, T], ratio [N, T])."""
-    ratio = torch.exp(logp.float() - old_logp.float())  # [N, T]
+    """PPO / GRPO: one ratio per token, clipped per token; its log clamped to ±20 (verl), so a token
+    far from the old policy cannot overflow. Returns (loss [N, T], ratio [N, T])."""
+    log_ratio = (logp.float() - old_logp.float()).clamp(-LOG_RATIO_LIMIT, LOG_RATIO_LIMIT)  # [N, T]
+    ratio = torch.exp(log_ratio)
     return _clipped_surrogate(ratio, adv, eps_low, eps_high), ratio
 
 
@@ -177,8 +191,9 @@ def clipped_token_loss(logp, old_logp, adv, mask, eps_low, eps_high) -> tuple[to
 def clipped_sequence_loss(logp, old_logp, adv, mask, eps_low, eps_high) -> tuple[torch.Tensor, torch.Tensor]:
     """GSPO (Zheng et al. 2025): one length-normalised ratio per completion, clipped once per
     completion, so one token's large ratio cannot dominate a sequence's update (TRL's
-    ``importance_sampling_level="sequence"``). Returns (loss [N, T], ratio [N, 1])."""
-    ratio = torch.exp(sequence_log_ratio(logp, old_logp, mask))  # [N, 1]
+    ``importance_sampling_level="sequence"``). The log-ratio is clamped above at 10, as verl's.
+    Returns (loss [N, T], ratio [N, 1])."""
+    ratio = torch.exp(sequence_log_ratio(logp, old_logp, mask).clamp(max=SEQ_LOG_RATIO_MAX))  # [N, 1]
     return _clipped_surrogate(ratio, adv, eps_low, eps_high).expand_as(logp), ratio
 
 
