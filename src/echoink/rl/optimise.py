@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import time
 
 import torch
 from accelerate import Accelerator
@@ -17,6 +16,7 @@ from accelerate import Accelerator
 from ..config import Config
 from ..errors import UserError
 from ..guards import check_weights
+from ..runlog import timed
 from . import algos, sharding
 from .distributed import partition_agreement
 from .experience import Experience
@@ -53,27 +53,23 @@ def optimise(cfg: Config, h: Handles, state: LoopState, exp: Experience) -> dict
         0.0,
     ]  # sum, max, count of |trainer - sampler| log-prob (first pass: rollout weights)
     for it in range(cfg.algo.num_iterations):
-        t0 = time.perf_counter()
         pass_loss = 0.0
-        for i, (start, stop) in enumerate(chunks):
-            sync = acc.no_sync(h.scorer) if i < len(chunks) - 1 else contextlib.nullcontext()
-            with sync:  # DDP decides in the forward whether the backward all-reduces: both go inside
-                loss, m, logp, rows = _mini_batch_loss(cfg, h.scorer, exp, start, stop, loss_mask)
-                _backward(h, loss * weights[i])
-            pass_loss += float(loss.detach()) * weights[i]  # this process's share of the global loss
-            _accumulate(totals, m, logp.detach(), loss_mask[rows])
-            if it == 0 and exp.rollout_logprobs is not None:
-                total, worst, count = algos.rollout_mismatch(
-                    logp, exp.rollout_logprobs[rows], exp.completion_mask[rows]
-                )
-                mismatch = [mismatch[0] + total, max(mismatch[1], worst), mismatch[2] + count]
-        totals["time/policy_forward_backward"] = (
-            totals.get("time/policy_forward_backward", 0) + time.perf_counter() - t0
-        )
+        with timed(totals, "time/policy_forward_backward"):
+            for i, (start, stop) in enumerate(chunks):
+                sync = acc.no_sync(h.scorer) if i < len(chunks) - 1 else contextlib.nullcontext()
+                with sync:  # DDP decides in the forward whether the backward all-reduces: both go inside
+                    loss, m, logp, rows = _mini_batch_loss(cfg, h.scorer, exp, start, stop, loss_mask)
+                    _backward(h, loss * weights[i])
+                pass_loss += float(loss.detach()) * weights[i]  # this process's share of the global loss
+                _accumulate(totals, m, logp.detach(), loss_mask[rows])
+                if it == 0 and exp.rollout_logprobs is not None:
+                    total, worst, count = algos.rollout_mismatch(
+                        logp, exp.rollout_logprobs[rows], exp.completion_mask[rows]
+                    )
+                    mismatch = [mismatch[0] + total, max(mismatch[1], worst), mismatch[2] + count]
         totals["loss"] = totals.get("loss", 0.0) + pass_loss
-        t0 = time.perf_counter()
-        skipped += not _step(cfg, h, state, totals, pass_loss)
-        totals["time/optimizer"] = totals.get("time/optimizer", 0) + time.perf_counter() - t0
+        with timed(totals, "time/optimizer"):
+            skipped += not _step(cfg, h, state, totals, pass_loss)
     h.scheduler.step()  # once per training step
     _count_bad_step(state, skipped, cfg.train.max_bad_steps)
     totals["skipped_updates"] = float(state.skipped_updates)

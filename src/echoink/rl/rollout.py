@@ -12,7 +12,6 @@ counterfactual answers per prompt.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from ..data import Sample, sample_messages
 from ..data.messages import messages_or_stand_ins
 from ..model import Engine, PromptBatch
 from ..model.loading import reference_mode
+from ..runlog import timed
 from ..scoring.rewards import parse_answer, reward_fields, score
 from . import algos, grounding
 from .experience import Experience
@@ -90,55 +90,54 @@ def collect_experience(
     ``across``: what this process agrees with the others (widths, the rewards advantages see)."""
     g, d = cfg.rollout.num_generations, cfg.data
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
     device = next(policy.parameters()).device
-    messages, failed = messages_or_stand_ins(  # a file broken since loading: a stand-in or an error (data.on_error)
-        samples, d.template, d.max_audio_seconds, d.max_pixels, d.on_error, video=d.video(),
-        geometry=engine.geometry,
-    )  # fmt: skip
-    if all(failed):
-        log.warning(
-            "every prompt of this step failed to decode on this process: its update has no weight from them"
-        )
-    prompts = engine.encode(messages).to(device)
-    done = engine.sample(policy, prompts, g, gen_config, shared=cfg.rollout.sharing != "repeat")
-    timings["time/rollout"] = time.perf_counter() - t0
+    with timed(timings, "time/rollout"):
+        messages, failed = messages_or_stand_ins(  # a file broken since loading: a stand-in or an error (data.on_error)
+            samples, d.template, d.max_audio_seconds, d.max_pixels, d.on_error, video=d.video(),
+            geometry=engine.geometry,
+        )  # fmt: skip
+        if all(failed):
+            log.warning(
+                "every prompt of this step failed to decode on this process: its update has no weight from them"
+            )
+        prompts = engine.encode(messages).to(device)
+        done = engine.sample(policy, prompts, g, gen_config, shared=cfg.rollout.sharing != "repeat")
     cf = None
     if grounding.wanted(cfg.algo):
-        t0 = time.perf_counter()
-        cf = counterfactual_pass(engine, policy, samples, gen_config, cfg, device, failed)
-        timings["time/counterfactual"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    texts = engine.decode(done.ids)
-    fields = reward_fields(samples, g) | (cf.reward_fields(texts, g) if cf else {})
-    matrix, total, names = score(texts, fields, cfg.algo.rewards)
-    advantages, zero_std = advantages_across(total, g, cfg.algo.scale_rewards, across)
-    stats: dict[str, float] = {}
-    if cf is not None:  # counterfactual filtering
-        advantages, stats = grounding.weigh_advantages(advantages, cf, samples, g, cfg.algo)
-    timings["time/rewards"] = time.perf_counter() - t0
+        with timed(timings, "time/counterfactual"):
+            cf = counterfactual_pass(engine, policy, samples, gen_config, cfg, device, failed)
+    with timed(timings, "time/rewards"):
+        texts = engine.decode(done.ids)
+        fields = reward_fields(samples, g) | (cf.reward_fields(texts, g) if cf else {})
+        matrix, total, names = score(texts, fields, cfg.algo.rewards)
+        advantages, zero_std = advantages_across(total, g, cfg.algo.scale_rewards, across)
+        stats: dict[str, float] = {}
+        if cf is not None:  # counterfactual filtering
+            advantages, stats = grounding.weigh_advantages(advantages, cf, samples, g, cfg.algo)
     mask = done.mask
     if any(failed):  # stand-ins: no tokens in the loss or the lengths, no advantage, no signal
         stand_in = torch.tensor(failed).repeat_interleave(g)  # [N]
         mask = mask.masked_fill(stand_in[:, None].to(mask.device), 0)
         advantages = advantages.masked_fill(stand_in.to(advantages.device), 0.0)
         zero_std = zero_std | torch.tensor(failed, device=zero_std.device)
-
     exp = Experience(
         prompts, done.ids, mask, done.truncated, g, list(samples), texts, matrix, names, total, zero_std,
         advantages=advantages.to(device), timings=timings, stats=stats, rollout_logprobs=done.logprobs,
     )  # fmt: skip
     exp = exp.padded_to(across.width(exp.completion_ids.shape[1]), engine.pad_id)
-    t0 = time.perf_counter()
+    with timed(timings, "time/reference"):
+        _reference_passes(engine, policy, ref, exp, cfg)
+    return exp
+
+
+def _reference_passes(engine: Engine, policy: nn.Module, ref: nn.Module | None, exp: Experience, cfg) -> None:
+    """The reference log-probs (β > 0) and the old policy's (μ > 1) of ``exp``'s completions, in place."""
     with torch.no_grad():
         if cfg.algo.beta > 0:
             with reference_mode(policy, ref) as reference:
                 exp.ref_logprobs = _logprobs(engine, reference, exp, cfg)
         if cfg.algo.num_iterations > 1:
             exp.old_logprobs = _logprobs(engine, policy, exp, cfg)
-    timings["time/reference"] = time.perf_counter() - t0
-    return exp
 
 
 def counterfactual_pass(

@@ -189,7 +189,7 @@ def _refuse(changes: list[Change], allow_change: bool, run_dir: Path) -> None:
 def apply_changes(optimizer: Any, scheduler: Any, cfg: Config, changes: list[Change]) -> None:
     """Make restored optimiser and schedule states follow ``cfg`` from the current step on.
 
-    ``load_checkpoint`` restores the old run's peak LR (``initial_lr``, the scheduler's ``base_lrs``)
+    ``apply_checkpoint`` restores the old run's peak LR (``initial_lr``, the scheduler's ``base_lrs``)
     and weight decay; the schedule's shape (warm-up, length, kind) is already ``cfg``'s, since the
     scheduler object was built from it. Here the peak and decay are replaced and the current LR is
     recomputed, so the next update uses the new schedule at the restored step.

@@ -74,7 +74,6 @@ class Family:
     thinker_class: ClassVar[type[nn.Module]]
     placeholder_tokens: ClassVar[tuple[str, ...]]
     """Tokens the processor expands or get_rope_index steers by: never generated (one breaks the next forward)."""
-    audio_start_token: ClassVar[str]
     vision_start_token: ClassVar[str]
     is_moe: ClassVar[bool] = False
     audio_tokens_per_second: ClassVar[float]

@@ -27,7 +27,6 @@ class Qwen2_5Omni(Family):
         "<|vision_pad|>",
         "<|im_start|>",
     )
-    audio_start_token = "<|audio_bos|>"
     vision_start_token = "<|vision_bos|>"
     audio_tokens_per_second = 25.0  # Whisper frames halved twice: 25 Hz
     serving_architecture = "Qwen2_5OmniForConditionalGeneration"
