@@ -72,7 +72,7 @@ def encode_samples(
     """Decode media, render the chat prompts and run the processor once for the batch, on ``device``."""
     d = data_cfg
     messages = sample_messages(
-        samples, d.template, d.max_audio_seconds, d.max_pixels, ablate, d.video(), engine.geometry
+        samples, d.template, d.max_audio_seconds, d.max_pixels, ablate, d.video(), geometry=engine.geometry
     )
     return engine.encode(messages).to(device)
 

@@ -113,7 +113,7 @@ def predict_batch(
     # Rows load in skip mode: a file that fails to decode now is left out with a warning, not fatal.
     samples, messages = decodable_messages(
         samples, settings.template, settings.max_audio_seconds, settings.max_pixels, "skip", condition,
-        settings.video, engine.geometry,
+        settings.video, geometry=engine.geometry,
     )  # fmt: skip
     if not samples:
         return []

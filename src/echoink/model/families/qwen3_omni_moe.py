@@ -45,6 +45,7 @@ class Qwen3OmniMoe(Family):
     is_moe = True
     audio_tokens_per_second = 13.0  # 13 per 100 mel frames
     serving_architecture = "Qwen3OmniMoeForConditionalGeneration"
+    speech_prefixes = ("talker.", "code2wav.")
 
     def serving_config(self, thinker_config: dict[str, Any]) -> dict[str, Any]:
         """vLLM also reads four fields the transformers config leaves out (docs/architecture.md): the
