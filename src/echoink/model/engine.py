@@ -24,10 +24,11 @@ from transformers import GenerationConfig, ProcessorMixin
 
 from ..data.media import Geometry
 from ..errors import UserError
-from .decode import Completions, sample_completions
+from .decode import Completions
 from .families import FAMILIES, Family, family_for
 from .mm import MMInputs, PromptBatch
 from .passes import Scores, completion_logprobs
+from .samplers import DecoderSampler, Sampler, VllmRollouts
 from .vllm_sampler import VllmSampler, VllmSettings
 from .wrappers import unwrap
 
@@ -102,7 +103,8 @@ class Engine:
         self.every_tower = every_tower
         """Log-prob passes call every tower whatever the batch holds (``Family.prefix``): set by a
         launch of several processes, whose passes must make the same collective calls."""
-        self.vllm: VllmSampler | None = None  # set by use_vllm: sample and generate go through vLLM
+        self.sampler: Sampler = DecoderSampler(self.family)
+        """Who draws completions (``samplers``): our decoder until ``use_vllm`` chooses vLLM, once."""
 
     def use_vllm(
         self,
@@ -115,24 +117,14 @@ class Engine:
 
         It starts with ``initial``'s weights (eval), or dummy ones until :meth:`push_weights` (training)."""
         thinker = None if initial is None else thinker_of(initial)
-        self.vllm = VllmSampler(model_dir, self.family, self.processor, dtype, settings, thinker)
-        return self.vllm
+        vllm = VllmSampler(model_dir, self.family, self.processor, dtype, settings, thinker)
+        self.sampler = VllmRollouts(vllm, self.pad_id)
+        return vllm
 
     def close(self) -> None:
-        """Shut the vLLM engine down (if any); sampling returns to our own decoder."""
-        if self.vllm is not None:
-            self.vllm.close()
-            self.vllm = None
-
-    def release_sampler(self) -> None:
-        """vLLM on a GPU with sleep mode: free its memory until the next push (else nothing)."""
-        if self.vllm is not None:
-            self.vllm.sleep()
-
-    def push_weights(self, model: nn.Module, version: Any = None) -> float:
-        """Give the vLLM engine ``model``'s current weights (seconds taken; 0 without vLLM or when
-        ``version`` was the last pushed). Under ZeRO-3 call it where the weights are gathered."""
-        return 0.0 if self.vllm is None else self.vllm.push(thinker_of(model), version)
+        """Shut the sampler down; sampling returns to our own decoder."""
+        self.sampler.close()
+        self.sampler = DecoderSampler(self.family)
 
     @classmethod
     def for_model(cls, model: nn.Module, processor: ProcessorMixin) -> Engine:
@@ -256,12 +248,9 @@ class Engine:
         config: GenerationConfig,
         shared: bool = True,
     ) -> Completions:
-        """G completions per prompt; ``shared``: towers and prefill once per prompt, else the anchors' repeat.
-
-        With vLLM (``use_vllm``): one request per prompt with n = G, whatever ``shared`` says."""
-        if self.vllm is not None:
-            return self.vllm.sample(prompts, group_size, config, self.pad_id)
-        return sample_completions(self.family, thinker_of(model), prompts, group_size, config, shared)
+        """G completions per prompt from the sampler (``samplers``); ``shared``: our decoder runs the
+        towers and prefill once per prompt, else the anchors' repeat (vLLM shares the prefix itself)."""
+        return self.sampler.sample(model, prompts, group_size, config, shared)
 
     def logprobs(
         self,
@@ -285,15 +274,9 @@ class Engine:
 
         ``sampling``: max_new_tokens, do_sample, temperature, top_p, top_k, num_return_sequences, ...
         """
-        thinker = thinker_of(model)
-        if self.vllm is not None:
-            n = sampling.pop("num_return_sequences", 1)
-            cfg = self.generation_config(self.vocab_size(thinker), **sampling)
-            return self.vllm.sample(prompts, n, cfg, self.pad_id).ids
-        cfg = self.generation_config(self.vocab_size(thinker), **sampling)
-        self.family.forget_positions(thinker)
-        out = thinker.generate(**prompts.model_kwargs(), generation_config=cfg)
-        return out[:, prompts.input_ids.shape[1] :]
+        n = sampling.pop("num_return_sequences", 1)
+        cfg = self.generation_config(self.vocab_size(model), **sampling)
+        return self.sampler.generate(model, prompts, n, cfg)
 
     def scorer(
         self,

@@ -264,10 +264,10 @@ def _roll_out(cfg: Config, run: Run) -> Experience:
     h = run.h
     samples = [run.samples[i] for i in run.state.sampler.next_indices()]
     with sharding.full_weights(h.accelerator, h.scorer):  # ZeRO-3: one gather per rollout
-        pushed = h.engine.push_weights(h.policy, version=run.state.step)  # vLLM: this step's weights
+        pushed = h.engine.sampler.sync(h.policy, version=run.state.step)  # this step's weights
         across = Across(partial(largest, h.accelerator), partial(gather_rows, h.accelerator))
         exp = collect_experience(h.engine, h.policy, h.reference, samples, run.gen_config, cfg, across)
-    h.engine.release_sampler()  # vLLM on a GPU with rollout.vllm_sleep: its memory back to training
-    if cfg.rollout.engine == "vllm":
+    h.engine.sampler.release()  # e.g. vLLM on a GPU with rollout.vllm_sleep: its memory back to training
+    if pushed is not None:  # a sampler with its own copy of the weights
         exp.timings["time/weight_push"] = pushed
     return exp

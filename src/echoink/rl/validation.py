@@ -101,7 +101,7 @@ def _local_counts(cfg: Config, h: Handles, validator: Validator, step: int) -> t
     was_training = h.policy.training
     h.policy.eval()
     with full_weights(h.accelerator, h.scorer):  # ZeRO-3: gathered once, not per token
-        h.engine.push_weights(h.policy, version=step)  # rollout.engine vllm: the weights after this step
+        h.engine.sampler.sync(h.policy, version=step)  # the weights after this step
         for start in range(0, len(validator.items), size):
             items = validator.items[start : start + size]
             rows = predict_batch(h.policy, h.engine, items, "none", settings)
