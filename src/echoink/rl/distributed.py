@@ -5,7 +5,6 @@ process's part in the collective decisions (agreeing on a flag; writing and read
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -15,7 +14,6 @@ from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwar
 from ..config import Config
 from ..errors import UserError
 from . import sharding
-from .checkpoint import Processes
 from .trackers import tracker_kwargs
 
 
@@ -137,28 +135,3 @@ def gather_rows(accelerator: Accelerator, values: torch.Tensor) -> tuple[torch.T
         return values, 0
     everyone = accelerator.gather(values.to(accelerator.device)).to(values.device)
     return everyone, accelerator.process_index * values.numel()
-
-
-def partition_agreement(accelerator: Accelerator, zero_stage: int | None) -> Callable[[bool], bool] | None:
-    """``all_agree`` where processes hold different partitions of the weights (ZeRO-3 on several
-    processes), else None: replicas check their own weights (``guards.check_weights``)."""
-    if zero_stage == 3 and accelerator.num_processes > 1:
-        return lambda ok: all_agree(accelerator, ok)
-    return None
-
-
-def processes(accelerator: Accelerator, zero_stage: int | None) -> Processes:
-    """This process's part in writing and reading checkpoints (see ``checkpoint.Processes``)."""
-    sharded = zero_stage is not None
-    return Processes(
-        rank=accelerator.process_index,
-        world=accelerator.num_processes,
-        sharded_optimizer=sharded,
-        weights_in_optimizer=zero_stage == 3,
-        barrier=accelerator.wait_for_everyone,
-        all_agree=lambda ok: all_agree(accelerator, ok),
-        load_optimizer=(lambda opt, state: sharding.load_partition(accelerator, opt, state))
-        if sharded
-        else None,
-        safe_globals=sharding.partition_safe_globals() if sharded else [],
-    )

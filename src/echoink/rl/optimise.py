@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 
 import torch
 from accelerate import Accelerator
@@ -17,8 +16,7 @@ from ..config import Config
 from ..errors import UserError
 from ..guards import check_weights
 from ..runlog import timed
-from . import algos, sharding
-from .distributed import partition_agreement
+from . import algos
 from .experience import Experience
 from .state import Handles, LoopState
 
@@ -59,7 +57,7 @@ def optimise(cfg: Config, h: Handles, state: LoopState, exp: Experience) -> dict
                 sync = acc.no_sync(h.scorer) if i < len(chunks) - 1 else contextlib.nullcontext()
                 with sync:  # DDP decides in the forward whether the backward all-reduces: both go inside
                     loss, m, logp, rows = _mini_batch_loss(cfg, h.scorer, exp, start, stop, loss_mask)
-                    _backward(h, loss * weights[i])
+                    h.backend.backward(h.scorer, loss * weights[i])
                 pass_loss += float(loss.detach()) * weights[i]  # this process's share of the global loss
                 _accumulate(totals, m, logp.detach(), loss_mask[rows])
                 if it == 0 and exp.rollout_logprobs is not None:
@@ -145,30 +143,13 @@ def _accumulate(totals: dict, metrics: dict, logp: torch.Tensor, mask: torch.Ten
         totals[k] = totals.get(k, 0.0) + float(v)
 
 
-def _backward(h: Handles, loss: torch.Tensor) -> None:
-    if h.zero_stage is not None:
-        sharding.backward(h.scorer, loss)  # not accelerate's: it would step before the check below
-    else:
-        h.accelerator.backward(loss)
-
-
 def _step(cfg: Config, h: Handles, state: LoopState, totals: dict, pass_loss: float) -> bool:
-    """Clip, check this pass's loss and gradient, step; False when the update was skipped (not finite).
-
-    DeepSpeed clips and steps itself: its gradient partitions are checked on every process first.
-    """
-    if h.zero_stage is not None:
-        finite, grad_norm = sharding.step_if_finite(h.scorer)
-    else:
-        params = [p for p in h.policy.parameters() if p.requires_grad]
-        grad_norm = float(h.accelerator.clip_grad_norm_(params, cfg.train.max_grad_norm))
-        finite = math.isfinite(grad_norm) and math.isfinite(pass_loss)
-        if finite:
-            h.optimizer.step()
-        h.optimizer.zero_grad(set_to_none=True)
+    """Clip, check this pass's loss and gradient, step (the backend's); False when the update was
+    skipped (not finite anywhere)."""
+    finite, grad_norm = h.backend.step(h.policy, h.optimizer, h.scorer, cfg.train.max_grad_norm, pass_loss)
     totals["grad_norm"] = grad_norm
     if finite:  # a step that makes a weight non-finite stops here, naming the step
-        check_weights(h.policy, state.step + 1, all_agree=partition_agreement(h.accelerator, h.zero_stage))
+        check_weights(h.policy, state.step + 1, all_agree=h.backend.agreement())
     else:
         state.skipped_updates += 1
         log.warning("step %d: non-finite loss or grad norm (%s); update skipped", state.step + 1, grad_norm)

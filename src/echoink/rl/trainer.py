@@ -37,6 +37,7 @@ from ..model.vllm_sampler import VllmSettings
 from ..runlog import RunLog
 from ..scoring.rewards import register_rewards
 from . import sharding
+from .backend import make_backend
 from .distributed import any_process, check_sharing, gather_rows, largest, launch_record, make_accelerator
 from .experience import Experience, merge_signal_groups
 from .metrics import rollout_rows, step_metrics
@@ -196,13 +197,13 @@ def _handles(cfg: Config, accelerator: Accelerator) -> tuple[Handles, Any]:
         policy, cfg.rollout.sharing, cfg.algo.router_aux_loss_coef, cfg.train.completions_per_pass
     )
     scorer, optimizer = accelerator.prepare(scorer, optimizer)
+    backend = make_backend(accelerator)  # chosen once: the stages call it, never ask for the ZeRO stage
     if reference is not None:
-        reference = sharding.shard_reference(accelerator, reference)  # ZeRO-3: partitioned too
+        reference = backend.prepare_reference(reference)  # ZeRO-3: partitioned too
     r = cfg.rollout
     sampling = {"temperature": r.temperature, "top_p": r.top_p, "top_k": r.top_k}
     gen_config = engine.generation_config(vocab, max_new_tokens=r.max_new_tokens, do_sample=True, **sampling)
-    stage = sharding.zero_stage(accelerator)
-    return Handles(accelerator, engine, policy, scorer, reference, optimizer, scheduler, stage), gen_config
+    return Handles(accelerator, engine, policy, scorer, reference, optimizer, scheduler, backend), gen_config
 
 
 def _vllm_settings(cfg: Config, accelerator: Accelerator) -> VllmSettings:
@@ -263,7 +264,7 @@ def next_rollout_batch(cfg: Config, run: Run) -> Experience:
 def _roll_out(cfg: Config, run: Run) -> Experience:
     h = run.h
     samples = [run.samples[i] for i in run.state.sampler.next_indices()]
-    with sharding.full_weights(h.accelerator, h.scorer):  # ZeRO-3: one gather per rollout
+    with h.backend.full_weights(h.scorer):  # ZeRO-3: one gather per rollout
         pushed = h.engine.sampler.sync(h.policy, version=run.state.step)  # this step's weights
         across = Across(partial(largest, h.accelerator), partial(gather_rows, h.accelerator))
         exp = collect_experience(h.engine, h.policy, h.reference, samples, run.gen_config, cfg, across)

@@ -20,7 +20,6 @@ from ..data import Sample, load_split
 from ..errors import UserError
 from ..runlog import read_jsonl
 from ..scoring.predict import Decoding, EvalSettings, predict_batch
-from .sharding import full_weights
 from .state import Handles
 
 log = logging.getLogger(__name__)
@@ -100,7 +99,7 @@ def _local_counts(cfg: Config, h: Handles, validator: Validator, step: int) -> t
     sums = torch.zeros(len(COUNTS), dtype=torch.float64)
     was_training = h.policy.training
     h.policy.eval()
-    with full_weights(h.accelerator, h.scorer):  # ZeRO-3: gathered once, not per token
+    with h.backend.full_weights(h.scorer):  # ZeRO-3: gathered once, not per token
         h.engine.sampler.sync(h.policy, version=step)  # the weights after this step
         for start in range(0, len(validator.items), size):
             items = validator.items[start : start + size]
