@@ -13,6 +13,7 @@ from echoink.model.logprobs import token_logprobs
 from echoink.rl.algos import (
     LOSS_AGGREGATIONS,
     POLICY_LOSSES,
+    LossSpec,
     agg_loss,
     group_advantages,
     kl_penalty,
@@ -209,9 +210,8 @@ def test_policy_loss_matches_loop(mode: str, beta: float) -> None:
     old = logp.detach() + torch.randn(N, T, generator=gen) * 0.3  # ratios well outside [0.8, 1.28]
     ref = logp.detach() + torch.randn(N, T, generator=gen) * 0.3
     adv, mask = torch.randn(N, generator=gen), _random_mask(N, T, gen)
-    loss, metrics = policy_loss(
-        logp, old, adv, mask, 0.2, 0.28, ref_logp=ref, beta=beta, agg=mode, max_len=T + 2
-    )
+    spec = LossSpec(0.2, 0.28, beta=beta, agg=mode, max_len=T + 2)
+    loss, metrics = policy_loss(logp, old, adv, mask, spec, ref_logp=ref)
     args = (
         logp.tolist(),
         old.tolist(),
@@ -266,7 +266,8 @@ def test_a_far_off_token_no_longer_voids_the_pass(level: str) -> None:
 
     def grad(logp: torch.Tensor, old: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logp = logp.clone().requires_grad_()
-        loss, _ = policy_loss(logp, old, adv, mask, 0.2, 0.28, ref_logp=ref, beta=0.04, is_level=level)
+        spec = LossSpec(0.2, 0.28, beta=0.04, is_level=level)
+        loss, _ = policy_loss(logp, old, adv, mask, spec, ref_logp=ref)
         loss.backward()
         return loss, logp.grad
 
@@ -281,7 +282,9 @@ def test_a_far_off_token_no_longer_voids_the_pass(level: str) -> None:
 
 def test_policy_loss_needs_ref_for_beta() -> None:
     with pytest.raises(ValueError, match="ref_logp"):
-        policy_loss(torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1), torch.ones(1, 1), beta=0.1)
+        policy_loss(
+            torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1), torch.ones(1, 1), LossSpec(beta=0.1)
+        )
 
 
 def loop_tis_policy_loss(logp, old, rollout, adv, mask, cap, mode, max_len):
@@ -305,9 +308,8 @@ def test_truncated_importance_sampling_matches_loop(mode: str) -> None:
     old = logp.detach() + torch.randn(N, T, generator=gen) * 0.1
     rollout = old + torch.randn(N, T, generator=gen) * 0.8  # weights both under and over the cap
     adv, mask = torch.randn(N, generator=gen), _random_mask(N, T, gen)
-    loss, metrics = policy_loss(
-        logp, old, adv, mask, agg=mode, max_len=T, rollout_logp=rollout, rollout_is_cap=cap
-    )
+    spec = LossSpec(agg=mode, max_len=T, rollout_is_cap=cap)
+    loss, metrics = policy_loss(logp, old, adv, mask, spec, rollout_logp=rollout)
     want = loop_tis_policy_loss(
         logp.tolist(), old.tolist(), rollout.tolist(), adv.tolist(), mask.tolist(), cap, mode, T
     )
@@ -317,10 +319,9 @@ def test_truncated_importance_sampling_matches_loop(mode: str) -> None:
     ]
     assert min(weights) < 1 < cap == max(weights)  # the case exercises the cap
     torch.testing.assert_close(metrics["is_weight_mean"], torch.tensor(_mean(weights)), atol=1e-6, rtol=1e-5)
-    untouched, _ = policy_loss(logp, old, adv, mask, agg=mode, max_len=T, rollout_logp=rollout)
-    torch.testing.assert_close(
-        untouched, policy_loss(logp, old, adv, mask, agg=mode, max_len=T)[0]
-    )  # cap 0: off
+    off = LossSpec(agg=mode, max_len=T)  # cap 0: off
+    untouched, _ = policy_loss(logp, old, adv, mask, off, rollout_logp=rollout)
+    torch.testing.assert_close(untouched, policy_loss(logp, old, adv, mask, off)[0])
 
 
 def test_rollout_mismatch_matches_loop() -> None:

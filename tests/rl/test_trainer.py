@@ -138,8 +138,9 @@ def test_logged_loss_is_the_optimised_global_loss(tiny_model_dir, train_split, t
     mask = exp.completion_mask.float()
     with torch.no_grad():
         logp, _ = run.h.scorer(exp.prompts, exp.completion_ids, 2, cfg.rollout.temperature)
-        whole, _ = algos.policy_loss(logp, logp, exp.advantages, mask, agg="token-mean")  # one batch
-        halves = [algos.policy_loss(logp[r], logp[r], exp.advantages[r], mask[r], agg="token-mean")[0]
+        spec = algos.LossSpec(agg="token-mean")
+        whole, _ = algos.policy_loss(logp, logp, exp.advantages, mask, spec)  # one batch
+        halves = [algos.policy_loss(logp[r], logp[r], exp.advantages[r], mask[r], spec)[0]
                   for r in (slice(0, 2), slice(2, 4))]  # fmt: skip
     assert abs(float(whole) - float(sum(halves)) / 2) > 1e-3  # the two summaries really differ here
     update = optimise(cfg, run.h, run.state, exp)

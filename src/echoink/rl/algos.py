@@ -24,6 +24,7 @@ The per-token loss and its aggregation are separate (``policy_loss`` calls ``agg
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -229,30 +230,43 @@ def rollout_mismatch(
     return float(diff.sum()), float(diff.max()) if diff.numel() else 0.0, float(mask.sum())
 
 
+@dataclass(frozen=True)
+class LossSpec:
+    """The scalars of the policy loss, named once (a recipe's: ``optimise.loss_spec(cfg)``).
+
+    ``eps_low``/``eps_high``: the clip range of ρ; ``beta``: the KL weight, with ``kl_kind`` a
+    ``KL_ESTIMATORS`` name; ``agg`` a ``LOSS_AGGREGATIONS`` name, ``max_len`` its constant (Dr. GRPO);
+    ``is_level`` a ``POLICY_LOSSES`` name; ``rollout_is_cap``: truncated IS against the sampler's
+    log-probs (0: off)."""
+
+    eps_low: float = 0.2
+    eps_high: float = 0.2
+    beta: float = 0.0
+    kl_kind: str = "k3"
+    agg: str = "seq-mean-token-mean"
+    max_len: int | None = None
+    is_level: str = "token"
+    rollout_is_cap: float = 0.0
+
+
 def policy_loss(
     logp: torch.Tensor,
     old_logp: torch.Tensor,
     advantages: torch.Tensor,
     mask: torch.Tensor,
-    eps_low: float = 0.2,
-    eps_high: float = 0.2,
+    spec: LossSpec = LossSpec(),
     *,
     ref_logp: torch.Tensor | None = None,
-    beta: float = 0.0,
-    kl_kind: str = "k3",
-    agg: str = "seq-mean-token-mean",
-    max_len: int | None = None,
-    is_level: str = "token",
     rollout_logp: torch.Tensor | None = None,
-    rollout_is_cap: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped-ratio GRPO loss with a KL penalty: the negative of the paper's objective.
 
-    logp, old_logp, ref_logp, mask: [N, T]; advantages: [N]. Per token:
-    ``-min(ρ·A, clip(ρ, 1-eps_low, 1+eps_high)·A) + beta·KL(logp, ref_logp)`` with ρ = exp(logp - old_logp),
-    then ``agg_loss(…, agg, max_len)``. With one update per rollout (μ=1) pass ``old_logp=logp.detach()``:
-    ρ is 1 and the gradient is the plain policy gradient. ``is_level`` names the ``POLICY_LOSSES`` entry:
-    "token" (one ρ per token) or "sequence" (GSPO: ``sequence_log_ratio``, clipped per sequence).
+    logp, old_logp, ref_logp, mask: [N, T]; advantages: [N]; ``spec``: the scalars (``LossSpec``). Per
+    token: ``-min(ρ·A, clip(ρ, 1-eps_low, 1+eps_high)·A) + beta·KL(logp, ref_logp)`` with
+    ρ = exp(logp - old_logp), then ``agg_loss(…, agg, max_len)``. With one update per rollout (μ=1) pass
+    ``old_logp=logp.detach()``: ρ is 1 and the gradient is the plain policy gradient. ``is_level`` names
+    the ``POLICY_LOSSES`` entry: "token" (one ρ per token) or "sequence" (GSPO: ``sequence_log_ratio``,
+    clipped per sequence).
 
     Metrics (detached scalars, means over masked tokens, or over sequences for ``is_level="sequence"``
     as TRL logs them): ``clip_frac_low`` (ρ < 1-eps_low with A < 0),
@@ -263,24 +277,25 @@ def policy_loss(
     >>> loss.item(), m["ratio_mean"].item(), m["clip_frac_high"].item()
     (0.0, 1.0, 0.0)
     """
+    eps_low, eps_high, beta = spec.eps_low, spec.eps_high, spec.beta
     if beta > 0 and ref_logp is None:
         raise ValueError("beta > 0 needs ref_logp")
-    surrogate = POLICY_LOSSES.get(is_level)
+    surrogate = POLICY_LOSSES.get(spec.is_level)
     mask = mask.to(torch.float32)
     logp = logp.float()
     adv = advantages.float()[:, None]  # [N, 1]
     loss_mat, ratio = surrogate(logp, old_logp, adv, mask, eps_low, eps_high)  # [N, T]; [N, T] or [N, 1]
     metrics: dict[str, torch.Tensor] = {}
-    if rollout_logp is not None and rollout_is_cap > 0:
-        weights = truncated_is_weights(old_logp, rollout_logp, rollout_is_cap)  # [N, T]
+    if rollout_logp is not None and spec.rollout_is_cap > 0:
+        weights = truncated_is_weights(old_logp, rollout_logp, spec.rollout_is_cap)  # [N, T]
         loss_mat = loss_mat * weights
         metrics["is_weight_mean"] = _masked_mean(weights, mask)
     if ref_logp is not None:
-        kl = kl_penalty(logp, ref_logp, kl_kind)
+        kl = kl_penalty(logp, ref_logp, spec.kl_kind)
         if beta > 0:
             loss_mat = loss_mat + beta * kl
         metrics["kl"] = _masked_mean(kl.detach(), mask)
-    loss = agg_loss(loss_mat, mask, agg, max_len)
+    loss = agg_loss(loss_mat, mask, spec.agg, spec.max_len)
     with torch.no_grad():
         metrics["clip_frac_low"] = _masked_mean(((ratio < 1 - eps_low) & (adv < 0)).float(), mask)
         metrics["clip_frac_high"] = _masked_mean(((ratio > 1 + eps_high) & (adv > 0)).float(), mask)

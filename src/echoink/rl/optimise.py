@@ -85,6 +85,15 @@ def optimise(cfg: Config, h: Handles, state: LoopState, exp: Experience) -> dict
     return out
 
 
+def loss_spec(cfg: Config) -> algos.LossSpec:
+    """The policy loss's scalars from a recipe (``algo`` and the completion budget)."""
+    a = cfg.algo
+    return algos.LossSpec(
+        a.epsilon_low, a.epsilon_high, a.beta, a.kl_estimator, a.loss_agg, cfg.rollout.max_new_tokens,
+        a.importance_sampling_level, a.rollout_is_cap,
+    )  # fmt: skip
+
+
 def _mini_batch_loss(cfg: Config, scorer, exp: Experience, start: int, stop: int, loss_mask: torch.Tensor):
     """(loss, metrics, [rows, T] log-probs, row slice) of prompts [start, stop) and their completions."""
     part = exp.prompt_slice(start, stop)
@@ -92,11 +101,8 @@ def _mini_batch_loss(cfg: Config, scorer, exp: Experience, start: int, stop: int
     logp, aux = scorer(part.prompts, part.completion_ids, exp.group_size, cfg.rollout.temperature)
     old = part.old_logprobs if part.old_logprobs is not None else logp.detach()
     loss, m = algos.policy_loss(
-        logp, old, part.advantages, loss_mask[rows], cfg.algo.epsilon_low, cfg.algo.epsilon_high,
-        ref_logp=part.ref_logprobs, beta=cfg.algo.beta, kl_kind=cfg.algo.kl_estimator,
-        agg=cfg.algo.loss_agg, max_len=cfg.rollout.max_new_tokens,
-        is_level=cfg.algo.importance_sampling_level, rollout_logp=part.rollout_logprobs,
-        rollout_is_cap=cfg.algo.rollout_is_cap,
+        logp, old, part.advantages, loss_mask[rows], loss_spec(cfg),
+        ref_logp=part.ref_logprobs, rollout_logp=part.rollout_logprobs,
     )  # fmt: skip
     if aux is not None:  # MoE load balancing (algo.router_aux_loss_coef > 0)
         loss = loss + cfg.algo.router_aux_loss_coef * aux
