@@ -184,3 +184,33 @@ def messages_or_stand_ins(
             out.append(build_messages(sample, template))
             failed.append(True)
     return out, failed
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """How a row becomes a prompt, named once: the template, the media budgets, the video settings,
+    what a file that fails at run time does (``on_error``), and the model family's media geometry
+    (required: nothing here sizes media on a default family's grid)."""
+
+    template: str
+    max_audio_seconds: float | None
+    max_pixels: int | None
+    geometry: Geometry
+    video: VideoSettings | None = None
+    on_error: str = "strict"
+
+    def messages(self, samples: Sequence[Sample], ablate: str = "none") -> list[list[dict[str, Any]]]:
+        """``sample_messages`` of ``samples`` under this spec (a failing file raises)."""
+        return sample_messages(
+            samples, self.template, self.max_audio_seconds, self.max_pixels, ablate, self.video,
+            geometry=self.geometry,
+        )  # fmt: skip
+
+    def messages_or_stand_ins(
+        self, samples: Sequence[Sample]
+    ) -> tuple[list[list[dict[str, Any]]], list[bool]]:
+        """``messages_or_stand_ins`` of ``samples`` under this spec (``on_error`` decides)."""
+        return messages_or_stand_ins(
+            samples, self.template, self.max_audio_seconds, self.max_pixels, self.on_error, self.video,
+            geometry=self.geometry,
+        )  # fmt: skip

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..data import Sample, sample_messages
-from ..data.messages import messages_or_stand_ins
+from ..data import Sample
+from ..data.media import Geometry
+from ..data.messages import PromptSpec
 from ..model import Engine, PromptBatch
 from ..model.loading import reference_mode
 from ..runlog import timed
@@ -66,15 +67,17 @@ def advantages_across(
     return adv[start : start + n], zero_std[start // g : (start + n) // g]
 
 
+def prompt_spec(data_cfg, geometry: Geometry) -> PromptSpec:
+    """A run's ``data`` section and the engine's geometry as the one spec prompts are built by."""
+    d = data_cfg
+    return PromptSpec(d.template, d.max_audio_seconds, d.max_pixels, geometry, d.video(), d.on_error)
+
+
 def encode_samples(
-    engine: Engine, samples: Sequence[Sample], data_cfg, device, ablate: str = "none"
+    engine: Engine, samples: Sequence[Sample], spec: PromptSpec, device, ablate: str = "none"
 ) -> PromptBatch:
     """Decode media, render the chat prompts and run the processor once for the batch, on ``device``."""
-    d = data_cfg
-    messages = sample_messages(
-        samples, d.template, d.max_audio_seconds, d.max_pixels, ablate, d.video(), geometry=engine.geometry
-    )
-    return engine.encode(messages).to(device)
+    return engine.encode(spec.messages(samples, ablate)).to(device)
 
 
 def collect_experience(
@@ -88,14 +91,12 @@ def collect_experience(
 ) -> Experience:
     """Roll out, score and prepare one batch. ``cfg`` is the run's Config (data, rollout, algo);
     ``across``: what this process agrees with the others (widths, the rewards advantages see)."""
-    g, d = cfg.rollout.num_generations, cfg.data
+    g, spec = cfg.rollout.num_generations, prompt_spec(cfg.data, engine.geometry)
     timings: dict[str, float] = {}
     device = next(policy.parameters()).device
     with timed(timings, "time/rollout"):
-        messages, failed = messages_or_stand_ins(  # a file broken since loading: a stand-in or an error (data.on_error)
-            samples, d.template, d.max_audio_seconds, d.max_pixels, d.on_error, video=d.video(),
-            geometry=engine.geometry,
-        )  # fmt: skip
+        # a file broken since loading: a stand-in or an error (data.on_error)
+        messages, failed = spec.messages_or_stand_ins(samples)
         if all(failed):
             log.warning(
                 "every prompt of this step failed to decode on this process: its update has no weight from them"
@@ -105,7 +106,7 @@ def collect_experience(
     cf = None
     if grounding.wanted(cfg.algo):
         with timed(timings, "time/counterfactual"):
-            cf = counterfactual_pass(engine, policy, samples, gen_config, cfg, device, failed)
+            cf = counterfactual_pass(engine, policy, samples, gen_config, cfg, device, failed, spec)
     with timed(timings, "time/rewards"):
         texts = engine.decode(done.ids)
         fields = reward_fields(samples, g) | (cf.reward_fields(texts, g) if cf else {})
@@ -148,16 +149,18 @@ def counterfactual_pass(
     cfg,
     device,
     failed: Sequence[bool] = (),
+    spec: PromptSpec | None = None,
 ) -> grounding.Counterfactual:
     """M answers per prompt from ``policy`` with ``cfg.algo.counterfactual_ablate`` removed: one encode of
     the applicable prompts (not those whose media ``failed``), one shared-prefix sample (towers +
-    prefill once per prompt)."""
+    prefill once per prompt). ``spec``: the rollout's prompt spec (built from ``cfg.data`` if None)."""
     removed, m = cfg.algo.counterfactual_ablate, cfg.algo.counterfactual_samples
     failed = list(failed) or [False] * len(samples)
     todo = [i for i, s in enumerate(samples) if not failed[i] and grounding.needs_removed(s, removed)]
     answers: list[list[str | None] | None] = [None] * len(samples)
     if todo:
-        prompts = encode_samples(engine, [samples[i] for i in todo], cfg.data, device, ablate=removed)
+        spec = spec or prompt_spec(cfg.data, engine.geometry)
+        prompts = encode_samples(engine, [samples[i] for i in todo], spec, device, ablate=removed)
         done = engine.sample(policy, prompts, m, gen_config, shared=cfg.rollout.sharing != "repeat")
         parsed = [parse_answer(t) for t in engine.decode(done.ids)]  # [len(todo)·M]
         for k, i in enumerate(todo):
