@@ -30,20 +30,10 @@ from .mm import MMInputs, PromptBatch
 from .passes import Scores, completion_logprobs
 from .samplers import DecoderSampler, Sampler, VllmRollouts
 from .vllm_sampler import VllmSampler, VllmSettings
-from .wrappers import unwrap
+from .wrappers import Holder, thinker_of
 
 STOP_TOKENS: tuple[str, ...] = ("<|im_end|>", "<|endoftext|>")
 """Generation ends at the first of these (both Omni families' generation configs stop at both)."""
-
-
-def thinker_of(model: nn.Module) -> nn.Module:
-    """The thinker inside DDP / DeepSpeed / accelerate / peft / scorer wrappers (LoRA layers stay active)."""
-    model = unwrap(model)  # DDP, DeepSpeed engine
-    if isinstance(model, CompletionScorer):
-        model = model.model
-    if hasattr(model, "get_base_model"):
-        model = model.get_base_model()  # peft: adapters are injected in place, so they stay in use
-    return model
 
 
 @dataclass
@@ -289,7 +279,7 @@ class Engine:
         return CompletionScorer(model, self, sharing, aux_loss_coef, completions_per_pass)
 
 
-class CompletionScorer(nn.Module):
+class CompletionScorer(Holder):
     """The policy's log-prob pass as one ``forward``, so accelerate/DDP/DeepSpeed can wrap it.
 
     DDP only synchronises gradients of computations that go through the wrapped module's forward;

@@ -25,13 +25,7 @@ from .decode import Completions, sample_completions
 from .families import Family
 from .mm import PromptBatch
 from .vllm_sampler import VllmSampler
-from .wrappers import unwrap
-
-
-def _thinker(model: nn.Module) -> nn.Module:
-    from .engine import thinker_of  # the engine imports this module: resolved at call time
-
-    return thinker_of(model)
+from .wrappers import thinker_of
 
 
 class Sampler(Protocol):
@@ -67,12 +61,12 @@ class DecoderSampler:
     def sample(
         self, model: nn.Module, prompts: PromptBatch, group_size: int, config: GenerationConfig, shared: bool
     ) -> Completions:
-        return sample_completions(self.family, _thinker(model), prompts, group_size, config, shared)
+        return sample_completions(self.family, thinker_of(model), prompts, group_size, config, shared)
 
     def generate(
         self, model: nn.Module, prompts: PromptBatch, n: int, config: GenerationConfig
     ) -> torch.Tensor:
-        thinker = _thinker(model)
+        thinker = thinker_of(model)
         if n != 1:
             config = copy.deepcopy(config)
             config.num_return_sequences = n
@@ -108,7 +102,7 @@ class VllmRollouts:
         return self.vllm.sample(prompts, n, config, self.pad_id).ids
 
     def sync(self, model: nn.Module, version: Any = None) -> float | None:
-        return self.vllm.push(_thinker(unwrap(model)), version)
+        return self.vllm.push(thinker_of(model), version)
 
     def release(self) -> None:
         self.vllm.sleep()

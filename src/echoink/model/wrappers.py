@@ -1,4 +1,5 @@
-"""The model inside the wrappers a launch puts around it."""
+"""The model inside the wrappers a launch (DDP, DeepSpeed, accelerate), peft and our own scorer put
+around it."""
 
 from __future__ import annotations
 
@@ -18,4 +19,20 @@ def unwrap(model: nn.Module) -> nn.Module:
     """
     while hasattr(model, "module") and isinstance(model.module, nn.Module):
         model = model.module
+    return model
+
+
+class Holder(nn.Module):
+    """A module that runs another one, kept as ``.model`` (the engine's ``CompletionScorer``)."""
+
+    model: nn.Module
+
+
+def thinker_of(model: nn.Module) -> nn.Module:
+    """The thinker inside DDP / DeepSpeed / accelerate / peft / scorer wrappers (LoRA layers stay active)."""
+    model = unwrap(model)  # DDP, DeepSpeed engine
+    if isinstance(model, Holder):
+        model = model.model
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()  # peft: adapters are injected in place, so they stay in use
     return model
