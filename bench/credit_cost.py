@@ -72,13 +72,14 @@ def gold_trace_credit(cfg, n: int) -> dict:
     from echoink.data import load_split
     from echoink.model.loading import load_engine, load_policy
     from echoink.rl.credit_pass import span_stats, token_pieces
-    from echoink.rl.rollout import encode_samples
+    from echoink.rl.rollout import encode_samples, prompt_spec
 
     engine, policy = load_engine(cfg.model.path), load_policy(cfg.model)
     samples = load_split(cfg.data.train_path).samples[:n]
     ids, mask = target_ids(engine, samples, cfg.sft.trace_field)  # [n, T], G = 1, as SFT trains on them
-    full = encode_samples(engine, samples, cfg.data, "cpu")
-    silent = encode_samples(engine, samples, cfg.data, "cpu", ablate=cfg.algo.counterfactual_ablate)
+    spec = prompt_spec(cfg.data, engine.geometry)
+    full = encode_samples(engine, samples, spec, "cpu")
+    silent = encode_samples(engine, samples, spec, "cpu", ablate=cfg.algo.counterfactual_ablate)
     with torch.no_grad():
         logp_full, logp_removed = (engine.logprobs(policy, p, ids, 1) for p in (full, silent))  # [n, T] each
     pieces = token_pieces(engine, ids)

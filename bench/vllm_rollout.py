@@ -69,7 +69,7 @@ def main() -> None:
         t0 = time.perf_counter()
         sampler = engine.use_vllm(str(path), "float32")
         start = time.perf_counter() - t0
-        push = engine.push_weights(model)
+        push = engine.sampler.sync(model)
         seconds, tokens, done = _rollouts(engine, model, prompts, a.group_size, gen, a.repeats)
         ours = engine.logprobs(model, prompts, done.ids, a.group_size)
         diff = float(((ours - done.logprobs).abs() * done.mask).max())

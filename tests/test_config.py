@@ -205,18 +205,29 @@ def _bomb() -> str:
     return f"model:\n  lora_target_modules: {value}\n"
 
 
-def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path):
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path, monkeypatch):
     """A few hundred bytes of nested aliases (9^9 strings once expanded) used to hang `train` with no
-    output; the loader counts values through aliases and stops at MAX_YAML_NODES."""
-    import time
+    output; the loader counts values through aliases (each node once: memoised) and stops at
+    MAX_YAML_NODES before building any value."""
+    import yaml
+
+    from echoink import config
 
     path = tmp_path / "bomb.yaml"
     path.write_text(_bomb())
     assert len(_bomb()) < 1024
-    start = time.perf_counter()
+    visits, built, count = [], [], config._expanded_size
+
+    def counting(node, memo, open_):
+        visits.append(node)
+        return count(node, memo, open_)
+
+    monkeypatch.setattr(config, "_expanded_size", counting)
+    monkeypatch.setattr(yaml.constructor.BaseConstructor, "construct_document", lambda *a: built.append(a))
     with pytest.raises(ConfigError, match=r"bomb.yaml: the recipe expands to more than 100,000 values"):
         load_config(path)
-    assert time.perf_counter() - start < 2
+    assert len(visits) < 200 and not built  # the file's ~100 nodes, not its 9^9 values; nothing built
+    monkeypatch.undo()
     path.write_text("model: &m\n  lora_target_modules: [*m]\n")
     with pytest.raises(ConfigError, match="recursive YAML alias"):
         load_config(path)

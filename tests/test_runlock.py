@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -38,13 +37,22 @@ def _holder(directory: Path, mode: str) -> subprocess.Popen:
     return proc
 
 
-def test_live_holder_is_named_and_a_second_writer_fails_at_once(tmp_path: Path):
+def test_live_holder_is_named_and_a_second_writer_fails_at_once(tmp_path: Path, monkeypatch):
+    import fcntl
+
+    tries, flock = [], fcntl.flock
+
+    def spy(fd, operation):
+        tries.append(operation)
+        return flock(fd, operation)
+
     proc = _holder(tmp_path / "run", "hold")
     try:
-        start = time.perf_counter()
+        monkeypatch.setattr(fcntl, "flock", spy)
         with pytest.raises(RunLocked, match=f"in use by pid {proc.pid} .*'holder-test'"):
             acquire(tmp_path / "run")
-        assert time.perf_counter() - start < 1.0
+        assert tries == [fcntl.LOCK_EX | fcntl.LOCK_NB]  # one non-blocking try: no wait, no retry
+        monkeypatch.undo()
     finally:
         proc.kill()
         proc.wait()

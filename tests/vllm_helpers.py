@@ -50,7 +50,7 @@ def vllm_engine(tmp_path_factory, family: str):
     engine = Engine.for_model(model, load_processor(path))
     engine.use_vllm(str(path), "float32", initial=model)
     yield path, model, engine
-    engine.vllm.close()
+    engine.close()
 
 
 def sampling(engine: Engine, model, tokens: int = 12, **kw):

@@ -22,6 +22,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
+
 MAX_DEPTH = 100
 """Deepest nesting accepted. echoink's own files nest at most ~6 levels (a summary's conditions by
 category); a model's config.json ~4. Far below Python's recursion limit, so consumers that walk the
@@ -33,7 +35,7 @@ _JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 _YAML_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|\'(?:[^\']|\'\')*\'|#[^\n]*|[\[\]{}]')
 
 
-class FileFormatError(ValueError):
+class FileFormatError(UserError):
     """A file echoink reads is not what it should be; the message names the file (and line)."""
 
 

@@ -10,6 +10,7 @@ import typer
 from .cli_app import app, data_app, lab, model_app, run
 from .cli_errors import one_process_only
 from .config_sections import DataConfig
+from .errors import UserError
 from .outdir import check_output_dir
 
 __all__ = ["app", "run"]
@@ -238,7 +239,7 @@ def data_show(
 
         model = resolve_model(model)
     if model is not None and not (model / "config.json").is_file():
-        raise ValueError(f"--model {model}: not a model directory (no config.json)")
+        raise UserError(f"--model {model}: not a model directory (no config.json)")
     loaded = load_split(split, on_error="skip")
     samples = loaded.samples
     if not 0 <= index < len(samples):

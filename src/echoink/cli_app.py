@@ -103,8 +103,7 @@ def main(
     _quiet_deepspeed_cpu_guess()
 
     # Idle OpenMP workers spin by default; on cores shared with other work they steal the time the
-    # busy thread needs: 12 SFT steps of the demo took 89-98 s instead of 6.6 s next to one other
-    # CPU-bound process. PASSIVE makes them sleep. It must be set before torch starts its thread
+    # busy thread needs (over ten times slower: docs/architecture.md). PASSIVE makes them sleep. It must be set before torch starts its thread
     # pool (torch is imported only inside the commands), and it changes no arithmetic (same losses).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

@@ -1,26 +1,48 @@
 """How the command line reports errors: one ``error: <file or field>: <reason>`` line, exit 2.
 
 A user's mistake (a bad recipe, a missing file, a damaged split, a held lock) is not a bug, so it
-gets no traceback; ``--debug`` anywhere on the command line brings the traceback back.
+gets no traceback. Anything else is ours: one line says it is an internal error and names the file
+that holds its traceback (exit 1). ``--debug`` anywhere on the command line shows the traceback.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 
+from .errors import UserError
+
 
 def is_user_error(err: BaseException) -> bool:
-    """Errors a user's input causes (bad recipe, data, paths, a held lock): shown as one line.
-
-    echoink's own exception types (ConfigError, RowError, MediaError, RunLocked, TrainingAborted)
-    and the standard library's file and value errors; anything else is a bug and keeps its trace.
-    """
+    """Errors a user's input causes: shown as one line. echoink's own types (``errors.UserError``:
+    ConfigError, RowError, MediaError, RunLocked, CheckpointDamaged, TrainingAborted, ...), a recipe
+    that is not YAML, and a path that is missing, may not be read, or is a file where a folder belongs
+    (or the reverse). Anything else, a ``ValueError``
+    from deep inside torch included, is a bug: its trace is kept (``internal_error``)."""
     import yaml
 
-    ours = type(err).__module__.startswith("echoink.")
-    return ours or isinstance(err, ValueError | OSError | yaml.YAMLError)
+    paths = FileNotFoundError | PermissionError | NotADirectoryError | IsADirectoryError
+    return isinstance(err, UserError | paths | yaml.YAMLError)
+
+
+def internal_error(err: BaseException) -> str:
+    """Write ``err``'s full traceback to a new file and return the one line that says where.
+
+    The file goes to the system's temporary folder (the command may have failed before its own
+    output folder existed); each failure gets its own, so processes of one launch do not overwrite
+    each other's."""
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="echoink-traceback-", suffix=".txt")
+    with os.fdopen(fd, "w") as out:
+        out.write("".join(traceback.format_exception(err)))
+    return (
+        f"error: internal error ({type(err).__name__}: {one_line(err)}); the full traceback is in "
+        f"{path}; run again with --debug to show it"
+    )
 
 
 def one_line(err: BaseException | str) -> str:
@@ -28,7 +50,8 @@ def one_line(err: BaseException | str) -> str:
 
 
 def run_app(app: typer.Typer, argv: list[str]) -> None:
-    """Run ``app`` on ``argv`` with user errors as ``error: <where>: <reason>`` and exit 2; exits.
+    """Run ``app`` on ``argv`` with user errors as ``error: <where>: <reason>`` and exit 2, other errors
+    as one ``internal error`` line and exit 1; exits.
 
     Usage errors (an unknown option, a value out of range) get the same one line instead of
     typer's boxed panel. ``--debug`` (anywhere on the command line) shows the full traceback instead.
@@ -54,8 +77,11 @@ def run_app(app: typer.Typer, argv: list[str]) -> None:
         typer.echo("error: aborted", err=True)
         sys.exit(1)
     except Exception as err:
-        if debug or not is_user_error(err):
+        if debug:
             raise
+        if not is_user_error(err):
+            typer.echo(internal_error(err), err=True)
+            sys.exit(1)
         typer.echo(f"error: {one_line(err)}", err=True)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
@@ -67,14 +93,12 @@ def one_process_only(command: str) -> None:
     Process 0 says so in one line and fails; the others exit quietly with status 0, because a
     launcher that sees a process fail kills the rest, which could kill process 0 before it has
     said why (seen under DeepSpeed's launcher in CI)."""
-    import os
-
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if world <= 1:
         return
     if int(os.environ.get("RANK", "0") or 0) != 0:
         raise SystemExit(0)
-    raise ValueError(
+    raise UserError(
         f"echoink {command} runs on one process, but it was launched as {world}: run it without "
         "accelerate launch / torchrun (only echoink train shards its work across processes)"
     )

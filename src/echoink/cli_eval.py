@@ -11,6 +11,7 @@ import typer
 
 from .cli_app import app
 from .cli_errors import one_process_only
+from .errors import UserError
 
 # Options with long help, defined once here so eval_cmd's signature stays readable.
 _SUITE = typer.Option(
@@ -157,7 +158,7 @@ def resolve_model(path: Path, best: bool = False) -> Path:
         return wanted
     if path.is_dir() and (path / "metrics.jsonl").is_file() or best:
         have = [p.name for p in (path / "final", path / "best") if _is_model(p)]
-        raise ValueError(
+        raise UserError(
             f"--model {path}: no model in {wanted}"
             + (f"; it has {', '.join(have)}/ (--best picks best/)" if have else " (did the run finish?)")
         )

@@ -1,13 +1,15 @@
-"""``echoink export``: a trained thinker back into a full Qwen2.5-Omni checkpoint.
+"""``echoink export``: a trained thinker back into its family's full Omni checkpoint.
 
-``final/`` holds only the thinker (what GRPO trains). Loaded with ``Qwen2_5OmniForConditionalGeneration``
-(as EchoInk's eval script does) its thinker-type config.json makes transformers build a default,
-7B-sized talker and token2wav. ``export_omni`` writes a directory that class loads as intended:
+``final/`` holds only the thinker (what GRPO trains). Loaded with the full model's class (as
+EchoInk's eval script loads Qwen2.5-Omni) its thinker-type config.json makes transformers build a
+default, 7B-sized talker and vocoder. ``export_omni`` writes a directory that class loads as intended;
+the thinker's family (``model.families``) says what the full model holds around it:
 
 * with ``base`` (the original full model directory): the tuned thinker under ``thinker.*`` plus the
-  base's ``talker.*`` and ``token2wav.*`` tensors and speaker file, so the tuned model still speaks;
-* without: a full-type config with ``enable_audio_output: false`` (no talker is built) and an empty
-  speaker file, so the full class loads the tuned thinker alone.
+  base's speech tensors (the family's ``speech_prefixes``) and its speaker file, so the tuned model
+  still speaks;
+* without: the family's full config with ``enable_audio_output: false`` (no talker is built), and an
+  empty speaker file where the family's full class requires one, so it loads the tuned thinker alone.
 
 Tensors are copied file to file in their stored dtype, one shard at a time; no model is built.
 """
@@ -25,28 +27,29 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .bounded import read_json_object
+from .errors import UserError
+from .model.families import FAMILIES, Family
 from .outdir import check_output_dir
 
-SPEAKERS = "spk_dict.pt"  # Qwen2_5OmniForConditionalGeneration.from_pretrained requires it
 _WEIGHT_FILES = ("*.safetensors", "model.safetensors.index.json", "pytorch_model*.bin")
-_SPEECH = ("talker.", "token2wav.")
 
 
-class ExportError(ValueError):
+class ExportError(UserError):
     """The inputs cannot make a full model; the message says which and why."""
 
 
-def _thinker_dir(source: Path) -> Path:
-    """A run directory's final/, or a model directory itself; it must hold full thinker weights."""
+def _thinker_dir(source: Path) -> tuple[Path, Family]:
+    """A run directory's final/, or a model directory itself, and its family; it must hold full
+    thinker weights."""
     model = source / "final" if (source / "final" / "config.json").is_file() else source
     if (model / "adapter_config.json").is_file():
         raise ExportError(f"{model} is a LoRA adapter; merge it into its base thinker first")
-    cfg = _config(model)
-    if cfg.get("model_type") != "qwen2_5_omni_thinker":
-        raise ExportError(
-            f"{model}: expected a Qwen2.5-Omni thinker, got model_type {cfg.get('model_type')!r}"
-        )
-    return model
+    model_type = _config(model).get("model_type")
+    for name in FAMILIES:
+        if FAMILIES.get(name).thinker_type == model_type:
+            return model, FAMILIES.get(name)
+    thinkers = ", ".join(FAMILIES.get(name).thinker_type for name in FAMILIES)
+    raise ExportError(f"{model}: expected a thinker ({thinkers}), got model_type {model_type!r}")
 
 
 def _config(model_dir: Path) -> dict[str, Any]:
@@ -111,43 +114,47 @@ def _write_shards(entries: list[tuple[str, str, Path]], out: Path, max_bytes: in
 def export_omni(
     source: str | Path, out: str | Path, base: str | Path | None = None, max_shard_gb: float = 4.0
 ) -> Path:
-    """Write a ``Qwen2_5OmniForConditionalGeneration`` directory from ``source`` (run dir or thinker dir)."""
-    thinker = _thinker_dir(Path(source))
+    """Write the full model directory of ``source``'s family (a run dir or thinker dir) to ``out``."""
+    thinker, family = _thinker_dir(Path(source))
     out = Path(out)
     check_output_dir(out, "--out", "export")
     thinker_cfg = _config(thinker)
     entries = [(f"thinker.{k}", k, f) for k, f in _tensors(thinker)]
-    if base is None:
-        from transformers import Qwen2_5OmniConfig
-
-        full = Qwen2_5OmniConfig(thinker_config=thinker_cfg, enable_audio_output=False).to_dict()
-    else:
+    base_cfg = None
+    if base is not None:
         base = Path(base)
-        full = _config(base)
-        if full.get("model_type") != "qwen2_5_omni":
+        base_cfg = _config(base)
+        if base_cfg.get("model_type") != family.full_type:
             raise ExportError(
-                f"{base}: --base must be a full Qwen2.5-Omni directory (model_type qwen2_5_omni)"
+                f"{base}: --base must be a full {family.name} directory (model_type {family.full_type})"
             )
-        base_tensors = list(_tensors(base))
-        base_thinker = {
-            k.removeprefix("thinker."): _shape(f, k) for k, f in base_tensors if k.startswith("thinker.")
-        }
-        if base_thinker != {k: _shape(f, k) for _, k, f in entries}:
-            raise ExportError(
-                f"{thinker}'s tensors are not those of {base}'s thinker: another architecture or size"
-            )
-        entries += [(k, k, f) for k, f in base_tensors if k.startswith(_SPEECH)]
-        full["thinker_config"] = {**full["thinker_config"], **thinker_cfg}
-    full["architectures"] = ["Qwen2_5OmniForConditionalGeneration"]
+        entries += _speech_entries(thinker, entries, base, family)
+    full = family.full_config(thinker_cfg, base_cfg)
     out.mkdir(parents=True, exist_ok=True)
     _copy_side_files(thinker, out)  # the tuned run's tokenizer and processor
     if base is not None:  # the full model's generation config and speakers
-        _copy_side_files(base, out, only=("generation_config.json", SPEAKERS))
+        speakers = (family.speaker_file,) if family.speaker_file else ()
+        _copy_side_files(base, out, only=("generation_config.json", *speakers))
     (out / "config.json").write_text(json.dumps(full, indent=1))
-    if not (out / SPEAKERS).exists():
-        torch.save({}, out / SPEAKERS)  # no talker, no speakers; the full class still asks for the file
+    if family.speaker_file and not (out / family.speaker_file).exists():
+        torch.save({}, out / family.speaker_file)  # no talker, no speakers; the full class still asks
     _write_shards(entries, out, int(max_shard_gb * 2**30))
     return out
+
+
+def _speech_entries(
+    thinker: Path, entries: list[tuple[str, str, Path]], base: Path, family: Family
+) -> list[tuple[str, str, Path]]:
+    """The base's talker and vocoder tensors, once the tuned thinker is known to fit the base's."""
+    base_tensors = list(_tensors(base))
+    base_thinker = {
+        k.removeprefix("thinker."): _shape(f, k) for k, f in base_tensors if k.startswith("thinker.")
+    }
+    if base_thinker != {k: _shape(f, k) for _, k, f in entries}:
+        raise ExportError(
+            f"{thinker}'s tensors are not those of {base}'s thinker: another architecture or size"
+        )
+    return [(k, k, f) for k, f in base_tensors if k.startswith(family.speech_prefixes)]
 
 
 def _copy_side_files(model_dir: Path, out: Path, only: tuple[str, ...] | None = None) -> None:

@@ -12,8 +12,10 @@ from collections.abc import Callable
 
 import torch
 
+from .errors import UserError
 
-class NonFiniteWeights(RuntimeError):
+
+class NonFiniteWeights(UserError, RuntimeError):
     """An optimiser step left trainable weights NaN or infinite; the message names the step."""
 
 

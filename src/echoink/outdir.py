@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from .errors import UserError
 from .runlock import LOCK_FILE
 
 __all__ = ["OutputNotEmpty", "check_output_dir", "contents"]
 
 
-class OutputNotEmpty(FileExistsError):
+class OutputNotEmpty(UserError, FileExistsError):
     """The output directory holds files this command did not write; the message says how to proceed."""
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from .bounded import read_json, read_json_object
 from .config import Config, DataConfig
+from .errors import UserError
 
 RECIPE_FILE = "echoink_recipe.json"
 
@@ -74,7 +75,7 @@ def read_recipe(model_dir: str | Path) -> dict[str, Any]:
         # The data fields pass the recipe's own checks (a hand-edited video_fps of -1 is named here).
         DataConfig(**{k: follow[k] for k in FOLLOWED_DATA_FIELDS if k in follow})
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{path}: not an echoink recipe ({err})") from None
+        raise UserError(f"{path}: not an echoink recipe ({err})") from None
     return follow
 
 
@@ -106,7 +107,7 @@ def evaluate_arguments(
     if used["max_audio_seconds"] == 0:  # an explicit "no cut", overriding the recipe's
         used["max_audio_seconds"] = None
     if used["template"] not in TEMPLATES:
-        raise ValueError(f"unknown template {used['template']!r}; valid: {', '.join(TEMPLATES.names())}")
+        raise UserError(f"unknown template {used['template']!r}; valid: {', '.join(TEMPLATES.names())}")
     video = VideoSettings(
         used.pop("video_fps"), used.pop("max_frames"), used.pop("max_video_pixels"), desync_seconds
     )

@@ -20,10 +20,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from .errors import UserError
+
 T = TypeVar("T")
 
 
-class UnknownName(KeyError, ValueError):
+class UnknownName(KeyError, UserError):
     """A name no registry entry has. Both a KeyError (a failed lookup) and a ValueError (a bad value
     in a recipe or call), so callers that catch either see it; prints its message unquoted."""
 

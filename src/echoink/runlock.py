@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import TextIO
 
 from .bounded import json_text
+from .errors import UserError
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE = ".echoink.lock"
 
 
-class RunLocked(RuntimeError):
+class RunLocked(UserError, RuntimeError):
     """Another live process holds the output directory; the message names it."""
 
 

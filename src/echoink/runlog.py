@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +60,21 @@ class RunLog:
                 path.write_text("".join(json.dumps(row) + "\n" for row in kept), encoding="utf-8")
                 cut[path.name] = len(rows) - len(kept)
         return cut
+
+
+@contextmanager
+def timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    """Add the block's wall-clock seconds to ``timings[key]`` (summed over repeated blocks): the
+    ``time/…`` metrics of a step.
+
+    >>> timings = {}
+    >>> with timed(timings, "time/rewards"):
+    ...     pass
+    >>> timings["time/rewards"] >= 0.0
+    True
+    """
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[key] = timings.get(key, 0.0) + time.perf_counter() - start

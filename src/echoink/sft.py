@@ -24,6 +24,7 @@ from .data import Sample, load_split
 from .data.media import MediaError
 from .data.messages import decodable_messages
 from .data.prompts import escape_control_tokens
+from .errors import UserError
 from .guards import check_weights
 from .model import Engine
 from .outdir import check_output_dir
@@ -40,7 +41,7 @@ def target_ids(engine: Engine, samples: list[Sample], field: str) -> tuple[torch
     rows = []
     for s in samples:
         if not isinstance(s.metadata.get(field), str):
-            raise ValueError(f"sample {s.id}: no {field!r} text to fine-tune on")
+            raise UserError(f"sample {s.id}: no {field!r} text to fine-tune on")
         # Escaped as prompts are: a trace spelling "<|im_end|>" must not become a real stop mid-target.
         rows.append(engine.text_ids(escape_control_tokens(s.metadata[field])) + [end])
     width = max(len(r) for r in rows)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from echoink.config import Config
+from echoink.errors import UserError
 from echoink.outdir import check_output_dir
 from echoink.preflight import check_names
 
@@ -72,9 +73,9 @@ class ExperimentSpec:
 
     def __post_init__(self) -> None:
         if bad := [a for a in self.arms if a not in ARMS]:
-            raise ValueError(f"unknown arm(s) {bad}; valid: {', '.join(ARMS)}")
+            raise UserError(f"unknown arm(s) {bad}; valid: {', '.join(ARMS)}")
         if self.frame_stage_steps < 0 or (self.frame_stage_steps and not self.frame_traces):
-            raise ValueError("--frame-stage-steps must be >= 0 and needs --frame-traces > 0")
+            raise UserError("--frame-stage-steps must be >= 0 and needs --frame-traces > 0")
 
     @property
     def base(self) -> str:

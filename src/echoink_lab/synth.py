@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from echoink.errors import UserError
+
 from .synth_media import render_audio, render_image, save_png, save_wav
 from .synth_scene import DIFFICULTIES, FAMILIES, FAMILY_BLOCK, LETTERS, Plan, schedule_block
 from .synth_shortcut import (
@@ -62,20 +64,20 @@ class SynthSpec:
         object.__setattr__(self, "families", tuple(self.families))
         object.__setattr__(self, "heldout", tuple(self.heldout))
         if not self.families:
-            raise ValueError("families must name at least one question family")
+            raise UserError("families must name at least one question family")
         DIFFICULTIES.get(self.difficulty)  # unknown names list the valid ones
         schedule_block(self.families)
         if not 0.0 <= self.correction_rate <= 1.0:
-            raise ValueError(f"correction_rate must be in [0, 1], got {self.correction_rate}")
+            raise UserError(f"correction_rate must be in [0, 1], got {self.correction_rate}")
         if self.shortcut is not None:
             if not 0.0 <= self.shortcut <= 1.0:
-                raise ValueError(f"shortcut must be in [0, 1], got {self.shortcut}")
+                raise UserError(f"shortcut must be in [0, 1], got {self.shortcut}")
             if not set(self.families) & set(SHORTCUT_FAMILIES):
-                raise ValueError(f"shortcut needs one of the families {', '.join(SHORTCUT_FAMILIES)}")
+                raise UserError(f"shortcut needs one of the families {', '.join(SHORTCUT_FAMILIES)}")
         if not 0.0 <= self.frame_traces <= 1.0 or (self.frame_traces and self.shortcut is None):
-            raise ValueError(f"frame_traces must be in [0, 1] and needs shortcut, got {self.frame_traces}")
+            raise UserError(f"frame_traces must be in [0, 1] and needs shortcut, got {self.frame_traces}")
         if not self.heldout or set(self.heldout) - set(STATUSES):
-            raise ValueError(f"heldout must name cue statuses from {', '.join(STATUSES)}, got {self.heldout}")
+            raise UserError(f"heldout must name cue statuses from {', '.join(STATUSES)}, got {self.heldout}")
 
 
 def _rng(seed: int, split: str, stream: int, n: int) -> np.random.Generator:

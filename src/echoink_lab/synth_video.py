@@ -25,6 +25,7 @@ import yaml
 
 from echoink.data.media import SAMPLE_RATE
 from echoink.data.video import write_video
+from echoink.errors import UserError
 
 from .synth_media import RGB
 
@@ -65,13 +66,13 @@ class VideoSpec:
 
     def __post_init__(self) -> None:
         if self.segments != len(LETTERS):
-            raise ValueError(f"segments must be {len(LETTERS)} (one option per second)")
+            raise UserError(f"segments must be {len(LETTERS)} (one option per second)")
         if self.palette not in PALETTES:
-            raise ValueError(f"palette must be one of {', '.join(PALETTES)}, got {self.palette!r}")
+            raise UserError(f"palette must be one of {', '.join(PALETTES)}, got {self.palette!r}")
         if self.trace not in TRACES:
-            raise ValueError(f"trace must be one of {', '.join(TRACES)}, got {self.trace!r}")
+            raise UserError(f"trace must be one of {', '.join(TRACES)}, got {self.trace!r}")
         if self.fps < 1 or self.side < 28 or self.side % 2:
-            raise ValueError("fps must be >= 1 and side an even number >= 28")
+            raise UserError("fps must be >= 1 and side an even number >= 28")
 
 
 def _rng(seed: int, split: str, stream: int, n: int) -> np.random.Generator:
@@ -154,7 +155,7 @@ def glance_rows(rows: list[dict], spec: VideoSpec, share: float, split: str = "t
     fraction ``share``, drawn per item from its own RNG stream: the videos, questions and answers are
     the same rows', so a second cold-start stage can reuse the written clips."""
     if not 0.0 <= share <= 1.0:
-        raise ValueError(f"glance share must be in [0, 1], got {share}")
+        raise UserError(f"glance share must be in [0, 1], got {share}")
     out = []
     for index, row in enumerate(rows):
         if _rng(spec.seed, split, 2, index).random() < share:

@@ -14,6 +14,7 @@ from echoink.cli import app
 from echoink.data import RowError, load_split
 from echoink.data.check import check_split
 from echoink.data.importers import BENCHMARKS, import_benchmark
+from echoink.data.media import QWEN2_5
 from echoink.data.messages import sample_messages
 from echoink.data.overlap import split_overlap
 from echoink.scoring.rewards import accuracy_reward
@@ -84,18 +85,18 @@ def test_rows_keep_the_releases_fields_and_reference_media_in_place(imported: Pa
 
 def test_a_separate_soundtrack_file_is_the_sound_and_its_ablation(imported: Path):
     sample = load_split(imported / "daily-omni.json").samples[0]
-    [messages] = sample_messages([sample], "direct", None, None)
+    [messages] = sample_messages([sample], "direct", None, None, geometry=QWEN2_5)
     block = messages[-1]["content"][0]
     assert block["type"] == "video" and block["soundtrack"] is not None  # the mp4 itself has no audio stream
     assert len(block["soundtrack"]) == 16_000 and abs(block["soundtrack"]).max() > 0.1
-    [silent] = sample_messages([sample], "direct", None, None, ablate="audio")
+    [silent] = sample_messages([sample], "direct", None, None, ablate="audio", geometry=QWEN2_5)
     assert not silent[-1]["content"][0]["soundtrack"].any()
 
 
 @pytest.mark.parametrize("template", ["reasoning", "direct", "reasoning_short", "paper_eval"])
 def test_eight_options_reach_the_prompt_and_the_reward(imported: Path, template: str):
     sample = {s.id: s for s in load_split(imported / "mmau.json").samples}["u-3"]
-    [messages] = sample_messages([sample], template, None, None)
+    [messages] = sample_messages([sample], template, None, None, geometry=QWEN2_5)
     text = messages[-1]["content"][-1]["text"]
     assert all(option in text for option in sample.options) and "H. eight" in text
     assert accuracy_reward(["<answer>H</answer>", "<answer>G</answer>"], [sample.solution] * 2) == [1.0, 0.0]

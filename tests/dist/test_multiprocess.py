@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from echoink.config import save_config
+from echoink.rl.algos import ADVANTAGE_ESTIMATORS, POLICY_LOSSES
 from echoink.rl.checkpoint import latest_checkpoint
 from echoink.runlog import read_jsonl
 from media_helpers import write_small_split
@@ -52,7 +53,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(recipe: Path, mode: str, out: Path, processes: int) -> None:
+def _launch(recipe: Path | str, mode: str, out: Path | str, processes: int) -> None:
+    """Train RECIPE into OUT (or comma-separated lists of both, one after the other) on ``processes``."""
     paths = os.pathsep.join(
         [str(TESTS.parent / "src"), str(TESTS)]
     )  # this checkout's package, not an installed one
@@ -90,22 +92,49 @@ def test_two_processes_keep_identical_weights(tiny_model_dir, dist_split, tmp_pa
         assert {r["process"] for r in rollouts if r["step"] == step} == {0, 1}
 
 
-def test_two_processes_of_b_equal_one_process_of_2b(tiny_model_dir, dist_split, tmp_path):
-    """Same experience (see worker.py): 2 processes x 2 prompts == 1 process x 4 prompts within 1e-5.
+def _variants() -> list[tuple[str, str, int]]:
+    """(advantage estimator, policy loss, μ): every registered estimator and policy loss at least once,
+    μ = 2 on every other variant (old log-probs, ratios away from 1)."""
+    estimators, losses = ADVANTAGE_ESTIMATORS.names(), POLICY_LOSSES.names()
+    n = max(len(estimators), len(losses))
+    return [(estimators[i % len(estimators)], losses[i % len(losses)], 1 + i % 2) for i in range(n)]
+
+
+VARIANTS = _variants()
+
+
+@pytest.fixture(scope="module")
+def two_and_one(tiny_model_dir, dist_split, tmp_path_factory) -> Path:
+    """Every variant trained on 2 processes x 2 prompts (root/two-i) and 1 process x 4 prompts
+    (root/one-i): one launch of each size runs all variants, one after the other."""
+    root = tmp_path_factory.mktemp("two_and_one")
+    base = ("algo.loss_agg=token-mean", "train.mini_batch_prompts=1")
+    # Validation at step 3 on 5 items (variant 0): 3 + 2 per process, the second padded, sums gathered.
+    val = (f"data.val_path={dist_split}", "train.eval_every=3", "eval.max_items=5", "eval.batch_size=2")
+    for size, prompts in (("two", 2), ("one", 4)):
+        recipes, outs = [], []
+        for i, (scale, level, mu) in enumerate(VARIANTS):
+            extra = (*base, f"algo.scale_rewards={scale}", f"algo.importance_sampling_level={level}")
+            extra += (
+                f"algo.num_iterations={mu}",
+                f"train.prompts_per_step={prompts}",
+                *(val if i == 0 else ()),
+            )
+            recipes.append(_recipe(root, tiny_model_dir, dist_split, *extra))
+            outs.append(root / f"{size}-{i}")
+        _launch(",".join(map(str, recipes)), "global", ",".join(map(str, outs)), 2 if size == "two" else 1)
+    return root
+
+
+@pytest.mark.parametrize("index", range(len(VARIANTS)), ids=["-".join(map(str, v)) for v in VARIANTS])
+def test_two_processes_of_b_equal_one_process_of_2b(tiny_model_dir, two_and_one, index):
+    """Same experience (see worker.py): 2 processes x 2 prompts == 1 process x 4 prompts within 1e-5,
+    for every advantage estimator ("batch" needs every process's rewards) and policy loss.
 
     token-mean and one-prompt mini-batches: the aggregation whose weights differ across processes
     (token counts) and the no_sync gradient accumulation are both exercised.
     """
-    extra = ("algo.loss_agg=token-mean", "train.mini_batch_prompts=1")
-    # Validation at step 3 on 5 items: 3 + 2 per process, the second padded (weight 0), sums gathered.
-    extra += (f"data.val_path={dist_split}", "train.eval_every=3", "eval.max_items=5", "eval.batch_size=2")
-    two, one = tmp_path / "two", tmp_path / "one"
-    _launch(
-        _recipe(tmp_path, tiny_model_dir, dist_split, "train.prompts_per_step=2", *extra), "global", two, 2
-    )
-    _launch(
-        _recipe(tmp_path, tiny_model_dir, dist_split, "train.prompts_per_step=4", *extra), "global", one, 1
-    )
+    two, one = two_and_one / f"two-{index}", two_and_one / f"one-{index}"
     start = load_file(str(next(Path(tiny_model_dir).glob("*.safetensors"))))
     w2, w1 = load_file(str(two / "rank-0.safetensors")), load_file(str(one / "rank-0.safetensors"))
     assert _max_diff(w2, w1) < 1e-5
@@ -116,9 +145,10 @@ def test_two_processes_of_b_equal_one_process_of_2b(tiny_model_dir, dist_split, 
     for a, b in zip(rows2, rows1, strict=True):  # metrics describe the global batch
         for key in ("reward", "reward_std", "completions/mean_length", "frac_reward_zero_std", "grad_norm"):
             assert a[key] == pytest.approx(b[key], abs=1e-5), key
-    assert rows2[-1]["eval/n"] == rows1[-1]["eval/n"] == 5  # every item once, padding not counted
-    for key in ("eval/accuracy", "eval/format_rate", "eval/mean_length"):
-        assert rows2[-1][key] == pytest.approx(rows1[-1][key]), key
+    if index == 0:
+        assert rows2[-1]["eval/n"] == rows1[-1]["eval/n"] == 5  # every item once, padding not counted
+        for key in ("eval/accuracy", "eval/format_rate", "eval/mean_length"):
+            assert rows2[-1][key] == pytest.approx(rows1[-1][key]), key
 
 
 def test_dynamic_sampling_keeps_every_process_on_one_global_order(tiny_model_dir, dist_split, tmp_path):

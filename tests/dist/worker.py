@@ -12,7 +12,12 @@ shards them). Why: sampled completions depend on the RNG stream and the batch co
 W-process run and a 1-process run with W times the prompts cannot sample the same completions, and
 comparing their weights would test luck. With identical experience, what is left to compare is
 everything the W processes add: the sharding order, the loss weighting across processes and
-mini-batches, DDP's gradient average, clipping and the optimiser, and the metric reduction.
+mini-batches, DDP's gradient average, clipping and the optimiser, and the metric reduction. Each
+process's advantages are computed again from its own rewards as the trainer computes them
+(``rollout.advantages_across`` with the rewards gathered), so estimators with batch statistics are
+compared too.
+
+RECIPE and OUT may be comma-separated lists: the runs train one after the other in one launch.
 """
 
 from __future__ import annotations
@@ -24,8 +29,11 @@ from pathlib import Path
 def global_rollout(cfg, run):
     import torch
 
+    from functools import partial
+
+    from echoink.rl.distributed import gather_rows
     from echoink.rl.experience import concat_groups
-    from echoink.rl.rollout import collect_experience
+    from echoink.rl.rollout import Across, advantages_across, collect_experience
 
     h, state = run.h, run.state
     indices = state.sampler.next_global_indices()
@@ -36,10 +44,23 @@ def global_rollout(cfg, run):
     h.policy.train()
     rank, world = h.accelerator.process_index, h.accelerator.num_processes
     # Re-batched on every world size (also 1), so padding is the same kind of padding everywhere.
-    return concat_groups([(batch, b) for b in range(rank, len(indices), world)], h.engine.pad_id)
+    part = concat_groups([(batch, b) for b in range(rank, len(indices), world)], h.engine.pad_id)
+    across = Across(rows=partial(gather_rows, h.accelerator))
+    part.advantages, part.zero_std = advantages_across(
+        part.rewards, part.group_size, cfg.algo.scale_rewards, across
+    )
+    return part
 
 
-def main(recipe: str, mode: str, out: str) -> None:
+def main(recipes: str, mode: str, outs: str) -> None:
+    from echoink.rl import trainer
+
+    originals = trainer.setup_run, trainer.export_policy  # each run wraps these, not the last run's wrappers
+    for recipe, out in zip(recipes.split(","), outs.split(","), strict=True):
+        train_one(recipe, mode, out, *originals)
+
+
+def train_one(recipe: str, mode: str, out: str, setup, export) -> None:
     import json
 
     from safetensors.torch import save_file
@@ -50,7 +71,7 @@ def main(recipe: str, mode: str, out: str) -> None:
 
     if mode == "global":
         trainer.next_rollout_batch = global_rollout
-    setup, export, runs = trainer.setup_run, trainer.export_policy, []
+    runs = []
 
     def remember_run(*args, **kwargs):
         runs.append(setup(*args, **kwargs))

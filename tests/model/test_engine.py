@@ -29,7 +29,7 @@ def av_samples(tmp_path_factory):
 @pytest.fixture(scope="module")
 def setup(family_tiny, av_samples):
     model, processor, engine = family_tiny
-    prompts = engine.encode(sample_messages(av_samples, "reasoning", None, None))
+    prompts = engine.encode(sample_messages(av_samples, "reasoning", None, None, geometry=engine.geometry))
     return model, processor, engine, prompts
 
 
@@ -197,7 +197,7 @@ def test_gradient_checkpointing_keeps_prefix_sharing_exact(family_tiny, av_sampl
     _, processor, engine = family_tiny
     model, _ = make_tiny(family=engine.family.name)  # a fresh copy: checkpointing is switched on below
     model.train()
-    prompts = engine.encode(sample_messages(av_samples, "reasoning", None, None))
+    prompts = engine.encode(sample_messages(av_samples, "reasoning", None, None, geometry=engine.geometry))
     comp = _completions(prompts, processor)
     ref_logp = engine.logprobs(model, prompts, comp, G, 1.0, "repeat").detach()
     ref = _grads(model, engine, prompts, comp, "repeat")

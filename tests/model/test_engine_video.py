@@ -46,7 +46,9 @@ def video_samples(tmp_path_factory):
 @pytest.fixture(scope="module")
 def video_setup(family_tiny, video_samples):
     model, processor, engine = family_tiny
-    prompts = engine.encode(sample_messages(video_samples, "reasoning", None, None, video=SETTINGS))
+    prompts = engine.encode(
+        sample_messages(video_samples, "reasoning", None, None, video=SETTINGS, geometry=engine.geometry)
+    )
     return model, processor, engine, prompts
 
 
@@ -133,7 +135,9 @@ def test_video_and_audio_towers_run_once_per_pass(video_setup):
 def test_a_shifted_soundtrack_changes_only_the_audio_positions(video_setup, video_samples):
     """The desync ablation keeps tokens, positions and frames; only the soundtrack's features move."""
     model, processor, engine, prompts = video_setup
-    desync = engine.encode(sample_messages(video_samples, "reasoning", None, None, "desync", SETTINGS))
+    desync = engine.encode(
+        sample_messages(video_samples, "reasoning", None, None, "desync", SETTINGS, geometry=engine.geometry)
+    )
     assert torch.equal(desync.input_ids, prompts.input_ids)
     with torch.no_grad():
         a, b = engine.family.prefix(model, prompts), engine.family.prefix(model, desync)
@@ -153,13 +157,17 @@ def test_a_batch_mixing_videos_with_and_without_a_soundtrack_scores_each_as_alon
     model, _, engine = family_tiny
     silent = replace(video_samples[1], data_type="video")  # the same file, its soundtrack unused
     batch = [video_samples[0], silent, video_samples[2]]
-    prompts = engine.encode(sample_messages(batch, "reasoning", None, None, video=SETTINGS))
+    prompts = engine.encode(
+        sample_messages(batch, "reasoning", None, None, video=SETTINGS, geometry=engine.geometry)
+    )
     assert prompts.mm.video_sound.tolist() == [True, False, True]
     completions = _completions(prompts)
     with torch.no_grad():
         together = engine.logprobs(model, prompts, completions, G, 1.0, "prefix")
         for b, sample in enumerate(batch):
-            alone = engine.encode(sample_messages([sample], "reasoning", None, None, video=SETTINGS))
+            alone = engine.encode(
+                sample_messages([sample], "reasoning", None, None, video=SETTINGS, geometry=engine.geometry)
+            )
             rows = slice(b * G, (b + 1) * G)
             mine = engine.logprobs(model, alone, completions[rows], G, 1.0, "prefix")
             assert torch.allclose(mine, together[rows], atol=1e-5), sample.data_type
@@ -179,7 +187,9 @@ def test_every_tower_runs_each_tower_once_and_changes_nothing(family_tiny, video
         model.model.visual.register_forward_pre_hook(lambda *_: calls.__setitem__("vision", calls["vision"] + 1)),
     ]  # fmt: skip
     audio_only = replace(video_samples[0], data_type="video")  # frames only: no audio tower needed
-    prompts = engine.encode(sample_messages([audio_only], "reasoning", None, None, video=SETTINGS))
+    prompts = engine.encode(
+        sample_messages([audio_only], "reasoning", None, None, video=SETTINGS, geometry=engine.geometry)
+    )
     try:
         plain = engine.family.prefix(model, prompts)
         seen_plain = dict(calls)

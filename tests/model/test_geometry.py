@@ -85,3 +85,17 @@ def test_a_long_clips_soundtrack_obeys_max_audio_seconds(engines, tmp_path):
         )
         assert len(messages[0][-1]["content"][0]["video"]) == frames
         assert engine.token_counts(engine.encode(messages))["audio"] == audio_tokens
+
+
+def test_geometry_is_required_wherever_media_are_sized():
+    """A caller that forgets the family's geometry fails at once, instead of sizing Qwen3's images on
+    Qwen2.5's 28-px grid (the default every one of these had)."""
+    import inspect
+
+    from echoink.data import messages
+
+    for fn in (messages.sample_messages, messages.decodable_messages, messages.messages_or_stand_ins):
+        geometry = inspect.signature(fn).parameters["geometry"]
+        assert geometry.default is inspect.Parameter.empty and geometry.kind is geometry.KEYWORD_ONLY, fn
+    geometry = inspect.signature(messages.video_block).parameters["geometry"]
+    assert geometry.default is inspect.Parameter.empty

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from echoink.model import load_policy
+from echoink.model.samplers import DecoderSampler
 from echoink.model.vllm_sampler import check_prompt_ids, serving_dir, vllm_available
 from vllm_helpers import TOL, G, audio, image, max_diff, user, video, vllm_engine
 
@@ -69,7 +70,7 @@ def test_weights_pushed_are_served_and_caches_reset(qwen25, tmp_path):
     with torch.no_grad():
         for p in changed.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    engine.push_weights(changed, version=1)
+    engine.sampler.sync(changed, version=1)
     worst, _, _ = max_diff(engine, changed, messages)
     assert worst < TOL, worst
     lora = load_policy(str(path), "cpu", dtype="float32", gradient_checkpointing=False, lora_rank=4).eval()
@@ -77,23 +78,23 @@ def test_weights_pushed_are_served_and_caches_reset(qwen25, tmp_path):
         for name, p in lora.named_parameters():
             if "lora_B" in name:
                 p.add_(0.3 * torch.randn_like(p))
-    engine.push_weights(lora, version=2)
+    engine.sampler.sync(lora, version=2)
     worst, _, _ = max_diff(engine, lora, messages)
     assert worst < TOL, worst
     stale, _, _ = max_diff(engine, model, messages)
     assert stale > 1e-2  # the check can fail: the original weights are no longer served
-    engine.push_weights(model, version=3)
+    engine.sampler.sync(model, version=3)
 
 
 def test_greedy_generate_equals_ours(qwen25):
     _, model, engine = qwen25
     prompts = engine.encode([user(image(56, 56), audio(1.0))])
     ids = engine.generate(model, prompts, max_new_tokens=10, do_sample=False)
-    vllm, engine.vllm = engine.vllm, None
+    vllm, engine.sampler = engine.sampler, DecoderSampler(engine.family)
     try:
         ours = engine.generate(model, prompts, max_new_tokens=10, do_sample=False)
     finally:
-        engine.vllm = vllm
+        engine.sampler = vllm
     assert ids[0, : ours.shape[1]].tolist() == ours[0].tolist()
 
 

@@ -52,5 +52,5 @@ def test_qwen3_weight_push_on_cpu_is_refused(qwen3):
     _, model, engine = qwen3
     if torch.cuda.is_available():
         pytest.skip("the CPU build's limitation")
-    with pytest.raises(RuntimeError, match="mixture-of-experts"):
-        engine.push_weights(model, version=1)
+    with pytest.raises(ValueError, match="mixture-of-experts"):  # errors.UserError: one line
+        engine.sampler.sync(model, version=1)

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from echoink.model.logprobs import token_logprobs
 from echoink.rl.algos import (
     LOSS_AGGREGATIONS,
+    POLICY_LOSSES,
+    LossSpec,
     agg_loss,
     group_advantages,
     kl_penalty,
@@ -63,8 +65,9 @@ def loop_token_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature
 def loop_kl(logp: float, ref: float, kind: str) -> float:
     if kind == "k1":
         return logp - ref
-    if kind == "k3":
-        return math.exp(ref - logp) - (ref - logp) - 1
+    if kind == "k3":  # verl's clamps: the log-ratio to ±20, the estimate to at most 10
+        delta = max(-20.0, min(20.0, ref - logp))
+        return min(math.exp(delta) - delta - 1, 10.0)
     return abs(logp - ref)
 
 
@@ -87,7 +90,7 @@ def loop_policy_loss(logp, old, adv, mask, eps_low, eps_high, ref, beta, mode, m
     loss = [[0.0] * T for _ in range(N)]
     for n in range(N):
         for t in range(T):
-            ratio = math.exp(logp[n][t] - old[n][t])
+            ratio = math.exp(max(-20.0, min(20.0, logp[n][t] - old[n][t])))
             clipped = min(max(ratio, 1 - eps_low), 1 + eps_high)
             loss[n][t] = -min(ratio * adv[n], clipped * adv[n]) + beta * loop_kl(logp[n][t], ref[n][t], "k3")
     return loop_agg(loss, mask, mode, max_len)
@@ -207,9 +210,8 @@ def test_policy_loss_matches_loop(mode: str, beta: float) -> None:
     old = logp.detach() + torch.randn(N, T, generator=gen) * 0.3  # ratios well outside [0.8, 1.28]
     ref = logp.detach() + torch.randn(N, T, generator=gen) * 0.3
     adv, mask = torch.randn(N, generator=gen), _random_mask(N, T, gen)
-    loss, metrics = policy_loss(
-        logp, old, adv, mask, 0.2, 0.28, ref_logp=ref, beta=beta, agg=mode, max_len=T + 2
-    )
+    spec = LossSpec(0.2, 0.28, beta=beta, agg=mode, max_len=T + 2)
+    loss, metrics = policy_loss(logp, old, adv, mask, spec, ref_logp=ref)
     args = (
         logp.tolist(),
         old.tolist(),
@@ -250,9 +252,39 @@ def test_policy_loss_on_policy_gradient_is_reinforce() -> None:
     torch.testing.assert_close(logp.grad, want)
 
 
+@pytest.mark.parametrize("level", list(POLICY_LOSSES))
+def test_a_far_off_token_no_longer_voids_the_pass(level: str) -> None:
+    """A token the old policy gave log-prob -200 (its ratio e^198 overflows float32) and one the policy
+    now gives -200 (its k3 term e^198 overflows): the loss used to be inf, and the finite-step guard
+    skipped the whole pass. Clamped as verl's, the loss and every gradient are finite, and the other
+    completions train exactly as in the same pass without the far-off tokens."""
+    gen = torch.Generator().manual_seed(7)
+    N, T = 4, 5
+    base = -torch.rand(N, T, generator=gen) * 3
+    old, ref = base + torch.randn(N, T, generator=gen) * 0.1, base + torch.randn(N, T, generator=gen) * 0.1
+    adv, mask = torch.tensor([1.0, -1.0, 0.5, -0.5]), torch.ones(N, T)
+
+    def grad(logp: torch.Tensor, old: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logp = logp.clone().requires_grad_()
+        spec = LossSpec(0.2, 0.28, beta=0.04, is_level=level)
+        loss, _ = policy_loss(logp, old, adv, mask, spec, ref_logp=ref)
+        loss.backward()
+        return loss, logp.grad
+
+    far_old, far_logp = old.clone(), base.clone()
+    far_old[1, 2], far_logp[2, 3] = -200.0, -200.0
+    loss, g = grad(far_logp, far_old)
+    assert torch.isfinite(loss) and torch.isfinite(g).all()
+    _, clean = grad(base, old)
+    torch.testing.assert_close(g[[0, 3]], clean[[0, 3]])  # the completions without a far-off token
+    assert g[[0, 3]].abs().min() > 0
+
+
 def test_policy_loss_needs_ref_for_beta() -> None:
     with pytest.raises(ValueError, match="ref_logp"):
-        policy_loss(torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1), torch.ones(1, 1), beta=0.1)
+        policy_loss(
+            torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1), torch.ones(1, 1), LossSpec(beta=0.1)
+        )
 
 
 def loop_tis_policy_loss(logp, old, rollout, adv, mask, cap, mode, max_len):
@@ -261,7 +293,7 @@ def loop_tis_policy_loss(logp, old, rollout, adv, mask, cap, mode, max_len):
     loss = [[0.0] * T for _ in range(N)]
     for n in range(N):
         for t in range(T):
-            ratio = math.exp(logp[n][t] - old[n][t])
+            ratio = math.exp(max(-20.0, min(20.0, logp[n][t] - old[n][t])))
             clipped = min(max(ratio, 0.8), 1.2)
             weight = min(math.exp(old[n][t] - rollout[n][t]), cap)
             loss[n][t] = -min(ratio * adv[n], clipped * adv[n]) * weight
@@ -276,9 +308,8 @@ def test_truncated_importance_sampling_matches_loop(mode: str) -> None:
     old = logp.detach() + torch.randn(N, T, generator=gen) * 0.1
     rollout = old + torch.randn(N, T, generator=gen) * 0.8  # weights both under and over the cap
     adv, mask = torch.randn(N, generator=gen), _random_mask(N, T, gen)
-    loss, metrics = policy_loss(
-        logp, old, adv, mask, agg=mode, max_len=T, rollout_logp=rollout, rollout_is_cap=cap
-    )
+    spec = LossSpec(agg=mode, max_len=T, rollout_is_cap=cap)
+    loss, metrics = policy_loss(logp, old, adv, mask, spec, rollout_logp=rollout)
     want = loop_tis_policy_loss(
         logp.tolist(), old.tolist(), rollout.tolist(), adv.tolist(), mask.tolist(), cap, mode, T
     )
@@ -288,10 +319,9 @@ def test_truncated_importance_sampling_matches_loop(mode: str) -> None:
     ]
     assert min(weights) < 1 < cap == max(weights)  # the case exercises the cap
     torch.testing.assert_close(metrics["is_weight_mean"], torch.tensor(_mean(weights)), atol=1e-6, rtol=1e-5)
-    untouched, _ = policy_loss(logp, old, adv, mask, agg=mode, max_len=T, rollout_logp=rollout)
-    torch.testing.assert_close(
-        untouched, policy_loss(logp, old, adv, mask, agg=mode, max_len=T)[0]
-    )  # cap 0: off
+    off = LossSpec(agg=mode, max_len=T)  # cap 0: off
+    untouched, _ = policy_loss(logp, old, adv, mask, off, rollout_logp=rollout)
+    torch.testing.assert_close(untouched, policy_loss(logp, old, adv, mask, off)[0])
 
 
 def test_rollout_mismatch_matches_loop() -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from echoink.errors import UserError
 from echoink.rl.checkpoint import CheckpointDamaged, load_latest_intact, save_checkpoint
 
 
@@ -123,5 +124,5 @@ def test_a_process_that_cannot_see_the_main_checkpoint_directory_says_why(tmp_pa
     from echoink.rl.checkpoint import Processes
 
     model, opt, sched = _parts()
-    with pytest.raises(RuntimeError, match="filesystem every node shares"):
+    with pytest.raises(UserError, match="filesystem every node shares"):  # one line, not a bug
         save_checkpoint(tmp_path, 1, model, opt, sched, {}, procs=Processes(rank=1, world=2))

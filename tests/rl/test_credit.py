@@ -171,7 +171,7 @@ def _completion_ids(engine, texts: list[str]) -> tuple[torch.Tensor, torch.Tenso
 
 def test_credit_pass_equals_a_per_completion_computation(tiny_model_dir, split, tmp_path):
     from echoink.rl.credit_pass import modality_credit
-    from echoink.rl.rollout import encode_samples
+    from echoink.rl.rollout import encode_samples, prompt_spec
     from echoink.rl.trainer import setup_run
 
     cfg = _cfg(tiny_model_dir, split, tmp_path / "run", "algo.credit_clip=0", "algo.credit_weighting=scale")
@@ -184,14 +184,14 @@ def test_credit_pass_equals_a_per_completion_computation(tiny_model_dir, split, 
         "no trace <answer>C</answer>",
     ] * 2  # B=2, G=3
     ids, mask = _completion_ids(engine, texts)
-    prompts = encode_samples(engine, samples, cfg.data, "cpu")
+    prompts = encode_samples(engine, samples, prompt_spec(cfg.data, engine.geometry), "cpu")
     seen, hook = _tower_calls(policy)
     try:
         got = modality_credit(engine, policy, samples, prompts, ids, mask, cfg)
     finally:
         hook.remove()
     assert seen == [2, 2]  # the full and the silenced prompts, each once for the B=2 clips (not G times)
-    silent = encode_samples(engine, samples, cfg.data, "cpu", ablate="audio")
+    silent = encode_samples(engine, samples, prompt_spec(cfg.data, engine.geometry), "cpu", ablate="audio")
     for n, text in enumerate(texts):  # independently: one completion at a time, the thinker's own forward
         b, row = n // 3, ids[n : n + 1, : int(mask[n].sum())]
         with torch.no_grad():

@@ -18,7 +18,7 @@ from echoink.rl.grounding import (
     unimodal_group_weights,
     weigh_advantages,
 )
-from echoink.rl.rollout import collect_experience, counterfactual_pass, encode_samples
+from echoink.rl.rollout import collect_experience, counterfactual_pass, encode_samples, prompt_spec
 from echoink.rl.trainer import setup_run, train
 from echoink.runlog import read_jsonl
 from echoink.scoring.rewards import grounding_reward
@@ -147,7 +147,8 @@ def test_counterfactual_pass_runs_once_per_prompt_on_silence(tiny_model_dir, spl
     assert [n for n, _ in seen["audio"]] == [2, 2] and seen["vision"] == [2, 2]
     # the second pass saw silence: the features the tower gets from the audio-ablated prompts
     direct, hooks = _tower_inputs(run.h.policy)
-    silent = encode_samples(run.h.engine, samples, cfg.data, "cpu", ablate="audio")
+    spec = prompt_spec(cfg.data, run.h.engine.geometry)
+    silent = encode_samples(run.h.engine, samples, spec, "cpu", ablate="audio")
     run.h.engine.sample(run.h.policy, silent, 1, run.gen_config)
     for h in hooks:
         h.remove()

@@ -10,7 +10,7 @@ import torch
 
 from echoink.rl import optimise as optimise_module
 from echoink.rl import trainer
-from echoink.rl.trainer import TrainingAborted, setup_run, train
+from echoink.rl.trainer import TrainingAborted, build_run, setup_run, train
 from echoink.runlog import read_jsonl
 from media_helpers import write_small_split
 from rl.test_trainer import recipe
@@ -106,12 +106,11 @@ def test_bf16_mixed_precision_trains_policy_and_reference_on_cpu(tiny_model_dir,
 
     AcceleratorState._reset_state(reset_partial_state=True)  # earlier tests made it fp32, once per process
     request_reset = AcceleratorState._reset_state
-    cfg = recipe(tiny_model_dir, split, tmp_path / "probe", "train.mixed_precision=bf16", "algo.beta=0.04")
-    run = setup_run(cfg, resume=False)
+    cfg = recipe(tiny_model_dir, split, tmp_path / "run", "train.mixed_precision=bf16", "algo.beta=0.04")
+    run = build_run(cfg, resume=False)  # writes nothing: the run below starts in the same directory
     assert run.h.accelerator.mixed_precision == "bf16" and run.h.reference is not None
     before = {n: p.detach().clone() for n, p in run.h.policy.named_parameters() if p.requires_grad}
     del run
-    cfg.train.output_dir = str(tmp_path / "run")  # setup_run wrote probe/'s record; a fresh run needs its own
     rows = read_jsonl(train(cfg) / "metrics.jsonl")
     assert all(
         math.isfinite(r["loss"]) and math.isfinite(r["kl"]) and r["skipped_updates"] == 0 for r in rows

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from echoink.rl.checkpoint import latest_checkpoint, list_checkpoints
-from echoink.rl.trainer import setup_run, train
+from echoink.rl.trainer import build_run, setup_run, train
 from echoink.runlog import read_jsonl
 from media_helpers import write_small_split
 from recipe_helpers import recipe
@@ -42,12 +42,11 @@ def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def test_three_steps_move_every_parameter_and_log_every_metric(family_model_dir, train_split, tmp_path):
-    cfg = recipe(family_model_dir, train_split, tmp_path / "probe", "algo.beta=0.04")
-    run = setup_run(cfg, resume=False)
+    cfg = recipe(family_model_dir, train_split, tmp_path / "run", "algo.beta=0.04")
+    run = build_run(cfg, resume=False)  # writes nothing: the run below starts in the same directory
     before = _weights(run.h.policy)
     assert run.h.reference is not None  # beta > 0 without LoRA: a frozen copy
     del run
-    cfg.train.output_dir = str(tmp_path / "run")  # setup_run wrote probe/'s record; a fresh run needs its own
     out = train(cfg)
     rows = read_jsonl(out / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2, 3]
@@ -62,14 +61,18 @@ def test_three_steps_move_every_parameter_and_log_every_metric(family_model_dir,
     assert (out / "final" / "config.json").exists()
 
 
-def test_beta_zero_loads_no_reference(tiny_model_dir, train_split, tmp_path):
-    cfg = recipe(tiny_model_dir, train_split, tmp_path / "probe", "algo.beta=0", "train.max_steps=1")
-    run = setup_run(cfg, resume=False)
+def test_beta_zero_loads_no_reference(tiny_model_dir, train_split, tmp_path, monkeypatch):
+    from echoink.rl import rollout
+
+    cfg = recipe(tiny_model_dir, train_split, tmp_path / "run", "algo.beta=0", "train.max_steps=1")
+    run = build_run(cfg, resume=False)
     assert run.h.reference is None
-    cfg.train.output_dir = str(tmp_path / "run")  # setup_run wrote probe/'s record; a fresh run needs its own
+    assert not any(tmp_path.iterdir())  # build_run wrote nothing: train() starts a fresh run there
+    passes = []
+    monkeypatch.setattr(rollout, "_logprobs", lambda *args: passes.append(args))  # a reference/old pass
     train(cfg)
     row = read_jsonl(Path(cfg.train.output_dir) / "metrics.jsonl")[0]
-    assert "kl" not in row and row["time/reference"] < 0.05  # nothing computed a KL: none is logged
+    assert "kl" not in row and not passes  # no reference pass ran, no KL is logged
     with pytest.raises(FileExistsError, match="--resume"):  # a fresh run never mixes into a used run dir
         setup_run(cfg, resume=False)
 
@@ -78,17 +81,16 @@ def test_lora_trains_only_adapters_with_disabled_adapter_reference(tiny_model_di
     cfg = recipe(
         tiny_model_dir,
         train_split,
-        tmp_path / "probe",
+        tmp_path / "run",
         "model.lora_rank=4",
         "algo.beta=0.1",
         "train.max_steps=2",
     )
-    run = setup_run(cfg, resume=False)
+    run = build_run(cfg, resume=False)
     assert run.h.reference is None  # the base with adapters disabled is the reference
     names = [n for n, p in run.h.policy.named_parameters() if p.requires_grad]
     assert names and all("lora_" in n for n in names)
     del run
-    cfg.train.output_dir = str(tmp_path / "run")  # setup_run wrote probe/'s record; a fresh run needs its own
     out = train(cfg)
     rows = read_jsonl(out / "metrics.jsonl")
     assert rows[-1]["kl"] > 0  # adapters moved the policy away from the base
@@ -136,8 +138,9 @@ def test_logged_loss_is_the_optimised_global_loss(tiny_model_dir, train_split, t
     mask = exp.completion_mask.float()
     with torch.no_grad():
         logp, _ = run.h.scorer(exp.prompts, exp.completion_ids, 2, cfg.rollout.temperature)
-        whole, _ = algos.policy_loss(logp, logp, exp.advantages, mask, agg="token-mean")  # one batch
-        halves = [algos.policy_loss(logp[r], logp[r], exp.advantages[r], mask[r], agg="token-mean")[0]
+        spec = algos.LossSpec(agg="token-mean")
+        whole, _ = algos.policy_loss(logp, logp, exp.advantages, mask, spec)  # one batch
+        halves = [algos.policy_loss(logp[r], logp[r], exp.advantages[r], mask[r], spec)[0]
                   for r in (slice(0, 2), slice(2, 4))]  # fmt: skip
     assert abs(float(whole) - float(sum(halves)) / 2) > 1e-3  # the two summaries really differ here
     update = optimise(cfg, run.h, run.state, exp)
@@ -212,14 +215,33 @@ while True:
 """
 
 
+def _kill_when(proc: subprocess.Popen, ready, what: str, timeout: float = 600) -> None:
+    """SIGKILL ``proc`` as soon as ``ready()`` holds (polled), or fail: never after a guessed sleep, which
+    on a loaded machine can kill the writer before it wrote anything and let the test assert nothing."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, f"the writer exited before {what}"
+        assert time.monotonic() < deadline, f"no {what} within {timeout} s"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 def test_checkpoint_write_is_atomic_under_sigkill(tmp_path):
-    for delay in (0.9, 1.7, 2.6):
-        run_dir = tmp_path / f"d{delay}"
+    """Killed while a later checkpoint is being written (twice) and right after one appears: every visible
+    checkpoint is complete and self-consistent, and there is always one to check."""
+    moments = {
+        "step 2 being written": lambda root: (root / ".tmp-step-000002").exists(),
+        "step 3 visible": lambda root: (root / "step-000003").exists(),
+        "step 4 being written (after a pruning)": lambda root: (root / ".tmp-step-000004").exists(),
+    }
+    for i, (what, ready) in enumerate(moments.items()):
+        run_dir = tmp_path / f"d{i}"
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(run_dir)])
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        for ckpt in list_checkpoints(run_dir):  # every visible checkpoint is complete and self-consistent
+        _kill_when(proc, lambda r=run_dir / "checkpoints", f=ready: f(r), what)
+        visible = list_checkpoints(run_dir)
+        assert visible, what
+        for ckpt in visible:  # every visible checkpoint is complete and self-consistent
             state = json.loads((ckpt / "trainer_state.json").read_text())
             weights = load_file(str(ckpt / "trainable.safetensors"))
             assert all(float(w.flatten()[0]) == state["marker"] for w in weights.values())

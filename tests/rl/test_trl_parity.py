@@ -34,7 +34,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers  # noqa: E402
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM  # noqa: E402
 
 from echoink.model.logprobs import token_logprobs  # noqa: E402
-from echoink.rl.algos import group_advantages, policy_loss  # noqa: E402
+from echoink.rl.algos import LossSpec, group_advantages, policy_loss  # noqa: E402
 from echoink.scoring.rewards import accuracy_reward, format_reward, score  # noqa: E402
 
 G, MAX_LEN, TEMPERATURE = 4, 16, 0.9  # MAX_LEN != padded T (13), so Dr. GRPO's constant is checked
@@ -194,10 +194,8 @@ def _assert_loss_parity(trainer, batch: dict, adv, ref_logp, agg: str, is_level:
     trl_loss.backward()
     trl_grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
-    ours, metrics = policy_loss(
-        _completion_logps(model, batch), old, adv, mask, 0.2, 0.28,
-        ref_logp=ref_logp, beta=0.05, kl_kind="k3", agg=agg, max_len=MAX_LEN, is_level=is_level,
-    )  # fmt: skip
+    spec = LossSpec(0.2, 0.28, beta=0.05, kl_kind="k3", agg=agg, max_len=MAX_LEN, is_level=is_level)
+    ours, metrics = policy_loss(_completion_logps(model, batch), old, adv, mask, spec, ref_logp=ref_logp)
     ours.backward()
     torch.testing.assert_close(ours, trl_loss, atol=1e-5, rtol=1e-5)
     for p, g in zip(model.parameters(), trl_grads, strict=True):

@@ -22,6 +22,8 @@ import soundfile as sf
 import soxr
 from PIL import Image, UnidentifiedImageError
 
+from ..errors import UserError
+
 SAMPLE_RATE = 16_000
 # The shortest clip (16 kHz samples) that gives Qwen2.5-Omni's audio encoder one output token: it
 # needs 3 mel frames (hop 160, so > 320 samples), which its two halvings, (L-1)//2+1 then
@@ -73,7 +75,7 @@ QWEN2_5 = Geometry()
 """Qwen2.5-Omni's geometry: the default wherever no model is at hand (``data check``, tests)."""
 
 
-class MediaError(ValueError):
+class MediaError(UserError):
     """A media file is missing, unreadable or corrupt; the message names the file."""
 
 
@@ -139,7 +141,7 @@ def smart_resize(
     (384, 512)
     """
     if max(height, width) / min(height, width) > MAX_RATIO:
-        raise ValueError(
+        raise UserError(
             f"aspect ratio must be at most {MAX_RATIO}, got {max(height, width) / min(height, width):.0f}"
         )
     h_bar = max(factor, round(height / factor) * factor)

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import UserError
 from ..filehash import sha256_file
 from .avqa import load_split, read_rows, split_file
 from .schema import Sample
@@ -116,11 +117,11 @@ def strict_split(train: str | Path, other: str | Path, out: str | Path) -> tuple
     rows that do not load are kept as they are (``data check`` lists them)."""
     train, out = split_file(train), Path(out)
     if out.resolve().parent != train.resolve().parent:
-        raise ValueError(
+        raise UserError(
             f"{out}: a strict split goes beside {train} (its media paths are relative to that folder)"
         )
     if out.resolve() in (train.resolve(), Path(other).resolve()):
-        raise ValueError(f"{out}: would overwrite an input split; name another file")
+        raise UserError(f"{out}: would overwrite an input split; name another file")
     loaded = load_split(train, on_error="skip", check_media=False)
     shared = {m.id_b for m in media_overlap(_samples(other), loaded.samples)}
     drop = {loaded.row_of[i] for i in shared}

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .media import QWEN2_5, SAMPLE_RATE, Geometry, MediaError, load_audio, silence_like
+from .media import SAMPLE_RATE, Geometry, MediaError, load_audio, silence_like
 from .prompts import build_messages, load_media
 from .schema import Sample
 from .video import clip_span, load_video, shifted
@@ -77,7 +77,8 @@ def video_block(
     video: VideoSettings,
     ablate: str = "none",
     max_audio_seconds: float | None = None,
-    geometry: Geometry = QWEN2_5,
+    *,
+    geometry: Geometry,
 ) -> dict[str, Any]:
     """The content block of a video row, with the ablation applied (audio, video or desync)."""
     budget = sound_budget(sample, max_audio_seconds)
@@ -102,17 +103,21 @@ def sample_messages(
     max_pixels: int | None,
     ablate: str = "none",
     video: VideoSettings | None = None,
-    geometry: Geometry = QWEN2_5,
+    *,
+    geometry: Geometry,
 ) -> list[list[dict[str, Any]]]:
     """One conversation per sample: media decoded (and ablated if asked) and sized on ``geometry``'s grid
-    (the model family's: ``Engine.geometry``), the prompt template rendered."""
+    (the model family's: ``Engine.geometry``; required, so no caller sizes Qwen3's 32-px cells on
+    Qwen2.5's 28-px grid by forgetting it), the prompt template rendered."""
     if ablate not in ABLATIONS:
         raise ValueError(f"ablate must be one of {', '.join(ABLATIONS)}, got {ablate!r}")
     out = []
     for sample in samples:
         if sample.video is not None:
             messages = build_messages(sample, template)
-            block = video_block(sample, video or VideoSettings(), ablate, max_audio_seconds, geometry)
+            block = video_block(
+                sample, video or VideoSettings(), ablate, max_audio_seconds, geometry=geometry
+            )
             messages[-1]["content"].insert(0, block)
         else:
             still = ablate if ablate in ("none", "audio", "image") else "none"  # video ablations: no-op here
@@ -130,7 +135,8 @@ def decodable_messages(
     on_error: str = "strict",
     ablate: str = "none",
     video: VideoSettings | None = None,
-    geometry: Geometry = QWEN2_5,
+    *,
+    geometry: Geometry,
 ) -> tuple[list[Sample], list[list[dict[str, Any]]]]:
     """(the samples whose media decode, their conversations). A file that fails at run time (changed
     since ``data check``, or never checked): ``on_error="skip"`` leaves its row out with a warning
@@ -138,7 +144,9 @@ def decodable_messages(
     kept, out = [], []
     for sample in samples:
         try:
-            out += sample_messages([sample], template, max_audio_seconds, max_pixels, ablate, video, geometry)
+            out += sample_messages(
+                [sample], template, max_audio_seconds, max_pixels, ablate, video, geometry=geometry
+            )
         except MediaError as err:
             if on_error != "skip":
                 raise MediaError(f"row {sample.id}: {err}") from None
@@ -155,7 +163,8 @@ def messages_or_stand_ins(
     max_pixels: int | None,
     on_error: str = "strict",
     video: VideoSettings | None = None,
-    geometry: Geometry = QWEN2_5,
+    *,
+    geometry: Geometry,
 ) -> tuple[list[list[dict[str, Any]]], list[bool]]:
     """(one conversation per sample, which samples failed). A file that fails at run time:
     ``on_error="skip"`` keeps its place with a stand-in (the row's text with no media) and a warning
@@ -164,7 +173,9 @@ def messages_or_stand_ins(
     out, failed = [], []
     for sample in samples:
         try:
-            out += sample_messages([sample], template, max_audio_seconds, max_pixels, "none", video, geometry)
+            out += sample_messages(
+                [sample], template, max_audio_seconds, max_pixels, "none", video, geometry=geometry
+            )
             failed.append(False)
         except MediaError as err:
             if on_error != "skip":
@@ -173,3 +184,33 @@ def messages_or_stand_ins(
             out.append(build_messages(sample, template))
             failed.append(True)
     return out, failed
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """How a row becomes a prompt, named once: the template, the media budgets, the video settings,
+    what a file that fails at run time does (``on_error``), and the model family's media geometry
+    (required: nothing here sizes media on a default family's grid)."""
+
+    template: str
+    max_audio_seconds: float | None
+    max_pixels: int | None
+    geometry: Geometry
+    video: VideoSettings | None = None
+    on_error: str = "strict"
+
+    def messages(self, samples: Sequence[Sample], ablate: str = "none") -> list[list[dict[str, Any]]]:
+        """``sample_messages`` of ``samples`` under this spec (a failing file raises)."""
+        return sample_messages(
+            samples, self.template, self.max_audio_seconds, self.max_pixels, ablate, self.video,
+            geometry=self.geometry,
+        )  # fmt: skip
+
+    def messages_or_stand_ins(
+        self, samples: Sequence[Sample]
+    ) -> tuple[list[list[dict[str, Any]]], list[bool]]:
+        """``messages_or_stand_ins`` of ``samples`` under this spec (``on_error`` decides)."""
+        return messages_or_stand_ins(
+            samples, self.template, self.max_audio_seconds, self.max_pixels, self.on_error, self.video,
+            geometry=self.geometry,
+        )  # fmt: skip

@@ -7,13 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import UserError
+
 DATA_TYPES = ("image_audio", "audio", "image", "text", "video_audio", "video")
 """"text": no media (text-only GRPO); "video_audio": a video whose own soundtrack (or a separate
 ``path.audio`` file, as Daily-Omni ships) is the audio; "video": frames only."""
 OPTION_RE = re.compile(r"^\s*([A-Z])\s*[.)]\s*(.*)$", re.S)
 
 
-class RowError(ValueError):
+class RowError(UserError):
     """A dataset row is invalid. The message names the file, the row index and the reason."""
 
     def __init__(self, file: str | Path, row: int, reason: str) -> None:

@@ -31,6 +31,7 @@ import numpy as np
 import soxr
 from PIL import Image
 
+from ..errors import UserError
 from .media import QWEN2_5, SAMPLE_RATE, Geometry, MediaError, smart_resize
 
 
@@ -178,7 +179,7 @@ def load_video(
     """Frames sampled at ``fps`` over the clip's first ``clip_span`` seconds (see the module docstring)
     and the soundtrack, if the file has one: cut to the span when the clip is, and to ``max_seconds``."""
     if fps <= 0 or max_frames < geometry.temporal:
-        raise ValueError(f"fps must be > 0 and max_frames >= {geometry.temporal}")
+        raise UserError(f"fps must be > 0 and max_frames >= {geometry.temporal}")
     span = clip_span(fps, max_frames, max_seconds, geometry.temporal)
     with _open(path) as container:
         if not container.streams.video:

@@ -19,6 +19,8 @@ from typing import Any
 
 import matplotlib
 
+from ..errors import UserError
+
 matplotlib.use("Agg")  # files only; never a display
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -45,7 +47,7 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     for index, row in enumerate(rows):
         step = row.get("step") if isinstance(row, dict) else None
         if not isinstance(step, int) or isinstance(step, bool):
-            raise ValueError(f"{path}: row {index}: a metrics row needs an integer 'step', got {step!r}")
+            raise UserError(f"{path}: row {index}: a metrics row needs an integer 'step', got {step!r}")
     return rows
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..bounded import read_json
+from ..errors import UserError
 from ..scoring.rewards import parse_answer
 from .evaluate import PREDICTIONS, read_predictions
 from .stats import majority_vote, mcnemar
@@ -100,7 +101,7 @@ def split_check(paths: list[Path], summaries: list[dict[str, Any]], force: bool)
             return "unverified"
         if force:
             return "different (forced)"
-        raise ValueError(
+        raise UserError(
             f"{paths[0]} ({data[0]}) and {paths[1]} ({data[1]}) record no split hash and name different "
             "splits: pairing their items by id would compare unrelated questions; pass --force to compare anyway"
         )
@@ -108,7 +109,7 @@ def split_check(paths: list[Path], summaries: list[dict[str, Any]], force: bool)
         return "same"
     if not force:
         data = [s.get("data") for s in summaries]
-        raise ValueError(
+        raise UserError(
             f"{paths[0]} ({data[0]}) and {paths[1]} ({data[1]}) were evaluated on different splits "
             "(data_sha256 differs): pairing their items by id would compare unrelated questions; "
             "pass --force to compare anyway"
@@ -124,7 +125,7 @@ def _same_path(a: Any, b: Any) -> bool:
 def _read_summary(path: Path) -> dict[str, Any]:
     summary = read_json(path)  # nesting bounded; an error names the file
     if not isinstance(summary, dict) or not isinstance(summary.get("conditions"), dict):
-        raise ValueError(f"{path}: not an echoink summary.json (no 'conditions' object)")
+        raise UserError(f"{path}: not an echoink summary.json (no 'conditions' object)")
     return summary
 
 
@@ -139,11 +140,11 @@ def compare(
     blocks = []
     for path, summary in zip(paths, summaries, strict=True):
         if condition not in summary["conditions"]:
-            raise ValueError(f"{path}: no condition {condition!r} (has {', '.join(summary['conditions'])})")
+            raise UserError(f"{path}: no condition {condition!r} (has {', '.join(summary['conditions'])})")
         if "accuracy" not in summary["conditions"][condition]:
-            raise ValueError(f"{path}: condition {condition!r} is not applicable to that split")
+            raise UserError(f"{path}: condition {condition!r} is not applicable to that split")
         if not isinstance(summary["conditions"][condition].get("ci95"), list):
-            raise ValueError(f"{path}: condition {condition!r} has no ci95; not an echoink summary.json")
+            raise UserError(f"{path}: condition {condition!r} has no ci95; not an echoink summary.json")
         blocks.append(summary["conditions"][condition])
     a, b = blocks
     metrics = {m: (a.get(m), b.get(m)) for m in METRICS if m in a or m in b}
@@ -179,7 +180,7 @@ def _outcomes(path: Path, condition: str) -> dict[str, bool]:
     try:
         return item_outcomes(read_predictions(path), condition)
     except (KeyError, TypeError) as err:  # a row lacking id/condition/correct: name the file, not the key
-        raise ValueError(f"{path}: not an echoink predictions.jsonl (a row lacks {err})") from None
+        raise UserError(f"{path}: not an echoink predictions.jsonl (a row lacks {err})") from None
 
 
 RATES = frozenset(METRICS) - {"mean_length"}

@@ -37,6 +37,7 @@ from ..bounded import read_json_object
 from ..data import load_split
 from ..data.avqa import split_fingerprint
 from ..data.messages import ABLATIONS, VideoSettings, ablation_applies
+from ..errors import UserError
 from ..jsonl import read_jsonl
 from ..outdir import check_output_dir
 from ..progress import Progress
@@ -75,7 +76,7 @@ def load_model(
     if engine == "vllm":
         out.use_vllm(str(adapter_base_path(model_dir) or model_dir), dtype, initial=model)
     elif engine != "hf":
-        raise ValueError(f"engine must be hf or vllm, got {engine!r}")
+        raise UserError(f"engine must be hf or vllm, got {engine!r}")
     return model, out
 
 
@@ -165,7 +166,7 @@ def _conditions(ablate: Sequence[str]) -> list[str]:
     """ "none" first (the ablation drops need it), then each named ablation once, each a known one."""
     conditions = ["none", *[c for c in dict.fromkeys(ablate) if c != "none"]]
     if bad := [c for c in conditions if c not in CONDITIONS]:
-        raise ValueError(f"unknown ablation(s) {bad}; valid: {', '.join(CONDITIONS)}")
+        raise UserError(f"unknown ablation(s) {bad}; valid: {', '.join(CONDITIONS)}")
     return conditions
 
 
@@ -204,7 +205,7 @@ def _check_weights(out: Path, old: dict[str, Any], settings: dict[str, Any]) -> 
         old["weights_sha256"] = now
         return
     if before != now and old.get("model") == settings["model"]:
-        raise ValueError(
+        raise UserError(
             f"{out}: its predictions were made by other weights than {settings['model']}'s now (sha256 "
             f"{short(before)}, now {short(now)}: retrained or rewritten since); evaluate into another "
             f"--out, or remove {out} to start over"
@@ -225,7 +226,7 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
         log.warning("%s: records no fingerprint of its split; a changed split cannot be noticed", path)
         old["data_sha256"] = settings["data_sha256"]
     if old.get("data") == settings["data"] and old["data_sha256"] != settings["data_sha256"]:
-        raise ValueError(
+        raise UserError(
             f"{path}: {settings['data']} changed since these predictions were made (sha256 "
             f"{old['data_sha256'][:12]}, now {settings['data_sha256'][:12]}); evaluate into another --out, "
             f"or remove {out} to start over"
@@ -233,7 +234,7 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
     _check_weights(out, old, settings)
     if old != settings:
         diff = "; ".join(f"{k}: {old.get(k)!r} -> {v!r}" for k, v in settings.items() if old.get(k) != v)
-        raise ValueError(
+        raise UserError(
             f"{path}: {out} holds predictions made with other settings ({diff}); evaluate into another "
             f"--out, or remove {out} to start over"
         )

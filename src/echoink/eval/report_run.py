@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..bounded import read_json_object, read_yaml
+from ..errors import UserError
 from ..jsonl import read_jsonl
 
 
@@ -33,7 +34,7 @@ def gather(run: Path, named: Sequence[str | Path] = ()) -> tuple[Path | None, di
     evals = {_label(p, run): p for p in inside if is_eval(p)}
     for folder in map(Path, named):
         if not is_eval(folder):
-            raise ValueError(f"--eval {folder}: not an eval folder (no eval_config.json and summary.json)")
+            raise UserError(f"--eval {folder}: not an eval folder (no eval_config.json and summary.json)")
         evals[_label(folder, run)] = folder
     return training, evals
 

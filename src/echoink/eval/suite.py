@@ -20,6 +20,7 @@ from ..bounded import read_json_object
 from ..data import read_rows
 from ..data.importers import BENCHMARKS
 from ..data.overlap import split_overlap
+from ..errors import UserError
 from ..outdir import check_output_dir
 from .compare import compare, format_comparison, item_outcomes
 from .evaluate import PREDICTIONS, SETTINGS, SUMMARY, ModelOnce, evaluate, read_predictions
@@ -39,7 +40,7 @@ def suite_splits(suite_dir: str | Path) -> dict[str, Path]:
     }
     if not found:
         names = ", ".join(f"{n}.json" for n in BENCHMARKS.names())
-        raise ValueError(f"{suite_dir}: no imported benchmark split ({names}); see `echoink data import`")
+        raise UserError(f"{suite_dir}: no imported benchmark split ({names}); see `echoink data import`")
     return found
 
 
@@ -167,7 +168,7 @@ def compare_suites(
     suites = [read_json_object(p, "an echoink suite.json") for p in paths]
     shared = [n for n in suites[0]["benchmarks"] if n in suites[1]["benchmarks"]]
     if not shared:
-        raise ValueError(f"{paths[0]} and {paths[1]} share no benchmark")
+        raise UserError(f"{paths[0]} and {paths[1]} share no benchmark")
     return {
         "a": str(paths[0]),
         "b": str(paths[1]),

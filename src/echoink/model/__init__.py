@@ -5,7 +5,7 @@ adapter per model family: qwen2_5_omni, qwen3_omni_moe), passes.py (shared / rep
 decode.py (shared-prefix decode loop), kv_cache.py (reserved decode cache), loading.py (policy,
 reference, LoRA, freezing), saving.py. Tiny models and their tokenizers are ``echoink.testing``'s.
 
-Pitfalls measured with transformers 5.23 (each is handled where named):
+Pitfalls of transformers' Omni classes (each is handled where named; versions: docs/architecture.md):
 - ``vision_start_token_id`` is not a declared thinker-config field, but ``get_rope_index`` reads it:
   unset, every image prompt fails (echoink.testing's tiny_thinker_config sets it; loading.thinker_config
   fills it in).

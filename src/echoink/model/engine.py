@@ -23,25 +23,17 @@ from torch import nn
 from transformers import GenerationConfig, ProcessorMixin
 
 from ..data.media import Geometry
-from .decode import Completions, sample_completions
+from ..errors import UserError
+from .decode import Completions
 from .families import FAMILIES, Family, family_for
 from .mm import MMInputs, PromptBatch
 from .passes import Scores, completion_logprobs
+from .samplers import DecoderSampler, Sampler, VllmRollouts
 from .vllm_sampler import VllmSampler, VllmSettings
+from .wrappers import Holder, thinker_of
 
 STOP_TOKENS: tuple[str, ...] = ("<|im_end|>", "<|endoftext|>")
 """Generation ends at the first of these (both Omni families' generation configs stop at both)."""
-
-
-def thinker_of(model: nn.Module) -> nn.Module:
-    """The thinker inside DDP / DeepSpeed / accelerate / peft / scorer wrappers (LoRA layers stay active)."""
-    while hasattr(model, "module") and isinstance(model.module, nn.Module):
-        model = model.module  # DDP, DeepSpeed engine
-    if isinstance(model, CompletionScorer):
-        model = model.model
-    if hasattr(model, "get_base_model"):
-        model = model.get_base_model()  # peft: adapters are injected in place, so they stay in use
-    return model
 
 
 @dataclass
@@ -88,7 +80,7 @@ def _collect_media(batch_messages: list[list[dict[str, Any]]]) -> _Media:
                 for block in message["content"]:
                     media.add(b, block)
     if len(set(media.fps)) > 1:
-        raise ValueError(f"videos of one batch must share a frame rate, got {sorted(set(media.fps))}")
+        raise UserError(f"videos of one batch must share a frame rate, got {sorted(set(media.fps))}")
     return media
 
 
@@ -101,7 +93,8 @@ class Engine:
         self.every_tower = every_tower
         """Log-prob passes call every tower whatever the batch holds (``Family.prefix``): set by a
         launch of several processes, whose passes must make the same collective calls."""
-        self.vllm: VllmSampler | None = None  # set by use_vllm: sample and generate go through vLLM
+        self.sampler: Sampler = DecoderSampler(self.family)
+        """Who draws completions (``samplers``): our decoder until ``use_vllm`` chooses vLLM, once."""
 
     def use_vllm(
         self,
@@ -114,24 +107,14 @@ class Engine:
 
         It starts with ``initial``'s weights (eval), or dummy ones until :meth:`push_weights` (training)."""
         thinker = None if initial is None else thinker_of(initial)
-        self.vllm = VllmSampler(model_dir, self.family, self.processor, dtype, settings, thinker)
-        return self.vllm
+        vllm = VllmSampler(model_dir, self.family, self.processor, dtype, settings, thinker)
+        self.sampler = VllmRollouts(vllm, self.pad_id)
+        return vllm
 
     def close(self) -> None:
-        """Shut the vLLM engine down (if any); sampling returns to our own decoder."""
-        if self.vllm is not None:
-            self.vllm.close()
-            self.vllm = None
-
-    def release_sampler(self) -> None:
-        """vLLM on a GPU with sleep mode: free its memory until the next push (else nothing)."""
-        if self.vllm is not None:
-            self.vllm.sleep()
-
-    def push_weights(self, model: nn.Module, version: Any = None) -> float:
-        """Give the vLLM engine ``model``'s current weights (seconds taken; 0 without vLLM or when
-        ``version`` was the last pushed). Under ZeRO-3 call it where the weights are gathered."""
-        return 0.0 if self.vllm is None else self.vllm.push(thinker_of(model), version)
+        """Shut the sampler down; sampling returns to our own decoder."""
+        self.sampler.close()
+        self.sampler = DecoderSampler(self.family)
 
     @classmethod
     def for_model(cls, model: nn.Module, processor: ProcessorMixin) -> Engine:
@@ -255,12 +238,9 @@ class Engine:
         config: GenerationConfig,
         shared: bool = True,
     ) -> Completions:
-        """G completions per prompt; ``shared``: towers and prefill once per prompt, else the anchors' repeat.
-
-        With vLLM (``use_vllm``): one request per prompt with n = G, whatever ``shared`` says."""
-        if self.vllm is not None:
-            return self.vllm.sample(prompts, group_size, config, self.pad_id)
-        return sample_completions(self.family, thinker_of(model), prompts, group_size, config, shared)
+        """G completions per prompt from the sampler (``samplers``); ``shared``: our decoder runs the
+        towers and prefill once per prompt, else the anchors' repeat (vLLM shares the prefix itself)."""
+        return self.sampler.sample(model, prompts, group_size, config, shared)
 
     def logprobs(
         self,
@@ -284,15 +264,9 @@ class Engine:
 
         ``sampling``: max_new_tokens, do_sample, temperature, top_p, top_k, num_return_sequences, ...
         """
-        thinker = thinker_of(model)
-        if self.vllm is not None:
-            n = sampling.pop("num_return_sequences", 1)
-            cfg = self.generation_config(self.vocab_size(thinker), **sampling)
-            return self.vllm.sample(prompts, n, cfg, self.pad_id).ids
-        cfg = self.generation_config(self.vocab_size(thinker), **sampling)
-        self.family.forget_positions(thinker)
-        out = thinker.generate(**prompts.model_kwargs(), generation_config=cfg)
-        return out[:, prompts.input_ids.shape[1] :]
+        n = sampling.pop("num_return_sequences", 1)
+        cfg = self.generation_config(self.vocab_size(model), **sampling)
+        return self.sampler.generate(model, prompts, n, cfg)
 
     def scorer(
         self,
@@ -305,7 +279,7 @@ class Engine:
         return CompletionScorer(model, self, sharing, aux_loss_coef, completions_per_pass)
 
 
-class CompletionScorer(nn.Module):
+class CompletionScorer(Holder):
     """The policy's log-prob pass as one ``forward``, so accelerate/DDP/DeepSpeed can wrap it.
 
     DDP only synchronises gradients of computations that go through the wrapped module's forward;

@@ -31,9 +31,11 @@ from transformers import (
 )
 
 from ..config import ModelConfig
+from ..errors import UserError
 from .engine import Engine
 from .families import Family, family_for
 from .saving import save_model  # noqa: F401  (re-exported: callers load and save through this module)
+from .wrappers import unwrap
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ def thinker_config(path: str | Path) -> tuple[Family, PretrainedConfig]:
     try:
         family = family_for(config)
     except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
+        raise UserError(f"{path}: {err}") from None
     config = family.thinker_config(config)
     if getattr(config, "vision_start_token_id", None) is None:
         # get_rope_index reads it; without it every image prompt fails.
@@ -200,13 +202,8 @@ def needs_reference_copy(cfg: ModelConfig, beta: float) -> bool:
 
 
 def _peft_of(model: nn.Module) -> PeftModel | None:
-    while hasattr(model, "module") and isinstance(model.module, nn.Module):
-        model = model.module  # DDP / DeepSpeed / accelerate wrappers
+    model = unwrap(model)
     return model if isinstance(model, PeftModel) else None
-
-
-def has_adapters(model: nn.Module) -> bool:
-    return _peft_of(model) is not None
 
 
 @contextmanager

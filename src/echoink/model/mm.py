@@ -17,6 +17,8 @@ from dataclasses import dataclass, fields, replace
 import torch
 import torch.nn.functional as F
 
+from ..errors import UserError
+
 # The processor's names for our fields (and the thinker's forward argument names).
 _KEYS = {
     "audio_features": "input_features",
@@ -98,7 +100,7 @@ class MMInputs:
     def model_kwargs(self) -> dict[str, torch.Tensor]:
         """Keyword arguments for the thinker's ``forward`` / ``generate`` (absent media left out)."""
         if self.mixes_video_sound:  # the thinker's forward takes one use_audio_in_video for the batch
-            raise ValueError(
+            raise UserError(
                 "a batch mixes videos with and without their soundtrack: the thinker's own forward cannot "
                 "take it; use the shared passes (rollout.sharing prefix or towers)"
             )

@@ -13,13 +13,9 @@ from pathlib import Path
 from torch import nn
 from transformers import ProcessorMixin
 
+from .wrappers import unwrap
+
 log = logging.getLogger(__name__)
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    while hasattr(model, "module") and isinstance(model.module, nn.Module):
-        model = model.module  # DDP / DeepSpeed / accelerate wrappers
-    return model
 
 
 def save_model(
@@ -31,7 +27,7 @@ def save_model(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model = _unwrap(model)
+    model = unwrap(model)
     model.save_pretrained(out, state_dict=state_dict)  # safetensors
     processor.save_pretrained(out)
     log.info("saved %s to %s", type(model).__name__, out)

@@ -3,9 +3,9 @@
 A video with its soundtrack is laid out as ``<|vision_bos|><|audio_bos|> [frames and sound interleaved]
 <|audio_eos|><|vision_eos|>``. transformers (the trainer's scoring, and our decode loop) gives each of
 those two pairs *one* position shared by both tokens (its ``get_rope_index`` appends the same position
-twice); vLLM 0.32 gives each token its own, so the interleaved span and every later token sit one or two
-positions higher than where the trainer scores them (measured: 6.5e-4 nats on the first completion
-token at rope_theta 1e6). The rollout must sample from the distribution the trainer scores, so the engine
+twice); vLLM gives each token its own, so the interleaved span and every later token sit one or two
+positions higher than where the trainer scores them (the size of the error: docs/architecture.md,
+"Measurements behind the code"). The rollout must sample from the distribution the trainer scores, so the engine
 serves this subclass, which shifts vLLM's positions onto transformers'. Everything else is vLLM's.
 
 Imported only where vLLM is installed (``vllm_sampler``); the class is registered in this process (the

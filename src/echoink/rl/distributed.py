@@ -5,7 +5,6 @@ process's part in the collective decisions (agreeing on a flag; writing and read
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -13,8 +12,8 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs, set_seed
 
 from ..config import Config
+from ..errors import UserError
 from . import sharding
-from .checkpoint import Processes
 from .trackers import tracker_kwargs
 
 
@@ -22,7 +21,7 @@ def check_world(accelerator: Accelerator) -> None:
     """Fail if the launcher started several processes that did not form one group."""
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched != accelerator.num_processes:
-        raise RuntimeError(
+        raise UserError(
             f"launched as {launched} processes but accelerate formed a group of {accelerator.num_processes}: "
             "each would train alone. Without a GPU, set ACCELERATE_USE_CPU=1 (docs/scaling.md)."
         )
@@ -73,7 +72,7 @@ def make_accelerator(cfg: Config) -> Accelerator:
         ds = accelerator.state.deepspeed_plugin.deepspeed_config
         problems = deepspeed_problems(ds, cfg)
         if problems:
-            raise ValueError("DeepSpeed config does not fit the trainer: " + "; ".join(problems))
+            raise UserError("DeepSpeed config does not fit the trainer: " + "; ".join(problems))
         if ds.get("gradient_clipping", "auto") == "auto":
             ds["gradient_clipping"] = cfg.train.max_grad_norm  # DeepSpeed clips inside its step
     if cfg.train.threads:
@@ -102,7 +101,7 @@ def check_sharing(accelerator: Accelerator, sharing: str, data_types: set[str]) 
     The shared passes (prefix, towers) call every tower on every process (``Family.prefix``)."""
     several = accelerator.num_processes > 1 and sharding.zero_stage(accelerator) == 3
     if several and sharing == "repeat" and len(data_types) > 1:
-        raise ValueError(
+        raise UserError(
             f"rollout.sharing: repeat under ZeRO-3 on {accelerator.num_processes} processes needs one "
             f"data type in the split, which has {', '.join(sorted(data_types))}; use prefix or towers"
         )
@@ -129,26 +128,10 @@ def largest(accelerator: Accelerator, value: int) -> int:
     return int(accelerator.gather(torch.tensor([value], device=accelerator.device)).max())
 
 
-def partition_agreement(accelerator: Accelerator, zero_stage: int | None) -> Callable[[bool], bool] | None:
-    """``all_agree`` where processes hold different partitions of the weights (ZeRO-3 on several
-    processes), else None: replicas check their own weights (``guards.check_weights``)."""
-    if zero_stage == 3 and accelerator.num_processes > 1:
-        return lambda ok: all_agree(accelerator, ok)
-    return None
-
-
-def processes(accelerator: Accelerator, zero_stage: int | None) -> Processes:
-    """This process's part in writing and reading checkpoints (see ``checkpoint.Processes``)."""
-    sharded = zero_stage is not None
-    return Processes(
-        rank=accelerator.process_index,
-        world=accelerator.num_processes,
-        sharded_optimizer=sharded,
-        weights_in_optimizer=zero_stage == 3,
-        barrier=accelerator.wait_for_everyone,
-        all_agree=lambda ok: all_agree(accelerator, ok),
-        load_optimizer=(lambda opt, state: sharding.load_partition(accelerator, opt, state))
-        if sharded
-        else None,
-        safe_globals=sharding.partition_safe_globals() if sharded else [],
-    )
+def gather_rows(accelerator: Accelerator, values: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Every process's ``values`` [n] concatenated in rank order [W·n] (one all-gather; n is the same on
+    every process: the sampler deals each the same number of prompts) and this process's first row."""
+    if accelerator.num_processes == 1:
+        return values, 0
+    everyone = accelerator.gather(values.to(accelerator.device)).to(values.device)
+    return everyone, accelerator.process_index * values.numel()

@@ -8,23 +8,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
-import time
 
 import torch
 from accelerate import Accelerator
 
 from ..config import Config
+from ..errors import UserError
 from ..guards import check_weights
-from . import algos, sharding
-from .distributed import partition_agreement
+from ..runlog import timed
+from . import algos
 from .experience import Experience
 from .state import Handles, LoopState
 
 log = logging.getLogger(__name__)
 
 
-class TrainingAborted(RuntimeError):
+class TrainingAborted(UserError, RuntimeError):
     """Too many consecutive non-finite steps."""
 
 
@@ -52,27 +51,23 @@ def optimise(cfg: Config, h: Handles, state: LoopState, exp: Experience) -> dict
         0.0,
     ]  # sum, max, count of |trainer - sampler| log-prob (first pass: rollout weights)
     for it in range(cfg.algo.num_iterations):
-        t0 = time.perf_counter()
         pass_loss = 0.0
-        for i, (start, stop) in enumerate(chunks):
-            sync = acc.no_sync(h.scorer) if i < len(chunks) - 1 else contextlib.nullcontext()
-            with sync:  # DDP decides in the forward whether the backward all-reduces: both go inside
-                loss, m, logp, rows = _mini_batch_loss(cfg, h.scorer, exp, start, stop, loss_mask)
-                _backward(h, loss * weights[i])
-            pass_loss += float(loss.detach()) * weights[i]  # this process's share of the global loss
-            _accumulate(totals, m, logp.detach(), loss_mask[rows])
-            if it == 0 and exp.rollout_logprobs is not None:
-                total, worst, count = algos.rollout_mismatch(
-                    logp, exp.rollout_logprobs[rows], exp.completion_mask[rows]
-                )
-                mismatch = [mismatch[0] + total, max(mismatch[1], worst), mismatch[2] + count]
-        totals["time/policy_forward_backward"] = (
-            totals.get("time/policy_forward_backward", 0) + time.perf_counter() - t0
-        )
+        with timed(totals, "time/policy_forward_backward"):
+            for i, (start, stop) in enumerate(chunks):
+                sync = acc.no_sync(h.scorer) if i < len(chunks) - 1 else contextlib.nullcontext()
+                with sync:  # DDP decides in the forward whether the backward all-reduces: both go inside
+                    loss, m, logp, rows = _mini_batch_loss(cfg, h.scorer, exp, start, stop, loss_mask)
+                    h.backend.backward(h.scorer, loss * weights[i])
+                pass_loss += float(loss.detach()) * weights[i]  # this process's share of the global loss
+                _accumulate(totals, m, logp.detach(), loss_mask[rows])
+                if it == 0 and exp.rollout_logprobs is not None:
+                    total, worst, count = algos.rollout_mismatch(
+                        logp, exp.rollout_logprobs[rows], exp.completion_mask[rows]
+                    )
+                    mismatch = [mismatch[0] + total, max(mismatch[1], worst), mismatch[2] + count]
         totals["loss"] = totals.get("loss", 0.0) + pass_loss
-        t0 = time.perf_counter()
-        skipped += not _step(cfg, h, state, totals, pass_loss)
-        totals["time/optimizer"] = totals.get("time/optimizer", 0) + time.perf_counter() - t0
+        with timed(totals, "time/optimizer"):
+            skipped += not _step(cfg, h, state, totals, pass_loss)
     h.scheduler.step()  # once per training step
     _count_bad_step(state, skipped, cfg.train.max_bad_steps)
     totals["skipped_updates"] = float(state.skipped_updates)
@@ -90,6 +85,15 @@ def optimise(cfg: Config, h: Handles, state: LoopState, exp: Experience) -> dict
     return out
 
 
+def loss_spec(cfg: Config) -> algos.LossSpec:
+    """The policy loss's scalars from a recipe (``algo`` and the completion budget)."""
+    a = cfg.algo
+    return algos.LossSpec(
+        a.epsilon_low, a.epsilon_high, a.beta, a.kl_estimator, a.loss_agg, cfg.rollout.max_new_tokens,
+        a.importance_sampling_level, a.rollout_is_cap,
+    )  # fmt: skip
+
+
 def _mini_batch_loss(cfg: Config, scorer, exp: Experience, start: int, stop: int, loss_mask: torch.Tensor):
     """(loss, metrics, [rows, T] log-probs, row slice) of prompts [start, stop) and their completions."""
     part = exp.prompt_slice(start, stop)
@@ -97,11 +101,8 @@ def _mini_batch_loss(cfg: Config, scorer, exp: Experience, start: int, stop: int
     logp, aux = scorer(part.prompts, part.completion_ids, exp.group_size, cfg.rollout.temperature)
     old = part.old_logprobs if part.old_logprobs is not None else logp.detach()
     loss, m = algos.policy_loss(
-        logp, old, part.advantages, loss_mask[rows], cfg.algo.epsilon_low, cfg.algo.epsilon_high,
-        ref_logp=part.ref_logprobs, beta=cfg.algo.beta, kl_kind=cfg.algo.kl_estimator,
-        agg=cfg.algo.loss_agg, max_len=cfg.rollout.max_new_tokens,
-        is_level=cfg.algo.importance_sampling_level, rollout_logp=part.rollout_logprobs,
-        rollout_is_cap=cfg.algo.rollout_is_cap,
+        logp, old, part.advantages, loss_mask[rows], loss_spec(cfg),
+        ref_logp=part.ref_logprobs, rollout_logp=part.rollout_logprobs,
     )  # fmt: skip
     if aux is not None:  # MoE load balancing (algo.router_aux_loss_coef > 0)
         loss = loss + cfg.algo.router_aux_loss_coef * aux
@@ -148,30 +149,13 @@ def _accumulate(totals: dict, metrics: dict, logp: torch.Tensor, mask: torch.Ten
         totals[k] = totals.get(k, 0.0) + float(v)
 
 
-def _backward(h: Handles, loss: torch.Tensor) -> None:
-    if h.zero_stage is not None:
-        sharding.backward(h.scorer, loss)  # not accelerate's: it would step before the check below
-    else:
-        h.accelerator.backward(loss)
-
-
 def _step(cfg: Config, h: Handles, state: LoopState, totals: dict, pass_loss: float) -> bool:
-    """Clip, check this pass's loss and gradient, step; False when the update was skipped (not finite).
-
-    DeepSpeed clips and steps itself: its gradient partitions are checked on every process first.
-    """
-    if h.zero_stage is not None:
-        finite, grad_norm = sharding.step_if_finite(h.scorer)
-    else:
-        params = [p for p in h.policy.parameters() if p.requires_grad]
-        grad_norm = float(h.accelerator.clip_grad_norm_(params, cfg.train.max_grad_norm))
-        finite = math.isfinite(grad_norm) and math.isfinite(pass_loss)
-        if finite:
-            h.optimizer.step()
-        h.optimizer.zero_grad(set_to_none=True)
+    """Clip, check this pass's loss and gradient, step (the backend's); False when the update was
+    skipped (not finite anywhere)."""
+    finite, grad_norm = h.backend.step(h.policy, h.optimizer, h.scorer, cfg.train.max_grad_norm, pass_loss)
     totals["grad_norm"] = grad_norm
     if finite:  # a step that makes a weight non-finite stops here, naming the step
-        check_weights(h.policy, state.step + 1, all_agree=partition_agreement(h.accelerator, h.zero_stage))
+        check_weights(h.policy, state.step + 1, all_agree=h.backend.agreement())
     else:
         state.skipped_updates += 1
         log.warning("step %d: non-finite loss or grad norm (%s); update skipped", state.step + 1, grad_norm)

@@ -11,15 +11,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..config import Config
 from ..guards import check_weights
 from ..model.loading import save_model
 from ..recipe_card import write_recipe
-from . import sharding
 from .checkpoint import load_latest_intact, save_checkpoint
-from .distributed import partition_agreement, processes
 from .state import Handles, LoopState
 
 log = logging.getLogger(__name__)
@@ -27,34 +23,27 @@ log = logging.getLogger(__name__)
 
 def check_policy(h: Handles, step: int, what: str = "after the optimiser step") -> None:
     """Raise NonFiniteWeights on every process if a trainable weight is NaN or infinite anywhere."""
-    check_weights(h.policy, step, what, all_agree=partition_agreement(h.accelerator, h.zero_stage))
-
-
-def _gathered_weights(h: Handles) -> dict[str, torch.Tensor] | None:
-    """Under ZeRO-3 the full weights (every process takes part; the main one gets them), else None."""
-    if h.zero_stage != 3:
-        return None
-    return sharding.gathered_state_dict(h.accelerator, h.scorer)
+    check_weights(h.policy, step, what, all_agree=h.backend.agreement())
 
 
 def checkpoint(h: Handles, state: LoopState, run_dir: Path, keep: int) -> None:
     """``run_dir/checkpoints/step-N``: weights, optimiser, schedule, RNG and the loop's position."""
     h.accelerator.wait_for_everyone()
-    full = _gathered_weights(h)
+    full = h.backend.gathered_weights(h.scorer)  # partitioned weights: gathered (all take part)
     trainable = None
     if full is not None:
         names = {n for n, p in h.policy.named_parameters() if p.requires_grad}
         trainable = {k: v for k, v in full.items() if k in names}
     save_checkpoint(
         run_dir, state.step, h.policy, h.optimizer, h.scheduler, state.state_dict(), keep=keep,
-        weights=trainable, procs=processes(h.accelerator, h.zero_stage),
+        weights=trainable, procs=h.backend.processes(),
     )  # fmt: skip
 
 
 def restore(h: Handles, run_dir: Path) -> dict[str, Any] | None:
     """Load the newest intact checkpoint into the policy, optimiser and schedule; its loop state
     (for ``LoopState.load_state_dict``), or None when there is none."""
-    procs = processes(h.accelerator, h.zero_stage)
+    procs = h.backend.processes()
     found = load_latest_intact(run_dir, h.policy, h.optimizer, h.scheduler, procs)
     if found is None:
         log.warning("--resume: no checkpoint in %s; starting from step 0", run_dir)
@@ -66,7 +55,7 @@ def restore(h: Handles, run_dir: Path) -> dict[str, Any] | None:
 
 def save_policy(h: Handles, out: Path) -> None:
     """The policy as plain transformers loads it (or its adapter) + processor; every process calls it."""
-    full = _gathered_weights(h)
+    full = h.backend.gathered_weights(h.scorer)  # partitioned weights: gathered (all take part)
     if h.accelerator.is_main_process:
         save_model(h.accelerator.unwrap_model(h.scorer).model, h.engine.processor, out, state_dict=full)
     h.accelerator.wait_for_everyone()

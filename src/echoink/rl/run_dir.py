@@ -29,7 +29,7 @@ from ..bounded import FileFormatError, read_json, read_yaml
 from ..config import Config, ConfigError, save_config
 from ..data.avqa import split_file, split_fingerprint
 from ..jsonl import read_jsonl
-from ..outdir import check_output_dir
+from ..outdir import OutputNotEmpty, check_output_dir
 from .checkpoint import STEP_DIR, latest_checkpoint
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ def check_run_dir(cfg: Config, record: RunRecord, resume: bool, allow_change: bo
             )  # fmt: skip
         return []
     if found and not resume:
-        raise FileExistsError(
+        raise OutputNotEmpty(
             f"train.output_dir: {run_dir} already holds a run ({', '.join(found)}); pass --resume to "
             "continue it, or choose another train.output_dir"
         )
@@ -226,7 +226,7 @@ def _refuse(changes: list[Change], allow_change: bool, run_dir: Path) -> None:
 def apply_changes(optimizer: Any, scheduler: Any, cfg: Config, changes: list[Change]) -> None:
     """Make restored optimiser and schedule states follow ``cfg`` from the current step on.
 
-    ``load_checkpoint`` restores the old run's peak LR (``initial_lr``, the scheduler's ``base_lrs``)
+    ``apply_checkpoint`` restores the old run's peak LR (``initial_lr``, the scheduler's ``base_lrs``)
     and weight decay; the schedule's shape (warm-up, length, kind) is already ``cfg``'s, since the
     scheduler object was built from it. Here the peak and decay are replaced and the current LR is
     recomputed, so the next update uses the new schedule at the restored step.

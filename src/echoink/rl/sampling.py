@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import UserError
+
 
 class PromptSampler:
     def __init__(self, num_items: int, per_process: int, seed: int, rank: int = 0, world: int = 1) -> None:
         if num_items < per_process * world:
-            raise ValueError(
+            raise UserError(
                 f"train.prompts_per_step: the dataset has {num_items} prompts, fewer than one global "
                 f"batch ({per_process} prompts x {world} processes)"
             )

@@ -16,6 +16,7 @@ from typing import Any
 
 from torch import nn
 
+from .backend import Backend
 from .sampling import PromptSampler
 
 
@@ -30,7 +31,7 @@ class Handles:
     reference: nn.Module | None  # a frozen copy (beta > 0 without LoRA), else None
     optimizer: Any
     scheduler: Any  # stepped once per training step, not prepared (accelerate would step it per process)
-    zero_stage: int | None = None  # DeepSpeed's ZeRO stage, None without DeepSpeed (sharding.py)
+    backend: Backend  # how the weights are held and updated (plain/DDP, DeepSpeed): chosen once
 
 
 @dataclass

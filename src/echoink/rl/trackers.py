@@ -20,6 +20,7 @@ from typing import Any
 from accelerate import Accelerator
 
 from ..config import Config
+from ..errors import UserError
 
 PROJECT = "echoink"
 # The import each tracker needs (accelerate's TensorBoard tracker also takes tensorboardX).
@@ -34,10 +35,10 @@ def tracker_kwargs(cfg: Config) -> dict[str, Any]:
     """
     unknown = [t for t in cfg.train.report_to if t not in _MODULES]
     if unknown:
-        raise ValueError(f"train.report_to: unknown tracker(s) {unknown}; valid: {', '.join(TRACKERS)}")
+        raise UserError(f"train.report_to: unknown tracker(s) {unknown}; valid: {', '.join(TRACKERS)}")
     missing = [t for t in cfg.train.report_to if not any(importlib.util.find_spec(m) for m in _MODULES[t])]
     if missing:
-        raise ValueError(
+        raise UserError(
             f"train.report_to: {', '.join(missing)} not installed (pip install {' '.join(missing)})"
         )
     if not cfg.train.report_to:

@@ -37,26 +37,35 @@ from ..progress import Progress
 from ..runlog import RunLog
 from ..scoring.rewards import register_rewards
 from . import sharding
-from .distributed import any_process, check_sharing, largest, launch_record, make_accelerator
+from .backend import make_backend
+from .distributed import any_process, check_sharing, gather_rows, largest, launch_record, make_accelerator
 from .experience import Experience, merge_signal_groups
 from .metrics import rollout_rows, step_metrics
 from .optimise import TrainingAborted, optimise
 from .persistence import checkpoint, export_policy, restore, save_best
-from .rollout import collect_experience
-from .run_dir import RunRecord, apply_changes, check_run_dir, write_record
+from .rollout import Across, collect_experience
+from .run_dir import Change, RunRecord, apply_changes, check_run_dir, write_record
 from .sampling import PromptSampler
 from .state import Handles, LoopState
 from .trackers import log_to_trackers, start_trackers, stop_trackers
 from .validation import make_validator, validation_metrics
 
-__all__ = ["Run", "TrainingAborted", "make_optimizer", "next_rollout_batch", "setup_run", "train"]
+__all__ = [
+    "Run",
+    "TrainingAborted",
+    "build_run",
+    "make_optimizer",
+    "next_rollout_batch",
+    "setup_run",
+    "train",
+]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Run:
-    """What ``setup_run`` builds: the handles and the loop's state, and the loop's fixed inputs."""
+    """What ``build_run`` builds: the handles and the loop's state, and the loop's fixed inputs."""
 
     h: Handles
     state: LoopState
@@ -64,6 +73,8 @@ class Run:
     gen_config: Any  # transformers GenerationConfig for rollouts
     log: RunLog
     run_dir: Path
+    record: RunRecord  # what setup_run writes into run_dir (config.yaml, inputs, launch)
+    changes: list[Change]  # recipe changes on a resume, appended to the record's history
 
 
 def train(cfg: Config, resume: bool = False, allow_config_change: bool = False) -> Path:
@@ -116,11 +127,10 @@ def _loop(cfg: Config, run: Run) -> None:
     bar.close()
 
 
-def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> Run:
-    """Launch, data, models, optimiser and run directory; on ``resume`` the newest checkpoint restored.
-
-    The run directory is checked before anything loads and written only once all is set up (a run that
-    fails to start leaves it as it was)."""
+def build_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> Run:
+    """Launch, data, models, optimiser; on ``resume`` the newest checkpoint restored. Writes nothing:
+    the run directory is checked before anything loads (``setup_run`` writes it once all is set up,
+    so a run that fails to start leaves it as it was, and a probe of a recipe leaves no trace)."""
     register_rewards(cfg.algo.rewards)  # fail on an unknown reward before loading anything
     accelerator = make_accelerator(cfg)
     run_dir = Path(cfg.train.output_dir)
@@ -134,24 +144,26 @@ def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> R
         log.warning("skipped %s", skipped)
     h, gen_config = _handles(cfg, accelerator)
     _log_layout(cfg, accelerator)
-    run = Run(
-        h,
-        LoopState(sampler),
-        loaded.samples,
-        gen_config,
-        RunLog(run_dir, enabled=accelerator.is_main_process),
-        run_dir,
-    )
+    runlog = RunLog(run_dir, enabled=accelerator.is_main_process)
+    run = Run(h, LoopState(sampler), loaded.samples, gen_config, runlog, run_dir, record, changes)
     restored = restore(h, run_dir) if resume else None
     if restored is not None:
         run.state.load_state_dict(restored)
+    apply_changes(h.optimizer, h.scheduler, cfg, changes)
+    return run
+
+
+def setup_run(cfg: Config, resume: bool, allow_config_change: bool = False) -> Run:
+    """``build_run``, then the run directory written: the record (main process), on ``resume`` the logs
+    cut back to the restored step, the trackers started."""
+    run = build_run(cfg, resume, allow_config_change)
+    accelerator = run.h.accelerator
     accelerator.wait_for_everyone()  # every process has read the old record before it is replaced
     if accelerator.is_main_process:
-        write_record(run_dir, cfg, record, changes, run.state.step)
+        write_record(run.run_dir, cfg, run.record, run.changes, run.state.step)
     if resume:
         _cut_logs(run.log, run.state.step)
     start_trackers(accelerator, cfg, run.state.step if resume else None)  # train.report_to
-    apply_changes(h.optimizer, h.scheduler, cfg, changes)
     return run
 
 
@@ -185,13 +197,13 @@ def _handles(cfg: Config, accelerator: Accelerator) -> tuple[Handles, Any]:
         policy, cfg.rollout.sharing, cfg.algo.router_aux_loss_coef, cfg.train.completions_per_pass
     )
     scorer, optimizer = accelerator.prepare(scorer, optimizer)
+    backend = make_backend(accelerator)  # chosen once: the stages call it, never ask for the ZeRO stage
     if reference is not None:
-        reference = sharding.shard_reference(accelerator, reference)  # ZeRO-3: partitioned too
+        reference = backend.prepare_reference(reference)  # ZeRO-3: partitioned too
     r = cfg.rollout
     sampling = {"temperature": r.temperature, "top_p": r.top_p, "top_k": r.top_k}
     gen_config = engine.generation_config(vocab, max_new_tokens=r.max_new_tokens, do_sample=True, **sampling)
-    stage = sharding.zero_stage(accelerator)
-    return Handles(accelerator, engine, policy, scorer, reference, optimizer, scheduler, stage), gen_config
+    return Handles(accelerator, engine, policy, scorer, reference, optimizer, scheduler, backend), gen_config
 
 
 def _vllm_settings(cfg: Config, accelerator: Accelerator) -> VllmSettings:
@@ -252,12 +264,11 @@ def next_rollout_batch(cfg: Config, run: Run) -> Experience:
 def _roll_out(cfg: Config, run: Run) -> Experience:
     h = run.h
     samples = [run.samples[i] for i in run.state.sampler.next_indices()]
-    with sharding.full_weights(h.accelerator, h.scorer):  # ZeRO-3: one gather per rollout
-        pushed = h.engine.push_weights(h.policy, version=run.state.step)  # vLLM: this step's weights
-        exp = collect_experience(
-            h.engine, h.policy, h.reference, samples, run.gen_config, cfg, partial(largest, h.accelerator)
-        )
-    h.engine.release_sampler()  # vLLM on a GPU with rollout.vllm_sleep: its memory back to training
-    if cfg.rollout.engine == "vllm":
+    with h.backend.full_weights(h.scorer):  # ZeRO-3: one gather per rollout
+        pushed = h.engine.sampler.sync(h.policy, version=run.state.step)  # this step's weights
+        across = Across(partial(largest, h.accelerator), partial(gather_rows, h.accelerator))
+        exp = collect_experience(h.engine, h.policy, h.reference, samples, run.gen_config, cfg, across)
+    h.engine.sampler.release()  # e.g. vLLM on a GPU with rollout.vllm_sleep: its memory back to training
+    if pushed is not None:  # a sampler with its own copy of the weights
         exp.timings["time/weight_push"] = pushed
     return exp

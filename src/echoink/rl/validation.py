@@ -17,9 +17,9 @@ import torch
 
 from ..config import Config
 from ..data import Sample, load_split
+from ..errors import UserError
 from ..runlog import read_jsonl
 from ..scoring.predict import Decoding, EvalSettings, predict_batch
-from .sharding import full_weights
 from .state import Handles
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def make_validator(cfg: Config, rank: int, world: int, metrics_path: Path) -> Va
         return None
     samples = load_split(cfg.data.val_path, on_error=cfg.data.on_error).samples[: cfg.eval.max_items]
     if not samples:
-        raise ValueError(f"{cfg.data.val_path}: no valid items to validate on")
+        raise UserError(f"{cfg.data.val_path}: no valid items to validate on")
     items, weights = shard(samples, rank, world)
     logged = read_jsonl(metrics_path) if metrics_path.exists() else []
     seen = [r["eval/accuracy"] for r in logged if r.get("eval/accuracy") is not None]
@@ -99,8 +99,8 @@ def _local_counts(cfg: Config, h: Handles, validator: Validator, step: int) -> t
     sums = torch.zeros(len(COUNTS), dtype=torch.float64)
     was_training = h.policy.training
     h.policy.eval()
-    with full_weights(h.accelerator, h.scorer):  # ZeRO-3: gathered once, not per token
-        h.engine.push_weights(h.policy, version=step)  # rollout.engine vllm: the weights after this step
+    with h.backend.full_weights(h.scorer):  # ZeRO-3: gathered once, not per token
+        h.engine.sampler.sync(h.policy, version=step)  # the weights after this step
         for start in range(0, len(validator.items), size):
             items = validator.items[start : start + size]
             rows = predict_batch(h.policy, h.engine, items, "none", settings)

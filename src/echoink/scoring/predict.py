@@ -20,6 +20,7 @@ import torch
 
 from ..data import Sample
 from ..data.messages import VideoSettings, decodable_messages
+from ..errors import UserError
 from .rewards import accuracy_reward, format_reward, parse_answer
 
 _ROW_KEYS = frozenset(
@@ -68,11 +69,11 @@ class Decoding:
 
     def __post_init__(self) -> None:
         if self.mode not in DECODING_MODES:
-            raise ValueError(f"decoding must be one of {', '.join(DECODING_MODES)}, got {self.mode!r}")
+            raise UserError(f"decoding must be one of {', '.join(DECODING_MODES)}, got {self.mode!r}")
         if self.samples < 1 or (self.mode == "greedy" and self.samples != 1):
-            raise ValueError(f"samples must be 1 for greedy and >= 1 for sample, got {self.samples}")
+            raise UserError(f"samples must be 1 for greedy and >= 1 for sample, got {self.samples}")
         if not self.temperature > 0 or math.isinf(self.temperature) or not 0 < self.top_p <= 1:  # NaN fails
-            raise ValueError("temperature must be > 0 and top_p in (0, 1]")
+            raise UserError("temperature must be > 0 and top_p in (0, 1]")
 
     def generate_kwargs(self) -> dict[str, Any]:
         if self.mode == "greedy":
@@ -116,7 +117,7 @@ def predict_batch(
     # Rows load in skip mode: a file that fails to decode now is left out with a warning, not fatal.
     samples, messages = decodable_messages(
         samples, settings.template, settings.max_audio_seconds, settings.max_pixels, "skip", condition,
-        settings.video, engine.geometry,
+        settings.video, geometry=engine.geometry,
     )  # fmt: skip
     if not samples:
         return []

@@ -28,6 +28,7 @@ import torch
 from ..config_sections import ConfigError
 from ..data import Sample
 from ..data.answers import parse_answer, parse_answer_letters
+from ..errors import UserError
 from ..registry import Registry
 
 __all__ = [
@@ -169,7 +170,7 @@ def score(
     for name in names:
         values = REWARDS.get(name)(completions=completions, **fields)
         if len(values) != len(completions):
-            raise ValueError(
+            raise UserError(
                 f"reward {name!r} returned {len(values)} values for {len(completions)} completions"
             )
         columns.append([float("nan") if v is None else float(v) for v in values])

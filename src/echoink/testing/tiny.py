@@ -29,6 +29,7 @@ from transformers import (
     Qwen2VLVideoProcessor,
 )
 
+from ..errors import UserError
 from .tiny_common import (
     DEFAULT_ROPE_THETA,
     HEAD_DIM,
@@ -154,7 +155,7 @@ def make_tiny(
     needs at least 32 (its smallest supported size), the default 16 keeps the demo's models.
     ``audio_conv_gain`` > 0 redraws the audio tower's convolutions (``tiny_common.rescale_audio_convs``)."""
     if family not in TINY_FAMILIES:
-        raise ValueError(f"unknown tiny model family {family!r}; valid: {', '.join(TINY_FAMILIES)}")
+        raise UserError(f"unknown tiny model family {family!r}; valid: {', '.join(TINY_FAMILIES)}")
     if family == "qwen3-omni":
         from .tiny_qwen3 import make_tiny_qwen3
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase, WhisperFeatureExtractor
 
+from ..errors import UserError
+
 HEAD_DIM = 16
 """Text attention head width of the tiny models (heads = hidden / HEAD_DIM)."""
 
@@ -28,9 +30,9 @@ def text_heads(hidden: int, head_dim: int) -> int:
     2
     """
     if head_dim < 8 or head_dim % 8:
-        raise ValueError(f"head_dim must be a multiple of 8 (M-RoPE splits it in three), got {head_dim}")
+        raise UserError(f"head_dim must be a multiple of 8 (M-RoPE splits it in three), got {head_dim}")
     if hidden % head_dim or hidden < head_dim:
-        raise ValueError(f"hidden must be a positive multiple of head_dim {head_dim}, got {hidden}")
+        raise UserError(f"hidden must be a positive multiple of head_dim {head_dim}, got {hidden}")
     return hidden // head_dim
 
 

@@ -18,6 +18,7 @@ from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX, Qwen
 
 from echoink.data.prompts import SYSTEM_PROMPT, TEMPLATES
 from echoink.data.schema import Sample
+from echoink.errors import UserError
 
 # (content, special) in Qwen2.5-Omni's id order (151643...); <tool_call>/fim tokens are plain added tokens there.
 OMNI_ADDED_TOKENS: tuple[tuple[str, bool], ...] = (
@@ -226,7 +227,7 @@ def train_tokenizer(
     """
     n_added = len(tokens.added)
     if vocab_size < 256 + n_added:
-        raise ValueError(
+        raise UserError(
             f"vocab_size must be >= {256 + n_added} (byte alphabet + special tokens), got {vocab_size}"
         )
     raw = Tokenizer(models.BPE())

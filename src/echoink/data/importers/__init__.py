@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from ...bounded import read_json
+from ...errors import UserError
 from ...filehash import sha256_file
+from ...outdir import OutputNotEmpty
 from ...progress import Progress
 from ...registry import Registry
 from ..schema import RowError
@@ -77,7 +79,7 @@ class ImportReport:
         return out
 
 
-class NothingImported(ValueError):
+class NothingImported(UserError):
     """No question of a release could be imported (every one misses media)."""
 
 
@@ -88,7 +90,7 @@ def import_benchmark(name: str, src: str | Path, out: str | Path) -> ImportRepor
     if not src.is_dir():
         raise RowError(src, -1, f"not a directory (the {bench.title} release as extracted)")
     if not src.is_relative_to(out):
-        raise ValueError(
+        raise UserError(
             f"{src} is not inside --out {out}: media are referenced relative to the split, not copied; "
             f"put the release under {out} or pass an --out folder that holds it"
         )
@@ -146,7 +148,7 @@ def check_replaceable(split: Path) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         ours = False
     if not ours:
-        raise FileExistsError(
+        raise OutputNotEmpty(
             f"--out: {split} exists and was not written by `echoink data import` (or was edited since); "
             "move it away or import into another --out"
         )

