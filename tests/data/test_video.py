@@ -16,6 +16,7 @@ import soundfile as sf
 
 from echoink.data import load_split
 from echoink.data.avqa import RowError
+from echoink.data.media import QWEN2_5
 from echoink.data.messages import VideoSettings, video_block
 from echoink.data.video import load_video, shifted, video_info, write_video
 from echoink_lab.synth_video import VideoSpec, generate_video, glance_rows, glance_trace, plan_clip, trace
@@ -168,8 +169,10 @@ def test_truncated_video_is_a_row_error(bench, tmp_path):
 def test_ablations_change_only_what_they_name(bench):
     sample = load_split(bench / "test.json").samples[0]
     settings = VideoSettings(fps=2, max_frames=16)
-    none = video_block(sample, settings)
-    audio, video, desync = (video_block(sample, settings, a) for a in ("audio", "video", "desync"))
+    none = video_block(sample, settings, geometry=QWEN2_5)
+    audio, video, desync = (
+        video_block(sample, settings, a, geometry=QWEN2_5) for a in ("audio", "video", "desync")
+    )
     assert not audio["soundtrack"].any() and np.array_equal(audio["video"], none["video"])
     assert (video["video"] == 128).all() and np.array_equal(video["soundtrack"], none["soundtrack"])
     half = int(2.0 * 16_000)  # default: half the 4 s clip, wrapping around
@@ -235,7 +238,7 @@ def test_a_long_clip_is_one_span_of_frames_and_sound(long_clip):
     clip, separate, frames_only = load_split(long_clip).samples
     settings = VideoSettings(fps=2, max_frames=16)
     block = lambda s, ablate="none", max_audio=None: sample_messages(  # noqa: E731
-        [s], "reasoning", max_audio, None, ablate, settings
+        [s], "reasoning", max_audio, None, ablate, settings, geometry=QWEN2_5
     )[0][-1]["content"][0]
     none = block(clip)
     levels = none["video"][:, 28, 28, 0].astype(int)  # frame k shows time k / 2: grey level 2 k
