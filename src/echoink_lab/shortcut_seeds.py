@@ -187,15 +187,26 @@ def run_seed(out: Path, seed: int, spec, echo, run) -> dict:
     return summary
 
 
-def run_seeds(out: Path, seeds: int, spec, run, echo=print) -> dict[str, Any]:
-    """Seeds 0 .. seeds-1 of the experiment ``spec`` (``out/seed<s>``); writes and returns
-    ``out/summary.json``. ``run``: see ``run_seed``."""
+def run_seeds(
+    out: Path, seeds: int, spec, run, echo=print, one_seed_arms: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Seeds 0 .. seeds-1 of the experiment ``spec`` (``out/seed<s>``), ``one_seed_arms`` added on seed 0
+    only (controls too costly to repeat); writes and returns ``out/summary.json``. ``run``: see ``run_seed``."""
+    from dataclasses import replace
+
     from echoink.outdir import check_output_dir
 
     check_output_dir(out, "--out", "shortcut experiment", own=("summary.json", "seed0"))
-    per_seed = {str(s): run_seed(out / f"seed{s}", s, spec, echo, run) for s in range(seeds)}
+    extra = tuple(a for a in one_seed_arms if a not in spec.arms)
+    per_seed = {
+        str(s): run_seed(
+            out / f"seed{s}", s, replace(spec, arms=(*spec.arms, *extra)) if s == 0 else spec, echo, run
+        )
+        for s in range(seeds)
+    }
     arms = list(spec.arms)
-    summary = {"seeds": seeds, "arms": arms, "per_seed": per_seed, "across_seeds": across_seeds(per_seed)}
+    summary = {"seeds": seeds, "arms": arms, "one_seed_arms": list(extra), "per_seed": per_seed,
+               "across_seeds": across_seeds(per_seed)}  # fmt: skip
     summary["targets"] = targets(per_seed)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     (out / "summary.md").write_text(seeds_markdown(summary))
@@ -216,7 +227,9 @@ def seeds_markdown(s: dict[str, Any]) -> str:
     lines = [
         "# Shortcut experiment over seeds (echoink_lab.shortcut_seeds)",
         "",
-        f"{s['seeds']} seed(s); arms {', '.join(s['arms'])}. Accuracy in %: mean ± sd [min, max] over seeds. "
+        f"{s['seeds']} seed(s); arms {', '.join(s['arms'])}"
+        + (f"; on seed 0 only: {', '.join(s['one_seed_arms'])}" if s.get("one_seed_arms") else "")
+        + ". Accuracy in %: mean ± sd [min, max] over seeds. "
         "audio swap: the share of answers that follow the swapped-in audio.",
         "",
         "| model | broken | neutral (none) | aligned | audio swap: follows the new audio | audio swap: stays "
