@@ -112,6 +112,11 @@ def test_two_seeds_of_three_arms_at_toy_size(tmp_path):
         and "sft_only" not in summary["per_seed"]["1"]["models"]
     )
     assert summary["across_seeds"]["sft_only"]["none"]["n"] == 1
+    from echoink_lab.shortcut_seeds import SEEDS_SIZES
+
+    assert summary["sizes"] == [*SEEDS_SIZES, *TOY]  # the seeds mode's sizes first, the caller's win
+    models = summary["per_seed"]["1"]["models"]
+    assert all("audio_drop" in m and "image_drop" not in m for m in models.values())  # audio ablation only
     assert json.loads((out / "summary.json").read_text()) == summary
     assert (out / "summary.md").read_text() == seeds_markdown(summary)  # from summary.json alone
     benches = [json.loads((out / f"seed{s}" / "bench" / "test.json").read_text()) for s in (0, 1)]

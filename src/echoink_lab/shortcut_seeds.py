@@ -24,6 +24,13 @@ from pathlib import Path
 from typing import Any
 
 SWAP = "test_swap.json"
+SEEDS_SIZES = ("demo.test_items=444", "train.max_steps=40")
+"""The seeds mode's sizes, before the caller's overrides (which win): 148 held-out items per part (a
+whole number of answer-letter blocks) and 40 GRPO steps per arm, with the measured run's cold start (800
++ 300 SFT steps) kept, the only base measured to hold the shortcut. With ``SEEDS_ABLATE``, a 3-seed run of
+paper, credit and placebo plus grounded, filtered, conflict and sft_only on seed 0 is an estimated 58
+minutes alone on 2 cores (docs/grounding.md, "Sizing")."""
+SEEDS_ABLATE = ("audio",)
 PAIRED_PARTS = ("broken", "none", "aligned", "audio_swap")
 REFERENCES = ("paper", "placebo")
 
@@ -197,6 +204,7 @@ def run_seeds(
     from echoink.outdir import check_output_dir
 
     check_output_dir(out, "--out", "shortcut experiment", own=("summary.json", "seed0"))
+    spec = replace(spec, overrides=(*SEEDS_SIZES, *spec.overrides), ablate=SEEDS_ABLATE)
     extra = tuple(a for a in one_seed_arms if a not in spec.arms)
     per_seed = {
         str(s): run_seed(
@@ -205,7 +213,8 @@ def run_seeds(
         for s in range(seeds)
     }
     arms = list(spec.arms)
-    summary = {"seeds": seeds, "arms": arms, "one_seed_arms": list(extra), "per_seed": per_seed,
+    summary = {"seeds": seeds, "arms": arms, "one_seed_arms": list(extra), "sizes": list(spec.overrides),
+               "per_seed": per_seed,
                "across_seeds": across_seeds(per_seed)}  # fmt: skip
     summary["targets"] = targets(per_seed)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -229,6 +238,7 @@ def seeds_markdown(s: dict[str, Any]) -> str:
         "",
         f"{s['seeds']} seed(s); arms {', '.join(s['arms'])}"
         + (f"; on seed 0 only: {', '.join(s['one_seed_arms'])}" if s.get("one_seed_arms") else "")
+        + (f"; sizes (before any --set): {', '.join(s['sizes'])}" if s.get("sizes") else "")
         + ". Accuracy in %: mean ± sd [min, max] over seeds. "
         "audio swap: the share of answers that follow the swapped-in audio.",
         "",
