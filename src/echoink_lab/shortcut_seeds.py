@@ -24,10 +24,13 @@ from pathlib import Path
 from typing import Any
 
 SWAP = "test_swap.json"
-SEEDS_SIZES = ("demo.test_items=444", "train.max_steps=40")
-"""The seeds mode's sizes, before the caller's overrides (which win): 148 held-out items per part (a
+SEEDS_SIZES = ("demo.test_items=300", "train.max_steps=40")
+"""The seeds mode's sizes, before the caller's overrides (which win): 100 held-out items per part (a
 whole number of answer-letter blocks) and 40 GRPO steps per arm, with the measured run's cold start (800
 + 300 SFT steps) kept, the only base measured to hold the shortcut. With ``SEEDS_ABLATE``, a 3-seed run of
+paper, credit and placebo plus grounded, filtered, conflict and sft_only on seed 0 is an estimated 57
+minutes alone on 2 cores (docs/grounding.md, "Sizing the 3-seed run")."""
+SEEDS_ABLATE``, a 3-seed run of
 paper, credit and placebo plus grounded, filtered, conflict and sft_only on seed 0 is an estimated 58
 minutes alone on 2 cores (docs/grounding.md, "Sizing")."""
 SEEDS_ABLATE = ("audio",)
