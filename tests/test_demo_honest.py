@@ -45,12 +45,12 @@ def test_intervals_apart_and_difference_words_edges():
 
 
 def test_reselection_when_the_bases_pass_at_k_reaches_grpos_pass_at_1():
-    assert "re-selection of answers the base samples" in reselection_words(
-        {"1": 0.3, "4": 0.7, "8": 0.93}, 0.926
-    )
-    more = reselection_words({"1": 0.3, "4": 0.5, "8": 0.6}, 0.926)
+    k = {"1": 0.3, "4": 0.7, "8": 0.93}
+    assert "re-selection of answers the base samples" in reselection_words(k, 0.926, 0.296)
+    more = reselection_words({"1": 0.3, "4": 0.5, "8": 0.6}, 0.926, 0.296)
     assert "more than re-selection" in more and "pass@8 (60.0%)" in more  # the largest k, not the first
-    assert "not measured" in reselection_words(None, 0.9)
+    assert "not measured" in reselection_words(None, 0.9, 0.3)
+    assert "no gain" in reselection_words({"8": 0.0}, 0.0, 0.0)  # nothing gained, nothing re-selected
 
 
 def _video_row(i, onset, colours, letter):
@@ -111,3 +111,25 @@ def test_glance_targets_counts_wrong_letters_from_the_split(tmp_path):
     path = tmp_path / "train_glance.json"
     path.write_text(json.dumps(rows))
     assert glance_targets(path) == {"items": 4, "glance": 3, "wrong": 2, "wrong_share": 0.5}
+
+
+def test_shifted_letter_matches_where_the_evals_desync_puts_the_tone(tmp_path):
+    """The diagnostic's target against the real ablation: clips written by the generator, loaded through
+    ``video_block(..., ablate="desync")`` with the video demo's settings; the loudest stretch of the
+    shifted soundtrack lies in the second whose colour ``shifted_letter`` names."""
+    import numpy as np
+
+    from echoink.data import load_split
+    from echoink.data.media import SAMPLE_RATE
+    from echoink.data.messages import VideoSettings, video_block
+    from echoink_lab.synth_video import VideoSpec, generate_video
+
+    generate_video(tmp_path, {"test": 6}, VideoSpec(seed=4, palette="fixed", trace="seconds"))
+    rows = json.loads((tmp_path / "test.json").read_text())
+    samples = load_split(tmp_path / "test.json").samples
+    for row, sample in zip(rows, samples, strict=True):
+        sound = video_block(sample, VideoSettings(2.0, 8, 3136), ablate="desync")["soundtrack"]
+        loud = np.convolve(np.abs(sound), np.ones(SAMPLE_RATE // 10), mode="same")
+        second = int(np.argmax(loud) // SAMPLE_RATE)
+        letter = "ABCD"[["red", "yellow", "green", "blue"].index(row["second_colours"][second])]
+        assert shifted_letter(row, 2.0) == letter != row["solution"][8]

@@ -365,7 +365,7 @@ def _honest_lines(s: dict[str, Any]) -> list[str]:
             lines.append("- Base sampled at T = 1: " + ", ".join(f"pass@{j} {_pct(v)}" for j, v in k.items())
                          + "; GRPO's pass@1 is its greedy accuracy.")  # fmt: skip
         mean = sum(r["accuracy"] for r in s["grpo_seeds"]) / len(s["grpo_seeds"])
-        lines.append("- " + reselection_words(k, mean) + " (GRPO: mean over seeds)")
+        lines.append("- " + reselection_words(k, mean, s["base"]["accuracy"]) + " (GRPO: mean over seeds)")
     for model, dg in (s.get("desync") or {}).items():
         if dg:
             lines.append(f"- Soundtrack shifted by half the clip, {model}: {_pct(dg['shifted_colour_share'])} of "

@@ -56,9 +56,12 @@ def difference_words(gain: float, p: float, apart: bool) -> str:
     return f"no measurable difference (paired McNemar p = {p:.3g})"
 
 
-def reselection_words(base_pass: dict[str, float] | None, grpo_accuracy: float) -> str:
-    """ "re-selection" when the base's best pass@k already reaches GRPO's one-answer accuracy: GRPO then
-    picks out a behaviour the base samples, and the gain says nothing about a new ability."""
+def reselection_words(base_pass: dict[str, float] | None, grpo_accuracy: float, base_accuracy: float) -> str:
+    """ "re-selection" when GRPO gained over the base's greedy accuracy and the base's best pass@k already
+    reaches GRPO's one-answer accuracy: GRPO then picks out a behaviour the base samples, and the gain
+    says nothing about a new ability. Without a gain there is nothing to explain."""
+    if grpo_accuracy <= base_accuracy:
+        return "GRPO's accuracy is not above the base's: no gain to call re-selection or teaching."
     if not base_pass:
         return "The base's pass@k was not measured, so re-selection cannot be told from teaching."
     k, best = max(base_pass.items(), key=lambda kv: int(kv[0]))

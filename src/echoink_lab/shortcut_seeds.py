@@ -30,9 +30,6 @@ whole number of answer-letter blocks) and 40 GRPO steps per arm, with the measur
 + 300 SFT steps) kept, the only base measured to hold the shortcut. With ``SEEDS_ABLATE``, a 3-seed run of
 paper, credit and placebo plus grounded, filtered, conflict and sft_only on seed 0 is an estimated 57
 minutes alone on 2 cores (docs/grounding.md, "Sizing the 3-seed run")."""
-SEEDS_ABLATE``, a 3-seed run of
-paper, credit and placebo plus grounded, filtered, conflict and sft_only on seed 0 is an estimated 58
-minutes alone on 2 cores (docs/grounding.md, "Sizing")."""
 SEEDS_ABLATE = ("audio",)
 PAIRED_PARTS = ("broken", "none", "aligned", "audio_swap")
 REFERENCES = ("paper", "placebo")
