@@ -1,8 +1,9 @@
 """Does GRPO take a visual shortcut, and does grounding stop it? One rerunnable experiment on a CPU.
 
     python -m echoink_lab.shortcut_experiment --out runs/shortcut [--recipe recipes/shortcut_cpu.yaml]
-        [--arms paper,grounded,filtered] [--aligned 0.8] [--frame-traces 0.5] [--frame-stage-steps 200]
-        [--set train.max_steps=100 ...]
+        [--arms paper,grounded,filtered,credit,placebo,conflict,sft_only] [--aligned 0.8] [--frame-traces 0.3]
+        [--frame-stage-steps 300] [--conflict-frames 0.3] [--set train.max_steps=100 ...]
+        [--seeds 3 --one-seed-arms grounded,filtered,conflict,sft_only]
 
 Stages (each the library's public path, as in ``echoink_lab.demo``): the ``shortcut_where`` benchmark with a
 fraction ``--aligned`` of training items framed on the answer (``--frame-traces`` of those with a

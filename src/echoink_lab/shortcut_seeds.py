@@ -1,6 +1,7 @@
 """The shortcut experiment over several seeds, with an audio-swap split and paired tests (issue 37, item 2).
 
-    python -m echoink_lab.shortcut_experiment --seeds 3 --arms paper,credit,placebo --out runs/shortcut
+    python -m echoink_lab.shortcut_experiment --seeds 3 --arms paper,credit,placebo \
+        --one-seed-arms grounded,filtered,conflict,sft_only --out runs/shortcut
 
 Seed s runs the whole experiment (``shortcut_experiment.run_experiment``) into ``out/seed<s>`` with every
 stage seeded from s (benchmark, tiny model, SFT, GRPO: ``demo.seed``, ``sft.seed``, ``train.seed``), then:
