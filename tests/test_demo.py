@@ -99,6 +99,27 @@ def test_video_demo_pipeline_writes_every_artefact(tmp_path):
     assert "video -> blank frames" in md and "soundtrack shifted by half the clip" in md
     rows = [json.loads(line) for line in (out / "eval_grpo" / "predictions.jsonl").read_text().splitlines()]
     assert {r["condition"] for r in rows} == {"none", "audio", "video", "desync"}
+    _check_honest_fields(out, summary, md)
+
+
+def _check_honest_fields(out, summary, md):
+    """Issue 37 item 3: two GRPO seeds paired-tested against the base, the base's pass@1/4/8, the desync
+    diagnostic of every model and the glance stage's wrong-target share, all in summary.json and .md."""
+    seeds = summary["grpo_seeds"]
+    assert [(r["seed"], r["run"]) for r in seeds] == [(0, "grpo"), (1, "grpo_seed1")]
+    assert (out / "grpo_seed1" / "final" / "config.json").is_file()
+    for r in seeds:
+        assert r["paired"]["shared"] == 4 and 0.0 <= r["p"] <= 1.0
+        assert f"GRPO seed {r['seed']}:" in md and r["words"] in md
+    assert set(summary["base_pass_at_k"]) == {"1", "2", "4", "8"}
+    assert "pass@8" in md and ("re-selection" in md or "more than re-selection" in md)
+    assert set(summary["desync"]) == {"base", "grpo", "grpo_seed1"}
+    for dg in summary["desync"].values():
+        assert dg["n"] == 4 and 0.0 <= dg["shifted_colour_share"] + dg["gold_share"] <= 1.0
+    g = summary["glance_targets"]
+    assert g["items"] == 16 and 0 <= g["wrong"] <= g["glance"] <= 16
+    assert f"{g['wrong']} of them end in a wrong letter" in md
+    assert "intervals overlap" not in md and "intervals do not overlap" not in md
 
 
 def test_demo_removes_only_an_earlier_demos_outputs(tmp_path):

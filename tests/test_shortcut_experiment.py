@@ -5,6 +5,7 @@ asserted here; the real run's numbers are in docs/grounding.md)."""
 import json
 
 import pytest
+import yaml
 
 from echoink_lab.shortcut_experiment import ExperimentSpec, run_experiment
 
@@ -98,3 +99,36 @@ def test_one_set_of_defaults_for_every_caller(tmp_path, monkeypatch):
     assert cfg.algo.rewards == {"accuracy": 1.0, "format": 1.0, "grounding": 2.0}
     assert (cfg.model.path, cfg.train.output_dir) == (str(tmp_path / "m"), str(tmp_path / "o"))
     assert ExperimentSpec().arm_config("filtered", *[tmp_path] * 3).algo.drop_unimodal_groups
+
+
+def test_conflict_and_sft_only_arms_at_toy_size(tmp_path):
+    """conflict: GRPO with the paper's rewards on the same items with some frames moved to a wrong
+    object; sft_only: the cold start's last stage continued for GRPO's steps x prompts. Every part is also
+    reported with the audio silenced."""
+    out = tmp_path / "exp"
+    spec = ExperimentSpec(
+        overrides=TOY,
+        arms=("conflict", "sft_only"),
+        frame_traces=0.5,
+        frame_stage_steps=1,
+        conflict_frames=0.5,
+    )
+    summary = run_experiment(out, spec, echo=lambda _: None)
+    train, conflict = (json.loads((out / d / "train.json").read_text()) for d in ("bench", "bench_conflict"))
+    assert [r["problem"] for r in train] == [r["problem"] for r in conflict]
+    assert "broken" not in {r["shortcut"] for r in train} and "broken" in {r["shortcut"] for r in conflict}
+    cfg = yaml.safe_load((out / "conflict" / "config.yaml").read_text())
+    assert cfg["data"]["train_path"] == str(out / "bench_conflict" / "train.json")
+    assert cfg["algo"]["rewards"] == {"accuracy": 1.0, "format": 1.0}
+    sft = yaml.safe_load((out / "sft_only" / "config.yaml").read_text())  # the sft run's own config
+    assert (sft["sft"]["max_steps"], sft["sft"]["batch_size"]) == (2, 2)  # train.max_steps, prompts_per_step
+    assert sft["model"]["path"] == str(out / "sft_frame" / "final")
+    assert sft["data"]["train_path"] == str(out / "bench_frame" / "train.json")
+    assert (out / "sft_only" / "final" / "config.json").is_file() and set(summary["step_cost"]) == {
+        "conflict"
+    }
+    assert summary["conflict_frames"] == 0.5 and "optimizer steps" in summary["sft_only"]
+    for block in summary["models"].values():
+        assert set(block["parts_audio_silenced"]) == {"broken", "none", "aligned"}
+    md = (out / "summary.md").read_text()
+    assert "With the audio silenced" in md and "sft_only: the cold start" in md

@@ -105,16 +105,28 @@ def test_two_seeds_of_three_arms_at_toy_size(tmp_path):
     out = tmp_path / "exp"
     arms = ["paper", "credit", "placebo"]
     spec = ExperimentSpec(overrides=tuple(TOY), arms=tuple(arms), frame_traces=0.5, frame_stage_steps=0)
-    summary = run_seeds(out, 2, spec, run=run_experiment, echo=lambda _: None)
+    summary = run_seeds(out, 2, spec, run=run_experiment, echo=lambda _: None, one_seed_arms=("sft_only",))
+    assert summary["one_seed_arms"] == ["sft_only"] and "on seed 0 only: sft_only" in seeds_markdown(summary)
+    assert (
+        "sft_only" in summary["per_seed"]["0"]["models"]
+        and "sft_only" not in summary["per_seed"]["1"]["models"]
+    )
+    assert summary["across_seeds"]["sft_only"]["none"]["n"] == 1
+    from echoink_lab.shortcut_seeds import SEEDS_SIZES
+
+    assert summary["sizes"] == [*SEEDS_SIZES, *TOY]  # the seeds mode's sizes first, the caller's win
+    models = summary["per_seed"]["1"]["models"]
+    assert all("audio_drop" in m and "image_drop" not in m for m in models.values())  # audio ablation only
     assert json.loads((out / "summary.json").read_text()) == summary
     assert (out / "summary.md").read_text() == seeds_markdown(summary)  # from summary.json alone
     benches = [json.loads((out / f"seed{s}" / "bench" / "test.json").read_text()) for s in (0, 1)]
     assert [r["cue"] for r in benches[0]] != [r["cue"] for r in benches[1]]  # every stage seeded from s
     for s in ("0", "1"):
         seed = summary["per_seed"][s]
-        assert set(seed["audio_swap"]) == {"base", *arms} and set(seed["paired"]) == {
-            "credit vs paper", "placebo vs paper", "credit vs placebo"
-        }  # fmt: skip
+        extra = {"sft_only"} if s == "0" else set()
+        pairs = {"credit vs paper", "placebo vs paper", "credit vs placebo"}
+        pairs |= {"sft_only vs paper", "sft_only vs placebo"} if s == "0" else set()
+        assert set(seed["audio_swap"]) == {"base", *arms, *extra} and set(seed["paired"]) == pairs
         assert seed["paired"]["credit vs paper"]["broken"]["n"] == 4
         assert f"seed: {s}" in (out / f"seed{s}" / "credit" / "config.yaml").read_text()
         assert "credit_placebo: true" in (out / f"seed{s}" / "placebo" / "config.yaml").read_text()

@@ -412,7 +412,7 @@ def _out_override(field: str, out: Path | None) -> list[str]:
 def demo_cmd(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Run directory for every stage's output."),
     budget_minutes: float = typer.Option(
-        None, "--budget-minutes", min=0, help="Warn when the stages take longer (default 15; video 25)."
+        None, "--budget-minutes", min=0, help="Warn when the stages take longer (default 15; video 40)."
     ),
     recipe: Path = typer.Option(
         None,
@@ -435,7 +435,7 @@ def demo_cmd(
         recipe = recipe or demo.VIDEO_RECIPE
         out = Path("runs/demo-video") if out == Path("runs/demo") else out
     if budget_minutes is None:
-        budget_minutes = 25.0 if modality == "video" else 15.0
+        budget_minutes = 40.0 if modality == "video" else 15.0
     demo.run_demo(out, budget_minutes, recipe, overrides, echo=typer.echo)
 
 

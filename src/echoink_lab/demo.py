@@ -74,7 +74,6 @@ def run_demo(
     """Run every stage into ``out``; returns the summary (also written to summary.json / summary.md)."""
     from echoink.eval.analysis import analyze
     from echoink.eval.evaluate import evaluate
-    from echoink.rl.trainer import train
     from echoink.sft import sft
     from echoink.testing import build_tiny
 
@@ -103,21 +102,85 @@ def run_demo(
     )
     stages.run("SFT cold start", lambda: sft(cfg))
     base_dir = glance_stage(out, cfg, d, stages) if d.glance_stage_steps else out / "sft" / "final"
-    grpo_model = out / "grpo" / "final"
     kwargs = eval_kwargs(cfg, d)
     test = out / "bench" / "test.json"
     base = stages.run("evaluate base", lambda: evaluate(base_dir, test, out / "eval_base", **kwargs))
+    base_pass = base_sampled(out, base_dir, test, kwargs, d, stages)
     cfg.model.path = str(base_dir)  # GRPO starts from the SFT model
-    stages.run("GRPO", lambda: train(cfg))
-    tuned = stages.run("evaluate GRPO", lambda: evaluate(grpo_model, test, out / "eval_grpo", **kwargs))
+    runs = grpo_runs(out, cfg, d, stages, test, kwargs)
     analysis = stages.run("curves + aha analysis", lambda: analyze(out / "grpo", out / "analysis"))
-    summary = build_summary(base, tuned, stages.seconds, cfg, d)
+    summary = build_summary(base, runs[0][2], stages.seconds, cfg, d)
+    summary |= honest_fields(out, base, runs, base_pass, d)
     summary["figures"] = [str(Path(f).relative_to(out)) for f in analysis["files"] if f.endswith(".png")]
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     (out / "summary.md").write_text(summary_markdown(summary))
     echo("\n" + summary_markdown(summary))
     _report(out, echo)
     return summary
+
+
+def base_sampled(
+    out: Path, base_dir: Path, test: Path, kwargs: dict[str, Any], d: DemoConfig, stages: Stages
+) -> dict[str, float] | None:
+    """The base's pass@k (``demo.base_samples`` samples per item at T = 1, no ablation), or None when off."""
+    from echoink.eval.evaluate import evaluate
+    from echoink.scoring.predict import Decoding
+
+    if not d.base_samples:
+        return None
+    sampled = kwargs | {"ablate": [], "decoding": Decoding("sample", d.base_samples, 1.0, 1.0, d.seed)}
+    done = stages.run(
+        f"sample base x{d.base_samples}",
+        lambda: evaluate(base_dir, test, out / "eval_base_sampled", **sampled),
+    )
+    return done["conditions"]["none"].get("pass@k")
+
+
+def grpo_runs(
+    out: Path, cfg: Config, d: DemoConfig, stages: Stages, test: Path, kwargs: dict[str, Any]
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """GRPO from the base with seeds ``train.seed`` .. + ``demo.grpo_seeds`` - 1, each evaluated; returns
+    (seed, run name, evaluation summary). The first keeps the names grpo/ and eval_grpo/ (the report's)."""
+    from echoink.eval.evaluate import evaluate
+    from echoink.rl.trainer import train
+
+    runs = []
+    for i in range(d.grpo_seeds):
+        seed = cfg.train.seed + i
+        name = "grpo" if i == 0 else f"grpo_seed{seed}"
+        run_cfg = copy.deepcopy(cfg)
+        run_cfg.train.seed, run_cfg.train.output_dir = seed, str(out / name)
+        label = "GRPO" if i == 0 else f"GRPO seed {seed}"
+        stages.run(label, lambda c=run_cfg: train(c))
+        done = stages.run(
+            f"evaluate {label}", lambda n=name: evaluate(out / n / "final", test, out / f"eval_{n}", **kwargs)
+        )
+        runs.append((seed, name, done))
+    return runs
+
+
+def honest_fields(
+    out: Path, base: dict, runs: list[tuple[int, str, dict[str, Any]]], base_pass: dict | None, d: DemoConfig
+) -> dict[str, Any]:
+    """Per GRPO seed: accuracy, the paired test against the base and its verdict; the base's pass@k; for
+    video, the desync diagnostic of every model and the glance stage's wrong-letter targets."""
+    from .demo_honest import desync_diagnostic, glance_targets, paired_vs_base, seed_verdict
+
+    b = _model_block(base, d.modality)
+    seeds = []
+    for seed, name, done in runs:
+        g = _model_block(done, d.modality)
+        paired = paired_vs_base(out / "eval_base", out / f"eval_{name}")
+        seeds.append({"seed": seed, "run": name, "accuracy": g["accuracy"], "ci95": g["ci95"],
+                      "paired": paired} | seed_verdict(b, g, paired))  # fmt: skip
+    fields: dict[str, Any] = {"grpo_seeds": seeds, "base_pass_at_k": base_pass}
+    if d.modality == "video":
+        rows = json.loads((out / "bench" / "test.json").read_text(encoding="utf-8"))
+        models = {"base": "eval_base"} | {s["run"]: f"eval_{s['run']}" for s in seeds}
+        fields["desync"] = {m: desync_diagnostic(out / e, rows) for m, e in models.items()}
+    if d.glance_stage_steps:
+        fields["glance_targets"] = glance_targets(out / "bench" / "train_glance.json")
+    return fields
 
 
 def glance_stage(out: Path, cfg: Config, d: DemoConfig, stages: Stages) -> Path:
@@ -211,6 +274,7 @@ STAGE_OUTPUTS = (
     "sft_glance",
     "grpo",
     "eval_base",
+    "eval_base_sampled",
     "eval_grpo",
     "analysis",
     "summary.json",
@@ -228,7 +292,8 @@ def clear_previous(out: Path) -> None:
     import shutil
 
     check_output_dir(out, "--out", "demo", own=DEMO_MARKS)
-    for name in STAGE_OUTPUTS:
+    extra_seeds = [p.name for p in [*out.glob("grpo_seed*"), *out.glob("eval_grpo_seed*")]]
+    for name in [*STAGE_OUTPUTS, *extra_seeds]:
         path = out / name
         if path.is_dir():
             shutil.rmtree(path)
@@ -284,14 +349,33 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
-def _verdict(base: dict, grpo: dict) -> str:
-    """Say whether the difference is more than noise (95% intervals overlap or not)."""
-    (b_lo, b_hi), (g_lo, g_hi) = base["ci95"], grpo["ci95"]
-    if g_lo > b_hi:
-        return "The 95% intervals do not overlap: a real gain."
-    if g_hi < b_lo:
-        return "The 95% intervals do not overlap: a real loss."
-    return "The 95% intervals overlap: no measurable difference."
+def _honest_lines(s: dict[str, Any]) -> list[str]:
+    """The sentences whose words follow from the numbers (``demo_honest``): per GRPO seed the paired test
+    against the base, the base's pass@k beside GRPO's, the desync diagnostic, the glance stage's wrong
+    targets. A summary from before these fields gets none of them."""
+    from .demo_honest import reselection_words
+
+    lines = []
+    for r in s.get("grpo_seeds", []):
+        lines.append(f"- GRPO seed {r['seed']}: {_pct(r['accuracy'])} [{_pct(r['ci95'][0])}, "
+                     f"{_pct(r['ci95'][1])}], {r['gain_points']:+.1f} points over the base: {r['words']}.")  # fmt: skip
+    if s.get("grpo_seeds"):
+        k = s.get("base_pass_at_k")
+        if k:
+            lines.append("- Base sampled at T = 1: " + ", ".join(f"pass@{j} {_pct(v)}" for j, v in k.items())
+                         + "; GRPO's pass@1 is its greedy accuracy.")  # fmt: skip
+        mean = sum(r["accuracy"] for r in s["grpo_seeds"]) / len(s["grpo_seeds"])
+        lines.append("- " + reselection_words(k, mean, s["base"]["accuracy"]) + " (GRPO: mean over seeds)")
+    for model, dg in (s.get("desync") or {}).items():
+        if dg:
+            lines.append(f"- Soundtrack shifted by half the clip, {model}: {_pct(dg['shifted_colour_share'])} of "
+                         f"answers name the colour on screen where the shifted tone lands (a model that reads the "
+                         f"sound's moment), {_pct(dg['gold_share'])} the gold colour, {_pct(dg['unparseable_rate'])} "
+                         f"unparseable (n = {dg['n']}).")  # fmt: skip
+    if g := s.get("glance_targets"):
+        lines.append(f"- The glance stage trains on {g['glance']} glance traces of {g['items']} clips; {g['wrong']} of "
+                     f"them end in a wrong letter: {_pct(g['wrong_share'])} of that stage's targets are wrong.")  # fmt: skip
+    return lines
 
 
 def _cold_start(s: dict[str, Any]) -> str:
@@ -340,9 +424,10 @@ def summary_markdown(s: dict[str, Any]) -> str:
         "",
         _cold_start(s),
         "",
-        f"GRPO gain: {s['gain_points']:+.1f} points ({s['grpo_steps']} steps, G = {s['group_size']}). "
-        + _verdict(b, g)
-        + " GRPO's only signal is the accuracy and format rewards (no reference traces).",
+        f"GRPO gain (first seed): {s['gain_points']:+.1f} points ({s['grpo_steps']} steps, G = {s['group_size']}). "
+        "GRPO's only signal is the accuracy and format rewards (no reference traces).",
+        "",
+        *_honest_lines(s),
         "",
         "Wall time per stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in s["seconds"].items()),
     ]

@@ -93,6 +93,12 @@ class DemoConfig:
     the audio-visual trace still in reach for GRPO to find (README, video demo)."""
     glance_traces: float = 0.0
     """video only: the glance stage's share of glance traces (see ``glance_stage_steps``)."""
+    grpo_seeds: int = 1
+    """GRPO runs from the same base, seeds ``train.seed`` .. + n-1, each evaluated and paired-tested
+    against the base (two runs of one recipe differed by 2 points: one seed cannot show a gain)."""
+    base_samples: int = 0
+    """> 0: the base also sampled this many times per test item at T = 1 (no ablation), for its pass@k
+    beside GRPO's pass@1: whether GRPO re-selects what the base already samples."""
 
     def __post_init__(self) -> None:
         _check(
@@ -116,6 +122,11 @@ class DemoConfig:
         )
         _check(0.0 <= self.glance_traces <= 1.0, "demo.glance_traces", "must be in [0, 1]")
         _check(self.glance_stage_steps >= 0, "demo.glance_stage_steps", "must be >= 0")
+        _check(
+            self.grpo_seeds >= 1 and self.base_samples >= 0,
+            "demo.grpo_seeds/base_samples",
+            "must be >= 1 / >= 0",
+        )
         _check(
             not self.glance_stage_steps or (self.glance_traces > 0 and self.modality == "video"),
             "demo.glance_stage_steps",

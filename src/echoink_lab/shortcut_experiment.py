@@ -1,8 +1,9 @@
 """Does GRPO take a visual shortcut, and does grounding stop it? One rerunnable experiment on a CPU.
 
     python -m echoink_lab.shortcut_experiment --out runs/shortcut [--recipe recipes/shortcut_cpu.yaml]
-        [--arms paper,grounded,filtered] [--aligned 0.8] [--frame-traces 0.5] [--frame-stage-steps 200]
-        [--set train.max_steps=100 ...]
+        [--arms paper,grounded,filtered,credit,placebo,conflict,sft_only] [--aligned 0.8] [--frame-traces 0.3]
+        [--frame-stage-steps 300] [--conflict-frames 0.3] [--set train.max_steps=100 ...]
+        [--seeds 3 --one-seed-arms grounded,filtered,conflict,sft_only]
 
 Stages (each the library's public path, as in ``echoink_lab.demo``): the ``shortcut_where`` benchmark with a
 fraction ``--aligned`` of training items framed on the answer (``--frame-traces`` of those with a
@@ -40,11 +41,19 @@ from .recipe import DemoConfig, load_lab_recipe, recipe
 
 RECIPE = recipe("shortcut_cpu.yaml")
 PARTS = ("broken", "none", "aligned")
-ARMS = ("paper", "grounded", "filtered", "credit", "placebo")
+ARMS = ("paper", "grounded", "filtered", "credit", "placebo", "conflict", "sft_only")
 """paper: the recipe's rewards (accuracy + format, weights 1, 1); grounded: + the grounding reward
 (weight ``grounding_weight``); filtered: the paper's rewards + ``algo.drop_unimodal_groups``; credit: + the
 per-completion ``modality_credit`` reward (weight ``CREDIT_WEIGHT``); placebo: the same, its values
-permuted across the batch's prompts (same magnitude, no information)."""
+permuted across the batch's prompts (same magnitude, no information); conflict: the paper's rewards on
+a training split with ``conflict_frames`` of its items framed on a wrong object (conflict data);
+sft_only: no GRPO, the cold start continued with SFT for GRPO's compute (``SFT_ONLY``)."""
+SFT_ONLY = (
+    "the cold start's last stage continued for as many optimizer steps as GRPO takes (train.max_steps), "
+    "each on as many items as GRPO's prompts per step (sft.batch_size = train.prompts_per_step), on the "
+    "same traces as that stage; GRPO's G completions per prompt are not matched (SFT has one target each)"
+)
+"""The equivalence the ``sft_only`` arm uses for "GRPO's compute": optimizer steps x prompts."""
 CREDIT_WEIGHT = 0.4  # with algo.credit_clip 1: a right answer always out-earns a wrong one (2 · 0.4 < 1)
 
 
@@ -70,12 +79,21 @@ class ExperimentSpec:
     grounding_weight: float = 2.0
     """The grounded arm's grounding reward weight w (2: the reward stops favouring the frame once the
     policy answers half the items without audio)."""
+    conflict_frames: float = 0.3
+    """The conflict arm's share of RL training items framed on a wrong object, out of the ``aligned``
+    share (0.3 of 0.8: the frame on the answer on 5 of 8 framed items, no longer a rule to follow)."""
+
+    ablate: tuple[str, ...] = ("audio", "image")
+    """The ablations every model is also evaluated under (the seeds mode keeps only audio: its drop and each
+    part with the audio silenced are what the issue asks for, and a third of the evaluation time goes)."""
 
     def __post_init__(self) -> None:
         if bad := [a for a in self.arms if a not in ARMS]:
             raise UserError(f"unknown arm(s) {bad}; valid: {', '.join(ARMS)}")
         if self.frame_stage_steps < 0 or (self.frame_stage_steps and not self.frame_traces):
             raise UserError("--frame-stage-steps must be >= 0 and needs --frame-traces > 0")
+        if not 0.0 <= self.conflict_frames <= self.aligned:
+            raise UserError("--conflict-frames must be in [0, --aligned] (a share of the framed items)")
 
     @property
     def base(self) -> str:
@@ -101,6 +119,27 @@ class ExperimentSpec:
         check_names(cfg)
         return cfg, d
 
+    def train_path(self, out: Path, arm: str) -> Path:
+        """The split ``arm`` trains on: the conflict split for ``conflict``, for ``sft_only`` the traces
+        of the cold start's last stage, the benchmark's training split otherwise."""
+        if arm == "conflict":
+            return out / "bench_conflict" / "train.json"
+        if arm == "sft_only" and self.frame_stage_steps:
+            return out / "bench_frame" / "train.json"
+        return out / "bench" / "train.json"
+
+    def sft_only_config(self, cfg: Config, out: Path) -> Config:
+        """The sft_only arm: the cold start continued from its model for GRPO's steps x prompts (``SFT_ONLY``)."""
+        c = second_sft_stage(
+            cfg,
+            out / self.base / "final",
+            self.train_path(out, "sft_only"),
+            out / "sft_only",
+            cfg.train.max_steps,
+        )
+        c.sft.batch_size = cfg.train.prompts_per_step
+        return c
+
     def arm_config(self, arm: str, train_path: Path, start: Path, output_dir: Path) -> Config:
         """``arm``'s GRPO config: from the model at ``start``, on ``train_path``, into ``output_dir``."""
         paths = [f"data.train_path={train_path}", f"model.path={start}", f"train.output_dir={output_dir}"]
@@ -117,7 +156,10 @@ class ExperimentSpec:
         so a bad override fails now, not after the SFT."""
         cfg, d = self.load(_cold_start_paths(out))
         for arm in self.arms:
-            self.arm_config(arm, out / "bench" / "train.json", out / self.base / "final", out / arm)
+            if arm == "sft_only":
+                self.sft_only_config(cfg, out)
+            else:
+                self.arm_config(arm, self.train_path(out, arm), out / self.base / "final", out / arm)
         return cfg, d
 
 
@@ -156,6 +198,14 @@ def _benchmark_and_model(out: Path, d: DemoConfig, spec: ExperimentSpec, stages:
         stages.run(
             "benchmark, frame traces", lambda: generate(out / "bench_frame", {"train": d.train_items}, framed)
         )
+    if (
+        "conflict" in spec.arms
+    ):  # the same items, some frames moved to a wrong object (no frame traces: RL only)
+        conflict = replace(synth, frame_traces=0.0, conflict_frames=spec.conflict_frames)
+        stages.run(
+            "benchmark, conflict frames",
+            lambda: generate(out / "bench_conflict", {"train": d.train_items}, conflict),
+        )
     corpus = benchmark_corpus() + (list(FRAME_CORPUS) if spec.frame_traces else [])
     stages.run(
         "tiny model",
@@ -168,7 +218,7 @@ def _benchmark_and_model(out: Path, d: DemoConfig, spec: ExperimentSpec, stages:
 def _clear(out: Path) -> None:
     """Remove an earlier experiment's outputs (never a user's own model/: ``outdir`` refuses those)."""
     check_output_dir(out, "--out", "shortcut experiment", own=DEMO_MARKS)
-    for name in ("bench", "bench_frame", "model", "sft", "sft_frame", "eval_base", *ARMS):
+    for name in ("bench", "bench_frame", "bench_conflict", "model", "sft", "sft_frame", "eval_base", *ARMS):
         shutil.rmtree(out / name, ignore_errors=True)
     for arm in ARMS:
         shutil.rmtree(out / f"eval_{arm}", ignore_errors=True)
@@ -191,7 +241,6 @@ def _cold_start(out: Path, cfg: Config, d: DemoConfig, spec: ExperimentSpec, sta
 def run_experiment(out: Path, spec: ExperimentSpec | None = None, echo=print) -> dict[str, Any]:
     """Run every stage into ``out`` (earlier outputs there are removed); returns the summary."""
     from echoink.eval.evaluate import evaluate
-    from echoink.rl.trainer import train
 
     spec = spec or ExperimentSpec()
     cfg, d = spec.check(out)
@@ -199,16 +248,15 @@ def run_experiment(out: Path, spec: ExperimentSpec | None = None, echo=print) ->
     stages = Stages(60, echo)
     _cold_start(out, cfg, d, spec, stages)
     test = out / "bench" / "test.json"
-    kwargs = dict(ablate=["audio", "image"], **spec.eval_settings(cfg))
+    kwargs = dict(ablate=list(spec.ablate), **spec.eval_settings(cfg))
     start = out / spec.base / "final"
     results = {
         "base": stages.run("evaluate base", lambda: evaluate(start, test, out / "eval_base", **kwargs))
     }
     costs = {}
     for arm in spec.arms:
-        arm_cfg = spec.arm_config(arm, out / "bench" / "train.json", start, out / arm)
-        stages.run(f"GRPO {arm}", lambda c=arm_cfg: train(c))
-        costs[arm] = step_cost(out / arm / "metrics.jsonl")
+        if cost := _train_arm(out, arm, spec, cfg, stages):
+            costs[arm] = cost
         results[arm] = stages.run(
             f"evaluate {arm}", lambda a=arm: evaluate(out / a / "final", test, out / f"eval_{a}", **kwargs)
         )
@@ -217,6 +265,8 @@ def run_experiment(out: Path, spec: ExperimentSpec | None = None, echo=print) ->
         "frame_traces": spec.frame_traces,
         "frame_stage_steps": spec.frame_stage_steps,
         "grounding_weight": spec.grounding_weight,
+        "conflict_frames": spec.conflict_frames if "conflict" in spec.arms else None,
+        "sft_only": SFT_ONLY if "sft_only" in spec.arms else None,
         "grpo_steps": cfg.train.max_steps,
         "group_size": cfg.rollout.num_generations,
         "counterfactual_samples": cfg.algo.counterfactual_samples,
@@ -228,6 +278,19 @@ def run_experiment(out: Path, spec: ExperimentSpec | None = None, echo=print) ->
     (out / "summary.md").write_text(summary_markdown(summary))
     echo("\n" + summary_markdown(summary))
     return summary
+
+
+def _train_arm(out: Path, arm: str, spec: ExperimentSpec, cfg: Config, stages: Stages) -> dict | None:
+    """Train ``arm`` from the base into ``out/arm``; its step cost (None for sft_only, no GRPO steps)."""
+    from echoink.rl.trainer import train
+    from echoink.sft import sft
+
+    if arm == "sft_only":
+        stages.run("SFT only", lambda: sft(spec.sft_only_config(cfg, out)))
+        return None
+    arm_cfg = spec.arm_config(arm, spec.train_path(out, arm), out / spec.base / "final", out / arm)
+    stages.run(f"GRPO {arm}", lambda: train(arm_cfg))
+    return step_cost(out / arm / "metrics.jsonl")
 
 
 def model_block(summary: dict[str, Any]) -> dict[str, Any]:
@@ -242,6 +305,11 @@ def model_block(summary: dict[str, Any]) -> dict[str, Any]:
         if ablated in conds:
             block[f"{ablated}_drop"] = conds[ablated]["drop"]
             block[f"{ablated}_drop_by"] = conds[ablated]["drop_by"].get("shortcut", {})
+    if "audio" in conds:  # each part with the audio silenced: what is left is the picture (and the frame)
+        silent = conds["audio"]["by"].get("shortcut", {})
+        block["parts_audio_silenced"] = {
+            p: {k: silent[p][k] for k in ("accuracy", "ci95", "n")} for p in PARTS if p in silent
+        }
     return block
 
 
@@ -260,6 +328,24 @@ def _pct(block: dict | None) -> str:
         return "-"
     lo, hi = block["ci95"]
     return f"{100 * block['accuracy']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] (n={block['n']})"
+
+
+def _silenced_and_arm_lines(s: dict[str, Any], header: str) -> list[str]:
+    """Each part's accuracy with the audio silenced, and what the conflict and sft_only arms were."""
+    lines: list[str] = []
+    lines += ["", "With the audio silenced (the picture and the frame only):", "", header.split(" | audio")[0] + " |",
+              "|---|---|---|---|"]  # fmt: skip
+    for name, m in s["models"].items():
+        silent = m.get("parts_audio_silenced", {})
+        lines.append(f"| {name} | " + " | ".join(_pct(silent.get(p)) for p in PARTS) + " |")
+    if s.get("sft_only"):
+        lines += ["", f"sft_only: {s['sft_only']}."]
+    if s.get("conflict_frames") is not None:
+        lines += [
+            "",
+            f"conflict: {100 * s['conflict_frames']:.0f}% of the RL training items framed on a wrong object.",
+        ]
+    return lines
 
 
 def summary_markdown(s: dict[str, Any]) -> str:
@@ -286,6 +372,7 @@ def summary_markdown(s: dict[str, Any]) -> str:
         parts = [_pct(m["parts"].get(p)) for p in PARTS]
         drops = [f"{100 * m[k]:+.1f} pts" if k in m else "-" for k in ("audio_drop", "image_drop")]
         lines.append(f"| {name} | " + " | ".join(parts + drops) + " |")
+    lines += _silenced_and_arm_lines(s, header)
     lines += ["", "Step cost (mean over the run): "]
     for arm, c in s["step_cost"].items():
         lines.append(
@@ -296,19 +383,13 @@ def summary_markdown(s: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> None:
-    p, default = argparse.ArgumentParser(description=__doc__.split("\n\n")[0]), ExperimentSpec()
+def _parser(default: ExperimentSpec, knobs: dict[str, str]) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("runs/shortcut"))
     p.add_argument(
         "--recipe", type=Path, default=None, help="a lab recipe (default: recipes/shortcut_cpu.yaml)"
     )
     p.add_argument("--arms", default=",".join(ARMS), help=f"comma list of {', '.join(ARMS)}")
-    knobs = {
-        "aligned": "fraction of train items framed on the answer",
-        "frame_traces": "fraction of framed training items whose cold-start trace reads the frame, not the tone",
-        "frame_stage_steps": "> 0: a two-stage cold start, this many SFT steps in the frame stage",
-        "grounding_weight": "the grounded arm's grounding reward weight",
-    }
     for name, text in knobs.items():
         value = getattr(default, name)
         flag = "--" + name.replace("_", "-")
@@ -319,23 +400,46 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--seeds", type=int, default=0, help="N > 0: seeds 0..N-1 in --out/seed<s> (shortcut_seeds)"
     )
+    p.add_argument(
+        "--one-seed-arms",
+        default="",
+        help="with --seeds: arms run on seed 0 only, besides --arms (e.g. grounded,filtered,conflict,sft_only)",
+    )
+    return p
+
+
+KNOBS = {
+    "aligned": "fraction of train items framed on the answer",
+    "frame_traces": "fraction of framed training items whose cold-start trace reads the frame, not the tone",
+    "frame_stage_steps": "> 0: a two-stage cold start, this many SFT steps in the frame stage",
+    "grounding_weight": "the grounded arm's grounding reward weight",
+    "conflict_frames": "the conflict arm's share of RL training items framed on a wrong object",
+}
+
+
+def _arm_list(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = _parser(ExperimentSpec(), KNOBS)
     a = p.parse_args(argv)
     # Bad arguments and overrides end in one line (argparse's "error:", exit 2) before any work; an
     # error later, in a stage, keeps its traceback.
     try:
-        arms = tuple(x.strip() for x in a.arms.split(",") if x.strip())
+        arms, extra = _arm_list(a.arms), _arm_list(a.one_seed_arms)
         spec = ExperimentSpec(
-            a.recipe or RECIPE, tuple(a.overrides), arms, **{k: getattr(a, k) for k in knobs}
+            a.recipe or RECIPE, tuple(a.overrides), arms, **{k: getattr(a, k) for k in KNOBS}
         )
-        spec.check(a.out)
+        replace(spec, arms=(*arms, *extra)).check(a.out)  # every arm any seed runs
     except ValueError as err:  # ConfigError included
         p.error(str(err))
     if a.seeds > 0:
         from .shortcut_seeds import run_seeds
 
-        run_seeds(a.out, a.seeds, spec, run=run_experiment)
+        run_seeds(a.out, a.seeds, spec, run=run_experiment, one_seed_arms=extra)
         return
-    run_experiment(a.out, spec)
+    run_experiment(a.out, replace(spec, arms=(*arms, *extra)) if extra else spec)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The shortcut experiment over several seeds, with an audio-swap split and paired tests (issue 37, item 2).
 
-    python -m echoink_lab.shortcut_experiment --seeds 3 --arms paper,credit,placebo --out runs/shortcut
+    python -m echoink_lab.shortcut_experiment --seeds 3 --arms paper,credit,placebo \
+        --one-seed-arms grounded,filtered,conflict,sft_only --out runs/shortcut
 
 Seed s runs the whole experiment (``shortcut_experiment.run_experiment``) into ``out/seed<s>`` with every
 stage seeded from s (benchmark, tiny model, SFT, GRPO: ``demo.seed``, ``sft.seed``, ``train.seed``), then:
@@ -24,6 +25,13 @@ from pathlib import Path
 from typing import Any
 
 SWAP = "test_swap.json"
+SEEDS_SIZES = ("demo.test_items=300", "train.max_steps=40")
+"""The seeds mode's sizes, before the caller's overrides (which win): 100 held-out items per part (a
+whole number of answer-letter blocks) and 40 GRPO steps per arm, with the measured run's cold start (800
++ 300 SFT steps) kept, the only base measured to hold the shortcut. With ``SEEDS_ABLATE``, a 3-seed run of
+paper, credit and placebo plus grounded, filtered, conflict and sft_only on seed 0 is an estimated 57
+minutes alone on 2 cores (docs/grounding.md, "Sizing the 3-seed run")."""
+SEEDS_ABLATE = ("audio",)
 PAIRED_PARTS = ("broken", "none", "aligned", "audio_swap")
 REFERENCES = ("paper", "placebo")
 
@@ -187,15 +195,28 @@ def run_seed(out: Path, seed: int, spec, echo, run) -> dict:
     return summary
 
 
-def run_seeds(out: Path, seeds: int, spec, run, echo=print) -> dict[str, Any]:
-    """Seeds 0 .. seeds-1 of the experiment ``spec`` (``out/seed<s>``); writes and returns
-    ``out/summary.json``. ``run``: see ``run_seed``."""
+def run_seeds(
+    out: Path, seeds: int, spec, run, echo=print, one_seed_arms: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Seeds 0 .. seeds-1 of the experiment ``spec`` (``out/seed<s>``), ``one_seed_arms`` added on seed 0
+    only (controls too costly to repeat); writes and returns ``out/summary.json``. ``run``: see ``run_seed``."""
+    from dataclasses import replace
+
     from echoink.outdir import check_output_dir
 
     check_output_dir(out, "--out", "shortcut experiment", own=("summary.json", "seed0"))
-    per_seed = {str(s): run_seed(out / f"seed{s}", s, spec, echo, run) for s in range(seeds)}
+    spec = replace(spec, overrides=(*SEEDS_SIZES, *spec.overrides), ablate=SEEDS_ABLATE)
+    extra = tuple(a for a in one_seed_arms if a not in spec.arms)
+    per_seed = {
+        str(s): run_seed(
+            out / f"seed{s}", s, replace(spec, arms=(*spec.arms, *extra)) if s == 0 else spec, echo, run
+        )
+        for s in range(seeds)
+    }
     arms = list(spec.arms)
-    summary = {"seeds": seeds, "arms": arms, "per_seed": per_seed, "across_seeds": across_seeds(per_seed)}
+    summary = {"seeds": seeds, "arms": arms, "one_seed_arms": list(extra), "sizes": list(spec.overrides),
+               "per_seed": per_seed,
+               "across_seeds": across_seeds(per_seed)}  # fmt: skip
     summary["targets"] = targets(per_seed)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     (out / "summary.md").write_text(seeds_markdown(summary))
@@ -216,7 +237,10 @@ def seeds_markdown(s: dict[str, Any]) -> str:
     lines = [
         "# Shortcut experiment over seeds (echoink_lab.shortcut_seeds)",
         "",
-        f"{s['seeds']} seed(s); arms {', '.join(s['arms'])}. Accuracy in %: mean ± sd [min, max] over seeds. "
+        f"{s['seeds']} seed(s); arms {', '.join(s['arms'])}"
+        + (f"; on seed 0 only: {', '.join(s['one_seed_arms'])}" if s.get("one_seed_arms") else "")
+        + (f"; sizes (before any --set): {', '.join(s['sizes'])}" if s.get("sizes") else "")
+        + ". Accuracy in %: mean ± sd [min, max] over seeds. "
         "audio swap: the share of answers that follow the swapped-in audio.",
         "",
         "| model | broken | neutral (none) | aligned | audio swap: follows the new audio | audio swap: stays "

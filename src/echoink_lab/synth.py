@@ -59,6 +59,9 @@ class SynthSpec:
     # fraction of framed training items whose reference trace reads the frame ("A dark frame marks the
     # third object.") instead of the tone and the scene: a cold start that leans on the visual cue
     frame_traces: float = 0.0
+    # fraction of training items of shortcut families framed on a *wrong* object (conflict data: the
+    # frame stops being reliable), taken out of the aligned ones so the framed share stays ``shortcut``
+    conflict_frames: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "families", tuple(self.families))
@@ -76,6 +79,10 @@ class SynthSpec:
                 raise UserError(f"shortcut needs one of the families {', '.join(SHORTCUT_FAMILIES)}")
         if not 0.0 <= self.frame_traces <= 1.0 or (self.frame_traces and self.shortcut is None):
             raise UserError(f"frame_traces must be in [0, 1] and needs shortcut, got {self.frame_traces}")
+        if not 0.0 <= self.conflict_frames <= (self.shortcut or 0.0):
+            raise UserError(
+                f"conflict_frames must be in [0, shortcut] (needs shortcut), got {self.conflict_frames}"
+            )
         if not self.heldout or set(self.heldout) - set(STATUSES):
             raise UserError(f"heldout must name cue statuses from {', '.join(STATUSES)}, got {self.heldout}")
 
@@ -93,7 +100,9 @@ def plan_item(spec: SynthSpec, split: str, index: int) -> tuple[Plan, str, bool,
     plan = FAMILIES.get(name).plan(rng, letter, DIFFICULTIES.get(spec.difficulty))
     if spec.shortcut is not None:  # its own stream: the item itself does not depend on its cue
         cue_rng = _rng(spec.seed, split, _CUE, index)
-        status = cue_status(name, split, index // len(block), spec.shortcut, cue_rng, spec.heldout)
+        status = cue_status(
+            name, split, index // len(block), spec.shortcut, cue_rng, spec.heldout, spec.conflict_frames
+        )
         plan = with_cue(plan, status, cue_rng)
     trace, corrected = plan.trace(rng, spec.correction_rate)
     # drawn from the cue's stream after the cue, and only when asked: nothing else about the item changes
@@ -178,6 +187,8 @@ def generate(
     manifest = {"generator": DATA_SOURCE, **asdict(spec), "sizes": dict(sizes)}
     if not spec.frame_traces:  # manifests without the option stay as they were
         del manifest["frame_traces"]
+    if not spec.conflict_frames:
+        del manifest["conflict_frames"]
     if spec.shortcut is None:  # the manifest of a benchmark without the cue stays as it was
         del manifest["shortcut"], manifest["heldout"]
     else:

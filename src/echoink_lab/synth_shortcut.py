@@ -77,14 +77,18 @@ def cue_status(
     aligned_fraction: float,
     rng: np.random.Generator,
     heldout: tuple[str, ...] = HELDOUT,
+    conflict_frames: float = 0.0,
 ) -> str:
-    """Whether an item gets the frame and where: ``train`` items are aligned with probability
-    ``aligned_fraction`` (else none); every other split cycles through ``heldout`` by schedule block, so
-    each part has every answer letter equally often. Families without the cue are always none."""
+    """Whether an item gets the frame and where: ``train`` items are framed with probability
+    ``aligned_fraction`` (else none), on a wrong object with probability ``conflict_frames`` (conflict data, out
+    of the framed share) and on the answer otherwise; one uniform draw decides, so ``conflict_frames = 0`` gives
+    the same statuses as before it existed. Every other split cycles through ``heldout`` by schedule
+    block, so each part has every answer letter equally often. Families without the cue are always none."""
     if family_name not in SHORTCUT_FAMILIES:
         return "none"
     if split == "train":
-        return "aligned" if rng.random() < aligned_fraction else "none"
+        u = rng.random()
+        return "broken" if u < conflict_frames else "aligned" if u < aligned_fraction else "none"
     return heldout[block % len(heldout)]
 
 

@@ -183,6 +183,9 @@ def make_video_item(out: Path, spec: VideoSpec, split: str, index: int) -> dict:
         "reasoning": trace(plan, spec.trace),
         "tone_second": plan["second"] + 1,
         "tone_onset": plan["onset"],
+        # the colour of every second, so an evaluation can say which colour a shifted tone lands on
+        # (the desync diagnostic, ``echoink_lab.demo_honest``); a list, so never a grouping field
+        "second_colours": list(plan["colours"]),
     }
 
 

@@ -170,3 +170,28 @@ def test_frame_traces_read_the_frame_on_some_framed_training_items():
     assert framed > 100 and 0.35 < read / framed < 0.65, (framed, read)
     with pytest.raises(ValueError, match="frame_traces"):
         SynthSpec(families=("shortcut_where",), frame_traces=0.5)
+
+
+def test_conflict_frames_move_a_share_of_aligned_training_frames_to_wrong_objects():
+    """Conflict data (the experiment's ``conflict`` arm): ``conflict_frames`` of the training items framed on
+    a wrong object, out of the framed share; the items themselves, the unframed ones and the held-out
+    split unchanged, and ``conflict_frames = 0`` the same benchmark as before the option."""
+    from echoink_lab.synth_shortcut import status_of
+
+    plain = SynthSpec(seed=3, families=("shortcut_where",), shortcut=0.8)
+    conflict = SynthSpec(seed=3, families=("shortcut_where",), shortcut=0.8, conflict_frames=0.3)
+    n = 400
+    a = [plan_item(plain, "train", i)[0] for i in range(n)]
+    b = [plan_item(conflict, "train", i)[0] for i in range(n)]
+    status = Counter(status_of(p) for p in b)
+    assert abs(status["broken"] / n - 0.3) < 0.06 and abs(status["aligned"] / n - 0.5) < 0.06, status
+    assert sum(p.mark is not None for p in a) == sum(p.mark is not None for p in b)  # same framed share
+    for pa, pb in zip(a, b, strict=True):
+        assert (pa.answer, pa.scene, pa.cue) == (pb.answer, pb.scene, pb.cue)
+        assert (status_of(pb) == "broken") == (pb.mark is not None and pb.mark != pb.answer)
+        if status_of(pa) == "none":
+            assert status_of(pb) == "none"
+    tests = [plan_item(s, "test", i)[0].mark for s in (plain, conflict) for i in range(40)]
+    assert tests[:40] == tests[40:]
+    with pytest.raises(ValueError, match="conflict_frames"):
+        SynthSpec(families=("shortcut_where",), shortcut=0.2, conflict_frames=0.3)

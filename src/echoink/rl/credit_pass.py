@@ -56,7 +56,13 @@ def _removed_messages(samples: Sequence[Sample], cfg, engine: Engine, failed: Se
             out.append(build_messages(s, d.template))
         else:
             out += sample_messages(
-                [s], d.template, d.max_audio_seconds, d.max_pixels, ablation, d.video(), geometry=engine.geometry
+                [s],
+                d.template,
+                d.max_audio_seconds,
+                d.max_pixels,
+                ablation,
+                d.video(),
+                geometry=engine.geometry,
             )
     return out
 
