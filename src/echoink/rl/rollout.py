@@ -119,21 +119,8 @@ def collect_experience(
         fields |= mc.reward_fields() if mc else {}
         matrix, total, names = score(texts, fields, cfg.algo.rewards)
         advantages, zero_std = advantages_across(total, g, cfg.algo.scale_rewards, across)
-        stats: dict[str, float] = {}
-        if cf is not None:  # counterfactual filtering
-            advantages, stats = grounding.weigh_advantages(advantages, cf, samples, g, cfg.algo)
-        if mc is not None:
-            a = cfg.algo
-            advantages = credit.weigh_advantages(
-                advantages, mc.values, g, a.credit_weighting, a.credit_strength
-            )
-            stats |= mc.stats
-    mask = done.mask
-    if any(failed):  # stand-ins: no tokens in the loss or the lengths, no advantage, no signal
-        stand_in = torch.tensor(failed).repeat_interleave(g)  # [N]
-        mask = mask.masked_fill(stand_in[:, None].to(mask.device), 0)
-        advantages = advantages.masked_fill(stand_in.to(advantages.device), 0.0)
-        zero_std = zero_std | torch.tensor(failed, device=zero_std.device)
+        advantages, stats = _weigh_advantages(advantages, cf, mc, samples, g, cfg.algo)
+    mask, advantages, zero_std = _drop_stand_ins(failed, g, done.mask, advantages, zero_std)
     exp = Experience(
         prompts, done.ids, mask, done.truncated, g, list(samples), texts, matrix, names, total, zero_std,
         advantages=advantages.to(device), timings=timings, stats=stats, rollout_logprobs=done.logprobs,
@@ -142,6 +129,29 @@ def collect_experience(
     with timed(timings, "time/reference"):
         _reference_passes(engine, policy, ref, exp, cfg)
     return exp
+
+
+def _weigh_advantages(advantages, cf, mc, samples, g: int, algo) -> tuple[torch.Tensor, dict[str, float]]:
+    """The advantages [N] weighted by the counterfactual filter and the modality credit, when asked for."""
+    stats: dict[str, float] = {}
+    if cf is not None:  # counterfactual filtering
+        advantages, stats = grounding.weigh_advantages(advantages, cf, samples, g, algo)
+    if mc is not None:
+        advantages = credit.weigh_advantages(
+            advantages, mc.values, g, algo.credit_weighting, algo.credit_strength
+        )
+        stats |= mc.stats
+    return advantages, stats
+
+
+def _drop_stand_ins(failed, g: int, mask, advantages, zero_std):
+    """Stand-ins for failed media: no tokens in the loss or the lengths, no advantage, no signal."""
+    if not any(failed):
+        return mask, advantages, zero_std
+    stand_in = torch.tensor(failed).repeat_interleave(g)  # [N]
+    mask = mask.masked_fill(stand_in[:, None].to(mask.device), 0)
+    advantages = advantages.masked_fill(stand_in.to(advantages.device), 0.0)
+    return mask, advantages, zero_std | torch.tensor(failed, device=zero_std.device)
 
 
 def _reference_passes(engine: Engine, policy: nn.Module, ref: nn.Module | None, exp: Experience, cfg) -> None:
