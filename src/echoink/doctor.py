@@ -59,10 +59,17 @@ def _driver() -> str | None:
 def _vllm_platform() -> str | None:
     if importlib.util.find_spec("vllm") is None:
         return None
+    import logging
+
+    torch_log = logging.getLogger("torch")  # vLLM's import trips torch's deprecation warnings: noise here
+    level = torch_log.level
+    torch_log.setLevel(logging.ERROR)
     try:
         from vllm.platforms import current_platform
     except Exception as err:  # noqa: BLE001  (a broken install is a finding, not a crash)
         return f"unimportable ({type(err).__name__})"
+    finally:
+        torch_log.setLevel(level)
     return str(current_platform.device_type)
 
 
