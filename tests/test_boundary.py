@@ -73,7 +73,9 @@ LAYERS: dict[str, int] = {
     "testing": 6,  # tiny models: a client of the library (only ``cli_app`` dispatches to it)
     "scoring": 4,
     **dict.fromkeys(("rl", "eval", "sft", "export"), 5),  # export: through the model's family
-    **dict.fromkeys(("preflight", "cli", "cli_app", "cli_eval", "cli_bench", "doctor", "__main__"), 6),
+    **dict.fromkeys(
+        ("preflight", "cli", "cli_app", "cli_data", "cli_eval", "cli_bench", "doctor", "__main__"), 6
+    ),
     "preflight_model": 6,  # preflight's checks that read a model directory
 }
 """The layer of each top-level module or package of ``echoink`` (a package's submodules share it), lowest
