@@ -64,6 +64,9 @@ def data_overlap(
         report = overlap_report(split_a, split_b)
         if not media:
             report.pop("media")
+        report["rows"] = {
+            n: {"read": r.rows, "skipped": len(r.skipped)} for n, r in zip("AB", reads, strict=True)
+        }
         typer.echo("\n".join(format_overlap_report(report)))
         if json_out is not None:
             json_out.write_text(json.dumps(report, indent=1))
