@@ -322,11 +322,7 @@ def test_the_lab_rule_sees_a_planted_import(tmp_path: Path):
 
 FAMILY = r"\b(qwen2_5_omni\w*|qwen3_omni\w*|Qwen2_5Omni\w*|Qwen3Omni\w*|QWEN2_5|QWEN3\w*)\b"
 """A family's model types (config ``model_type``), transformers classes and geometry constants."""
-FAMILY_KNOWN = {
-    "data/media.py": "issue 36 item 2: the geometry a required argument",
-    "data/prompts.py": "issue 36 item 2: the geometry a required argument",
-    "data/video.py": "issue 36 item 2: the geometry a required argument",
-}
+FAMILY_KNOWN = {}
 """Modules that still name a family (today's debts, each with the fix that removes it): the test fails
 on a new one, and on a listed one that no longer does (take it off the list)."""
 

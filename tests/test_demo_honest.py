@@ -120,7 +120,7 @@ def test_shifted_letter_matches_where_the_evals_desync_puts_the_tone(tmp_path):
     import numpy as np
 
     from echoink.data import load_split
-    from echoink.data.media import QWEN2_5, SAMPLE_RATE
+    from echoink.data.media import SAMPLE_RATE, Geometry
     from echoink.data.messages import VideoSettings, video_block
     from echoink_lab.synth_video import VideoSpec, generate_video
 
@@ -128,7 +128,7 @@ def test_shifted_letter_matches_where_the_evals_desync_puts_the_tone(tmp_path):
     rows = json.loads((tmp_path / "test.json").read_text())
     samples = load_split(tmp_path / "test.json").samples
     for row, sample in zip(rows, samples, strict=True):
-        sound = video_block(sample, VideoSettings(2.0, 8, 3136), ablate="desync", geometry=QWEN2_5)[
+        sound = video_block(sample, VideoSettings(2.0, 8, 3136), ablate="desync", geometry=Geometry())[
             "soundtrack"
         ]
         loud = np.convolve(np.abs(sound), np.ones(SAMPLE_RATE // 10), mode="same")

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from echoink.data import RowError, build_messages, load_audio, load_image, load_media, load_split
-from echoink.data.media import MediaError
+from echoink.data.media import Geometry, MediaError
 from media_helpers import make_row, write_image, write_split, write_tone
 
 
@@ -127,7 +127,7 @@ def test_audio_cut_counts_clipped(tmp_path: Path):
 def test_image_rgb_and_max_pixels(tmp_path: Path):
     path = tmp_path / "big.png"
     Image.new("L", (400, 200), 90).save(path)
-    img = load_image(path, max_pixels=200 * 100)
+    img = load_image(path, max_pixels=200 * 100, geometry=Geometry())
     assert img.mode == "RGB" and img.width * img.height <= 20_000
     assert img.size == (196, 84)  # each side on the 28-px grid (7 x 3 cells); 16,464 px
 
@@ -141,10 +141,10 @@ def test_corrupt_image_names_file(tmp_path: Path):
 
 def test_messages_order_and_ablation(good_split: Path):
     sample = load_split(good_split).samples[0]
-    audio, image = load_media(sample, ablate="audio")
+    audio, image = load_media(sample, ablate="audio", geometry=Geometry())
     assert audio is not None and not audio.any()
     msgs = build_messages(sample, "reasoning_short", audio=audio, image=image)
     assert msgs[0]["role"] == "system"
     assert [b["type"] for b in msgs[1]["content"]] == ["image", "audio", "text"]
-    _, blank = load_media(sample, ablate="image")
+    _, blank = load_media(sample, ablate="image", geometry=Geometry())
     assert len(blank.getcolors()) == 1

@@ -14,11 +14,13 @@ from echoink.cli import app
 from echoink.data import RowError, load_split
 from echoink.data.check import check_split
 from echoink.data.importers import BENCHMARKS, import_benchmark
-from echoink.data.media import QWEN2_5
+from echoink.data.media import Geometry
 from echoink.data.messages import sample_messages
 from echoink.data.overlap import split_overlap
 from echoink.scoring.rewards import accuracy_reward
 from media_helpers import make_row, write_image, write_split, write_tone
+
+QWEN2_5 = Geometry()  # Qwen2.5-Omni's grid (the defaults of Geometry)
 
 ROWS = {"omnibench": 2, "daily-omni": 3, "worldsense": 4, "mmau": 3, "mmar": 3}
 

@@ -16,10 +16,12 @@ import soundfile as sf
 
 from echoink.data import load_split
 from echoink.data.avqa import RowError
-from echoink.data.media import QWEN2_5
+from echoink.data.media import Geometry
 from echoink.data.messages import VideoSettings, video_block
 from echoink.data.video import load_video, shifted, video_info, write_video
 from echoink_lab.synth_video import VideoSpec, generate_video, glance_rows, glance_trace, plan_clip, trace
+
+QWEN2_5 = Geometry()  # Qwen2.5-Omni's grid (the defaults of Geometry)
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -33,7 +35,7 @@ def bench(tmp_path_factory) -> Path:
 
 def test_written_clip_decodes_to_its_frames_and_tone(bench):
     row = json.loads((bench / "train.json").read_text())[0]
-    clip = load_video(bench / row["path"]["video"], fps=2, max_frames=16)
+    clip = load_video(bench / row["path"]["video"], fps=2, max_frames=16, geometry=QWEN2_5)
     assert clip.frames.shape == (8, 56, 56, 3) and clip.fps == 2
     plan = plan_clip(VideoSpec(seed=0), "train", 0)
     from echoink_lab.synth_media import RGB
@@ -259,8 +261,8 @@ def test_a_long_clip_is_one_span_of_frames_and_sound(long_clip):
 
 def test_a_clip_within_the_span_is_kept_whole(bench):
     row = json.loads((bench / "train.json").read_text())[0]
-    whole = load_video(bench / row["path"]["video"], fps=2, max_frames=16)
-    fit = load_video(bench / row["path"]["video"], fps=2, max_frames=8)  # its 4 s exactly
+    whole = load_video(bench / row["path"]["video"], fps=2, max_frames=16, geometry=QWEN2_5)
+    fit = load_video(bench / row["path"]["video"], fps=2, max_frames=8, geometry=QWEN2_5)  # its 4 s exactly
     assert not whole.cut and not fit.cut and fit.span == 4.0
     np.testing.assert_array_equal(fit.frames, whole.frames)
     np.testing.assert_array_equal(fit.soundtrack, whole.soundtrack)  # the codec's tail past 4 s stays

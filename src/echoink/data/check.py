@@ -11,7 +11,7 @@ import numpy as np
 
 from ..progress import Progress
 from .avqa import load_split
-from .media import MIN_AUDIO_SAMPLES, MediaError, load_audio, load_image
+from .media import MIN_AUDIO_SAMPLES, Geometry, MediaError, load_audio, load_image
 from .messages import VideoSettings
 from .prompts import ROW_TOKEN, escape_row_text
 from .schema import RowError, Sample
@@ -179,7 +179,8 @@ def _decode_video(sample) -> tuple[float, int]:
 
     info = video_info(sample.video)
     frames = 2 * math.ceil(info.seconds) + 2  # at 2 fps, a span longer than the clip: all its sound
-    clip = load_video(sample.video, fps=2.0, max_frames=frames)
+    # no model here: frames only decoded, not resized; the default temporal merge (2) is every family's
+    clip = load_video(sample.video, fps=2.0, max_frames=frames, geometry=Geometry())
     if (
         sample.data_type == "video_audio"
         and clip.soundtrack is not None

@@ -71,7 +71,6 @@ class Geometry:
             raise ValueError(f"a geometry needs positive sizes, got {self}")
 
 
-QWEN2_5 = Geometry()
 """Qwen2.5-Omni's geometry: the default wherever no model is at hand (``data check``, tests)."""
 
 
@@ -123,19 +122,17 @@ def audio_info(path: str | Path) -> tuple[float, int, int]:
     return info.frames / info.samplerate, info.samplerate, info.channels
 
 
-def smart_resize(
-    height: int, width: int, max_pixels: int, min_pixels: int = QWEN2_5.min_pixels, factor: int = QWEN2_5.cell
-) -> tuple[int, int]:
+def smart_resize(height: int, width: int, max_pixels: int, min_pixels: int, factor: int) -> tuple[int, int]:
     """(height, width): both multiples of ``factor``, area in [min_pixels, max_pixels], aspect kept closely.
 
     qwen-omni-utils' ``smart_resize``, the rule EchoInk's images went through; it rounds first and
     bounds the rounded area, so the budget holds for the pixels the vision tower sees.
 
-    >>> smart_resize(1440, 1920, max_pixels=200_704)  # 13 x 18 = 234 tokens <= 256
+    >>> smart_resize(1440, 1920, 200_704, 4 * 28 * 28, 28)  # Qwen2.5: 13 x 18 = 234 tokens <= 256
     (364, 504)
-    >>> smart_resize(56, 168, max_pixels=50_176)  # on the grid and inside the budget: unchanged
+    >>> smart_resize(56, 168, 50_176, 4 * 28 * 28, 28)  # on the grid and inside the budget: unchanged
     (56, 168)
-    >>> smart_resize(20, 20, max_pixels=50_176)  # raised to min_pixels
+    >>> smart_resize(20, 20, 50_176, 4 * 28 * 28, 28)  # raised to min_pixels
     (56, 56)
     >>> smart_resize(1440, 1920, max_pixels=200_704, min_pixels=4 * 32 * 32, factor=32)  # Qwen3: 12 x 16
     (384, 512)
@@ -198,12 +195,17 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(path: str | Path, max_pixels: int | None = None, geometry: Geometry = QWEN2_5) -> Image.Image:
+def load_image(
+    path: str | Path, max_pixels: int | None = None, geometry: Geometry | None = None
+) -> Image.Image:
     """Decode an image fully as 8-bit RGB; with ``max_pixels``, resize it to ``smart_resize``'s size (bicubic)
     on ``geometry``'s cell grid, at least its ``min_pixels``.
 
-    ``max_pixels=None`` returns the decoded image untouched (the processor applies its own bounds).
+    ``max_pixels=None`` returns the decoded image untouched (the processor applies its own bounds); a
+    resize needs the model family's ``geometry`` (the data layer assumes none).
     """
+    if max_pixels is not None and geometry is None:
+        raise ValueError("load_image: resizing to max_pixels needs the model family's geometry")
     with _open_image(path) as img:
         img.load()  # the whole file: a truncated JPEG fails here, not in verify()
         rgb = _to_rgb(img)

@@ -82,7 +82,7 @@ def video_block(
 ) -> dict[str, Any]:
     """The content block of a video row, with the ablation applied (audio, video or desync)."""
     budget = sound_budget(sample, max_audio_seconds)
-    clip = load_video(sample.video, video.fps, video.max_frames, video.max_pixels, budget, geometry)
+    clip = load_video(sample.video, video.fps, video.max_frames, video.max_pixels, budget, geometry=geometry)
     frames, sound = clip.frames, None
     if sample.data_type == "video_audio":  # a separate soundtrack file, when the row names one, is the sound
         sound = load_audio(sample.audio, clip.span).waveform if sample.audio is not None else clip.soundtrack
@@ -121,7 +121,7 @@ def sample_messages(
             messages[-1]["content"].insert(0, block)
         else:
             still = ablate if ablate in ("none", "audio", "image") else "none"  # video ablations: no-op here
-            audio, image = load_media(sample, max_audio_seconds, max_pixels, still, geometry)
+            audio, image = load_media(sample, max_audio_seconds, max_pixels, still, geometry=geometry)
             messages = build_messages(sample, template, audio=audio, image=image)
         out.append(messages)
     return out

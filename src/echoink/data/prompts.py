@@ -22,7 +22,7 @@ from PIL import Image
 
 from ..registry import Registry
 from . import paper_prompts as paper
-from .media import QWEN2_5, Geometry, blank_like, load_audio, load_image, silence_like
+from .media import Geometry, blank_like, load_audio, load_image, silence_like
 from .schema import Sample
 
 # Qwen2.5-Omni's own "virtual human" system prompt (its model card asks for it when speech output is
@@ -212,7 +212,8 @@ def load_media(
     max_audio_seconds: float | None = None,
     max_pixels: int | None = None,
     ablate: str = "none",
-    geometry: Geometry = QWEN2_5,
+    *,
+    geometry: Geometry,
 ) -> tuple[np.ndarray | None, Image.Image | None]:
     """Decode a sample's audio and image (on ``geometry``'s grid). ``ablate``: "audio" -> silence of equal
     length, "image" -> blank of equal size."""

@@ -32,7 +32,7 @@ import soxr
 from PIL import Image
 
 from ..errors import UserError
-from .media import QWEN2_5, SAMPLE_RATE, Geometry, MediaError, smart_resize
+from .media import SAMPLE_RATE, Geometry, MediaError, smart_resize
 
 
 @dataclass
@@ -174,7 +174,8 @@ def load_video(
     max_frames: int = 16,
     max_pixels: int | None = None,
     max_seconds: float | None = None,
-    geometry: Geometry = QWEN2_5,
+    *,
+    geometry: Geometry,
 ) -> VideoClip:
     """Frames sampled at ``fps`` over the clip's first ``clip_span`` seconds (see the module docstring)
     and the soundtrack, if the file has one: cut to the span when the clip is, and to ``max_seconds``."""
