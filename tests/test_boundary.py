@@ -322,9 +322,6 @@ def test_the_lab_rule_sees_a_planted_import(tmp_path: Path):
 
 FAMILY = r"\b(qwen2_5_omni\w*|qwen3_omni\w*|Qwen2_5Omni\w*|Qwen3Omni\w*|QWEN2_5|QWEN3\w*)\b"
 """A family's model types (config ``model_type``), transformers classes and geometry constants."""
-FAMILY_KNOWN = {}
-"""Modules that still name a family (today's debts, each with the fix that removes it): the test fails
-on a new one, and on a listed one that no longer does (take it off the list)."""
 
 
 def _family_namers() -> dict[str, list[str]]:
@@ -342,10 +339,7 @@ def _family_namers() -> dict[str, list[str]]:
 
 def test_only_model_names_a_family():
     found = _family_namers()
-    new = {k: v for k, v in found.items() if k not in FAMILY_KNOWN}
-    assert not new, f"family names outside model/: {new}"
-    clean = sorted(set(FAMILY_KNOWN) - set(found))
-    assert not clean, f"no longer name a family; remove from FAMILY_KNOWN: {clean}"
+    assert not found, f"family names outside model/ (ask model.families instead): {found}"
 
 
 def test_the_family_guard_sees_a_violation(tmp_path: Path):
@@ -357,8 +351,6 @@ def test_the_family_guard_sees_a_violation(tmp_path: Path):
 
 
 MAX_FUNCTION_LINES = 60
-LONG_KNOWN = {}
-"""Functions still over the limit, each with the change that shortens it; the same rules as FAMILY_KNOWN."""
 
 
 def _long_functions(roots: tuple[Path, ...], limit: int = MAX_FUNCTION_LINES) -> dict[str, int]:
@@ -376,10 +368,7 @@ def _long_functions(roots: tuple[Path, ...], limit: int = MAX_FUNCTION_LINES) ->
 
 def test_no_function_over_60_lines():
     found = _long_functions((SRC, LAB))
-    new = {k: v for k, v in found.items() if k not in LONG_KNOWN}
-    assert not new, f"functions over {MAX_FUNCTION_LINES} lines (split them): {new}"
-    clean = sorted(set(LONG_KNOWN) - set(found))
-    assert not clean, f"now within {MAX_FUNCTION_LINES} lines; remove from LONG_KNOWN: {clean}"
+    assert not found, f"functions over {MAX_FUNCTION_LINES} lines (split them): {found}"
 
 
 def test_the_length_check_sees_a_long_function(tmp_path: Path):
